@@ -1,0 +1,365 @@
+//! Appending and splitting OTLP requests at item granularity (spans, data
+//! points, log records), keeping each item's resource and scope.
+
+// Index loops let us drain the vector being walked.
+#![allow(clippy::needless_range_loop)]
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::metrics::v1::{
+    ExponentialHistogram, Gauge, Histogram, Metric, ResourceMetrics, ScopeMetrics, Sum, Summary,
+};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+
+use crate::signal::{metric_point_count, Batch};
+
+/// An owned request of one signal, for processors that accumulate.
+#[derive(Debug, Clone)]
+pub enum Pending {
+    Traces(ExportTraceServiceRequest),
+    Metrics(ExportMetricsServiceRequest),
+    Logs(ExportLogsServiceRequest),
+}
+
+impl Pending {
+    /// Takes ownership of a batch's request; copies only if it is shared.
+    pub fn from_batch(batch: Batch) -> Pending {
+        match batch {
+            Batch::Traces(r) => Pending::Traces(std::sync::Arc::unwrap_or_clone(r)),
+            Batch::Metrics(r) => Pending::Metrics(std::sync::Arc::unwrap_or_clone(r)),
+            Batch::Logs(r) => Pending::Logs(std::sync::Arc::unwrap_or_clone(r)),
+        }
+    }
+
+    pub fn into_batch(self) -> Batch {
+        match self {
+            Pending::Traces(r) => Batch::Traces(r.into()),
+            Pending::Metrics(r) => Batch::Metrics(r.into()),
+            Pending::Logs(r) => Batch::Logs(r.into()),
+        }
+    }
+
+    /// Appends `other`; returns it back if the signals differ.
+    pub fn append(&mut self, other: Pending) -> Result<(), Pending> {
+        match (self, other) {
+            (Pending::Traces(a), Pending::Traces(b)) => a.resource_spans.extend(b.resource_spans),
+            (Pending::Metrics(a), Pending::Metrics(b)) => a.resource_metrics.extend(b.resource_metrics),
+            (Pending::Logs(a), Pending::Logs(b)) => a.resource_logs.extend(b.resource_logs),
+            (_, other) => return Err(other),
+        }
+        Ok(())
+    }
+
+    /// Removes up to `max_items` items from the front.
+    pub fn take_front(&mut self, max_items: usize) -> Pending {
+        match self {
+            Pending::Traces(r) => Pending::Traces(ExportTraceServiceRequest {
+                resource_spans: take_resource_spans(&mut r.resource_spans, max_items),
+            }),
+            Pending::Metrics(r) => Pending::Metrics(ExportMetricsServiceRequest {
+                resource_metrics: take_resource_metrics(&mut r.resource_metrics, max_items),
+            }),
+            Pending::Logs(r) => Pending::Logs(ExportLogsServiceRequest {
+                resource_logs: take_resource_logs(&mut r.resource_logs, max_items),
+            }),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Pending::Traces(r) => r.resource_spans.is_empty(),
+            Pending::Metrics(r) => r.resource_metrics.is_empty(),
+            Pending::Logs(r) => r.resource_logs.is_empty(),
+        }
+    }
+}
+
+fn take_resource_spans(from: &mut Vec<ResourceSpans>, max_items: usize) -> Vec<ResourceSpans> {
+    let mut out = Vec::new();
+    let mut remaining = max_items;
+    let mut taken_whole = 0;
+    for i in 0..from.len() {
+        let resource = &mut from[i];
+        if remaining == 0 {
+            break;
+        }
+        let count: usize = resource.scope_spans.iter().map(|s| s.spans.len()).sum();
+        if count <= remaining {
+            remaining -= count;
+            taken_whole += 1;
+            continue;
+        }
+        let mut part = ResourceSpans {
+            resource: resource.resource.clone(),
+            schema_url: resource.schema_url.clone(),
+            scope_spans: Vec::new(),
+        };
+        let mut whole_scopes = 0;
+        for j in 0..resource.scope_spans.len() {
+            let scope = &mut resource.scope_spans[j];
+            if scope.spans.len() <= remaining {
+                remaining -= scope.spans.len();
+                whole_scopes += 1;
+                continue;
+            }
+            part.scope_spans.extend(resource.scope_spans.drain(..whole_scopes));
+            let scope = &mut resource.scope_spans[0];
+            part.scope_spans.push(ScopeSpans {
+                scope: scope.scope.clone(),
+                schema_url: scope.schema_url.clone(),
+                spans: scope.spans.drain(..remaining).collect(),
+            });
+            break;
+        }
+        out.extend(from.drain(..taken_whole));
+        out.push(part);
+        return out;
+    }
+    out.extend(from.drain(..taken_whole));
+    out
+}
+
+fn take_resource_logs(from: &mut Vec<ResourceLogs>, max_items: usize) -> Vec<ResourceLogs> {
+    let mut out = Vec::new();
+    let mut remaining = max_items;
+    let mut taken_whole = 0;
+    for i in 0..from.len() {
+        let resource = &mut from[i];
+        if remaining == 0 {
+            break;
+        }
+        let count: usize = resource.scope_logs.iter().map(|s| s.log_records.len()).sum();
+        if count <= remaining {
+            remaining -= count;
+            taken_whole += 1;
+            continue;
+        }
+        let mut part = ResourceLogs {
+            resource: resource.resource.clone(),
+            schema_url: resource.schema_url.clone(),
+            scope_logs: Vec::new(),
+        };
+        let mut whole_scopes = 0;
+        for j in 0..resource.scope_logs.len() {
+            let scope = &mut resource.scope_logs[j];
+            if scope.log_records.len() <= remaining {
+                remaining -= scope.log_records.len();
+                whole_scopes += 1;
+                continue;
+            }
+            part.scope_logs.extend(resource.scope_logs.drain(..whole_scopes));
+            let scope = &mut resource.scope_logs[0];
+            part.scope_logs.push(ScopeLogs {
+                scope: scope.scope.clone(),
+                schema_url: scope.schema_url.clone(),
+                log_records: scope.log_records.drain(..remaining).collect(),
+            });
+            break;
+        }
+        out.extend(from.drain(..taken_whole));
+        out.push(part);
+        return out;
+    }
+    out.extend(from.drain(..taken_whole));
+    out
+}
+
+fn take_resource_metrics(from: &mut Vec<ResourceMetrics>, max_items: usize) -> Vec<ResourceMetrics> {
+    let mut out = Vec::new();
+    let mut remaining = max_items;
+    let mut taken_whole = 0;
+    for i in 0..from.len() {
+        let resource = &mut from[i];
+        if remaining == 0 {
+            break;
+        }
+        let count: usize = resource
+            .scope_metrics
+            .iter()
+            .flat_map(|s| &s.metrics)
+            .map(metric_point_count)
+            .sum();
+        if count <= remaining {
+            remaining -= count;
+            taken_whole += 1;
+            continue;
+        }
+        let mut part = ResourceMetrics {
+            resource: resource.resource.clone(),
+            schema_url: resource.schema_url.clone(),
+            scope_metrics: Vec::new(),
+        };
+        let mut whole_scopes = 0;
+        for j in 0..resource.scope_metrics.len() {
+            let scope = &mut resource.scope_metrics[j];
+            let count: usize = scope.metrics.iter().map(metric_point_count).sum();
+            if count <= remaining {
+                remaining -= count;
+                whole_scopes += 1;
+                continue;
+            }
+            part.scope_metrics.extend(resource.scope_metrics.drain(..whole_scopes));
+            let scope = &mut resource.scope_metrics[0];
+            let mut partial = ScopeMetrics {
+                scope: scope.scope.clone(),
+                schema_url: scope.schema_url.clone(),
+                metrics: Vec::new(),
+            };
+            let mut whole_metrics = 0;
+            for k in 0..scope.metrics.len() {
+                let metric = &mut scope.metrics[k];
+                let count = metric_point_count(metric);
+                if count <= remaining {
+                    remaining -= count;
+                    whole_metrics += 1;
+                    continue;
+                }
+                let split = take_points(metric, remaining);
+                partial.metrics.extend(scope.metrics.drain(..whole_metrics));
+                partial.metrics.push(split);
+                break;
+            }
+            part.scope_metrics.push(partial);
+            break;
+        }
+        out.extend(from.drain(..taken_whole));
+        out.push(part);
+        return out;
+    }
+    out.extend(from.drain(..taken_whole));
+    out
+}
+
+/// Moves the first `count` data points of `metric` into a new metric with
+/// the same name, unit and aggregation.
+fn take_points(metric: &mut Metric, count: usize) -> Metric {
+    let data = match &mut metric.data {
+        Some(Data::Gauge(g)) => Some(Data::Gauge(Gauge {
+            data_points: g.data_points.drain(..count).collect(),
+        })),
+        Some(Data::Sum(s)) => Some(Data::Sum(Sum {
+            data_points: s.data_points.drain(..count).collect(),
+            aggregation_temporality: s.aggregation_temporality,
+            is_monotonic: s.is_monotonic,
+        })),
+        Some(Data::Histogram(h)) => Some(Data::Histogram(Histogram {
+            data_points: h.data_points.drain(..count).collect(),
+            aggregation_temporality: h.aggregation_temporality,
+        })),
+        Some(Data::ExponentialHistogram(h)) => Some(Data::ExponentialHistogram(ExponentialHistogram {
+            data_points: h.data_points.drain(..count).collect(),
+            aggregation_temporality: h.aggregation_temporality,
+        })),
+        Some(Data::Summary(s)) => Some(Data::Summary(Summary {
+            data_points: s.data_points.drain(..count).collect(),
+        })),
+        None => None,
+    };
+    Metric {
+        name: metric.name.clone(),
+        description: metric.description.clone(),
+        unit: metric.unit.clone(),
+        metadata: metric.metadata.clone(),
+        data,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::signal::{data_point_count, span_count};
+    use opentelemetry_proto::tonic::metrics::v1::NumberDataPoint;
+    use opentelemetry_proto::tonic::trace::v1::Span;
+
+    pub fn traces(shape: &[&[usize]]) -> ExportTraceServiceRequest {
+        let mut n = 0u64;
+        ExportTraceServiceRequest {
+            resource_spans: shape
+                .iter()
+                .map(|scopes| ResourceSpans {
+                    scope_spans: scopes
+                        .iter()
+                        .map(|&spans| ScopeSpans {
+                            spans: (0..spans)
+                                .map(|_| {
+                                    n += 1;
+                                    Span {
+                                        name: format!("span-{n}"),
+                                        ..Default::default()
+                                    }
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    fn names(r: &ExportTraceServiceRequest) -> Vec<String> {
+        r.resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn splitting_traces_keeps_every_span_in_order() {
+        let original = traces(&[&[3, 2], &[4], &[0], &[5, 1]]);
+        let all = names(&original);
+        for max in 1..=16 {
+            let mut pending = Pending::Traces(original.clone());
+            let mut seen = Vec::new();
+            while !pending.is_empty() {
+                let Pending::Traces(front) = pending.take_front(max) else { unreachable!() };
+                assert!(span_count(&front) <= max);
+                seen.extend(names(&front));
+            }
+            assert_eq!(seen, all, "max {max}");
+        }
+    }
+
+    #[test]
+    fn splitting_metrics_splits_inside_a_metric() {
+        let metric = Metric {
+            name: "m".into(),
+            unit: "s".into(),
+            data: Some(Data::Sum(Sum {
+                data_points: (0..5)
+                    .map(|i| NumberDataPoint {
+                        time_unix_nano: i,
+                        ..Default::default()
+                    })
+                    .collect(),
+                aggregation_temporality: 2,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        };
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![metric.clone(), metric],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let mut pending = Pending::Metrics(request);
+        let mut sizes = Vec::new();
+        while !pending.is_empty() {
+            let Pending::Metrics(front) = pending.take_front(3) else { unreachable!() };
+            let first = &front.resource_metrics[0].scope_metrics[0].metrics[0];
+            assert_eq!((first.name.as_str(), first.unit.as_str()), ("m", "s"));
+            sizes.push(data_point_count(&front));
+        }
+        assert_eq!(sizes, vec![3, 3, 3, 1]);
+    }
+}

@@ -1,0 +1,218 @@
+//! The one closed registry of component types: a YAML type name maps to
+//! its config and constructor here, by `match`, so every component is one
+//! grep away. `sidewatch components` prints [`COMPONENTS`].
+
+use yaml_serde::Value;
+
+use crate::config::{Decoder, YamlPath};
+use crate::signal::Signal;
+use crate::{connectors, exporters, processors, receivers};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Receiver,
+    Processor,
+    Exporter,
+    Connector,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Receiver => "receiver",
+            Kind::Processor => "processor",
+            Kind::Exporter => "exporter",
+            Kind::Connector => "connector",
+        }
+    }
+}
+
+pub struct ComponentInfo {
+    pub kind: Kind,
+    pub type_name: &'static str,
+    pub description: &'static str,
+    /// Signals handled by a receiver, processor or exporter.
+    pub signals: &'static [Signal],
+    /// For a connector: the (exporter-side, receiver-side) signal pairs.
+    pub connects: &'static [(Signal, Signal)],
+}
+
+const ALL: &[Signal] = &Signal::ALL;
+
+pub const COMPONENTS: &[ComponentInfo] = &[
+    ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "otlp",
+        description: "OTLP over gRPC (4317) and HTTP (4318): protobuf or JSON, gzip or zstd",
+        signals: ALL,
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Processor,
+        type_name: "batch",
+        description: "groups items into batches by size or after a timeout; flushes on shutdown",
+        signals: ALL,
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
+        type_name: "otlp",
+        description: "OTLP over gRPC to a backend, with queue, retry and backoff",
+        signals: ALL,
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
+        type_name: "otlphttp",
+        description: "OTLP over HTTP (protobuf or JSON, optional gzip), with queue, retry and backoff",
+        signals: ALL,
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
+        type_name: "debug",
+        description: "logs a summary (basic) or every item (detailed) of what arrives",
+        signals: ALL,
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
+        type_name: "file",
+        description: "writes OTLP JSON lines to a file, rotating by size",
+        signals: ALL,
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Connector,
+        type_name: "forward",
+        description: "passes data from one pipeline to another of the same signal",
+        signals: &[],
+        connects: &[
+            (Signal::Traces, Signal::Traces),
+            (Signal::Metrics, Signal::Metrics),
+            (Signal::Logs, Signal::Logs),
+        ],
+    },
+];
+
+pub fn lookup(kind: Kind, type_name: &str) -> Option<&'static ComponentInfo> {
+    COMPONENTS
+        .iter()
+        .find(|c| c.kind == kind && c.type_name == type_name)
+}
+
+pub fn type_names(kind: Kind) -> Vec<&'static str> {
+    COMPONENTS
+        .iter()
+        .filter(|c| c.kind == kind)
+        .map(|c| c.type_name)
+        .collect()
+}
+
+#[derive(Debug, Clone)]
+pub enum ReceiverConfig {
+    Otlp(receivers::otlp::OtlpReceiverConfig),
+}
+
+#[derive(Debug, Clone)]
+pub enum ProcessorConfig {
+    Batch(processors::batch::BatchConfig),
+}
+
+#[derive(Debug, Clone)]
+pub enum ExporterConfig {
+    Otlp(exporters::otlp::OtlpExporterConfig),
+    OtlpHttp(exporters::otlphttp::OtlpHttpExporterConfig),
+    Debug(exporters::debug::DebugExporterConfig),
+    File(exporters::file::FileExporterConfig),
+}
+
+#[derive(Debug, Clone)]
+pub enum ConnectorConfig {
+    Forward(connectors::forward::ForwardConfig),
+}
+
+pub fn decode_receiver(
+    type_name: &str,
+    value: &Value,
+    path: &YamlPath,
+    decoder: &mut Decoder,
+) -> Option<ReceiverConfig> {
+    match type_name {
+        "otlp" => decoder.decode(value, path).map(ReceiverConfig::Otlp),
+        _ => None,
+    }
+}
+
+pub fn decode_processor(
+    type_name: &str,
+    value: &Value,
+    path: &YamlPath,
+    decoder: &mut Decoder,
+) -> Option<ProcessorConfig> {
+    match type_name {
+        "batch" => {
+            let config: processors::batch::BatchConfig = decoder.decode(value, path)?;
+            if let Err(message) = config.validate() {
+                decoder.error(path.key("send_batch_max_size"), message);
+                return None;
+            }
+            Some(ProcessorConfig::Batch(config))
+        }
+        _ => None,
+    }
+}
+
+pub fn decode_exporter(
+    type_name: &str,
+    value: &Value,
+    path: &YamlPath,
+    decoder: &mut Decoder,
+) -> Option<ExporterConfig> {
+    match type_name {
+        "otlp" => decoder.decode(value, path).map(ExporterConfig::Otlp),
+        "otlphttp" => decoder.decode(value, path).map(ExporterConfig::OtlpHttp),
+        "debug" => decoder.decode(value, path).map(ExporterConfig::Debug),
+        "file" => decoder.decode(value, path).map(ExporterConfig::File),
+        _ => None,
+    }
+}
+
+pub fn decode_connector(
+    type_name: &str,
+    value: &Value,
+    path: &YamlPath,
+    decoder: &mut Decoder,
+) -> Option<ConnectorConfig> {
+    match type_name {
+        "forward" => decoder.decode(value, path).map(ConnectorConfig::Forward),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_registered_type_decodes_with_defaults() {
+        let mut decoder = crate::config::test_decoder();
+        for info in COMPONENTS {
+            let path = YamlPath::root().key(info.type_name);
+            let value = match (info.kind, info.type_name) {
+                (Kind::Exporter, "otlp" | "otlphttp") => {
+                    yaml_serde::from_str("endpoint: http://127.0.0.1:1").unwrap()
+                }
+                (Kind::Exporter, "file") => yaml_serde::from_str("path: /tmp/x.jsonl").unwrap(),
+                _ => Value::Null,
+            };
+            let ok = match info.kind {
+                Kind::Receiver => decode_receiver(info.type_name, &value, &path, &mut decoder).is_some(),
+                Kind::Processor => decode_processor(info.type_name, &value, &path, &mut decoder).is_some(),
+                Kind::Exporter => decode_exporter(info.type_name, &value, &path, &mut decoder).is_some(),
+                Kind::Connector => decode_connector(info.type_name, &value, &path, &mut decoder).is_some(),
+            };
+            assert!(ok, "{} {} did not decode", info.kind.as_str(), info.type_name);
+        }
+    }
+}

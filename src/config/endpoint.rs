@@ -1,0 +1,131 @@
+//! Listen addresses (`host:port`) and exporter URLs in config.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use serde::{Deserialize, Deserializer};
+
+/// An address to listen on. `localhost` means 127.0.0.1; binding every
+/// interface must be spelled out (`0.0.0.0:4317`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddress(pub SocketAddr);
+
+impl ListenAddress {
+    pub fn loopback(port: u16) -> Self {
+        ListenAddress(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+    }
+
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if let Ok(address) = text.parse::<SocketAddr>() {
+            return Ok(ListenAddress(address));
+        }
+        let expected = "expected host:port with an IP address or localhost, like 127.0.0.1:4317";
+        let Some((host, port)) = text.rsplit_once(':') else {
+            return Err(format!("invalid endpoint {text:?}: {expected}"));
+        };
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("invalid port {port:?} in endpoint {text:?}: {expected}"))?;
+        match host {
+            "localhost" => Ok(ListenAddress::loopback(port)),
+            _ => Err(format!("invalid host {host:?} in endpoint {text:?}: {expected}")),
+        }
+    }
+}
+
+impl fmt::Display for ListenAddress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for ListenAddress {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        ListenAddress::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// An exporter's destination: an absolute http or https URL. A bare
+/// `host:port` is taken as `http://host:port`, as the Collector's otlp
+/// exporter accepts it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndpointUrl(pub http::Uri);
+
+impl EndpointUrl {
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let expected = "expected a URL like http://127.0.0.1:4317";
+        let with_scheme = if text.contains("://") {
+            text.to_string()
+        } else {
+            format!("http://{text}")
+        };
+        let uri: http::Uri = with_scheme
+            .parse()
+            .map_err(|e| format!("invalid endpoint {text:?} ({e}): {expected}"))?;
+        match uri.scheme_str() {
+            Some("http") | Some("https") => {}
+            other => {
+                return Err(format!(
+                    "unsupported scheme {:?} in endpoint {text:?}: expected http or https",
+                    other.unwrap_or("")
+                ));
+            }
+        }
+        if uri.host().is_none_or(str::is_empty) {
+            return Err(format!("endpoint {text:?} has no host: {expected}"));
+        }
+        Ok(EndpointUrl(uri))
+    }
+
+    pub fn as_str(&self) -> String {
+        self.0.to_string()
+    }
+
+    /// The URL with `path` appended to its own path (no double slashes).
+    pub fn join(&self, path: &str) -> String {
+        let base = self.0.to_string();
+        format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+    }
+}
+
+impl fmt::Display for EndpointUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<'de> Deserialize<'de> for EndpointUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        EndpointUrl::parse(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(ListenAddress::parse("localhost:4317"), Ok(ListenAddress::loopback(4317)));
+        assert!(ListenAddress::parse("[::1]:4317").is_ok());
+        assert!(ListenAddress::parse("4317").unwrap_err().contains("expected host:port"));
+        assert!(ListenAddress::parse("127.0.0.1:http").unwrap_err().contains("invalid port"));
+        assert!(ListenAddress::parse("example.com:1").unwrap_err().contains("invalid host"));
+    }
+
+    #[test]
+    fn endpoint_urls() {
+        assert_eq!(
+            EndpointUrl::parse("127.0.0.1:4317").unwrap().as_str(),
+            "http://127.0.0.1:4317/"
+        );
+        assert_eq!(
+            EndpointUrl::parse("http://127.0.0.1:4318/base/").unwrap().join("/v1/traces"),
+            "http://127.0.0.1:4318/base/v1/traces"
+        );
+        assert!(EndpointUrl::parse("ftp://x:1").unwrap_err().contains("unsupported scheme"));
+        assert!(EndpointUrl::parse("http://").is_err());
+    }
+}

@@ -1,0 +1,161 @@
+//! Config in two stages: the YAML text is parsed into raw values, then
+//! compiled into a validated [`Plan`] that runtime code uses. Compilation
+//! collects every error at once, each with its YAML path, line and what was
+//! expected, and type-checks the signal on every pipeline edge.
+
+pub mod duration;
+pub mod endpoint;
+pub mod error;
+pub mod expand;
+pub mod locate;
+mod plan;
+mod raw;
+
+use std::path::Path;
+
+use serde::de::DeserializeOwned;
+use yaml_serde::Value;
+
+pub use error::{ConfigError, ConfigErrors, Location, Segment, YamlPath};
+pub use plan::{ComponentId, PipelinePlan, Plan, ServicePlan, TelemetryPlan};
+
+use locate::LineIndex;
+
+/// The pipeline that `sidewatch run` uses when given no file.
+pub const DEFAULT_PIPELINE: &str = include_str!("../../pipelines/default.yaml");
+
+/// A compiled config and the warnings found on the way.
+#[derive(Debug)]
+pub struct Loaded {
+    pub plan: Plan,
+    pub warnings: Vec<ConfigError>,
+}
+
+pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
+    let source_name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        source_name: source_name.clone(),
+        errors: vec![ConfigError {
+            path: YamlPath::root(),
+            location: None,
+            message: format!("cannot read the file: {e}"),
+        }],
+    })?;
+    load_str(&text, &source_name)
+}
+
+pub fn load_str(text: &str, source_name: &str) -> Result<Loaded, ConfigErrors> {
+    load_str_with_env(text, source_name, &|name| std::env::var(name).ok())
+}
+
+/// As [`load_str`], with the environment given, so tests need not mutate
+/// the process environment.
+pub fn load_str_with_env(
+    text: &str,
+    source_name: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, ConfigErrors> {
+    let mut decoder = Decoder {
+        lines: LineIndex::build(text),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let fail = |errors: Vec<ConfigError>| ConfigErrors {
+        source_name: source_name.to_string(),
+        errors,
+    };
+    let mut value: Value = match yaml_serde::from_str(text) {
+        Ok(Value::Null) => {
+            return Err(fail(vec![ConfigError {
+                path: YamlPath::root(),
+                location: None,
+                message: "the config is empty: expected a mapping with `receivers`, `exporters` and `service`".into(),
+            }]));
+        }
+        Ok(value) => value,
+        Err(e) => {
+            return Err(fail(vec![ConfigError {
+                path: YamlPath::root(),
+                location: e.location().map(|l| Location {
+                    line: l.line(),
+                    column: l.column(),
+                }),
+                message: format!("invalid YAML: {e}"),
+            }]));
+        }
+    };
+    let mut expansion_errors = Vec::new();
+    expand::expand_env(&mut value, &YamlPath::root(), env, &mut expansion_errors);
+    for (path, message) in expansion_errors {
+        decoder.error(path, message);
+    }
+    let plan = plan::compile(&value, &mut decoder);
+    match plan {
+        Some(plan) if decoder.errors.is_empty() => Ok(Loaded {
+            plan,
+            warnings: decoder.warnings,
+        }),
+        _ => Err(fail(decoder.errors)),
+    }
+}
+
+/// Turns YAML values into typed configs, collecting located errors.
+pub struct Decoder {
+    lines: LineIndex,
+    errors: Vec<ConfigError>,
+    warnings: Vec<ConfigError>,
+}
+
+impl Decoder {
+    pub fn error(&mut self, path: YamlPath, message: impl Into<String>) {
+        let location = self.lines.locate(&path);
+        self.errors.push(ConfigError {
+            path,
+            location,
+            message: message.into(),
+        });
+    }
+
+    pub fn warning(&mut self, path: YamlPath, message: impl Into<String>) {
+        let location = self.lines.locate(&path);
+        self.warnings.push(ConfigError {
+            path,
+            location,
+            message: message.into(),
+        });
+    }
+
+    /// Deserializes `value` (found at `path`) into `T`; `null` means "all
+    /// defaults", as `otlp:` with nothing under it does in the Collector.
+    pub fn decode<T: DeserializeOwned>(&mut self, value: &Value, path: &YamlPath) -> Option<T> {
+        let value = match value {
+            Value::Null => Value::Mapping(Default::default()),
+            other => other.clone(),
+        };
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(decoded) => Some(decoded),
+            Err(e) => {
+                let mut at = YamlPath::parse_dotted(path, e.path());
+                let message = e.inner().to_string();
+                // serde reports an unknown field at its parent; point at the key.
+                if let Some(field) = message
+                    .strip_prefix("unknown field `")
+                    .and_then(|rest| rest.split('`').next())
+                {
+                    at = at.key(field);
+                }
+                self.error(at, message);
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn test_decoder() -> Decoder {
+    Decoder {
+        lines: LineIndex::default(),
+        errors: Vec::new(),
+        warnings: Vec::new(),
+    }
+}

@@ -1,0 +1,96 @@
+//! The top level of the YAML file, before compilation. Component bodies
+//! stay raw values here: each is decoded by its own type's config struct.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use yaml_serde::Value;
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub receivers: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub processors: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub exporters: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub connectors: BTreeMap<String, Value>,
+    /// Accepted for compatibility with Collector files; sidewatch has none yet.
+    #[serde(default)]
+    pub extensions: BTreeMap<String, Value>,
+    pub service: Option<Value>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    #[serde(default)]
+    pub pipelines: BTreeMap<String, Value>,
+    #[serde(default)]
+    pub telemetry: RawTelemetry,
+    /// How long shutdown may take to drain and flush before it gives up.
+    #[serde(default = "default_shutdown_timeout", with = "super::duration")]
+    pub shutdown_timeout: std::time::Duration,
+    #[serde(default)]
+    pub extensions: Vec<String>,
+}
+
+fn default_shutdown_timeout() -> std::time::Duration {
+    std::time::Duration::from_secs(10)
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetry {
+    #[serde(default)]
+    pub metrics: RawTelemetryMetrics,
+    #[serde(default)]
+    pub logs: RawTelemetryLogs,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetryMetrics {
+    /// `none` turns the telemetry endpoint off.
+    #[serde(default = "default_level")]
+    pub level: String,
+    #[serde(default = "default_telemetry_address")]
+    pub address: super::endpoint::ListenAddress,
+}
+
+impl Default for RawTelemetryMetrics {
+    fn default() -> Self {
+        RawTelemetryMetrics {
+            level: default_level(),
+            address: default_telemetry_address(),
+        }
+    }
+}
+
+fn default_level() -> String {
+    "normal".into()
+}
+
+fn default_telemetry_address() -> super::endpoint::ListenAddress {
+    super::endpoint::ListenAddress::loopback(8888)
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawTelemetryLogs {
+    /// A tracing filter such as `info` or `sidewatch=debug`; RUST_LOG wins.
+    pub level: Option<String>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawPipeline {
+    #[serde(default)]
+    pub receivers: Vec<String>,
+    #[serde(default)]
+    pub processors: Vec<String>,
+    #[serde(default)]
+    pub exporters: Vec<String>,
+}

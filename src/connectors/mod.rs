@@ -1,0 +1,5 @@
+//! Connectors: an exporter in one pipeline and a receiver in another. They
+//! implement [`crate::processors::Processor`]: what they emit goes to every
+//! pipeline that names them as a receiver.
+
+pub mod forward;

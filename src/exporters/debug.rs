@@ -1,0 +1,177 @@
+//! `debug` exporter: a concise summary of what arrives (`basic`), or every
+//! span, data point and log record with its attributes (`detailed`).
+//! Output goes to the log (stderr), like the Collector's debug exporter.
+
+use std::fmt::Write as _;
+
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::metrics::v1::number_data_point;
+use serde::Deserialize;
+
+use super::{ExportError, Exporter};
+use crate::signal::{Batch, metric_point_count};
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Verbosity {
+    #[default]
+    Basic,
+    Normal,
+    Detailed,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DebugExporterConfig {
+    #[serde(default)]
+    pub verbosity: Verbosity,
+}
+
+pub struct DebugExporter {
+    config: DebugExporterConfig,
+}
+
+impl DebugExporter {
+    pub fn new(config: DebugExporterConfig) -> Self {
+        DebugExporter { config }
+    }
+}
+
+#[async_trait::async_trait]
+impl Exporter for DebugExporter {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        tracing::info!(target: "sidewatch::debug", "{}", summary(batch));
+        if self.config.verbosity != Verbosity::Basic {
+            let detailed = self.config.verbosity == Verbosity::Detailed;
+            for line in describe(batch, detailed) {
+                tracing::info!(target: "sidewatch::debug", "{line}");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One line: how many resources and items of which signal.
+pub fn summary(batch: &Batch) -> String {
+    match batch {
+        Batch::Traces(r) => format!("traces: {} resource spans, {} spans", r.resource_spans.len(), batch.item_count()),
+        Batch::Metrics(r) => {
+            let metrics: usize = r.resource_metrics.iter().flat_map(|r| &r.scope_metrics).map(|s| s.metrics.len()).sum();
+            format!(
+                "metrics: {} resource metrics, {metrics} metrics, {} data points",
+                r.resource_metrics.len(),
+                batch.item_count()
+            )
+        }
+        Batch::Logs(r) => format!("logs: {} resource logs, {} log records", r.resource_logs.len(), batch.item_count()),
+    }
+}
+
+/// One line per item; attributes too when `detailed`.
+pub fn describe(batch: &Batch, detailed: bool) -> Vec<String> {
+    let mut lines = Vec::new();
+    let attrs = |kvs: &[KeyValue]| if detailed { format!(" {}", attributes(kvs)) } else { String::new() };
+    match batch {
+        Batch::Traces(r) => {
+            for resource in &r.resource_spans {
+                let resource_attrs = resource.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+                lines.push(format!("resource{}", attrs(resource_attrs)));
+                for span in resource.scope_spans.iter().flat_map(|s| &s.spans) {
+                    let micros = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) / 1000;
+                    lines.push(format!(
+                        "  span {} trace={} span={} duration={micros}us{}",
+                        span.name,
+                        hex::encode(&span.trace_id),
+                        hex::encode(&span.span_id),
+                        attrs(&span.attributes)
+                    ));
+                }
+            }
+        }
+        Batch::Metrics(r) => {
+            for resource in &r.resource_metrics {
+                let resource_attrs = resource.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+                lines.push(format!("resource{}", attrs(resource_attrs)));
+                for metric in resource.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                    lines.push(format!("  metric {} unit={:?} points={}", metric.name, metric.unit, metric_point_count(metric)));
+                    if !detailed {
+                        continue;
+                    }
+                    let points: Vec<(String, &[KeyValue])> = match &metric.data {
+                        Some(Data::Gauge(g)) => g.data_points.iter().map(|p| (number(&p.value), p.attributes.as_slice())).collect(),
+                        Some(Data::Sum(s)) => s.data_points.iter().map(|p| (number(&p.value), p.attributes.as_slice())).collect(),
+                        Some(Data::Histogram(h)) => h
+                            .data_points
+                            .iter()
+                            .map(|p| (format!("count={} sum={:?}", p.count, p.sum), p.attributes.as_slice()))
+                            .collect(),
+                        Some(Data::ExponentialHistogram(h)) => h
+                            .data_points
+                            .iter()
+                            .map(|p| (format!("count={} sum={:?}", p.count, p.sum), p.attributes.as_slice()))
+                            .collect(),
+                        Some(Data::Summary(s)) => s
+                            .data_points
+                            .iter()
+                            .map(|p| (format!("count={} sum={}", p.count, p.sum), p.attributes.as_slice()))
+                            .collect(),
+                        None => Vec::new(),
+                    };
+                    for (value, point_attrs) in points {
+                        lines.push(format!("    {value}{}", attrs(point_attrs)));
+                    }
+                }
+            }
+        }
+        Batch::Logs(r) => {
+            for resource in &r.resource_logs {
+                let resource_attrs = resource.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+                lines.push(format!("resource{}", attrs(resource_attrs)));
+                for record in resource.scope_logs.iter().flat_map(|s| &s.log_records) {
+                    let body = record.body.as_ref().map(any_value_text).unwrap_or_default();
+                    lines.push(format!("  log {} {body:?}{}", record.severity_text, attrs(&record.attributes)));
+                }
+            }
+        }
+    }
+    lines
+}
+
+fn number(value: &Option<number_data_point::Value>) -> String {
+    match value {
+        Some(number_data_point::Value::AsDouble(v)) => v.to_string(),
+        Some(number_data_point::Value::AsInt(v)) => v.to_string(),
+        None => "none".into(),
+    }
+}
+
+fn attributes(kvs: &[KeyValue]) -> String {
+    let mut out = String::from("{");
+    for (i, kv) in kvs.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        let value = kv.value.as_ref().map(any_value_text).unwrap_or_default();
+        let _ = write!(out, "{}={value}", kv.key);
+    }
+    out.push('}');
+    out
+}
+
+pub fn any_value_text(value: &AnyValue) -> String {
+    match &value.value {
+        Some(any_value::Value::StringValue(s)) => s.clone(),
+        Some(any_value::Value::BoolValue(b)) => b.to_string(),
+        Some(any_value::Value::IntValue(i)) => i.to_string(),
+        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
+        Some(any_value::Value::BytesValue(b)) => hex::encode(b),
+        Some(any_value::Value::ArrayValue(a)) => {
+            let items: Vec<String> = a.values.iter().map(any_value_text).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Some(any_value::Value::KvlistValue(kv)) => attributes(&kv.values),
+        Some(any_value::Value::StringValueStrindex(i)) => format!("strindex:{i}"),
+        None => String::new(),
+    }
+}

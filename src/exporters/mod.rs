@@ -1,0 +1,58 @@
+//! Exporters: deliver batches to a destination.
+//!
+//! Contract: `export` sends one batch and says whether a failure is worth
+//! retrying. The [`queue`] runner owns the exporter's bounded queue, its
+//! workers, the retry loop with backoff, and the counters; an exporter never
+//! retries by itself.
+
+pub mod debug;
+pub mod file;
+pub mod otlp;
+pub mod otlphttp;
+pub mod queue;
+pub mod settings;
+
+use std::time::Duration;
+
+use crate::signal::Batch;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ExportError {
+    /// Worth trying again, after `retry_after` if the destination said so.
+    #[error("{message}")]
+    Retryable {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    /// Trying again cannot help (bad request, auth, unknown service).
+    #[error("{message}")]
+    Permanent { message: String },
+    /// The destination took the batch but rejected `rejected` items of it;
+    /// OTLP says such a request must not be retried.
+    #[error("{rejected} items rejected: {message}")]
+    PartiallyRejected { rejected: u64, message: String },
+}
+
+impl ExportError {
+    pub fn retryable(message: impl Into<String>) -> Self {
+        ExportError::Retryable {
+            message: message.into(),
+            retry_after: None,
+        }
+    }
+
+    pub fn permanent(message: impl Into<String>) -> Self {
+        ExportError::Permanent {
+            message: message.into(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+pub trait Exporter: Send + Sync {
+    /// Sends one batch. Called concurrently by the queue's workers.
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError>;
+
+    /// Called once after the queue has drained, before exit.
+    async fn shutdown(&self) {}
+}

@@ -1,0 +1,214 @@
+//! `otlphttp` exporter: OTLP over HTTP, protobuf (default) or JSON bodies,
+//! optionally gzip-compressed.
+//!
+//! Retryable answers follow the OTLP specification: 429, 502, 503, 504 and
+//! connection failures, honouring `Retry-After` (seconds). Any other 4xx or
+//! 5xx is permanent. A partial success is reported, never retried.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+use prost::Message;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+
+use super::settings::{ExporterSettings, QueueSettings, RetrySettings};
+use super::{ExportError, Exporter};
+use crate::config::endpoint::EndpointUrl;
+use crate::signal::{Batch, Signal};
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpCompression {
+    #[default]
+    Gzip,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum HttpEncoding {
+    #[default]
+    Proto,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpHttpExporterConfig {
+    /// Base URL; `/v1/traces`, `/v1/metrics` and `/v1/logs` are appended.
+    pub endpoint: EndpointUrl,
+    /// Full URLs that replace the derived ones, per signal.
+    pub traces_endpoint: Option<EndpointUrl>,
+    pub metrics_endpoint: Option<EndpointUrl>,
+    pub logs_endpoint: Option<EndpointUrl>,
+    #[serde(default)]
+    pub compression: HttpCompression,
+    #[serde(default)]
+    pub encoding: HttpEncoding,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_timeout", with = "crate::config::duration")]
+    pub timeout: Duration,
+    #[serde(default)]
+    pub sending_queue: QueueSettings,
+    #[serde(default)]
+    pub retry_on_failure: RetrySettings,
+}
+
+fn default_timeout() -> Duration {
+    ExporterSettings::default().timeout
+}
+
+impl OtlpHttpExporterConfig {
+    pub fn settings(&self) -> ExporterSettings {
+        ExporterSettings {
+            timeout: self.timeout,
+            sending_queue: self.sending_queue.clone(),
+            retry_on_failure: self.retry_on_failure.clone(),
+        }
+    }
+}
+
+pub struct OtlpHttpExporter {
+    client: reqwest::Client,
+    url: String,
+    compression: HttpCompression,
+    encoding: HttpEncoding,
+    signal: Signal,
+}
+
+impl OtlpHttpExporter {
+    pub fn new(config: &OtlpHttpExporterConfig, signal: Signal) -> Result<Self, String> {
+        let (explicit, path) = match signal {
+            Signal::Traces => (&config.traces_endpoint, "v1/traces"),
+            Signal::Metrics => (&config.metrics_endpoint, "v1/metrics"),
+            Signal::Logs => (&config.logs_endpoint, "v1/logs"),
+        };
+        let url = match explicit {
+            Some(url) => url.as_str(),
+            None => config.endpoint.join(path),
+        };
+        if url.starts_with("https://") {
+            return Err(format!(
+                "endpoint {url}: TLS is not supported yet; use an http:// endpoint on a trusted network"
+            ));
+        }
+        let mut headers = HeaderMap::new();
+        for (name, value) in &config.headers {
+            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
+            let value = HeaderValue::from_str(value).map_err(|_| format!("invalid value for header {name}"))?;
+            headers.insert(name, value);
+        }
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(OtlpHttpExporter {
+            client,
+            url,
+            compression: config.compression,
+            encoding: config.encoding,
+            signal,
+        })
+    }
+
+    fn body(&self, batch: &Batch) -> Result<Vec<u8>, ExportError> {
+        let encoded = match (self.encoding, batch) {
+            (HttpEncoding::Proto, Batch::Traces(r)) => r.encode_to_vec(),
+            (HttpEncoding::Proto, Batch::Metrics(r)) => r.encode_to_vec(),
+            (HttpEncoding::Proto, Batch::Logs(r)) => r.encode_to_vec(),
+            (HttpEncoding::Json, Batch::Traces(r)) => json(&**r)?,
+            (HttpEncoding::Json, Batch::Metrics(r)) => json(&**r)?,
+            (HttpEncoding::Json, Batch::Logs(r)) => json(&**r)?,
+        };
+        match self.compression {
+            HttpCompression::None => Ok(encoded),
+            HttpCompression::Gzip => {
+                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                encoder
+                    .write_all(&encoded)
+                    .and_then(|_| encoder.finish())
+                    .map_err(|e| ExportError::permanent(format!("gzip: {e}")))
+            }
+        }
+    }
+
+    /// Rejected items reported in a 200 response's partial success.
+    fn rejected(&self, body: &[u8]) -> Option<(i64, String)> {
+        if self.encoding == HttpEncoding::Json || body.is_empty() {
+            return None;
+        }
+        match self.signal {
+            Signal::Traces => ExportTraceServiceResponse::decode(body)
+                .ok()?
+                .partial_success
+                .map(|p| (p.rejected_spans, p.error_message)),
+            Signal::Metrics => ExportMetricsServiceResponse::decode(body)
+                .ok()?
+                .partial_success
+                .map(|p| (p.rejected_data_points, p.error_message)),
+            Signal::Logs => ExportLogsServiceResponse::decode(body)
+                .ok()?
+                .partial_success
+                .map(|p| (p.rejected_log_records, p.error_message)),
+        }
+    }
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ExportError> {
+    serde_json::to_vec(value).map_err(|e| ExportError::permanent(format!("JSON encoding: {e}")))
+}
+
+#[async_trait::async_trait]
+impl Exporter for OtlpHttpExporter {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        let body = self.body(batch)?;
+        let mut request = self.client.post(&self.url).header(
+            reqwest::header::CONTENT_TYPE,
+            match self.encoding {
+                HttpEncoding::Proto => "application/x-protobuf",
+                HttpEncoding::Json => "application/json",
+            },
+        );
+        if self.compression == HttpCompression::Gzip {
+            request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
+        }
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| ExportError::retryable(format!("POST {}: {e}", self.url)))?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = response.bytes().await.unwrap_or_default();
+        if status.is_success() {
+            return match self.rejected(&body) {
+                Some((rejected, message)) if rejected > 0 => Err(ExportError::PartiallyRejected {
+                    rejected: rejected as u64,
+                    message,
+                }),
+                _ => Ok(()),
+            };
+        }
+        let message = format!(
+            "POST {} answered {status}: {}",
+            self.url,
+            String::from_utf8_lossy(&body[..body.len().min(512)])
+        );
+        match status.as_u16() {
+            429 | 502 | 503 | 504 => Err(ExportError::Retryable { message, retry_after }),
+            _ => Err(ExportError::Permanent { message }),
+        }
+    }
+}

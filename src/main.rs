@@ -1,0 +1,134 @@
+//! The `sidewatch` command line: run, validate, components.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use sidewatch::components::COMPONENTS;
+use sidewatch::config::{self, ConfigErrors, Loaded};
+
+#[derive(Parser)]
+#[command(name = "sidewatch", version, about = "An OpenTelemetry pipeline processor")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run pipelines: the given YAML, or the embedded default.
+    Run {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Check a config; print every error with its path and line.
+    Validate {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// List every component type with a one-line description.
+    Components,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Components => {
+            for info in COMPONENTS {
+                println!("{:<10} {:<12} {}", info.kind.as_str(), info.type_name, info.description);
+            }
+            ExitCode::SUCCESS
+        }
+        Command::Validate { config } => match config::load_file(&config) {
+            Ok(loaded) => {
+                print_warnings(&config.display().to_string(), &loaded);
+                println!("{}: ok", config.display());
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                eprint!("{errors}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Run { config } => {
+            let loaded = match &config {
+                Some(path) => config::load_file(path),
+                None => config::load_str(config::DEFAULT_PIPELINE, "embedded default pipeline"),
+            };
+            let loaded = match loaded {
+                Ok(loaded) => loaded,
+                Err(errors) => return config_failed(errors),
+            };
+            init_logging(loaded.plan.service.telemetry.log_filter.as_deref());
+            let source = config.map(|p| p.display().to_string()).unwrap_or_else(|| "embedded default pipeline".into());
+            for warning in &loaded.warnings {
+                tracing::warn!(config = %source, "{warning}");
+            }
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            runtime.block_on(run(loaded))
+        }
+    }
+}
+
+fn config_failed(errors: ConfigErrors) -> ExitCode {
+    eprint!("{errors}");
+    ExitCode::from(1)
+}
+
+fn print_warnings(source: &str, loaded: &Loaded) {
+    for warning in &loaded.warnings {
+        eprintln!("{source}: warning: {warning}");
+    }
+}
+
+fn init_logging(config_filter: Option<&str>) {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .or_else(|| config_filter.map(str::to_string))
+        .unwrap_or_else(|| "info".into());
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(loaded: Loaded) -> ExitCode {
+    let collector = match sidewatch::pipeline::build::start(&loaded.plan).await {
+        Ok(collector) => collector,
+        Err(e) => {
+            tracing::error!("cannot start: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(pipelines = loaded.plan.service.pipelines.len(), "sidewatch is ready");
+    wait_for_signal().await;
+    tracing::info!("shutting down: draining pipelines");
+    let report = collector.shutdown().await;
+    if report.clean {
+        tracing::info!("shutdown complete");
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+async fn wait_for_signal() {
+    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(signal) => signal,
+        Err(e) => {
+            tracing::warn!("cannot listen for SIGTERM ({e}); only Ctrl-C stops sidewatch");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+}

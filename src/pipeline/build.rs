@@ -1,0 +1,306 @@
+//! Builds the running graph from a [`Plan`] and stops it in order.
+//!
+//! Start: exporters (queues and workers) first, then pipelines from the
+//! last in topological order to the first (so a connector's downstream
+//! pipelines exist when it is built), then receivers, then tickers and the
+//! telemetry endpoint. Stop, under one deadline: receivers stop accepting
+//! and finish in-flight requests; pipelines flush in topological order;
+//! queues drain; whatever is stuck is named.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::{Consumer, ConnectorRuntime, PipelineRuntime, Target};
+use crate::components::{ConnectorConfig, ExporterConfig, ProcessorConfig, ReceiverConfig};
+use crate::config::{ComponentId, Plan};
+use crate::exporters::queue::{self, QueueRunner, QueueSender};
+use crate::exporters::Exporter;
+use crate::processors::Processor;
+use crate::receivers::{Consumers, Receiver, ReceiverContext};
+use crate::signal::Signal;
+use crate::telemetry::{self, State, Telemetry};
+use crate::{connectors, exporters, processors, receivers};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("{component}: {message}")]
+    Component { component: String, message: String },
+}
+
+/// A started collector; [`RunningCollector::shutdown`] stops it.
+pub struct RunningCollector {
+    /// Every bound listener: `otlp/grpc`, `otlp/http`, `telemetry`, ...
+    pub addresses: BTreeMap<String, SocketAddr>,
+    pub telemetry: Arc<Telemetry>,
+    shutdown_timeout: Duration,
+    receivers_stop: CancellationToken,
+    receivers_closed: CancellationToken,
+    receiver_tasks: Vec<JoinHandle<()>>,
+    tickers_stop: CancellationToken,
+    ticker_tasks: Vec<JoinHandle<()>>,
+    pipelines: Vec<Arc<PipelineRuntime>>,
+    queues: Vec<QueueRunner>,
+    telemetry_stop: CancellationToken,
+    telemetry_task: Option<JoinHandle<()>>,
+}
+
+pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
+    let telemetry = Arc::new(Telemetry::default());
+    let component_error = |component: String, message: String| StartError::Component { component, message };
+
+    // Exporters: one queue per (exporter, signal) in use.
+    let mut senders: BTreeMap<(ComponentId, Signal), QueueSender> = BTreeMap::new();
+    let mut queues = Vec::new();
+    for pipeline in &plan.service.pipelines {
+        for id in pipeline.exporters.iter().filter(|id| plan.exporters.contains_key(*id)) {
+            let key = (id.clone(), pipeline.signal);
+            if senders.contains_key(&key) {
+                continue;
+            }
+            let config = &plan.exporters[id];
+            let name = id.to_string();
+            let exporter = build_exporter(config, pipeline.signal)
+                .map_err(|m| component_error(format!("exporter {name}"), m))?;
+            let settings = config.settings();
+            let stats = telemetry.exporter(&name, pipeline.signal, settings.sending_queue.queue_size);
+            let (sender, runner) = queue::start(&name, exporter, &settings, stats);
+            senders.insert(key, sender);
+            queues.push(runner);
+        }
+    }
+
+    // Pipelines, downstream first.
+    let mut built: BTreeMap<String, Arc<PipelineRuntime>> = BTreeMap::new();
+    let mut connectors: BTreeMap<ComponentId, Arc<ConnectorRuntime>> = BTreeMap::new();
+    for pipeline in plan.service.pipelines.iter().rev() {
+        let mut targets = Vec::new();
+        for id in &pipeline.exporters {
+            if let Some(config) = plan.connectors.get(id) {
+                let connector = connectors.entry(id.clone()).or_insert_with(|| {
+                    let downstream = plan
+                        .service
+                        .pipelines
+                        .iter()
+                        .filter(|p| p.receivers.contains(id))
+                        .filter_map(|p| built.get(&p.id).cloned())
+                        .collect();
+                    Arc::new(ConnectorRuntime::new(id.to_string(), build_connector(config), downstream))
+                });
+                targets.push(Target::Connector(connector.clone()));
+            } else {
+                targets.push(Target::Exporter(senders[&(id.clone(), pipeline.signal)].clone()));
+            }
+        }
+        let processors = pipeline
+            .processors
+            .iter()
+            .map(|id| build_processor(&plan.processors[id]))
+            .collect();
+        let runtime = PipelineRuntime::new(pipeline.id.clone(), pipeline.signal, processors, targets);
+        built.insert(pipeline.id.clone(), Arc::new(runtime));
+    }
+    let pipelines: Vec<Arc<PipelineRuntime>> =
+        plan.service.pipelines.iter().map(|p| built[&p.id].clone()).collect();
+
+    // Receivers.
+    let receivers_stop = CancellationToken::new();
+    let receivers_closed = CancellationToken::new();
+    let mut addresses = BTreeMap::new();
+    let mut receiver_tasks = Vec::new();
+    for (id, config) in &plan.receivers {
+        let mut consumers = Consumers::default();
+        for signal in Signal::ALL {
+            let feeding: Vec<Arc<PipelineRuntime>> = plan
+                .service
+                .pipelines
+                .iter()
+                .filter(|p| p.signal == signal && p.receivers.contains(id))
+                .map(|p| built[&p.id].clone())
+                .collect();
+            if !feeding.is_empty() {
+                consumers.set(signal, Consumer::new(feeding, receivers_closed.clone()));
+            }
+        }
+        let receiver = build_receiver(config);
+        let context = ReceiverContext {
+            id: id.to_string(),
+            consumers,
+            telemetry: telemetry.clone(),
+            shutdown: receivers_stop.clone(),
+        };
+        let started = receiver
+            .start(context)
+            .await
+            .map_err(|e| component_error(format!("receiver {id}"), e.to_string()))?;
+        for (name, address) in started.addresses {
+            tracing::info!(listener = %name, %address, "listening");
+            addresses.insert(name, address);
+        }
+        receiver_tasks.extend(started.tasks);
+    }
+
+    // Tickers for processors and connectors that hold data back.
+    let tickers_stop = CancellationToken::new();
+    let mut ticker_tasks = Vec::new();
+    for pipeline in &pipelines {
+        if let Some(interval) = pipeline.tick_interval() {
+            let pipeline = pipeline.clone();
+            ticker_tasks.push(spawn_ticker(interval, tickers_stop.clone(), move |now| {
+                let pipeline = pipeline.clone();
+                async move { pipeline.tick(now).await }
+            }));
+        }
+    }
+    for connector in connectors.values() {
+        if let Some(interval) = connector.tick_interval() {
+            let connector = connector.clone();
+            ticker_tasks.push(spawn_ticker(interval, tickers_stop.clone(), move |now| {
+                let connector = connector.clone();
+                async move { connector.tick(now).await }
+            }));
+        }
+    }
+
+    let telemetry_stop = CancellationToken::new();
+    let mut telemetry_task = None;
+    if let Some(address) = plan.service.telemetry.address {
+        let (bound, task) = telemetry::server::start(address.0, telemetry.clone(), telemetry_stop.clone())
+            .await
+            .map_err(|e| component_error("telemetry endpoint".into(), format!("cannot listen on {address}: {e}")))?;
+        tracing::info!(listener = "telemetry", address = %bound, "listening");
+        addresses.insert("telemetry".into(), bound);
+        telemetry_task = Some(task);
+    }
+    telemetry.set_state(State::Running);
+    Ok(RunningCollector {
+        addresses,
+        telemetry,
+        shutdown_timeout: plan.service.shutdown_timeout,
+        receivers_stop,
+        receivers_closed,
+        receiver_tasks,
+        tickers_stop,
+        ticker_tasks,
+        pipelines,
+        queues,
+        telemetry_stop,
+        telemetry_task,
+    })
+}
+
+fn spawn_ticker<F, Fut>(interval: Duration, stop: CancellationToken, mut tick: F) -> JoinHandle<()>
+where
+    F: FnMut(SystemTime) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        let mut timer = tokio::time::interval(interval);
+        timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = timer.tick() => tick(SystemTime::now()).await,
+                _ = stop.cancelled() => return,
+            }
+        }
+    })
+}
+
+/// What shutdown achieved.
+#[derive(Debug)]
+pub struct ShutdownReport {
+    /// False when the deadline hit before every queue drained.
+    pub clean: bool,
+    pub stuck: Vec<String>,
+}
+
+impl RunningCollector {
+    /// Stops accepting, drains every pipeline and queue, within the
+    /// configured `service.shutdown_timeout`.
+    pub async fn shutdown(self) -> ShutdownReport {
+        let deadline = Instant::now() + self.shutdown_timeout;
+        self.telemetry.set_state(State::Stopping);
+        let mut stuck = Vec::new();
+
+        self.receivers_stop.cancel();
+        for task in self.receiver_tasks {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, task).await.is_err() {
+                stuck.push("a receiver did not finish its in-flight requests".to_string());
+            }
+        }
+        self.receivers_closed.cancel();
+
+        self.tickers_stop.cancel();
+        for task in self.ticker_tasks {
+            let _ = task.await;
+        }
+        for pipeline in &self.pipelines {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, pipeline.flush(SystemTime::now())).await.is_err() {
+                stuck.push(format!("pipeline {} could not flush: its exporters' queues stayed full", pipeline.id));
+            }
+        }
+
+        for queue in self.queues {
+            let name = format!("exporter {} ({})", queue.name, queue.stats.signal);
+            if !queue.drain(deadline).await {
+                stuck.push(format!("{name} did not drain before the deadline"));
+            }
+        }
+        for problem in &stuck {
+            tracing::error!(problem = %problem, "shutdown incomplete");
+        }
+        self.telemetry_stop.cancel();
+        if let Some(task) = self.telemetry_task {
+            let _ = task.await;
+        }
+        ShutdownReport {
+            clean: stuck.is_empty(),
+            stuck,
+        }
+    }
+}
+
+fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
+    match config {
+        ReceiverConfig::Otlp(c) => Box::new(receivers::otlp::OtlpReceiver::new(c.clone())),
+    }
+}
+
+fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
+    match config {
+        ProcessorConfig::Batch(c) => Box::new(processors::batch::BatchProcessor::new(c.clone())),
+    }
+}
+
+fn build_connector(config: &ConnectorConfig) -> Box<dyn Processor> {
+    match config {
+        ConnectorConfig::Forward(_) => Box::new(connectors::forward::Forward),
+    }
+}
+
+fn build_exporter(config: &ExporterConfig, signal: Signal) -> Result<Arc<dyn Exporter>, String> {
+    Ok(match config {
+        ExporterConfig::Otlp(c) => Arc::new(exporters::otlp::OtlpExporter::new(c, signal)?),
+        ExporterConfig::OtlpHttp(c) => Arc::new(exporters::otlphttp::OtlpHttpExporter::new(c, signal)?),
+        ExporterConfig::Debug(c) => Arc::new(exporters::debug::DebugExporter::new(c.clone())),
+        ExporterConfig::File(c) => Arc::new(exporters::file::FileExporter::new(c.clone(), signal)?),
+    })
+}
+
+impl ExporterConfig {
+    /// Queue, retry and timeout settings; exporters without a remote
+    /// destination use the defaults.
+    pub fn settings(&self) -> crate::exporters::settings::ExporterSettings {
+        match self {
+            ExporterConfig::Otlp(c) => c.settings(),
+            ExporterConfig::OtlpHttp(c) => c.settings(),
+            ExporterConfig::Debug(_) | ExporterConfig::File(_) => Default::default(),
+        }
+    }
+}

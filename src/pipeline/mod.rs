@@ -1,0 +1,254 @@
+//! The running graph: pipelines, their processor chains, fan-out to
+//! exporter queues and connectors, and the consumer handle receivers use.
+//!
+//! Admission happens before any processing: if a queue this batch would
+//! reach is full, the receiver refuses the request with a retryable answer.
+//! Once admitted, a batch is delivered by waiting for queue room, never
+//! dropped, and the client is answered only after its data is in every
+//! queue. (`build` wires the graph; `lifecycle` starts and stops it.)
+
+pub mod build;
+
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use futures::future::BoxFuture;
+
+use crate::exporters::queue::QueueSender;
+use crate::processors::{run_chain, Processor};
+use crate::signal::{Batch, Signal};
+
+/// Why a batch was not admitted.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Refused {
+    #[error("the queue of exporter `{exporter}` is full; retry later")]
+    QueueFull { exporter: Arc<str> },
+    #[error("sidewatch is shutting down")]
+    ShuttingDown,
+}
+
+pub(crate) enum Target {
+    Exporter(QueueSender),
+    Connector(Arc<ConnectorRuntime>),
+}
+
+pub struct PipelineRuntime {
+    pub id: String,
+    pub signal: Signal,
+    /// `None` when the pipeline has no processors: no lock on that path.
+    chain: Option<Mutex<Vec<Box<dyn Processor>>>>,
+    targets: Vec<Target>,
+}
+
+pub struct ConnectorRuntime {
+    pub id: String,
+    state: Mutex<Box<dyn Processor>>,
+    downstream: Vec<Arc<PipelineRuntime>>,
+}
+
+impl PipelineRuntime {
+    pub(crate) fn new(
+        id: String,
+        signal: Signal,
+        processors: Vec<Box<dyn Processor>>,
+        targets: Vec<Target>,
+    ) -> Self {
+        PipelineRuntime {
+            id,
+            signal,
+            chain: (!processors.is_empty()).then(|| Mutex::new(processors)),
+            targets,
+        }
+    }
+
+    /// The first full queue this pipeline's data would reach, if any.
+    pub fn full_queue(&self) -> Option<Arc<str>> {
+        for target in &self.targets {
+            match target {
+                Target::Exporter(queue) if queue.is_full() => return Some(queue.name.clone()),
+                Target::Exporter(_) => {}
+                Target::Connector(connector) => {
+                    for pipeline in &connector.downstream {
+                        if let Some(full) = pipeline.full_queue() {
+                            return Some(full);
+                        }
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Runs the processors and delivers the result; the batch has been
+    /// admitted already.
+    pub fn consume_admitted(&self, batch: Batch, now: SystemTime) -> BoxFuture<'_, ()> {
+        Box::pin(async move {
+            let outputs = match &self.chain {
+                None => vec![batch],
+                Some(chain) => {
+                    let mut chain = chain.lock().expect("processor chain lock");
+                    run_chain(&mut chain, 0, vec![batch], now)
+                }
+            };
+            for output in outputs {
+                self.deliver(output, now).await;
+            }
+        })
+    }
+
+    async fn deliver(&self, batch: Batch, now: SystemTime) {
+        if batch.is_empty() {
+            return;
+        }
+        for target in &self.targets {
+            match target {
+                Target::Exporter(queue) => {
+                    if queue.send(batch.clone()).await.is_err() {
+                        tracing::error!(exporter = %queue.name, pipeline = %self.id, "exporter queue closed before delivery");
+                    }
+                }
+                Target::Connector(connector) => connector.consume(batch.clone(), now).await,
+            }
+        }
+    }
+
+    /// Runs due processor ticks and delivers what they emit.
+    pub async fn tick(&self, now: SystemTime) {
+        let Some(chain) = &self.chain else {
+            return;
+        };
+        let outputs = {
+            let mut chain = chain.lock().expect("processor chain lock");
+            let mut outputs = Vec::new();
+            for i in 0..chain.len() {
+                let mut emitted = Vec::new();
+                chain[i].tick(now, &mut emitted);
+                if !emitted.is_empty() {
+                    outputs.extend(run_chain(&mut chain, i + 1, emitted, now));
+                }
+            }
+            outputs
+        };
+        for output in outputs {
+            self.deliver(output, now).await;
+        }
+    }
+
+    /// Flushes every processor in order and delivers the result, then
+    /// flushes the connectors this pipeline feeds.
+    pub async fn flush(&self, now: SystemTime) {
+        if let Some(chain) = &self.chain {
+            let outputs = {
+                let mut chain = chain.lock().expect("processor chain lock");
+                let mut outputs = Vec::new();
+                for i in 0..chain.len() {
+                    let mut emitted = Vec::new();
+                    chain[i].flush(&mut emitted);
+                    if !emitted.is_empty() {
+                        outputs.extend(run_chain(&mut chain, i + 1, emitted, now));
+                    }
+                }
+                outputs
+            };
+            for output in outputs {
+                self.deliver(output, now).await;
+            }
+        }
+        for target in &self.targets {
+            if let Target::Connector(connector) = target {
+                connector.flush(now).await;
+            }
+        }
+    }
+
+    pub fn tick_interval(&self) -> Option<std::time::Duration> {
+        let chain = self.chain.as_ref()?.lock().expect("processor chain lock");
+        chain.iter().filter_map(|p| p.tick_interval()).min()
+    }
+}
+
+impl ConnectorRuntime {
+    pub(crate) fn new(id: String, state: Box<dyn Processor>, downstream: Vec<Arc<PipelineRuntime>>) -> Self {
+        ConnectorRuntime {
+            id,
+            state: Mutex::new(state),
+            downstream,
+        }
+    }
+
+    async fn consume(&self, batch: Batch, now: SystemTime) {
+        let outputs = {
+            let mut state = self.state.lock().expect("connector lock");
+            let mut outputs = Vec::new();
+            state.process(batch, now, &mut outputs);
+            outputs
+        };
+        self.send_downstream(outputs, now).await;
+    }
+
+    async fn send_downstream(&self, outputs: Vec<Batch>, now: SystemTime) {
+        for output in outputs {
+            for pipeline in self.downstream.iter().filter(|p| p.signal == output.signal()) {
+                pipeline.consume_admitted(output.clone(), now).await;
+            }
+        }
+    }
+
+    pub async fn tick(&self, now: SystemTime) {
+        let outputs = {
+            let mut state = self.state.lock().expect("connector lock");
+            let mut outputs = Vec::new();
+            state.tick(now, &mut outputs);
+            outputs
+        };
+        self.send_downstream(outputs, now).await;
+    }
+
+    async fn flush(&self, now: SystemTime) {
+        let outputs = {
+            let mut state = self.state.lock().expect("connector lock");
+            let mut outputs = Vec::new();
+            state.flush(&mut outputs);
+            outputs
+        };
+        self.send_downstream(outputs, now).await;
+    }
+
+    pub fn tick_interval(&self) -> Option<std::time::Duration> {
+        self.state.lock().expect("connector lock").tick_interval()
+    }
+}
+
+/// What a receiver holds for one signal: every pipeline it feeds.
+#[derive(Clone)]
+pub struct Consumer {
+    pipelines: Arc<[Arc<PipelineRuntime>]>,
+    closed: tokio_util::sync::CancellationToken,
+}
+
+impl Consumer {
+    pub(crate) fn new(pipelines: Vec<Arc<PipelineRuntime>>, closed: tokio_util::sync::CancellationToken) -> Self {
+        Consumer {
+            pipelines: pipelines.into(),
+            closed,
+        }
+    }
+
+    /// Admits and delivers a batch, answering only once it is in every
+    /// queue it goes to; or refuses it whole, with nothing delivered.
+    pub async fn consume(&self, batch: Batch) -> Result<(), Refused> {
+        if self.closed.is_cancelled() {
+            return Err(Refused::ShuttingDown);
+        }
+        for pipeline in self.pipelines.iter() {
+            if let Some(exporter) = pipeline.full_queue() {
+                return Err(Refused::QueueFull { exporter });
+            }
+        }
+        let now = SystemTime::now();
+        for pipeline in self.pipelines.iter() {
+            pipeline.consume_admitted(batch.clone(), now).await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,51 @@
+//! Processors: synchronous transformations of batches inside a pipeline.
+//!
+//! Contract: `process`, `tick` and `flush` never block and never do I/O;
+//! time is passed in, so tests never sleep and replay can drive event time.
+//! A processor may hold items back (batching) and emit them later from
+//! `tick` or `flush`; it must never drop an item it was given unless that is
+//! its documented purpose. Connectors implement the same trait: they
+//! consume batches of one signal and emit batches of another.
+
+pub mod batch;
+
+use std::time::{Duration, SystemTime};
+
+use crate::signal::Batch;
+
+pub trait Processor: Send {
+    /// Consumes `batch` and pushes what it emits now onto `out`.
+    fn process(&mut self, batch: Batch, now: SystemTime, out: &mut Vec<Batch>);
+
+    /// How often `tick` wants to run; `None` means never.
+    fn tick_interval(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Emits what has become due by `now` (timeouts, window ends).
+    fn tick(&mut self, _now: SystemTime, _out: &mut Vec<Batch>) {}
+
+    /// Emits everything held back; called once at shutdown.
+    fn flush(&mut self, _out: &mut Vec<Batch>) {}
+}
+
+/// Runs `batches` through `chain[start..]`, in order.
+pub fn run_chain(
+    chain: &mut [Box<dyn Processor>],
+    start: usize,
+    batches: Vec<Batch>,
+    now: SystemTime,
+) -> Vec<Batch> {
+    let mut current = batches;
+    for processor in chain.iter_mut().skip(start) {
+        if current.is_empty() {
+            break;
+        }
+        let mut next = Vec::with_capacity(current.len());
+        for batch in current {
+            processor.process(batch, now, &mut next);
+        }
+        current = next;
+    }
+    current
+}

@@ -1,0 +1,286 @@
+//! OTLP/gRPC: the three `Export` services on one tonic server.
+//!
+//! We serve them through our own codec rather than the generated servers
+//! so answers follow the OTLP specification instead of tonic's defaults: a
+//! malformed message is INVALID_ARGUMENT (tonic says INTERNAL), an oversize
+//! one RESOURCE_EXHAUSTED without RetryInfo (tonic says OUT_OF_RANGE, which
+//! clients retry forever), and a full queue RESOURCE_EXHAUSTED with
+//! RetryInfo, which clients retry after the delay.
+
+use std::convert::Infallible;
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
+use tonic::server::{Grpc, NamedService, UnaryService};
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::{GrpcConfig, MIB};
+use crate::pipeline::{Consumer, Refused};
+use crate::receivers::ReceiverContext;
+use crate::signal::{Batch, Signal};
+use crate::telemetry::ReceiverStats;
+
+/// What differs between the three OTLP services.
+pub trait OtlpService: Send + Sync + 'static {
+    type Request: prost::Message + Default + Send + 'static;
+    type Response: prost::Message + Default + Send + 'static;
+    const NAME: &'static str;
+    const PATH: &'static str;
+    const SIGNAL: Signal;
+    fn into_batch(request: Self::Request) -> Batch;
+}
+
+pub struct Traces;
+pub struct Metrics;
+pub struct Logs;
+
+impl OtlpService for Traces {
+    type Request = ExportTraceServiceRequest;
+    type Response = ExportTraceServiceResponse;
+    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+    const SIGNAL: Signal = Signal::Traces;
+    fn into_batch(request: Self::Request) -> Batch {
+        Batch::Traces(request.into())
+    }
+}
+
+impl OtlpService for Metrics {
+    type Request = ExportMetricsServiceRequest;
+    type Response = ExportMetricsServiceResponse;
+    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+    const SIGNAL: Signal = Signal::Metrics;
+    fn into_batch(request: Self::Request) -> Batch {
+        Batch::Metrics(request.into())
+    }
+}
+
+impl OtlpService for Logs {
+    type Request = ExportLogsServiceRequest;
+    type Response = ExportLogsServiceResponse;
+    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+    const SIGNAL: Signal = Signal::Logs;
+    fn into_batch(request: Self::Request) -> Batch {
+        Batch::Logs(request.into())
+    }
+}
+
+pub async fn start(config: &GrpcConfig, context: &ReceiverContext) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(config.endpoint.0).await?;
+    let address = listener.local_addr()?;
+    let max_bytes = config.max_recv_msg_size_mib.saturating_mul(MIB);
+    let router = tonic::transport::Server::builder()
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .add_service(Service::<Traces>::new(context, max_bytes))
+        .add_service(Service::<Metrics>::new(context, max_bytes))
+        .add_service(Service::<Logs>::new(context, max_bytes));
+    let shutdown = context.shutdown.clone();
+    let task = tokio::spawn(async move {
+        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        if let Err(e) = router
+            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %e, "OTLP/gRPC server failed");
+        }
+    });
+    Ok((address, task))
+}
+
+struct Handler {
+    consumer: Option<Consumer>,
+    stats: Arc<ReceiverStats>,
+}
+
+pub struct Service<S> {
+    handler: Arc<Handler>,
+    max_bytes: usize,
+    _service: PhantomData<fn() -> S>,
+}
+
+impl<S> Clone for Service<S> {
+    fn clone(&self) -> Self {
+        Service {
+            handler: self.handler.clone(),
+            max_bytes: self.max_bytes,
+            _service: PhantomData,
+        }
+    }
+}
+
+impl<S: OtlpService> Service<S> {
+    fn new(context: &ReceiverContext, max_bytes: usize) -> Self {
+        Service {
+            handler: Arc::new(Handler {
+                consumer: context.consumers.get(S::SIGNAL).cloned(),
+                stats: context.telemetry.receiver(&context.id, "grpc", S::SIGNAL),
+            }),
+            max_bytes,
+            _service: PhantomData,
+        }
+    }
+}
+
+impl<S: OtlpService> NamedService for Service<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S: OtlpService> tower_service::Service<http::Request<tonic::body::Body>> for Service<S> {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let handler = self.handler.clone();
+        let max_bytes = self.max_bytes;
+        Box::pin(async move {
+            if request.uri().path() != S::PATH {
+                return Ok(Status::unimplemented(format!("unknown method {}", request.uri().path())).into_http());
+            }
+            let mut accept = EnabledCompressionEncodings::default();
+            accept.enable(CompressionEncoding::Gzip);
+            accept.enable(CompressionEncoding::Zstd);
+            let mut grpc = Grpc::new(OtlpCodec::<S>(PhantomData))
+                .apply_compression_config(accept, EnabledCompressionEncodings::default())
+                .apply_max_message_size_config(Some(max_bytes), None);
+            let reached_handler = Arc::new(AtomicBool::new(false));
+            let unary = Unary::<S> {
+                handler: handler.clone(),
+                reached: reached_handler.clone(),
+                _service: PhantomData,
+            };
+            let mut response = grpc.unary(unary, request).await;
+            if !reached_handler.load(Ordering::Relaxed) {
+                // The request failed before decoding completed.
+                handler.stats.requests.fetch_add(1, Ordering::Relaxed);
+                handler.stats.failed_requests.fetch_add(1, Ordering::Relaxed);
+                follow_otlp_codes(&mut response);
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// Maps tonic's answers to failed decoding onto the codes OTLP asks for.
+fn follow_otlp_codes(response: &mut http::Response<tonic::body::Body>) {
+    let headers = response.headers_mut();
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i32>().ok());
+    let replacement = match code.map(Code::from) {
+        Some(Code::OutOfRange) => Code::ResourceExhausted,
+        Some(Code::Internal) => Code::InvalidArgument,
+        _ => return,
+    };
+    headers.insert("grpc-status", http::HeaderValue::from(replacement as i32));
+}
+
+struct Unary<S> {
+    handler: Arc<Handler>,
+    reached: Arc<AtomicBool>,
+    _service: PhantomData<fn() -> S>,
+}
+
+impl<S: OtlpService> UnaryService<S::Request> for Unary<S> {
+    type Response = S::Response;
+    type Future = BoxFuture<'static, Result<tonic::Response<S::Response>, Status>>;
+
+    fn call(&mut self, request: tonic::Request<S::Request>) -> Self::Future {
+        self.reached.store(true, Ordering::Relaxed);
+        let handler = self.handler.clone();
+        Box::pin(async move {
+            let stats = &handler.stats;
+            stats.requests.fetch_add(1, Ordering::Relaxed);
+            let Some(consumer) = &handler.consumer else {
+                stats.failed_requests.fetch_add(1, Ordering::Relaxed);
+                return Err(Status::unimplemented(format!(
+                    "no pipeline receives {} from this receiver",
+                    S::SIGNAL
+                )));
+            };
+            let batch = S::into_batch(request.into_inner());
+            let items = batch.item_count() as u64;
+            match consumer.consume(batch).await {
+                Ok(()) => {
+                    stats.accepted_items.fetch_add(items, Ordering::Relaxed);
+                    Ok(tonic::Response::new(S::Response::default()))
+                }
+                Err(refused) => {
+                    stats.refused_items.fetch_add(items, Ordering::Relaxed);
+                    stats.failed_requests.fetch_add(1, Ordering::Relaxed);
+                    Err(match refused {
+                        Refused::QueueFull { .. } => Status::with_error_details(
+                            Code::ResourceExhausted,
+                            refused.to_string(),
+                            ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+                        ),
+                        Refused::ShuttingDown => Status::unavailable(refused.to_string()),
+                    })
+                }
+            }
+        })
+    }
+}
+
+/// prost encoding, with decode errors reported as INVALID_ARGUMENT.
+struct OtlpCodec<S>(PhantomData<fn() -> S>);
+
+impl<S: OtlpService> Codec for OtlpCodec<S> {
+    type Encode = S::Response;
+    type Decode = S::Request;
+    type Encoder = OtlpEncoder<S::Response>;
+    type Decoder = OtlpDecoder<S::Request>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        OtlpEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        OtlpDecoder(PhantomData)
+    }
+}
+
+struct OtlpEncoder<T>(PhantomData<fn(T)>);
+
+impl<T: prost::Message> Encoder for OtlpEncoder<T> {
+    type Item = T;
+    type Error = Status;
+
+    fn encode(&mut self, item: T, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst).map_err(|e| Status::internal(format!("encoding the response: {e}")))
+    }
+}
+
+struct OtlpDecoder<T>(PhantomData<fn() -> T>);
+
+impl<T: prost::Message + Default> Decoder for OtlpDecoder<T> {
+    type Item = T;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<T>, Status> {
+        T::decode(src)
+            .map(Some)
+            .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")))
+    }
+}

@@ -1,0 +1,195 @@
+//! OTLP/HTTP: `POST /v1/traces`, `/v1/metrics`, `/v1/logs` with protobuf or
+//! JSON bodies, as the OTLP specification defines them.
+//!
+//! Answers: 200 with an export response in the request's format; 400 for a
+//! malformed body, 413 when too large, 415 for an unsupported Content-Type
+//! or Content-Encoding, 503 with Retry-After when a queue is full. Error
+//! bodies are a `google.rpc.Status`, as the specification asks.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http_body_util::BodyExt;
+use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use prost::Message;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::HttpConfig;
+use super::decode::{self, BodyError, Encoding, Format};
+use crate::pipeline::{Consumer, Refused};
+use crate::receivers::ReceiverContext;
+use crate::signal::{Batch, Signal};
+use crate::telemetry::ReceiverStats;
+
+struct Route {
+    consumer: Option<Consumer>,
+    stats: Arc<ReceiverStats>,
+    signal: Signal,
+    max_bytes: usize,
+}
+
+pub async fn start(config: &HttpConfig, context: &ReceiverContext) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+    let listener = TcpListener::bind(config.endpoint.0).await?;
+    let address = listener.local_addr()?;
+    let route = |signal: Signal| {
+        Arc::new(Route {
+            consumer: context.consumers.get(signal).cloned(),
+            stats: context.telemetry.receiver(&context.id, "http", signal),
+            signal,
+            max_bytes: config.max_request_body_size,
+        })
+    };
+    let app = axum::Router::new()
+        .route(&config.traces_url_path, post(export).with_state(route(Signal::Traces)))
+        .route(&config.metrics_url_path, post(export).with_state(route(Signal::Metrics)))
+        .route(&config.logs_url_path, post(export).with_state(route(Signal::Logs)))
+        // We enforce our own limit, after decompression too.
+        .layer(axum::extract::DefaultBodyLimit::disable());
+    let shutdown = context.shutdown.clone();
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "OTLP/HTTP server failed");
+        }
+    });
+    Ok((address, task))
+}
+
+/// A `google.rpc.Status`, the error body OTLP/HTTP specifies.
+#[derive(Clone, PartialEq, Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+fn error_response(status: StatusCode, grpc_code: tonic::Code, message: String, format: Format) -> Response {
+    let body = match format {
+        Format::Protobuf => RpcStatus {
+            code: grpc_code as i32,
+            message,
+        }
+        .encode_to_vec(),
+        Format::Json => serde_json::json!({ "code": grpc_code as i32, "message": message })
+            .to_string()
+            .into_bytes(),
+    };
+    (status, [(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}
+
+async fn export(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body) -> Response {
+    route.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let response = handle(&route, &headers, body).await;
+    if !response.status().is_success() {
+        route.stats.failed_requests.fetch_add(1, Ordering::Relaxed);
+    }
+    response
+}
+
+async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
+    let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let format = match Format::from_content_type(header_str(header::CONTENT_TYPE)) {
+        Ok(format) => format,
+        Err(message) => {
+            return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, message, Format::Json);
+        }
+    };
+    let fail = |status: StatusCode, code: tonic::Code, message: String| error_response(status, code, message, format);
+    let encoding = match Encoding::from_header(header_str(header::CONTENT_ENCODING)) {
+        Ok(encoding) => encoding,
+        Err(message) => return fail(StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, message),
+    };
+    let Some(consumer) = &route.consumer else {
+        return fail(
+            StatusCode::NOT_FOUND,
+            tonic::Code::Unimplemented,
+            format!("no pipeline receives {} from this receiver", route.signal),
+        );
+    };
+    let too_large = |limit: usize| {
+        fail(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            tonic::Code::ResourceExhausted,
+            format!("request body is larger than the limit of {limit} bytes"),
+        )
+    };
+    let declared = header_str(header::CONTENT_LENGTH).and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > route.max_bytes) {
+        return too_large(route.max_bytes);
+    }
+    let raw = match http_body_util::Limited::new(body, route.max_bytes).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(route.max_bytes),
+        Err(e) => {
+            return fail(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, format!("cannot read the request body: {e}"));
+        }
+    };
+    let decompressed;
+    let bytes: &[u8] = match encoding {
+        Encoding::Identity => &raw,
+        _ => match decode::decompress(&raw, encoding, route.max_bytes) {
+            Ok(out) => {
+                decompressed = out;
+                &decompressed
+            }
+            Err(BodyError::TooLarge { limit }) => return too_large(limit),
+            Err(BodyError::Malformed(message)) => {
+                return fail(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, message);
+            }
+        },
+    };
+    let decoded = match route.signal {
+        Signal::Traces => decode::decode::<ExportTraceServiceRequest>(bytes, format).map(|r| Batch::Traces(r.into())),
+        Signal::Metrics => {
+            decode::decode::<ExportMetricsServiceRequest>(bytes, format).map(|r| Batch::Metrics(r.into()))
+        }
+        Signal::Logs => decode::decode::<ExportLogsServiceRequest>(bytes, format).map(|r| Batch::Logs(r.into())),
+    };
+    let batch = match decoded {
+        Ok(batch) => batch,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, e.to_string()),
+    };
+    let items = batch.item_count() as u64;
+    match consumer.consume(batch).await {
+        Ok(()) => {
+            route.stats.accepted_items.fetch_add(items, Ordering::Relaxed);
+            success(route.signal, format)
+        }
+        Err(refused) => {
+            route.stats.refused_items.fetch_add(items, Ordering::Relaxed);
+            let code = match refused {
+                Refused::QueueFull { .. } => tonic::Code::ResourceExhausted,
+                Refused::ShuttingDown => tonic::Code::Unavailable,
+            };
+            let mut response = fail(StatusCode::SERVICE_UNAVAILABLE, code, refused.to_string());
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+            response
+        }
+    }
+}
+
+fn success(signal: Signal, format: Format) -> Response {
+    let body = match (signal, format) {
+        (_, Format::Json) => b"{}".to_vec(),
+        (Signal::Traces, Format::Protobuf) => ExportTraceServiceResponse::default().encode_to_vec(),
+        (Signal::Metrics, Format::Protobuf) => ExportMetricsServiceResponse::default().encode_to_vec(),
+        (Signal::Logs, Format::Protobuf) => ExportLogsServiceResponse::default().encode_to_vec(),
+    };
+    (StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], body).into_response()
+}

@@ -1,0 +1,180 @@
+//! sidewatch's own telemetry: counters every component updates, rendered
+//! as Prometheus text on the telemetry endpoint (`server`).
+//!
+//! Counters are plain atomics owned by the component that updates them; the
+//! registry only keeps an `Arc` to each for rendering, so the hot path
+//! never takes a lock.
+
+pub mod server;
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::signal::Signal;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Starting = 0,
+    Running = 1,
+    Stopping = 2,
+}
+
+#[derive(Debug)]
+pub struct ReceiverStats {
+    pub receiver: String,
+    pub transport: &'static str,
+    pub signal: Signal,
+    pub accepted_items: AtomicU64,
+    pub refused_items: AtomicU64,
+    pub requests: AtomicU64,
+    pub failed_requests: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct ExporterStats {
+    pub exporter: String,
+    pub signal: Signal,
+    pub sent_items: AtomicU64,
+    pub failed_items: AtomicU64,
+    pub retried_items: AtomicU64,
+    /// Items in the queue now (a gauge).
+    pub queued_items: AtomicI64,
+    /// Batches in the queue now (a gauge).
+    pub queued_batches: AtomicI64,
+    pub queue_capacity: u64,
+    /// Consecutive failed attempts; 0 after a success. Feeds /healthz.
+    pub consecutive_failures: AtomicU64,
+}
+
+impl ExporterStats {
+    pub fn enqueued(&self, items: usize) {
+        self.queued_items.fetch_add(items as i64, Ordering::Relaxed);
+        self.queued_batches.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn dequeued(&self, items: usize) {
+        self.queued_items.fetch_sub(items as i64, Ordering::Relaxed);
+        self.queued_batches.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[derive(Debug)]
+pub struct Telemetry {
+    state: AtomicU8,
+    receivers: Mutex<Vec<Arc<ReceiverStats>>>,
+    exporters: Mutex<Vec<Arc<ExporterStats>>>,
+}
+
+impl Default for Telemetry {
+    fn default() -> Self {
+        Telemetry {
+            state: AtomicU8::new(State::Starting as u8),
+            receivers: Mutex::default(),
+            exporters: Mutex::default(),
+        }
+    }
+}
+
+impl Telemetry {
+    pub fn set_state(&self, state: State) {
+        self.state.store(state as u8, Ordering::SeqCst);
+    }
+
+    pub fn state(&self) -> State {
+        match self.state.load(Ordering::SeqCst) {
+            0 => State::Starting,
+            1 => State::Running,
+            _ => State::Stopping,
+        }
+    }
+
+    pub fn receiver(&self, receiver: &str, transport: &'static str, signal: Signal) -> Arc<ReceiverStats> {
+        let stats = Arc::new(ReceiverStats {
+            receiver: receiver.to_string(),
+            transport,
+            signal,
+            accepted_items: AtomicU64::new(0),
+            refused_items: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            failed_requests: AtomicU64::new(0),
+        });
+        self.receivers.lock().expect("telemetry lock").push(stats.clone());
+        stats
+    }
+
+    pub fn exporter(&self, exporter: &str, signal: Signal, queue_capacity: usize) -> Arc<ExporterStats> {
+        let stats = Arc::new(ExporterStats {
+            exporter: exporter.to_string(),
+            signal,
+            sent_items: AtomicU64::new(0),
+            failed_items: AtomicU64::new(0),
+            retried_items: AtomicU64::new(0),
+            queued_items: AtomicI64::new(0),
+            queued_batches: AtomicI64::new(0),
+            queue_capacity: queue_capacity as u64,
+            consecutive_failures: AtomicU64::new(0),
+        });
+        self.exporters.lock().expect("telemetry lock").push(stats.clone());
+        stats
+    }
+
+    pub fn exporters(&self) -> Vec<Arc<ExporterStats>> {
+        self.exporters.lock().expect("telemetry lock").clone()
+    }
+
+    pub fn receivers(&self) -> Vec<Arc<ReceiverStats>> {
+        self.receivers.lock().expect("telemetry lock").clone()
+    }
+
+    /// Prometheus text exposition (format 0.0.4) of every counter.
+    pub fn render_prometheus(&self) -> String {
+        let mut out = String::new();
+        let receivers = self.receivers();
+        let exporters = self.exporters();
+        let receiver_families: [(&str, &str, &str, fn(&ReceiverStats) -> u64); 4] = [
+            ("sidewatch_receiver_accepted_items_total", "counter", "Items (spans, data points, log records) a receiver accepted into its pipelines.", |s| s.accepted_items.load(Ordering::Relaxed)),
+            ("sidewatch_receiver_refused_items_total", "counter", "Items a receiver refused (malformed, too large, or pipelines full).", |s| s.refused_items.load(Ordering::Relaxed)),
+            ("sidewatch_receiver_requests_total", "counter", "Export requests a receiver answered.", |s| s.requests.load(Ordering::Relaxed)),
+            ("sidewatch_receiver_failed_requests_total", "counter", "Export requests a receiver answered with an error.", |s| s.failed_requests.load(Ordering::Relaxed)),
+        ];
+        for (name, kind, help, read) in receiver_families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for s in &receivers {
+                let _ = writeln!(
+                    out,
+                    "{name}{{receiver=\"{}\",transport=\"{}\",signal=\"{}\"}} {}",
+                    escape(&s.receiver),
+                    s.transport,
+                    s.signal,
+                    read(s)
+                );
+            }
+        }
+        let exporter_families: [(&str, &str, &str, fn(&ExporterStats) -> i64); 6] = [
+            ("sidewatch_exporter_sent_items_total", "counter", "Items an exporter delivered to its destination.", |s| s.sent_items.load(Ordering::Relaxed) as i64),
+            ("sidewatch_exporter_failed_items_total", "counter", "Items an exporter gave up on (permanent error, retries exhausted, or shutdown deadline).", |s| s.failed_items.load(Ordering::Relaxed) as i64),
+            ("sidewatch_exporter_retried_items_total", "counter", "Items an exporter sent again after a retryable failure.", |s| s.retried_items.load(Ordering::Relaxed) as i64),
+            ("sidewatch_exporter_queued_items", "gauge", "Items waiting in an exporter's queue.", |s| s.queued_items.load(Ordering::Relaxed)),
+            ("sidewatch_exporter_queue_size", "gauge", "Batches waiting in an exporter's queue.", |s| s.queued_batches.load(Ordering::Relaxed)),
+            ("sidewatch_exporter_queue_capacity", "gauge", "Batches an exporter's queue holds at most.", |s| s.queue_capacity as i64),
+        ];
+        for (name, kind, help, read) in exporter_families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for s in &exporters {
+                let _ = writeln!(
+                    out,
+                    "{name}{{exporter=\"{}\",signal=\"{}\"}} {}",
+                    escape(&s.exporter),
+                    s.signal,
+                    read(s)
+                );
+            }
+        }
+        out
+    }
+}
+
+fn escape(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}

@@ -1,0 +1,70 @@
+//! The telemetry endpoint: `/healthz` and `/metrics`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::extract::State as AxumState;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{State, Telemetry};
+
+/// Binds the endpoint and serves it until `shutdown`; returns the address.
+pub async fn start(
+    address: SocketAddr,
+    telemetry: Arc<Telemetry>,
+    shutdown: CancellationToken,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
+    let listener = TcpListener::bind(address).await?;
+    let bound = listener.local_addr()?;
+    let app = axum::Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(telemetry);
+    let task = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown.cancelled_owned())
+            .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "telemetry endpoint failed");
+        }
+    });
+    Ok((bound, task))
+}
+
+/// 200 while running, 503 while starting or stopping; the body names each
+/// exporter whose destination is failing.
+async fn healthz(AxumState(telemetry): AxumState<Arc<Telemetry>>) -> impl IntoResponse {
+    let state = telemetry.state();
+    let failing: Vec<serde_json::Value> = telemetry
+        .exporters()
+        .iter()
+        .filter(|e| e.consecutive_failures.load(Ordering::Relaxed) > 0)
+        .map(|e| {
+            serde_json::json!({
+                "exporter": e.exporter,
+                "signal": e.signal.as_str(),
+                "consecutive_failures": e.consecutive_failures.load(Ordering::Relaxed),
+                "queued_items": e.queued_items.load(Ordering::Relaxed),
+            })
+        })
+        .collect();
+    let (code, status) = match state {
+        State::Running => (StatusCode::OK, if failing.is_empty() { "ok" } else { "degraded" }),
+        State::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
+        State::Stopping => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
+    };
+    let body = serde_json::json!({ "status": status, "failing_exporters": failing });
+    (code, axum::Json(body))
+}
+
+async fn metrics(AxumState(telemetry): AxumState<Arc<Telemetry>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        telemetry.render_prometheus(),
+    )
+}
