@@ -1,0 +1,71 @@
+//! Starting sidewatch in-process from YAML, and small shared helpers.
+
+use std::net::SocketAddr;
+
+use sidewatch::pipeline::build::RunningCollector;
+
+pub async fn start(yaml: &str) -> RunningCollector {
+    let loaded = sidewatch::config::load_str(yaml, "test config").unwrap_or_else(|e| panic!("{e}"));
+    sidewatch::pipeline::build::start(&loaded.plan).await.expect("collector starts")
+}
+
+pub fn address(collector: &RunningCollector, listener: &str) -> SocketAddr {
+    *collector
+        .addresses
+        .get(listener)
+        .unwrap_or_else(|| panic!("no listener {listener}: {:?}", collector.addresses))
+}
+
+/// A port that was free a moment ago, for servers started later.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// An OTLP/gRPC receiver on port 0 forwarding every signal to `backend`
+/// with fast retries; `extra_exporter_settings` is spliced into the otlp
+/// exporter's mapping.
+pub fn forwarding_config(backend: &str, extra_exporter_settings: &str) -> String {
+    format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: {{ endpoint: 127.0.0.1:0 }}
+      http: {{ endpoint: 127.0.0.1:0 }}
+processors:
+  batch: {{ timeout: 50ms }}
+exporters:
+  otlp:
+    endpoint: {backend}
+    retry_on_failure: {{ initial_interval: 50ms, max_interval: 200ms }}
+    {extra_exporter_settings}
+service:
+  telemetry: {{ metrics: {{ address: 127.0.0.1:0 }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], processors: [batch], exporters: [otlp] }}
+    metrics: {{ receivers: [otlp], processors: [batch], exporters: [otlp] }}
+    logs: {{ receivers: [otlp], processors: [batch], exporters: [otlp] }}
+"#
+    )
+}
+
+/// An OTLP trace request with `count` spans named `{prefix}-{i}`.
+pub fn trace_request(prefix: &str, count: usize) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+    use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
+    opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+        resource_spans: vec![ResourceSpans {
+            scope_spans: vec![ScopeSpans {
+                spans: (0..count)
+                    .map(|i| Span {
+                        name: format!("{prefix}-{i}"),
+                        trace_id: vec![1; 16],
+                        span_id: vec![2; 8],
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}

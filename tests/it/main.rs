@@ -1,0 +1,13 @@
+//! Black-box tests: sidewatch with real OTLP clients (the OpenTelemetry
+//! SDK, raw HTTP and gRPC) and a real OTLP backend, all on 127.0.0.1.
+
+mod backend;
+mod bad_input;
+mod backpressure;
+mod config_errors;
+mod harness;
+mod otlphttp_chain;
+mod retry;
+mod sdk_end_to_end;
+mod shutdown;
+mod telemetry;
