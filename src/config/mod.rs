@@ -59,6 +59,7 @@ pub fn load_str_with_env(
         lines: LineIndex::build(text),
         errors: Vec::new(),
         warnings: Vec::new(),
+        suppressed: Vec::new(),
     };
     let fail = |errors: Vec<ConfigError>| ConfigErrors {
         source_name: source_name.to_string(),
@@ -87,7 +88,9 @@ pub fn load_str_with_env(
     let mut expansion_errors = Vec::new();
     expand::expand_env(&mut value, &YamlPath::root(), env, &mut expansion_errors);
     for (path, message) in expansion_errors {
-        decoder.error(path, message);
+        decoder.error(path.clone(), message);
+        // The value is still the unexpanded text: do not report it twice.
+        decoder.suppressed.push(path);
     }
     let plan = plan::compile(&value, &mut decoder);
     match plan {
@@ -95,7 +98,11 @@ pub fn load_str_with_env(
             plan,
             warnings: decoder.warnings,
         }),
-        _ => Err(fail(decoder.errors)),
+        _ => {
+            let mut errors = decoder.errors;
+            errors.sort_by_key(|e| e.location.map_or((usize::MAX, 0), |l| (l.line, l.column)));
+            Err(fail(errors))
+        }
     }
 }
 
@@ -104,10 +111,15 @@ pub struct Decoder {
     lines: LineIndex,
     errors: Vec<ConfigError>,
     warnings: Vec<ConfigError>,
+    /// Paths already reported; later errors at or under them are noise.
+    suppressed: Vec<YamlPath>,
 }
 
 impl Decoder {
     pub fn error(&mut self, path: YamlPath, message: impl Into<String>) {
+        if self.suppressed.iter().any(|s| path.0.starts_with(&s.0)) {
+            return;
+        }
         let location = self.lines.locate(&path);
         self.errors.push(ConfigError {
             path,
@@ -141,6 +153,7 @@ impl Decoder {
                 if let Some(field) = message
                     .strip_prefix("unknown field `")
                     .and_then(|rest| rest.split('`').next())
+                    && at.0.last() != Some(&Segment::Key(field.to_string()))
                 {
                     at = at.key(field);
                 }
@@ -157,5 +170,6 @@ pub(crate) fn test_decoder() -> Decoder {
         lines: LineIndex::default(),
         errors: Vec::new(),
         warnings: Vec::new(),
+        suppressed: Vec::new(),
     }
 }
