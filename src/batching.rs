@@ -14,7 +14,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 
-use crate::signal::{metric_point_count, Batch};
+use crate::signal::{Batch, metric_point_count};
 
 /// An owned request of one signal, for processors that accumulate.
 #[derive(Debug, Clone)]
@@ -46,7 +46,9 @@ impl Pending {
     pub fn append(&mut self, other: Pending) -> Result<(), Pending> {
         match (self, other) {
             (Pending::Traces(a), Pending::Traces(b)) => a.resource_spans.extend(b.resource_spans),
-            (Pending::Metrics(a), Pending::Metrics(b)) => a.resource_metrics.extend(b.resource_metrics),
+            (Pending::Metrics(a), Pending::Metrics(b)) => {
+                a.resource_metrics.extend(b.resource_metrics)
+            }
             (Pending::Logs(a), Pending::Logs(b)) => a.resource_logs.extend(b.resource_logs),
             (_, other) => return Err(other),
         }
@@ -105,7 +107,8 @@ fn take_resource_spans(from: &mut Vec<ResourceSpans>, max_items: usize) -> Vec<R
                 whole_scopes += 1;
                 continue;
             }
-            part.scope_spans.extend(resource.scope_spans.drain(..whole_scopes));
+            part.scope_spans
+                .extend(resource.scope_spans.drain(..whole_scopes));
             let scope = &mut resource.scope_spans[0];
             part.scope_spans.push(ScopeSpans {
                 scope: scope.scope.clone(),
@@ -131,7 +134,11 @@ fn take_resource_logs(from: &mut Vec<ResourceLogs>, max_items: usize) -> Vec<Res
         if remaining == 0 {
             break;
         }
-        let count: usize = resource.scope_logs.iter().map(|s| s.log_records.len()).sum();
+        let count: usize = resource
+            .scope_logs
+            .iter()
+            .map(|s| s.log_records.len())
+            .sum();
         if count <= remaining {
             remaining -= count;
             taken_whole += 1;
@@ -150,7 +157,8 @@ fn take_resource_logs(from: &mut Vec<ResourceLogs>, max_items: usize) -> Vec<Res
                 whole_scopes += 1;
                 continue;
             }
-            part.scope_logs.extend(resource.scope_logs.drain(..whole_scopes));
+            part.scope_logs
+                .extend(resource.scope_logs.drain(..whole_scopes));
             let scope = &mut resource.scope_logs[0];
             part.scope_logs.push(ScopeLogs {
                 scope: scope.scope.clone(),
@@ -167,7 +175,10 @@ fn take_resource_logs(from: &mut Vec<ResourceLogs>, max_items: usize) -> Vec<Res
     out
 }
 
-fn take_resource_metrics(from: &mut Vec<ResourceMetrics>, max_items: usize) -> Vec<ResourceMetrics> {
+fn take_resource_metrics(
+    from: &mut Vec<ResourceMetrics>,
+    max_items: usize,
+) -> Vec<ResourceMetrics> {
     let mut out = Vec::new();
     let mut remaining = max_items;
     let mut taken_whole = 0;
@@ -201,7 +212,8 @@ fn take_resource_metrics(from: &mut Vec<ResourceMetrics>, max_items: usize) -> V
                 whole_scopes += 1;
                 continue;
             }
-            part.scope_metrics.extend(resource.scope_metrics.drain(..whole_scopes));
+            part.scope_metrics
+                .extend(resource.scope_metrics.drain(..whole_scopes));
             let scope = &mut resource.scope_metrics[0];
             let mut partial = ScopeMetrics {
                 scope: scope.scope.clone(),
@@ -249,10 +261,12 @@ fn take_points(metric: &mut Metric, count: usize) -> Metric {
             data_points: h.data_points.drain(..count).collect(),
             aggregation_temporality: h.aggregation_temporality,
         })),
-        Some(Data::ExponentialHistogram(h)) => Some(Data::ExponentialHistogram(ExponentialHistogram {
-            data_points: h.data_points.drain(..count).collect(),
-            aggregation_temporality: h.aggregation_temporality,
-        })),
+        Some(Data::ExponentialHistogram(h)) => {
+            Some(Data::ExponentialHistogram(ExponentialHistogram {
+                data_points: h.data_points.drain(..count).collect(),
+                aggregation_temporality: h.aggregation_temporality,
+            }))
+        }
         Some(Data::Summary(s)) => Some(Data::Summary(Summary {
             data_points: s.data_points.drain(..count).collect(),
         })),
@@ -318,7 +332,9 @@ pub(crate) mod tests {
             let mut pending = Pending::Traces(original.clone());
             let mut seen = Vec::new();
             while !pending.is_empty() {
-                let Pending::Traces(front) = pending.take_front(max) else { unreachable!() };
+                let Pending::Traces(front) = pending.take_front(max) else {
+                    unreachable!()
+                };
                 assert!(span_count(&front) <= max);
                 seen.extend(names(&front));
             }
@@ -355,7 +371,9 @@ pub(crate) mod tests {
         let mut pending = Pending::Metrics(request);
         let mut sizes = Vec::new();
         while !pending.is_empty() {
-            let Pending::Metrics(front) = pending.take_front(3) else { unreachable!() };
+            let Pending::Metrics(front) = pending.take_front(3) else {
+                unreachable!()
+            };
             let first = &front.resource_metrics[0].scope_metrics[0].metrics[0];
             assert_eq!((first.name.as_str(), first.unit.as_str()), ("m", "s"));
             sizes.push(data_point_count(&front));

@@ -119,6 +119,8 @@ pub enum ProcessorConfig {
     Batch(processors::batch::BatchConfig),
 }
 
+// Configs are built once at start-up; their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum ExporterConfig {
     Otlp(exporters::otlp::OtlpExporterConfig),
@@ -207,12 +209,25 @@ mod tests {
                 _ => Value::Null,
             };
             let ok = match info.kind {
-                Kind::Receiver => decode_receiver(info.type_name, &value, &path, &mut decoder).is_some(),
-                Kind::Processor => decode_processor(info.type_name, &value, &path, &mut decoder).is_some(),
-                Kind::Exporter => decode_exporter(info.type_name, &value, &path, &mut decoder).is_some(),
-                Kind::Connector => decode_connector(info.type_name, &value, &path, &mut decoder).is_some(),
+                Kind::Receiver => {
+                    decode_receiver(info.type_name, &value, &path, &mut decoder).is_some()
+                }
+                Kind::Processor => {
+                    decode_processor(info.type_name, &value, &path, &mut decoder).is_some()
+                }
+                Kind::Exporter => {
+                    decode_exporter(info.type_name, &value, &path, &mut decoder).is_some()
+                }
+                Kind::Connector => {
+                    decode_connector(info.type_name, &value, &path, &mut decoder).is_some()
+                }
             };
-            assert!(ok, "{} {} did not decode", info.kind.as_str(), info.type_name);
+            assert!(
+                ok,
+                "{} {} did not decode",
+                info.kind.as_str(),
+                info.type_name
+            );
         }
     }
 }

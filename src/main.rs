@@ -8,7 +8,11 @@ use sidewatch::components::COMPONENTS;
 use sidewatch::config::{self, ConfigErrors, Loaded};
 
 #[derive(Parser)]
-#[command(name = "sidewatch", version, about = "An OpenTelemetry pipeline processor")]
+#[command(
+    name = "sidewatch",
+    version,
+    about = "An OpenTelemetry pipeline processor"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -35,7 +39,12 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Components => {
             for info in COMPONENTS {
-                println!("{:<10} {:<12} {}", info.kind.as_str(), info.type_name, info.description);
+                println!(
+                    "{:<10} {:<12} {}",
+                    info.kind.as_str(),
+                    info.type_name,
+                    info.description
+                );
             }
             ExitCode::SUCCESS
         }
@@ -60,7 +69,9 @@ fn main() -> ExitCode {
                 Err(errors) => return config_failed(errors),
             };
             init_logging(loaded.plan.service.telemetry.log_filter.as_deref());
-            let source = config.map(|p| p.display().to_string()).unwrap_or_else(|| "embedded default pipeline".into());
+            let source = config
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|| "embedded default pipeline".into());
             for warning in &loaded.warnings {
                 tracing::warn!(config = %source, "{warning}");
             }
@@ -106,7 +117,10 @@ async fn run(loaded: Loaded) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    tracing::info!(pipelines = loaded.plan.service.pipelines.len(), "sidewatch is ready");
+    tracing::info!(
+        pipelines = loaded.plan.service.pipelines.len(),
+        "sidewatch is ready"
+    );
     wait_for_signal().await;
     tracing::info!("shutting down: draining pipelines");
     let report = collector.shutdown().await;
@@ -119,14 +133,15 @@ async fn run(loaded: Loaded) -> ExitCode {
 }
 
 async fn wait_for_signal() {
-    let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(signal) => signal,
-        Err(e) => {
-            tracing::warn!("cannot listen for SIGTERM ({e}); only Ctrl-C stops sidewatch");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
+    let mut terminate =
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(e) => {
+                tracing::warn!("cannot listen for SIGTERM ({e}); only Ctrl-C stops sidewatch");
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = terminate.recv() => {}

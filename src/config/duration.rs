@@ -35,7 +35,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "m" => 60.0,
             "h" => 3600.0,
             "d" => 86400.0,
-            "" => return Err(format!("duration {text:?} has no unit: expected {EXPECTED}")),
+            "" => {
+                return Err(format!(
+                    "duration {text:?} has no unit: expected {EXPECTED}"
+                ));
+            }
             unit => {
                 return Err(format!(
                     "unknown unit {unit:?} in duration {text:?}: expected one of ns, us, ms, s, m, h, d"
@@ -72,13 +76,19 @@ impl<'de> Deserialize<'de> for DurationText {
                 if v == 0 {
                     return Ok(DurationText("0".into()));
                 }
-                Err(E::custom(format!("duration {v} has no unit: expected {EXPECTED}")))
+                Err(E::custom(format!(
+                    "duration {v} has no unit: expected {EXPECTED}"
+                )))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<DurationText, E> {
-                Err(E::custom(format!("duration {v} has no unit: expected {EXPECTED}")))
+                Err(E::custom(format!(
+                    "duration {v} has no unit: expected {EXPECTED}"
+                )))
             }
             fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<DurationText, E> {
-                Err(E::custom(format!("duration {v} has no unit: expected {EXPECTED}")))
+                Err(E::custom(format!(
+                    "duration {v} has no unit: expected {EXPECTED}"
+                )))
             }
         }
         deserializer.deserialize_any(Visitor)
@@ -102,7 +112,15 @@ mod tests {
     #[test]
     fn rejects_missing_or_unknown_units() {
         assert!(parse_duration("10").unwrap_err().contains("no unit"));
-        assert!(parse_duration("10 parsecs").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("fast").unwrap_err().contains("invalid duration"));
+        assert!(
+            parse_duration("10 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(
+            parse_duration("fast")
+                .unwrap_err()
+                .contains("invalid duration")
+        );
     }
 }

@@ -28,7 +28,9 @@ impl ListenAddress {
             .map_err(|_| format!("invalid port {port:?} in endpoint {text:?}: {expected}"))?;
         match host {
             "localhost" => Ok(ListenAddress::loopback(port)),
-            _ => Err(format!("invalid host {host:?} in endpoint {text:?}: {expected}")),
+            _ => Err(format!(
+                "invalid host {host:?} in endpoint {text:?}: {expected}"
+            )),
         }
     }
 }
@@ -85,7 +87,11 @@ impl EndpointUrl {
     /// The URL with `path` appended to its own path (no double slashes).
     pub fn join(&self, path: &str) -> String {
         let base = self.0.to_string();
-        format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
+        format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            path.trim_start_matches('/')
+        )
     }
 }
 
@@ -108,11 +114,26 @@ mod tests {
 
     #[test]
     fn listen_addresses() {
-        assert_eq!(ListenAddress::parse("localhost:4317"), Ok(ListenAddress::loopback(4317)));
+        assert_eq!(
+            ListenAddress::parse("localhost:4317"),
+            Ok(ListenAddress::loopback(4317))
+        );
         assert!(ListenAddress::parse("[::1]:4317").is_ok());
-        assert!(ListenAddress::parse("4317").unwrap_err().contains("expected host:port"));
-        assert!(ListenAddress::parse("127.0.0.1:http").unwrap_err().contains("invalid port"));
-        assert!(ListenAddress::parse("example.com:1").unwrap_err().contains("invalid host"));
+        assert!(
+            ListenAddress::parse("4317")
+                .unwrap_err()
+                .contains("expected host:port")
+        );
+        assert!(
+            ListenAddress::parse("127.0.0.1:http")
+                .unwrap_err()
+                .contains("invalid port")
+        );
+        assert!(
+            ListenAddress::parse("example.com:1")
+                .unwrap_err()
+                .contains("invalid host")
+        );
     }
 
     #[test]
@@ -122,10 +143,16 @@ mod tests {
             "http://127.0.0.1:4317/"
         );
         assert_eq!(
-            EndpointUrl::parse("http://127.0.0.1:4318/base/").unwrap().join("/v1/traces"),
+            EndpointUrl::parse("http://127.0.0.1:4318/base/")
+                .unwrap()
+                .join("/v1/traces"),
             "http://127.0.0.1:4318/base/v1/traces"
         );
-        assert!(EndpointUrl::parse("ftp://x:1").unwrap_err().contains("unsupported scheme"));
+        assert!(
+            EndpointUrl::parse("ftp://x:1")
+                .unwrap_err()
+                .contains("unsupported scheme")
+        );
         assert!(EndpointUrl::parse("http://").is_err());
     }
 }

@@ -67,9 +67,9 @@ pub fn expand_str(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result
     while let Some(start) = rest.find('$') {
         out.push_str(&rest[..start]);
         let tail = &rest[start..];
-        if tail.starts_with("$${") {
+        if let Some(after) = tail.strip_prefix("$${") {
             out.push_str("${");
-            rest = &tail[3..];
+            rest = after;
             literal = true;
             continue;
         }
@@ -80,7 +80,9 @@ pub fn expand_str(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result
             continue;
         }
         let Some(end) = tail.find('}') else {
-            return Err(format!("unterminated `${{` in {text:?}: expected `${{env:NAME}}`"));
+            return Err(format!(
+                "unterminated `${{` in {text:?}: expected `${{env:NAME}}`"
+            ));
         };
         let reference = &tail[2..end];
         let Some(spec) = reference.strip_prefix("env:") else {
@@ -142,13 +144,22 @@ mod tests {
             expand_str("${env:HOST}:${env:PORT}", &env),
             Ok(Expanded::Text("127.0.0.1:4317".into()))
         );
-        assert_eq!(expand_str("${env:PORT}", &env), Ok(Expanded::Whole("4317".into())));
+        assert_eq!(
+            expand_str("${env:PORT}", &env),
+            Ok(Expanded::Whole("4317".into()))
+        );
         assert_eq!(
             expand_str("${env:MISSING:-10s}", &env),
             Ok(Expanded::Whole("10s".into()))
         );
-        assert_eq!(expand_str("a$${env:X}", &env), Ok(Expanded::Text("a${env:X}".into())));
-        assert_eq!(expand_str("cost $5", &env), Ok(Expanded::Text("cost $5".into())));
+        assert_eq!(
+            expand_str("a$${env:X}", &env),
+            Ok(Expanded::Text("a${env:X}".into()))
+        );
+        assert_eq!(
+            expand_str("cost $5", &env),
+            Ok(Expanded::Text("cost $5".into()))
+        );
     }
 
     #[test]
@@ -161,7 +172,8 @@ mod tests {
 
     #[test]
     fn whole_reference_becomes_a_typed_scalar() {
-        let mut value: Value = yaml_serde::from_str("port: ${env:PORT}\nname: x${env:PORT}").unwrap();
+        let mut value: Value =
+            yaml_serde::from_str("port: ${env:PORT}\nname: x${env:PORT}").unwrap();
         let mut errors = Vec::new();
         expand_env(&mut value, &YamlPath::root(), &env, &mut errors);
         assert!(errors.is_empty());

@@ -17,14 +17,8 @@ pub struct LineIndex {
 }
 
 enum Frame {
-    Mapping {
-        path: YamlPath,
-        key: Option<String>,
-    },
-    Sequence {
-        path: YamlPath,
-        next_index: usize,
-    },
+    Mapping { path: YamlPath, key: Option<String> },
+    Sequence { path: YamlPath, next_index: usize },
 }
 
 impl LineIndex {
@@ -133,7 +127,7 @@ mod tests {
                 .key("protocols")
                 .key("grpc")
                 .key("endpoint")),
-            Some((3, 25))
+            Some((3, 26))
         );
         let receivers = root
             .key("service")

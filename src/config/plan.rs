@@ -7,10 +7,10 @@ use std::time::Duration;
 
 use yaml_serde::Value;
 
+use super::Decoder;
 use super::endpoint::ListenAddress;
 use super::error::YamlPath;
 use super::raw::{RawConfig, RawPipeline, RawService};
-use super::Decoder;
 use crate::components::{
     self, ConnectorConfig, ExporterConfig, Kind, ProcessorConfig, ReceiverConfig,
 };
@@ -39,7 +39,9 @@ impl ComponentId {
             ));
         }
         if name.is_some_and(str::is_empty) {
-            return Err(format!("invalid component id {text:?}: the name after `/` is empty"));
+            return Err(format!(
+                "invalid component id {text:?}: the name after `/` is empty"
+            ));
         }
         Ok(ComponentId {
             type_name: type_name.to_string(),
@@ -96,18 +98,34 @@ pub struct Plan {
 pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
     let root = YamlPath::root();
     let raw: RawConfig = decoder.decode(value, &root)?;
-    let receivers = decode_section(decoder, "receivers", &raw.receivers, Kind::Receiver, |t, v, p, d| {
-        components::decode_receiver(t, v, p, d)
-    });
-    let processors = decode_section(decoder, "processors", &raw.processors, Kind::Processor, |t, v, p, d| {
-        components::decode_processor(t, v, p, d)
-    });
-    let exporters = decode_section(decoder, "exporters", &raw.exporters, Kind::Exporter, |t, v, p, d| {
-        components::decode_exporter(t, v, p, d)
-    });
-    let connectors = decode_section(decoder, "connectors", &raw.connectors, Kind::Connector, |t, v, p, d| {
-        components::decode_connector(t, v, p, d)
-    });
+    let receivers = decode_section(
+        decoder,
+        "receivers",
+        &raw.receivers,
+        Kind::Receiver,
+        components::decode_receiver,
+    );
+    let processors = decode_section(
+        decoder,
+        "processors",
+        &raw.processors,
+        Kind::Processor,
+        components::decode_processor,
+    );
+    let exporters = decode_section(
+        decoder,
+        "exporters",
+        &raw.exporters,
+        Kind::Exporter,
+        components::decode_exporter,
+    );
+    let connectors = decode_section(
+        decoder,
+        "connectors",
+        &raw.connectors,
+        Kind::Connector,
+        components::decode_connector,
+    );
     for id in raw.extensions.keys() {
         decoder.error(
             root.key("extensions").key(id.clone()),
@@ -117,12 +135,18 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
 
     let service_path = root.key("service");
     let Some(service_value) = &raw.service else {
-        decoder.error(root, "missing `service`: expected `service.pipelines` naming at least one pipeline");
+        decoder.error(
+            root,
+            "missing `service`: expected `service.pipelines` naming at least one pipeline",
+        );
         return None;
     };
     let service: RawService = decoder.decode(service_value, &service_path)?;
     if !service.extensions.is_empty() {
-        decoder.error(service_path.key("extensions"), "sidewatch has no extensions: remove this list");
+        decoder.error(
+            service_path.key("extensions"),
+            "sidewatch has no extensions: remove this list",
+        );
     }
     let pipelines_path = service_path.key("pipelines");
     if service.pipelines.is_empty() {
@@ -143,7 +167,10 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
             ("connectors", &raw.connectors),
         ]
         .into_iter()
-        .flat_map(|(section, map)| map.keys().filter_map(move |k| Some((section, ComponentId::parse(k).ok()?))))
+        .flat_map(|(section, map)| {
+            map.keys()
+                .filter_map(move |k| Some((section, ComponentId::parse(k).ok()?)))
+        })
         .collect(),
         connector_inputs: BTreeMap::new(),
         connector_outputs: BTreeMap::new(),
@@ -166,7 +193,10 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
             if !used.contains(&(section, id.clone())) {
                 decoder.warning(
                     root.key(section).key(id.to_string()),
-                    format!("{} `{id}` is defined but no pipeline uses it", singular(section)),
+                    format!(
+                        "{} `{id}` is defined but no pipeline uses it",
+                        singular(section)
+                    ),
                 );
             }
         }
@@ -188,10 +218,22 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
     };
     let keep = |section: &'static str, id: &ComponentId| used.contains(&(section, id.clone()));
     Some(Plan {
-        receivers: receivers.into_iter().filter(|(id, _)| keep("receivers", id)).collect(),
-        processors: processors.into_iter().filter(|(id, _)| keep("processors", id)).collect(),
-        exporters: exporters.into_iter().filter(|(id, _)| keep("exporters", id)).collect(),
-        connectors: connectors.into_iter().filter(|(id, _)| keep("connectors", id)).collect(),
+        receivers: receivers
+            .into_iter()
+            .filter(|(id, _)| keep("receivers", id))
+            .collect(),
+        processors: processors
+            .into_iter()
+            .filter(|(id, _)| keep("processors", id))
+            .collect(),
+        exporters: exporters
+            .into_iter()
+            .filter(|(id, _)| keep("exporters", id))
+            .collect(),
+        connectors: connectors
+            .into_iter()
+            .filter(|(id, _)| keep("connectors", id))
+            .collect(),
         service: ServicePlan {
             pipelines,
             telemetry,
@@ -260,7 +302,12 @@ struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn pipeline(&mut self, pipeline_id: &str, body: &Value, pipelines_path: &YamlPath) -> Option<PipelinePlan> {
+    fn pipeline(
+        &mut self,
+        pipeline_id: &str,
+        body: &Value,
+        pipelines_path: &YamlPath,
+    ) -> Option<PipelinePlan> {
         let path = pipelines_path.key(pipeline_id);
         let signal_name = pipeline_id.split('/').next().unwrap_or_default();
         let signal = Signal::parse(signal_name);
@@ -273,14 +320,38 @@ impl Checker<'_> {
         let raw: RawPipeline = self.decoder.decode(body, &path)?;
         let signal = signal?;
         if raw.receivers.is_empty() {
-            self.decoder.error(path.key("receivers"), "a pipeline needs at least one receiver");
+            self.decoder.error(
+                path.key("receivers"),
+                "a pipeline needs at least one receiver",
+            );
         }
         if raw.exporters.is_empty() {
-            self.decoder.error(path.key("exporters"), "a pipeline needs at least one exporter");
+            self.decoder.error(
+                path.key("exporters"),
+                "a pipeline needs at least one exporter",
+            );
         }
-        let receivers = self.references(&raw.receivers, &path.key("receivers"), "receivers", pipeline_id, signal);
-        let processors = self.references(&raw.processors, &path.key("processors"), "processors", pipeline_id, signal);
-        let exporters = self.references(&raw.exporters, &path.key("exporters"), "exporters", pipeline_id, signal);
+        let receivers = self.references(
+            &raw.receivers,
+            &path.key("receivers"),
+            "receivers",
+            pipeline_id,
+            signal,
+        );
+        let processors = self.references(
+            &raw.processors,
+            &path.key("processors"),
+            "processors",
+            pipeline_id,
+            signal,
+        );
+        let exporters = self.references(
+            &raw.exporters,
+            &path.key("exporters"),
+            "exporters",
+            pipeline_id,
+            signal,
+        );
         Some(PipelinePlan {
             id: pipeline_id.to_string(),
             signal,
@@ -310,7 +381,8 @@ impl Checker<'_> {
                 }
             };
             if !seen.insert(id.clone()) {
-                self.decoder.error(path, format!("`{id}` is listed twice in this pipeline"));
+                self.decoder
+                    .error(path, format!("`{id}` is listed twice in this pipeline"));
                 continue;
             }
             let (kind, defined) = match section {
@@ -326,17 +398,24 @@ impl Checker<'_> {
                 } else {
                     &mut self.connector_inputs
                 };
-                side.entry(id.clone()).or_default().push((pipeline_id.to_string(), signal));
+                side.entry(id.clone())
+                    .or_default()
+                    .push((pipeline_id.to_string(), signal));
                 ids.push(id);
                 continue;
             }
             let written = self.written_ids.contains(&(section, id.clone()))
-                || (section != "processors" && self.written_ids.contains(&("connectors", id.clone())));
+                || (section != "processors"
+                    && self.written_ids.contains(&("connectors", id.clone())));
             if !defined && written {
                 continue;
             }
             if !defined {
-                let also = if section == "processors" { "" } else { " or `connectors`" };
+                let also = if section == "processors" {
+                    ""
+                } else {
+                    " or `connectors`"
+                };
                 self.decoder.error(
                     path,
                     format!("{} `{id}` is not defined: expected a component defined under `{section}`{also}", singular(section)),
@@ -344,7 +423,8 @@ impl Checker<'_> {
                 continue;
             }
             self.used.insert((section, id.clone()));
-            let info = components::lookup(kind, &id.type_name).expect("decoded components are registered");
+            let info =
+                components::lookup(kind, &id.type_name).expect("decoded components are registered");
             if !info.signals.contains(&signal) {
                 let supported: Vec<&str> = info.signals.iter().map(|s| s.as_str()).collect();
                 self.decoder.error(
@@ -368,19 +448,27 @@ impl Checker<'_> {
             let outputs = self.connector_outputs.get(id).cloned().unwrap_or_default();
             let path = YamlPath::root().key("connectors").key(id.to_string());
             if inputs.is_empty() != outputs.is_empty() {
-                let missing = if inputs.is_empty() { "exporter" } else { "receiver" };
+                let missing = if inputs.is_empty() {
+                    "exporter"
+                } else {
+                    "receiver"
+                };
                 self.decoder.error(
                     path,
                     format!("connector `{id}` must be used as an exporter in one pipeline and as a receiver in another, but no pipeline uses it as {missing}"),
                 );
                 continue;
             }
-            let info = components::lookup(Kind::Connector, &id.type_name).expect("decoded components are registered");
+            let info = components::lookup(Kind::Connector, &id.type_name)
+                .expect("decoded components are registered");
             for (from_pipeline, from) in &inputs {
                 for (to_pipeline, to) in &outputs {
                     if !info.connects.contains(&(*from, *to)) {
-                        let supported: Vec<String> =
-                            info.connects.iter().map(|(a, b)| format!("{a} -> {b}")).collect();
+                        let supported: Vec<String> = info
+                            .connects
+                            .iter()
+                            .map(|(a, b)| format!("{a} -> {b}"))
+                            .collect();
                         self.decoder.error(
                             pipelines_path.key(to_pipeline.clone()).key("receivers"),
                             format!(
@@ -405,7 +493,11 @@ fn topological_order(
 ) -> Option<Vec<PipelinePlan>> {
     let feeds = |from: &PipelinePlan| -> Vec<(ComponentId, usize)> {
         let mut next = Vec::new();
-        for exporter in from.exporters.iter().filter(|e| connectors.contains_key(*e)) {
+        for exporter in from
+            .exporters
+            .iter()
+            .filter(|e| connectors.contains_key(*e))
+        {
             for (j, to) in pipelines.iter().enumerate() {
                 if to.receivers.contains(exporter) {
                     next.push((exporter.clone(), j));
@@ -449,7 +541,10 @@ fn topological_order(
         let mut stack = vec![(start, None)];
         if let Err(cycle) = visit(start, &edges, &mut state, &mut order, &mut stack) {
             let first = cycle[0].0;
-            let names: Vec<&str> = cycle.iter().map(|(n, _)| pipelines[*n].id.as_str()).collect();
+            let names: Vec<&str> = cycle
+                .iter()
+                .map(|(n, _)| pipelines[*n].id.as_str())
+                .collect();
             let text = names.join(" -> ");
             let via: Vec<String> = cycle
                 .iter()
@@ -458,7 +553,10 @@ fn topological_order(
                 .collect();
             decoder.error(
                 pipelines_path.key(pipelines[first].id.clone()),
-                format!("connector cycle: {text} (through {}): data would loop forever", via.join(", ")),
+                format!(
+                    "connector cycle: {text} (through {}): data would loop forever",
+                    via.join(", ")
+                ),
             );
             return None;
         }

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point;
 use serde::Deserialize;
@@ -55,30 +55,56 @@ impl Exporter for DebugExporter {
 /// One line: how many resources and items of which signal.
 pub fn summary(batch: &Batch) -> String {
     match batch {
-        Batch::Traces(r) => format!("traces: {} resource spans, {} spans", r.resource_spans.len(), batch.item_count()),
+        Batch::Traces(r) => format!(
+            "traces: {} resource spans, {} spans",
+            r.resource_spans.len(),
+            batch.item_count()
+        ),
         Batch::Metrics(r) => {
-            let metrics: usize = r.resource_metrics.iter().flat_map(|r| &r.scope_metrics).map(|s| s.metrics.len()).sum();
+            let metrics: usize = r
+                .resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .map(|s| s.metrics.len())
+                .sum();
             format!(
                 "metrics: {} resource metrics, {metrics} metrics, {} data points",
                 r.resource_metrics.len(),
                 batch.item_count()
             )
         }
-        Batch::Logs(r) => format!("logs: {} resource logs, {} log records", r.resource_logs.len(), batch.item_count()),
+        Batch::Logs(r) => format!(
+            "logs: {} resource logs, {} log records",
+            r.resource_logs.len(),
+            batch.item_count()
+        ),
     }
 }
 
 /// One line per item; attributes too when `detailed`.
 pub fn describe(batch: &Batch, detailed: bool) -> Vec<String> {
     let mut lines = Vec::new();
-    let attrs = |kvs: &[KeyValue]| if detailed { format!(" {}", attributes(kvs)) } else { String::new() };
+    let attrs = |kvs: &[KeyValue]| {
+        if detailed {
+            format!(" {}", attributes(kvs))
+        } else {
+            String::new()
+        }
+    };
     match batch {
         Batch::Traces(r) => {
             for resource in &r.resource_spans {
-                let resource_attrs = resource.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+                let resource_attrs = resource
+                    .resource
+                    .as_ref()
+                    .map(|r| r.attributes.as_slice())
+                    .unwrap_or_default();
                 lines.push(format!("resource{}", attrs(resource_attrs)));
                 for span in resource.scope_spans.iter().flat_map(|s| &s.spans) {
-                    let micros = span.end_time_unix_nano.saturating_sub(span.start_time_unix_nano) / 1000;
+                    let micros = span
+                        .end_time_unix_nano
+                        .saturating_sub(span.start_time_unix_nano)
+                        / 1000;
                     lines.push(format!(
                         "  span {} trace={} span={} duration={micros}us{}",
                         span.name,
@@ -91,30 +117,62 @@ pub fn describe(batch: &Batch, detailed: bool) -> Vec<String> {
         }
         Batch::Metrics(r) => {
             for resource in &r.resource_metrics {
-                let resource_attrs = resource.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+                let resource_attrs = resource
+                    .resource
+                    .as_ref()
+                    .map(|r| r.attributes.as_slice())
+                    .unwrap_or_default();
                 lines.push(format!("resource{}", attrs(resource_attrs)));
                 for metric in resource.scope_metrics.iter().flat_map(|s| &s.metrics) {
-                    lines.push(format!("  metric {} unit={:?} points={}", metric.name, metric.unit, metric_point_count(metric)));
+                    lines.push(format!(
+                        "  metric {} unit={:?} points={}",
+                        metric.name,
+                        metric.unit,
+                        metric_point_count(metric)
+                    ));
                     if !detailed {
                         continue;
                     }
                     let points: Vec<(String, &[KeyValue])> = match &metric.data {
-                        Some(Data::Gauge(g)) => g.data_points.iter().map(|p| (number(&p.value), p.attributes.as_slice())).collect(),
-                        Some(Data::Sum(s)) => s.data_points.iter().map(|p| (number(&p.value), p.attributes.as_slice())).collect(),
+                        Some(Data::Gauge(g)) => g
+                            .data_points
+                            .iter()
+                            .map(|p| (number(&p.value), p.attributes.as_slice()))
+                            .collect(),
+                        Some(Data::Sum(s)) => s
+                            .data_points
+                            .iter()
+                            .map(|p| (number(&p.value), p.attributes.as_slice()))
+                            .collect(),
                         Some(Data::Histogram(h)) => h
                             .data_points
                             .iter()
-                            .map(|p| (format!("count={} sum={:?}", p.count, p.sum), p.attributes.as_slice()))
+                            .map(|p| {
+                                (
+                                    format!("count={} sum={:?}", p.count, p.sum),
+                                    p.attributes.as_slice(),
+                                )
+                            })
                             .collect(),
                         Some(Data::ExponentialHistogram(h)) => h
                             .data_points
                             .iter()
-                            .map(|p| (format!("count={} sum={:?}", p.count, p.sum), p.attributes.as_slice()))
+                            .map(|p| {
+                                (
+                                    format!("count={} sum={:?}", p.count, p.sum),
+                                    p.attributes.as_slice(),
+                                )
+                            })
                             .collect(),
                         Some(Data::Summary(s)) => s
                             .data_points
                             .iter()
-                            .map(|p| (format!("count={} sum={}", p.count, p.sum), p.attributes.as_slice()))
+                            .map(|p| {
+                                (
+                                    format!("count={} sum={}", p.count, p.sum),
+                                    p.attributes.as_slice(),
+                                )
+                            })
                             .collect(),
                         None => Vec::new(),
                     };
@@ -126,11 +184,19 @@ pub fn describe(batch: &Batch, detailed: bool) -> Vec<String> {
         }
         Batch::Logs(r) => {
             for resource in &r.resource_logs {
-                let resource_attrs = resource.resource.as_ref().map(|r| r.attributes.as_slice()).unwrap_or_default();
+                let resource_attrs = resource
+                    .resource
+                    .as_ref()
+                    .map(|r| r.attributes.as_slice())
+                    .unwrap_or_default();
                 lines.push(format!("resource{}", attrs(resource_attrs)));
                 for record in resource.scope_logs.iter().flat_map(|s| &s.log_records) {
                     let body = record.body.as_ref().map(any_value_text).unwrap_or_default();
-                    lines.push(format!("  log {} {body:?}{}", record.severity_text, attrs(&record.attributes)));
+                    lines.push(format!(
+                        "  log {} {body:?}{}",
+                        record.severity_text,
+                        attrs(&record.attributes)
+                    ));
                 }
             }
         }

@@ -91,7 +91,10 @@ impl Writer {
             }
             std::fs::rename(&self.path, backup(1))?;
         }
-        self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+        self.file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
         self.size = 0;
         Ok(())
     }
@@ -100,7 +103,10 @@ impl Writer {
 /// One writer per path for the whole process.
 fn shared_writer(path: &Path, rotation: Option<Rotation>) -> std::io::Result<Arc<Mutex<Writer>>> {
     static WRITERS: OnceLock<Mutex<HashMap<PathBuf, Weak<Mutex<Writer>>>>> = OnceLock::new();
-    let mut writers = WRITERS.get_or_init(Default::default).lock().expect("file writers lock");
+    let mut writers = WRITERS
+        .get_or_init(Default::default)
+        .lock()
+        .expect("file writers lock");
     if let Some(writer) = writers.get(path).and_then(Weak::upgrade) {
         return Ok(writer);
     }
@@ -131,15 +137,20 @@ impl Exporter for FileExporter {
         }
         .map_err(|e| ExportError::permanent(format!("JSON encoding: {e}")))?;
         let writer = self.writer.clone();
-        tokio::task::spawn_blocking(move || writer.lock().expect("file writer lock").write_line(&line))
-            .await
-            .map_err(|e| ExportError::retryable(format!("writer task: {e}")))?
-            .map_err(|e| ExportError::retryable(format!("write: {e}")))
+        tokio::task::spawn_blocking(move || {
+            writer.lock().expect("file writer lock").write_line(&line)
+        })
+        .await
+        .map_err(|e| ExportError::retryable(format!("writer task: {e}")))?
+        .map_err(|e| ExportError::retryable(format!("write: {e}")))
     }
 
     async fn shutdown(&self) {
         let writer = self.writer.clone();
-        let _ = tokio::task::spawn_blocking(move || writer.lock().expect("file writer lock").file.sync_all()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            writer.lock().expect("file writer lock").file.sync_all()
+        })
+        .await;
     }
 }
 
@@ -164,7 +175,10 @@ mod tests {
         )
         .unwrap();
         for _ in 0..4 {
-            exporter.export(&Batch::Traces(traces(&[&[2]]).into())).await.unwrap();
+            exporter
+                .export(&Batch::Traces(traces(&[&[2]]).into()))
+                .await
+                .unwrap();
         }
         // A zero limit rotates before every line after the first: the live
         // file and two backups remain, the oldest line is gone.

@@ -91,7 +91,8 @@ impl OtlpExporter {
         for (name, value) in &config.headers {
             let key = MetadataKey::from_str(&name.to_ascii_lowercase())
                 .map_err(|_| format!("invalid header name {name:?}"))?;
-            let value = MetadataValue::from_str(value).map_err(|_| format!("invalid value for header {name:?}"))?;
+            let value = MetadataValue::from_str(value)
+                .map_err(|_| format!("invalid value for header {name:?}"))?;
             metadata.insert(key, value);
         }
         let encoding = match config.compression {
@@ -137,16 +138,37 @@ impl Exporter for OtlpExporter {
         // the Arc shares, made once per attempt.
         let rejected = match (&self.client, batch) {
             (Client::Traces(client), Batch::Traces(request)) => {
-                let response = client.clone().export(self.request((**request).clone())).await.map_err(classify)?;
-                response.into_inner().partial_success.map(|p| (p.rejected_spans, p.error_message))
+                let response = client
+                    .clone()
+                    .export(self.request((**request).clone()))
+                    .await
+                    .map_err(classify)?;
+                response
+                    .into_inner()
+                    .partial_success
+                    .map(|p| (p.rejected_spans, p.error_message))
             }
             (Client::Metrics(client), Batch::Metrics(request)) => {
-                let response = client.clone().export(self.request((**request).clone())).await.map_err(classify)?;
-                response.into_inner().partial_success.map(|p| (p.rejected_data_points, p.error_message))
+                let response = client
+                    .clone()
+                    .export(self.request((**request).clone()))
+                    .await
+                    .map_err(classify)?;
+                response
+                    .into_inner()
+                    .partial_success
+                    .map(|p| (p.rejected_data_points, p.error_message))
             }
             (Client::Logs(client), Batch::Logs(request)) => {
-                let response = client.clone().export(self.request((**request).clone())).await.map_err(classify)?;
-                response.into_inner().partial_success.map(|p| (p.rejected_log_records, p.error_message))
+                let response = client
+                    .clone()
+                    .export(self.request((**request).clone()))
+                    .await
+                    .map_err(classify)?;
+                response
+                    .into_inner()
+                    .partial_success
+                    .map(|p| (p.rejected_log_records, p.error_message))
             }
             (_, other) => {
                 return Err(ExportError::permanent(format!(
@@ -161,7 +183,10 @@ impl Exporter for OtlpExporter {
                 message,
             }),
             Some((_, message)) if !message.is_empty() => {
-                tracing::warn!(message, "the destination accepted everything with a warning");
+                tracing::warn!(
+                    message,
+                    "the destination accepted everything with a warning"
+                );
                 Ok(())
             }
             _ => Ok(()),
@@ -171,7 +196,9 @@ impl Exporter for OtlpExporter {
 
 /// Sorts a gRPC status into retryable or permanent, per the OTLP spec.
 pub fn classify(status: Status) -> ExportError {
-    let retry_after = status.get_details_retry_info().and_then(|info| info.retry_delay);
+    let retry_after = status
+        .get_details_retry_info()
+        .and_then(|info| info.retry_delay);
     let message = format!("gRPC {:?}: {}", status.code(), status.message());
     match status.code() {
         Code::Cancelled
@@ -179,8 +206,14 @@ pub fn classify(status: Status) -> ExportError {
         | Code::Aborted
         | Code::OutOfRange
         | Code::Unavailable
-        | Code::DataLoss => ExportError::Retryable { message, retry_after },
-        Code::ResourceExhausted if retry_after.is_some() => ExportError::Retryable { message, retry_after },
+        | Code::DataLoss => ExportError::Retryable {
+            message,
+            retry_after,
+        },
+        Code::ResourceExhausted if retry_after.is_some() => ExportError::Retryable {
+            message,
+            retry_after,
+        },
         _ => ExportError::Permanent { message },
     }
 }
@@ -193,16 +226,30 @@ mod tests {
 
     #[test]
     fn classifies_codes_as_the_otlp_spec_says() {
-        assert!(matches!(classify(Status::unavailable("x")), ExportError::Retryable { retry_after: None, .. }));
-        assert!(matches!(classify(Status::invalid_argument("x")), ExportError::Permanent { .. }));
-        assert!(matches!(classify(Status::resource_exhausted("x")), ExportError::Permanent { .. }));
+        assert!(matches!(
+            classify(Status::unavailable("x")),
+            ExportError::Retryable {
+                retry_after: None,
+                ..
+            }
+        ));
+        assert!(matches!(
+            classify(Status::invalid_argument("x")),
+            ExportError::Permanent { .. }
+        ));
+        assert!(matches!(
+            classify(Status::resource_exhausted("x")),
+            ExportError::Permanent { .. }
+        ));
         let with_info = Status::with_error_details(
             Code::ResourceExhausted,
             "slow down",
             ErrorDetails::with_retry_info(Some(Duration::from_secs(3))),
         );
         match classify(with_info) {
-            ExportError::Retryable { retry_after, .. } => assert_eq!(retry_after, Some(Duration::from_secs(3))),
+            ExportError::Retryable { retry_after, .. } => {
+                assert_eq!(retry_after, Some(Duration::from_secs(3)))
+            }
             other => panic!("expected retryable, got {other:?}"),
         }
     }

@@ -100,8 +100,10 @@ impl OtlpHttpExporter {
         }
         let mut headers = HeaderMap::new();
         for (name, value) in &config.headers {
-            let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("invalid header name {name:?}"))?;
-            let value = HeaderValue::from_str(value).map_err(|_| format!("invalid value for header {name}"))?;
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("invalid header name {name:?}"))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("invalid value for header {name}"))?;
             headers.insert(name, value);
         }
         let client = reqwest::Client::builder()
@@ -130,7 +132,8 @@ impl OtlpHttpExporter {
         match self.compression {
             HttpCompression::None => Ok(encoded),
             HttpCompression::Gzip => {
-                let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                let mut encoder =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 encoder
                     .write_all(&encoded)
                     .and_then(|_| encoder.finish())
@@ -207,7 +210,10 @@ impl Exporter for OtlpHttpExporter {
             String::from_utf8_lossy(&body[..body.len().min(512)])
         );
         match status.as_u16() {
-            429 | 502 | 503 | 504 => Err(ExportError::Retryable { message, retry_after }),
+            429 | 502 | 503 | 504 => Err(ExportError::Retryable {
+                message,
+                retry_after,
+            }),
             _ => Err(ExportError::Permanent { message }),
         }
     }

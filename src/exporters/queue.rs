@@ -119,7 +119,10 @@ impl QueueRunner {
             self.abandon.cancel();
             for worker in self.workers.iter_mut() {
                 // Abandoning is immediate unless an export call hangs.
-                if tokio::time::timeout(Duration::from_secs(1), &mut *worker).await.is_err() {
+                if tokio::time::timeout(Duration::from_secs(1), &mut *worker)
+                    .await
+                    .is_err()
+                {
                     worker.abort();
                 }
             }
@@ -178,7 +181,12 @@ impl Worker {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
-            let result = match tokio::time::timeout(self.settings.timeout, self.exporter.export(batch)).await {
+            let result = match tokio::time::timeout(
+                self.settings.timeout,
+                self.exporter.export(batch),
+            )
+            .await
+            {
                 Ok(result) => result,
                 Err(_) => Err(ExportError::retryable(format!(
                     "timed out after {:?}",
@@ -187,7 +195,9 @@ impl Worker {
             };
             let (message, retry_after) = match result {
                 Ok(()) => {
-                    self.stats.sent_items.fetch_add(items as u64, Ordering::Relaxed);
+                    self.stats
+                        .sent_items
+                        .fetch_add(items as u64, Ordering::Relaxed);
                     self.stats.consecutive_failures.store(0, Ordering::Relaxed);
                     return;
                 }
@@ -197,24 +207,38 @@ impl Worker {
                 }
                 Err(ExportError::PartiallyRejected { rejected, message }) => {
                     let rejected = (rejected as usize).min(items);
-                    self.stats.sent_items.fetch_add((items - rejected) as u64, Ordering::Relaxed);
+                    self.stats
+                        .sent_items
+                        .fetch_add((items - rejected) as u64, Ordering::Relaxed);
                     self.stats.consecutive_failures.store(0, Ordering::Relaxed);
-                    self.fail(rejected, &format!("the destination rejected them: {message}"));
+                    self.fail(
+                        rejected,
+                        &format!("the destination rejected them: {message}"),
+                    );
                     return;
                 }
-                Err(ExportError::Retryable { message, retry_after }) => (message, retry_after),
+                Err(ExportError::Retryable {
+                    message,
+                    retry_after,
+                }) => (message, retry_after),
             };
-            self.stats.consecutive_failures.fetch_add(1, Ordering::Relaxed);
+            self.stats
+                .consecutive_failures
+                .fetch_add(1, Ordering::Relaxed);
             if !retry.enabled {
                 self.fail(items, &format!("retry disabled; error: {message}"));
                 return;
             }
-            let delay = retry_after.unwrap_or_else(|| retry.backoff(attempt, rand::random::<f64>()));
+            let delay =
+                retry_after.unwrap_or_else(|| retry.backoff(attempt, rand::random::<f64>()));
             let budget = retry.max_elapsed_time;
             if !budget.is_zero() && started.elapsed() + delay > budget {
                 self.fail(
                     items,
-                    &format!("giving up after {:?} of retries; last error: {message}", started.elapsed()),
+                    &format!(
+                        "giving up after {:?} of retries; last error: {message}",
+                        started.elapsed()
+                    ),
                 );
                 return;
             }
@@ -234,13 +258,17 @@ impl Worker {
                     return;
                 }
             }
-            self.stats.retried_items.fetch_add(items as u64, Ordering::Relaxed);
+            self.stats
+                .retried_items
+                .fetch_add(items as u64, Ordering::Relaxed);
             attempt += 1;
         }
     }
 
     fn fail(&self, items: usize, reason: &str) {
-        self.stats.failed_items.fetch_add(items as u64, Ordering::Relaxed);
+        self.stats
+            .failed_items
+            .fetch_add(items as u64, Ordering::Relaxed);
         tracing::error!(
             exporter = %self.name,
             signal = %self.stats.signal,

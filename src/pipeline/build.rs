@@ -15,11 +15,11 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use super::{Consumer, ConnectorRuntime, PipelineRuntime, Target};
+use super::{ConnectorRuntime, Consumer, PipelineRuntime, Target};
 use crate::components::{ConnectorConfig, ExporterConfig, ProcessorConfig, ReceiverConfig};
 use crate::config::{ComponentId, Plan};
-use crate::exporters::queue::{self, QueueRunner, QueueSender};
 use crate::exporters::Exporter;
+use crate::exporters::queue::{self, QueueRunner, QueueSender};
 use crate::processors::Processor;
 use crate::receivers::{Consumers, Receiver, ReceiverContext};
 use crate::signal::Signal;
@@ -51,13 +51,18 @@ pub struct RunningCollector {
 
 pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
     let telemetry = Arc::new(Telemetry::default());
-    let component_error = |component: String, message: String| StartError::Component { component, message };
+    let component_error =
+        |component: String, message: String| StartError::Component { component, message };
 
     // Exporters: one queue per (exporter, signal) in use.
     let mut senders: BTreeMap<(ComponentId, Signal), QueueSender> = BTreeMap::new();
     let mut queues = Vec::new();
     for pipeline in &plan.service.pipelines {
-        for id in pipeline.exporters.iter().filter(|id| plan.exporters.contains_key(*id)) {
+        for id in pipeline
+            .exporters
+            .iter()
+            .filter(|id| plan.exporters.contains_key(*id))
+        {
             let key = (id.clone(), pipeline.signal);
             if senders.contains_key(&key) {
                 continue;
@@ -67,7 +72,8 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
             let exporter = build_exporter(config, pipeline.signal)
                 .map_err(|m| component_error(format!("exporter {name}"), m))?;
             let settings = config.settings();
-            let stats = telemetry.exporter(&name, pipeline.signal, settings.sending_queue.queue_size);
+            let stats =
+                telemetry.exporter(&name, pipeline.signal, settings.sending_queue.queue_size);
             let (sender, runner) = queue::start(&name, exporter, &settings, stats);
             senders.insert(key, sender);
             queues.push(runner);
@@ -89,11 +95,17 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
                         .filter(|p| p.receivers.contains(id))
                         .filter_map(|p| built.get(&p.id).cloned())
                         .collect();
-                    Arc::new(ConnectorRuntime::new(id.to_string(), build_connector(config), downstream))
+                    Arc::new(ConnectorRuntime::new(
+                        id.to_string(),
+                        build_connector(config),
+                        downstream,
+                    ))
                 });
                 targets.push(Target::Connector(connector.clone()));
             } else {
-                targets.push(Target::Exporter(senders[&(id.clone(), pipeline.signal)].clone()));
+                targets.push(Target::Exporter(
+                    senders[&(id.clone(), pipeline.signal)].clone(),
+                ));
             }
         }
         let processors = pipeline
@@ -101,11 +113,16 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
             .iter()
             .map(|id| build_processor(&plan.processors[id]))
             .collect();
-        let runtime = PipelineRuntime::new(pipeline.id.clone(), pipeline.signal, processors, targets);
+        let runtime =
+            PipelineRuntime::new(pipeline.id.clone(), pipeline.signal, processors, targets);
         built.insert(pipeline.id.clone(), Arc::new(runtime));
     }
-    let pipelines: Vec<Arc<PipelineRuntime>> =
-        plan.service.pipelines.iter().map(|p| built[&p.id].clone()).collect();
+    let pipelines: Vec<Arc<PipelineRuntime>> = plan
+        .service
+        .pipelines
+        .iter()
+        .map(|p| built[&p.id].clone())
+        .collect();
 
     // Receivers.
     let receivers_stop = CancellationToken::new();
@@ -169,9 +186,15 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
     let telemetry_stop = CancellationToken::new();
     let mut telemetry_task = None;
     if let Some(address) = plan.service.telemetry.address {
-        let (bound, task) = telemetry::server::start(address.0, telemetry.clone(), telemetry_stop.clone())
-            .await
-            .map_err(|e| component_error("telemetry endpoint".into(), format!("cannot listen on {address}: {e}")))?;
+        let (bound, task) =
+            telemetry::server::start(address.0, telemetry.clone(), telemetry_stop.clone())
+                .await
+                .map_err(|e| {
+                    component_error(
+                        "telemetry endpoint".into(),
+                        format!("cannot listen on {address}: {e}"),
+                    )
+                })?;
         tracing::info!(listener = "telemetry", address = %bound, "listening");
         addresses.insert("telemetry".into(), bound);
         telemetry_task = Some(task);
@@ -241,8 +264,14 @@ impl RunningCollector {
         }
         for pipeline in &self.pipelines {
             let left = deadline.saturating_duration_since(Instant::now());
-            if tokio::time::timeout(left, pipeline.flush(SystemTime::now())).await.is_err() {
-                stuck.push(format!("pipeline {} could not flush: its exporters' queues stayed full", pipeline.id));
+            if tokio::time::timeout(left, pipeline.flush(SystemTime::now()))
+                .await
+                .is_err()
+            {
+                stuck.push(format!(
+                    "pipeline {} could not flush: its exporters' queues stayed full",
+                    pipeline.id
+                ));
             }
         }
 
@@ -287,7 +316,9 @@ fn build_connector(config: &ConnectorConfig) -> Box<dyn Processor> {
 fn build_exporter(config: &ExporterConfig, signal: Signal) -> Result<Arc<dyn Exporter>, String> {
     Ok(match config {
         ExporterConfig::Otlp(c) => Arc::new(exporters::otlp::OtlpExporter::new(c, signal)?),
-        ExporterConfig::OtlpHttp(c) => Arc::new(exporters::otlphttp::OtlpHttpExporter::new(c, signal)?),
+        ExporterConfig::OtlpHttp(c) => {
+            Arc::new(exporters::otlphttp::OtlpHttpExporter::new(c, signal)?)
+        }
         ExporterConfig::Debug(c) => Arc::new(exporters::debug::DebugExporter::new(c.clone())),
         ExporterConfig::File(c) => Arc::new(exporters::file::FileExporter::new(c.clone(), signal)?),
     })

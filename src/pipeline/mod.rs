@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use futures::future::BoxFuture;
 
 use crate::exporters::queue::QueueSender;
-use crate::processors::{run_chain, Processor};
+use crate::processors::{Processor, run_chain};
 use crate::signal::{Batch, Signal};
 
 /// Why a batch was not admitted.
@@ -168,7 +168,11 @@ impl PipelineRuntime {
 }
 
 impl ConnectorRuntime {
-    pub(crate) fn new(id: String, state: Box<dyn Processor>, downstream: Vec<Arc<PipelineRuntime>>) -> Self {
+    pub(crate) fn new(
+        id: String,
+        state: Box<dyn Processor>,
+        downstream: Vec<Arc<PipelineRuntime>>,
+    ) -> Self {
         ConnectorRuntime {
             id,
             state: Mutex::new(state),
@@ -188,7 +192,11 @@ impl ConnectorRuntime {
 
     async fn send_downstream(&self, outputs: Vec<Batch>, now: SystemTime) {
         for output in outputs {
-            for pipeline in self.downstream.iter().filter(|p| p.signal == output.signal()) {
+            for pipeline in self
+                .downstream
+                .iter()
+                .filter(|p| p.signal == output.signal())
+            {
                 pipeline.consume_admitted(output.clone(), now).await;
             }
         }
@@ -227,7 +235,10 @@ pub struct Consumer {
 }
 
 impl Consumer {
-    pub(crate) fn new(pipelines: Vec<Arc<PipelineRuntime>>, closed: tokio_util::sync::CancellationToken) -> Self {
+    pub(crate) fn new(
+        pipelines: Vec<Arc<PipelineRuntime>>,
+        closed: tokio_util::sync::CancellationToken,
+    ) -> Self {
         Consumer {
             pipelines: pipelines.into(),
             closed,

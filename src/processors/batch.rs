@@ -70,7 +70,11 @@ impl BatchProcessor {
         };
         if self.config.send_batch_max_size > 0 {
             while self.pending_items > self.config.send_batch_max_size {
-                out.push(pending.take_front(self.config.send_batch_max_size).into_batch());
+                out.push(
+                    pending
+                        .take_front(self.config.send_batch_max_size)
+                        .into_batch(),
+                );
                 self.pending_items -= self.config.send_batch_max_size;
             }
         }

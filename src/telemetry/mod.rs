@@ -89,7 +89,12 @@ impl Telemetry {
         }
     }
 
-    pub fn receiver(&self, receiver: &str, transport: &'static str, signal: Signal) -> Arc<ReceiverStats> {
+    pub fn receiver(
+        &self,
+        receiver: &str,
+        transport: &'static str,
+        signal: Signal,
+    ) -> Arc<ReceiverStats> {
         let stats = Arc::new(ReceiverStats {
             receiver: receiver.to_string(),
             transport,
@@ -99,11 +104,19 @@ impl Telemetry {
             requests: AtomicU64::new(0),
             failed_requests: AtomicU64::new(0),
         });
-        self.receivers.lock().expect("telemetry lock").push(stats.clone());
+        self.receivers
+            .lock()
+            .expect("telemetry lock")
+            .push(stats.clone());
         stats
     }
 
-    pub fn exporter(&self, exporter: &str, signal: Signal, queue_capacity: usize) -> Arc<ExporterStats> {
+    pub fn exporter(
+        &self,
+        exporter: &str,
+        signal: Signal,
+        queue_capacity: usize,
+    ) -> Arc<ExporterStats> {
         let stats = Arc::new(ExporterStats {
             exporter: exporter.to_string(),
             signal,
@@ -115,7 +128,10 @@ impl Telemetry {
             queue_capacity: queue_capacity as u64,
             consecutive_failures: AtomicU64::new(0),
         });
-        self.exporters.lock().expect("telemetry lock").push(stats.clone());
+        self.exporters
+            .lock()
+            .expect("telemetry lock")
+            .push(stats.clone());
         stats
     }
 
@@ -132,11 +148,31 @@ impl Telemetry {
         let mut out = String::new();
         let receivers = self.receivers();
         let exporters = self.exporters();
-        let receiver_families: [(&str, &str, &str, fn(&ReceiverStats) -> u64); 4] = [
-            ("sidewatch_receiver_accepted_items_total", "counter", "Items (spans, data points, log records) a receiver accepted into its pipelines.", |s| s.accepted_items.load(Ordering::Relaxed)),
-            ("sidewatch_receiver_refused_items_total", "counter", "Items a receiver refused (malformed, too large, or pipelines full).", |s| s.refused_items.load(Ordering::Relaxed)),
-            ("sidewatch_receiver_requests_total", "counter", "Export requests a receiver answered.", |s| s.requests.load(Ordering::Relaxed)),
-            ("sidewatch_receiver_failed_requests_total", "counter", "Export requests a receiver answered with an error.", |s| s.failed_requests.load(Ordering::Relaxed)),
+        let receiver_families: [Family<ReceiverStats, u64>; 4] = [
+            (
+                "sidewatch_receiver_accepted_items_total",
+                "counter",
+                "Items (spans, data points, log records) a receiver accepted into its pipelines.",
+                |s| s.accepted_items.load(Ordering::Relaxed),
+            ),
+            (
+                "sidewatch_receiver_refused_items_total",
+                "counter",
+                "Items a receiver refused (malformed, too large, or pipelines full).",
+                |s| s.refused_items.load(Ordering::Relaxed),
+            ),
+            (
+                "sidewatch_receiver_requests_total",
+                "counter",
+                "Export requests a receiver answered.",
+                |s| s.requests.load(Ordering::Relaxed),
+            ),
+            (
+                "sidewatch_receiver_failed_requests_total",
+                "counter",
+                "Export requests a receiver answered with an error.",
+                |s| s.failed_requests.load(Ordering::Relaxed),
+            ),
         ];
         for (name, kind, help, read) in receiver_families {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -151,13 +187,43 @@ impl Telemetry {
                 );
             }
         }
-        let exporter_families: [(&str, &str, &str, fn(&ExporterStats) -> i64); 6] = [
-            ("sidewatch_exporter_sent_items_total", "counter", "Items an exporter delivered to its destination.", |s| s.sent_items.load(Ordering::Relaxed) as i64),
-            ("sidewatch_exporter_failed_items_total", "counter", "Items an exporter gave up on (permanent error, retries exhausted, or shutdown deadline).", |s| s.failed_items.load(Ordering::Relaxed) as i64),
-            ("sidewatch_exporter_retried_items_total", "counter", "Items an exporter sent again after a retryable failure.", |s| s.retried_items.load(Ordering::Relaxed) as i64),
-            ("sidewatch_exporter_queued_items", "gauge", "Items waiting in an exporter's queue.", |s| s.queued_items.load(Ordering::Relaxed)),
-            ("sidewatch_exporter_queue_size", "gauge", "Batches waiting in an exporter's queue.", |s| s.queued_batches.load(Ordering::Relaxed)),
-            ("sidewatch_exporter_queue_capacity", "gauge", "Batches an exporter's queue holds at most.", |s| s.queue_capacity as i64),
+        let exporter_families: [Family<ExporterStats, i64>; 6] = [
+            (
+                "sidewatch_exporter_sent_items_total",
+                "counter",
+                "Items an exporter delivered to its destination.",
+                |s| s.sent_items.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "sidewatch_exporter_failed_items_total",
+                "counter",
+                "Items an exporter gave up on (permanent error, retries exhausted, or shutdown deadline).",
+                |s| s.failed_items.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "sidewatch_exporter_retried_items_total",
+                "counter",
+                "Items an exporter sent again after a retryable failure.",
+                |s| s.retried_items.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "sidewatch_exporter_queued_items",
+                "gauge",
+                "Items waiting in an exporter's queue.",
+                |s| s.queued_items.load(Ordering::Relaxed),
+            ),
+            (
+                "sidewatch_exporter_queue_size",
+                "gauge",
+                "Batches waiting in an exporter's queue.",
+                |s| s.queued_batches.load(Ordering::Relaxed),
+            ),
+            (
+                "sidewatch_exporter_queue_capacity",
+                "gauge",
+                "Batches an exporter's queue holds at most.",
+                |s| s.queue_capacity as i64,
+            ),
         ];
         for (name, kind, help, read) in exporter_families {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
@@ -175,6 +241,12 @@ impl Telemetry {
     }
 }
 
+/// A metric family: name, type, help, and how to read it from a component.
+type Family<S, V> = (&'static str, &'static str, &'static str, fn(&S) -> V);
+
 fn escape(value: &str) -> String {
-    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }

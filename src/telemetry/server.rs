@@ -54,7 +54,10 @@ async fn healthz(AxumState(telemetry): AxumState<Arc<Telemetry>>) -> impl IntoRe
         })
         .collect();
     let (code, status) = match state {
-        State::Running => (StatusCode::OK, if failing.is_empty() { "ok" } else { "degraded" }),
+        State::Running => (
+            StatusCode::OK,
+            if failing.is_empty() { "ok" } else { "degraded" },
+        ),
         State::Starting => (StatusCode::SERVICE_UNAVAILABLE, "starting"),
         State::Stopping => (StatusCode::SERVICE_UNAVAILABLE, "stopping"),
     };
@@ -64,7 +67,10 @@ async fn healthz(AxumState(telemetry): AxumState<Arc<Telemetry>>) -> impl IntoRe
 
 async fn metrics(AxumState(telemetry): AxumState<Arc<Telemetry>>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         telemetry.render_prometheus(),
     )
 }

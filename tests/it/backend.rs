@@ -6,12 +6,24 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{MetricsService, MetricsServiceServer};
-use opentelemetry_proto::tonic::collector::metrics::v1::{ExportMetricsServiceRequest, ExportMetricsServiceResponse};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
@@ -27,15 +39,30 @@ pub struct Recorded {
 
 impl Recorded {
     pub fn span_count(&self) -> usize {
-        self.traces.lock().unwrap().iter().map(sidewatch::signal::span_count).sum()
+        self.traces
+            .lock()
+            .unwrap()
+            .iter()
+            .map(sidewatch::signal::span_count)
+            .sum()
     }
 
     pub fn data_point_count(&self) -> usize {
-        self.metrics.lock().unwrap().iter().map(sidewatch::signal::data_point_count).sum()
+        self.metrics
+            .lock()
+            .unwrap()
+            .iter()
+            .map(sidewatch::signal::data_point_count)
+            .sum()
     }
 
     pub fn log_record_count(&self) -> usize {
-        self.logs.lock().unwrap().iter().map(sidewatch::signal::log_record_count).sum()
+        self.logs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(sidewatch::signal::log_record_count)
+            .sum()
     }
 
     fn check(&self) -> Result<(), Status> {
@@ -52,7 +79,10 @@ struct Service(Arc<Recorded>);
 
 #[tonic::async_trait]
 impl TraceService for Service {
-    async fn export(&self, request: Request<ExportTraceServiceRequest>) -> Result<Response<ExportTraceServiceResponse>, Status> {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
         self.0.check()?;
         self.0.traces.lock().unwrap().push(request.into_inner());
         Ok(Response::new(Default::default()))
@@ -61,7 +91,10 @@ impl TraceService for Service {
 
 #[tonic::async_trait]
 impl MetricsService for Service {
-    async fn export(&self, request: Request<ExportMetricsServiceRequest>) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         self.0.check()?;
         self.0.metrics.lock().unwrap().push(request.into_inner());
         Ok(Response::new(Default::default()))
@@ -70,7 +103,10 @@ impl MetricsService for Service {
 
 #[tonic::async_trait]
 impl LogsService for Service {
-    async fn export(&self, request: Request<ExportLogsServiceRequest>) -> Result<Response<ExportLogsServiceResponse>, Status> {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
         self.0.check()?;
         self.0.logs.lock().unwrap().push(request.into_inner());
         Ok(Response::new(Default::default()))
@@ -87,7 +123,9 @@ pub struct Backend {
 impl Backend {
     /// Starts on `address` (port 0 for any free port).
     pub async fn start(address: SocketAddr) -> Backend {
-        let listener = tokio::net::TcpListener::bind(address).await.expect("bind backend");
+        let listener = tokio::net::TcpListener::bind(address)
+            .await
+            .expect("bind backend");
         let address = listener.local_addr().unwrap();
         let recorded = Arc::new(Recorded::default());
         let service = Service(recorded.clone());
@@ -95,9 +133,21 @@ impl Backend {
         let token = stop.clone();
         let task = tokio::spawn(async move {
             tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(service.clone()).accept_compressed(tonic::codec::CompressionEncoding::Gzip).accept_compressed(tonic::codec::CompressionEncoding::Zstd))
-                .add_service(MetricsServiceServer::new(service.clone()).accept_compressed(tonic::codec::CompressionEncoding::Gzip).accept_compressed(tonic::codec::CompressionEncoding::Zstd))
-                .add_service(LogsServiceServer::new(service).accept_compressed(tonic::codec::CompressionEncoding::Gzip).accept_compressed(tonic::codec::CompressionEncoding::Zstd))
+                .add_service(
+                    TraceServiceServer::new(service.clone())
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Zstd),
+                )
+                .add_service(
+                    MetricsServiceServer::new(service.clone())
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Zstd),
+                )
+                .add_service(
+                    LogsServiceServer::new(service)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+                        .accept_compressed(tonic::codec::CompressionEncoding::Zstd),
+                )
                 .serve_with_incoming_shutdown(
                     tonic::transport::server::TcpIncoming::from(listener),
                     token.cancelled_owned(),

@@ -9,7 +9,7 @@ use prost::Message;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::{Code, Status};
 
-use crate::backend::{wait_until, Backend};
+use crate::backend::{Backend, wait_until};
 use crate::harness::{address, start, trace_request};
 
 const LIMIT: usize = 64 * 1024;
@@ -59,19 +59,66 @@ async fn http_bad_requests_get_the_right_status_and_the_collector_keeps_serving(
         let whole = gzip(&valid);
         whole[..whole.len() / 2].to_vec()
     };
-    let cases: Vec<(&str, &str, Option<&str>, Vec<u8>, u16)> = vec![
-        ("malformed protobuf", "application/x-protobuf", None, vec![0x0a, 0xff, 0xff, 0xff, 0x0f], 400),
+    // (case, content type, content encoding, body, expected status)
+    type Case<'a> = (&'a str, &'a str, Option<&'a str>, Vec<u8>, u16);
+    let cases: Vec<Case> = vec![
+        (
+            "malformed protobuf",
+            "application/x-protobuf",
+            None,
+            vec![0x0a, 0xff, 0xff, 0xff, 0x0f],
+            400,
+        ),
         ("wrong content type", "text/plain", None, valid.clone(), 415),
-        ("unsupported encoding", "application/x-protobuf", Some("br"), valid.clone(), 415),
-        ("oversized body", "application/x-protobuf", None, vec![0u8; LIMIT + 1], 413),
-        ("truncated gzip", "application/x-protobuf", Some("gzip"), truncated, 400),
-        ("gzip bomb", "application/x-protobuf", Some("gzip"), bomb, 413),
-        ("invalid JSON", "application/json", None, br#"{"resourceSpans": [ {"#.to_vec(), 400),
-        ("JSON of the wrong shape", "application/json", None, br#"{"resourceSpans": 7}"#.to_vec(), 400),
+        (
+            "unsupported encoding",
+            "application/x-protobuf",
+            Some("br"),
+            valid.clone(),
+            415,
+        ),
+        (
+            "oversized body",
+            "application/x-protobuf",
+            None,
+            vec![0u8; LIMIT + 1],
+            413,
+        ),
+        (
+            "truncated gzip",
+            "application/x-protobuf",
+            Some("gzip"),
+            truncated,
+            400,
+        ),
+        (
+            "gzip bomb",
+            "application/x-protobuf",
+            Some("gzip"),
+            bomb,
+            413,
+        ),
+        (
+            "invalid JSON",
+            "application/json",
+            None,
+            br#"{"resourceSpans": [ {"#.to_vec(),
+            400,
+        ),
+        (
+            "JSON of the wrong shape",
+            "application/json",
+            None,
+            br#"{"resourceSpans": 7}"#.to_vec(),
+            400,
+        ),
     ];
     let mut expected_spans = 0;
     for (name, content_type, encoding, body, status) in cases {
-        let mut request = client.post(&url).header("content-type", content_type).body(body);
+        let mut request = client
+            .post(&url)
+            .header("content-type", content_type)
+            .body(body);
         if let Some(encoding) = encoding {
             request = request.header("content-encoding", encoding);
         }
@@ -80,9 +127,14 @@ async fn http_bad_requests_get_the_right_status_and_the_collector_keeps_serving(
         let is_protobuf = response.headers()["content-type"] == "application/x-protobuf";
         let body = response.bytes().await.unwrap();
         let message = if is_protobuf {
-            RpcStatus::decode(body.as_ref()).unwrap_or_else(|e| panic!("{name}: error body is not a Status: {e}")).message
+            RpcStatus::decode(body.as_ref())
+                .unwrap_or_else(|e| panic!("{name}: error body is not a Status: {e}"))
+                .message
         } else {
-            serde_json::from_slice::<serde_json::Value>(&body).unwrap()["message"].as_str().unwrap().to_string()
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_string()
         };
         assert!(!message.is_empty(), "{name}: the error says nothing");
 
@@ -103,7 +155,10 @@ async fn http_bad_requests_get_the_right_status_and_the_collector_keeps_serving(
         (Some("gzip"), gzip(&json)),
         (Some("zstd"), zstd::encode_all(&json[..], 3).unwrap()),
     ] {
-        let mut request = client.post(&url).header("content-type", "application/json").body(body);
+        let mut request = client
+            .post(&url)
+            .header("content-type", "application/json")
+            .body(body);
         if let Some(encoding) = encoding {
             request = request.header("content-encoding", encoding);
         }
@@ -113,7 +168,11 @@ async fn http_bad_requests_get_the_right_status_and_the_collector_keeps_serving(
         expected_spans += 2;
     }
     let recorded = backend.recorded.clone();
-    assert!(wait_until(Duration::from_secs(5), || recorded.span_count() == expected_spans).await);
+    assert!(
+        wait_until(Duration::from_secs(5), || recorded.span_count()
+            == expected_spans)
+        .await
+    );
     collector.shutdown().await;
     backend.stop().await;
 }
@@ -151,14 +210,20 @@ impl Decoder for RawDecoder {
     type Item = Bytes;
     type Error = Status;
     fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
-        Ok(Some(bytes::Buf::copy_to_bytes(src, bytes::Buf::remaining(src))))
+        Ok(Some(bytes::Buf::copy_to_bytes(
+            src,
+            bytes::Buf::remaining(src),
+        )))
     }
 }
 
 async fn grpc_raw(channel: &tonic::transport::Channel, body: Vec<u8>) -> Result<(), Status> {
-    let mut client = tonic::client::Grpc::new(channel.clone()).max_encoding_message_size(usize::MAX);
+    let mut client =
+        tonic::client::Grpc::new(channel.clone()).max_encoding_message_size(usize::MAX);
     client.ready().await.unwrap();
-    let path = http::uri::PathAndQuery::from_static("/opentelemetry.proto.collector.trace.v1.TraceService/Export");
+    let path = http::uri::PathAndQuery::from_static(
+        "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    );
     client
         .unary(tonic::Request::new(Bytes::from(body)), path, RawCodec)
         .await
@@ -169,23 +234,36 @@ async fn grpc_raw(channel: &tonic::transport::Channel, body: Vec<u8>) -> Result<
 async fn grpc_bad_requests_get_otlp_codes_and_the_collector_keeps_serving() {
     let backend = Backend::start("127.0.0.1:0".parse().unwrap()).await;
     let collector = start(&config(&backend.url())).await;
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", address(&collector, "otlp/grpc")))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
+    let channel = tonic::transport::Endpoint::from_shared(format!(
+        "http://{}",
+        address(&collector, "otlp/grpc")
+    ))
+    .unwrap()
+    .connect()
+    .await
+    .unwrap();
     let valid = trace_request("ok", 4).encode_to_vec();
     let cases: Vec<(&str, Vec<u8>, Code)> = vec![
-        ("malformed protobuf", vec![0x0a, 0xff, 0xff, 0xff, 0x0f], Code::InvalidArgument),
+        (
+            "malformed protobuf",
+            vec![0x0a, 0xff, 0xff, 0xff, 0x0f],
+            Code::InvalidArgument,
+        ),
         ("wrong wire type", vec![0x0b, 0x01], Code::InvalidArgument),
         // Not OUT_OF_RANGE, which clients retry forever.
-        ("oversized message", vec![0u8; 1024 * 1024 + 1], Code::ResourceExhausted),
+        (
+            "oversized message",
+            vec![0u8; 1024 * 1024 + 1],
+            Code::ResourceExhausted,
+        ),
     ];
     for (name, body, code) in cases {
         let status = grpc_raw(&channel, body).await.expect_err(name);
         assert_eq!(status.code(), code, "{name}: {status:?}");
         assert!(!status.message().is_empty());
-        grpc_raw(&channel, valid.clone()).await.unwrap_or_else(|e| panic!("valid request after {name}: {e:?}"));
+        grpc_raw(&channel, valid.clone())
+            .await
+            .unwrap_or_else(|e| panic!("valid request after {name}: {e:?}"));
     }
     let recorded = backend.recorded.clone();
     assert!(wait_until(Duration::from_secs(5), || recorded.span_count() == 12).await);

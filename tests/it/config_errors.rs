@@ -18,7 +18,10 @@ fn fixtures(folder: &str) -> Vec<std::path::PathBuf> {
 
 fn expected(text: &str, kind: &str) -> Vec<String> {
     let prefix = format!("# {kind}: ");
-    text.lines().filter_map(|l| l.strip_prefix(&prefix)).map(str::to_string).collect()
+    text.lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(str::to_string)
+        .collect()
 }
 
 #[test]
@@ -27,14 +30,22 @@ fn each_config_error_names_its_path_line_and_expectation() {
         let text = std::fs::read_to_string(&file).unwrap();
         let want_errors = expected(&text, "error");
         let want_warnings = expected(&text, "warning");
-        assert!(!(want_errors.is_empty() && want_warnings.is_empty()), "{} expects nothing", file.display());
+        assert!(
+            !(want_errors.is_empty() && want_warnings.is_empty()),
+            "{} expects nothing",
+            file.display()
+        );
         let env = |name: &str| match name {
             "SIDEWATCH_TEST_SURELY_UNSET" => None,
             other => std::env::var(other).ok(),
         };
         match sidewatch::config::load_str_with_env(&text, "fixture", &env) {
             Ok(loaded) => {
-                assert!(want_errors.is_empty(), "{} compiled but expected {want_errors:#?}", file.display());
+                assert!(
+                    want_errors.is_empty(),
+                    "{} compiled but expected {want_errors:#?}",
+                    file.display()
+                );
                 let got: Vec<String> = loaded.warnings.iter().map(ToString::to_string).collect();
                 assert_eq!(got, want_warnings, "{}", file.display());
             }
@@ -50,13 +61,21 @@ fn each_config_error_names_its_path_line_and_expectation() {
 fn every_shipped_pipeline_compiles_without_warnings() {
     for file in fixtures("pipelines") {
         let loaded = sidewatch::config::load_file(&file).unwrap_or_else(|e| panic!("{e}"));
-        assert!(loaded.warnings.is_empty(), "{}: {:?}", file.display(), loaded.warnings);
+        assert!(
+            loaded.warnings.is_empty(),
+            "{}: {:?}",
+            file.display(),
+            loaded.warnings
+        );
     }
 }
 
 #[test]
 fn the_embedded_default_is_pipelines_default_yaml() {
-    let on_disk = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/default.yaml")).unwrap();
+    let on_disk = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/default.yaml"),
+    )
+    .unwrap();
     assert_eq!(sidewatch::config::DEFAULT_PIPELINE, on_disk);
 }
 

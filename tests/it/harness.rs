@@ -6,7 +6,9 @@ use sidewatch::pipeline::build::RunningCollector;
 
 pub async fn start(yaml: &str) -> RunningCollector {
     let loaded = sidewatch::config::load_str(yaml, "test config").unwrap_or_else(|e| panic!("{e}"));
-    sidewatch::pipeline::build::start(&loaded.plan).await.expect("collector starts")
+    sidewatch::pipeline::build::start(&loaded.plan)
+        .await
+        .expect("collector starts")
 }
 
 pub fn address(collector: &RunningCollector, listener: &str) -> SocketAddr {
@@ -18,7 +20,11 @@ pub fn address(collector: &RunningCollector, listener: &str) -> SocketAddr {
 
 /// A port that was free a moment ago, for servers started later.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// An OTLP/gRPC receiver on port 0 forwarding every signal to `backend`
@@ -50,7 +56,10 @@ service:
 }
 
 /// An OTLP trace request with `count` spans named `{prefix}-{i}`.
-pub fn trace_request(prefix: &str, count: usize) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+pub fn trace_request(
+    prefix: &str,
+    count: usize,
+) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
     opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
         resource_spans: vec![ResourceSpans {

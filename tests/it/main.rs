@@ -2,8 +2,8 @@
 //! SDK, raw HTTP and gRPC) and a real OTLP backend, all on 127.0.0.1.
 
 mod backend;
-mod bad_input;
 mod backpressure;
+mod bad_input;
 mod config_errors;
 mod harness;
 mod otlphttp_chain;

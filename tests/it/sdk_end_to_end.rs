@@ -5,18 +5,20 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use opentelemetry::logs::{AnyValue as LogValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry::KeyValue;
+use opentelemetry::logs::{
+    AnyValue as LogValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity,
+};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
-use opentelemetry::KeyValue;
 use opentelemetry_otlp::{WithExportConfig, WithHttpConfig, WithTonicConfig};
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::common::v1::KeyValue as ProtoKeyValue;
+use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point;
 use opentelemetry_sdk::Resource;
 
-use crate::backend::{wait_until, Backend};
+use crate::backend::{Backend, wait_until};
 use crate::harness::{address, forwarding_config, start};
 
 const SPANS: usize = 25;
@@ -29,13 +31,18 @@ enum Transport {
 }
 
 fn attribute<'a>(attributes: &'a [ProtoKeyValue], key: &str) -> Option<&'a Value> {
-    attributes.iter().find(|kv| kv.key == key).and_then(|kv| kv.value.as_ref()?.value.as_ref())
+    attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| kv.value.as_ref()?.value.as_ref())
 }
 
 /// Sends SPANS spans, one counter with three attribute sets, and LOGS log
 /// records as service `service`, through the SDK's OTLP exporters.
 fn send_with_sdk(transport: Transport, grpc: String, http: String, service: &str) {
-    let resource = Resource::builder().with_service_name(service.to_string()).build();
+    let resource = Resource::builder()
+        .with_service_name(service.to_string())
+        .build();
     let span_exporter = match transport {
         Transport::Grpc => opentelemetry_otlp::SpanExporter::builder()
             .with_tonic()
@@ -61,10 +68,15 @@ fn send_with_sdk(transport: Transport, grpc: String, http: String, service: &str
         span.end();
     }
     tracer_provider.force_flush().expect("flush spans");
-    tracer_provider.shutdown().expect("shutdown tracer provider");
+    tracer_provider
+        .shutdown()
+        .expect("shutdown tracer provider");
 
     let metric_exporter = match transport {
-        Transport::Grpc => opentelemetry_otlp::MetricExporter::builder().with_tonic().with_endpoint(grpc.clone()).build(),
+        Transport::Grpc => opentelemetry_otlp::MetricExporter::builder()
+            .with_tonic()
+            .with_endpoint(grpc.clone())
+            .build(),
         Transport::Http => opentelemetry_otlp::MetricExporter::builder()
             .with_http()
             .with_endpoint(format!("{http}/v1/metrics"))
@@ -75,7 +87,10 @@ fn send_with_sdk(transport: Transport, grpc: String, http: String, service: &str
         .with_periodic_exporter(metric_exporter)
         .with_resource(resource.clone())
         .build();
-    let counter = meter_provider.meter("sidewatch-test").u64_counter("requests").build();
+    let counter = meter_provider
+        .meter("sidewatch-test")
+        .u64_counter("requests")
+        .build();
     for (route, times) in [("/a", 1u64), ("/b", 2), ("/c", 3)] {
         for _ in 0..times {
             counter.add(10, &[KeyValue::new("route", route)]);
@@ -85,7 +100,10 @@ fn send_with_sdk(transport: Transport, grpc: String, http: String, service: &str
     meter_provider.shutdown().expect("shutdown meter provider");
 
     let log_exporter = match transport {
-        Transport::Grpc => opentelemetry_otlp::LogExporter::builder().with_tonic().with_endpoint(grpc).build(),
+        Transport::Grpc => opentelemetry_otlp::LogExporter::builder()
+            .with_tonic()
+            .with_endpoint(grpc)
+            .build(),
         Transport::Http => opentelemetry_otlp::LogExporter::builder()
             .with_http()
             .with_endpoint(format!("{http}/v1/logs"))
@@ -105,7 +123,9 @@ fn send_with_sdk(transport: Transport, grpc: String, http: String, service: &str
         logger.emit(record);
     }
     logger_provider.force_flush().expect("flush logs");
-    logger_provider.shutdown().expect("shutdown logger provider");
+    logger_provider
+        .shutdown()
+        .expect("shutdown logger provider");
 }
 
 async fn sdk_data_arrives_intact(transport: Transport) {
@@ -124,7 +144,9 @@ async fn sdk_data_arrives_intact(transport: Transport) {
 
     let recorded = backend.recorded.clone();
     let all_there = wait_until(Duration::from_secs(10), || {
-        recorded.span_count() >= SPANS && recorded.log_record_count() >= LOGS && recorded.data_point_count() >= 3
+        recorded.span_count() >= SPANS
+            && recorded.log_record_count() >= LOGS
+            && recorded.data_point_count() >= 3
     })
     .await;
     assert!(
@@ -140,15 +162,24 @@ async fn sdk_data_arrives_intact(transport: Transport) {
     for request in recorded.traces.lock().unwrap().iter() {
         for resource in &request.resource_spans {
             let attrs = &resource.resource.as_ref().unwrap().attributes;
-            assert_eq!(attribute(attrs, "service.name"), Some(&Value::StringValue(service.into())));
+            assert_eq!(
+                attribute(attrs, "service.name"),
+                Some(&Value::StringValue(service.into()))
+            );
             for span in resource.scope_spans.iter().flat_map(|s| &s.spans) {
                 assert_eq!(span.trace_id.len(), 16);
-                assert_eq!(attribute(&span.attributes, "http.route"), Some(&Value::StringValue("/orders/{id}".into())));
+                assert_eq!(
+                    attribute(&span.attributes, "http.route"),
+                    Some(&Value::StringValue("/orders/{id}".into()))
+                );
                 let Some(Value::IntValue(index)) = attribute(&span.attributes, "index") else {
                     panic!("span {} lost its index attribute", span.name);
                 };
                 assert_eq!(span.name, format!("{service}-span-{index}"));
-                assert!(spans.insert(*index, span.name.clone()).is_none(), "span {index} arrived twice");
+                assert!(
+                    spans.insert(*index, span.name.clone()).is_none(),
+                    "span {index} arrived twice"
+                );
             }
         }
     }
@@ -157,26 +188,49 @@ async fn sdk_data_arrives_intact(transport: Transport) {
     // Metrics: the counter's three series with their sums.
     let mut sums = BTreeMap::new();
     for request in recorded.metrics.lock().unwrap().iter() {
-        for metric in request.resource_metrics.iter().flat_map(|r| &r.scope_metrics).flat_map(|s| &s.metrics) {
+        for metric in request
+            .resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+        {
             assert_eq!(metric.name, "requests");
-            let Some(Data::Sum(sum)) = &metric.data else { panic!("requests is not a sum") };
+            let Some(Data::Sum(sum)) = &metric.data else {
+                panic!("requests is not a sum")
+            };
             assert!(sum.is_monotonic);
             for point in &sum.data_points {
-                let Some(Value::StringValue(route)) = attribute(&point.attributes, "route") else { panic!("no route") };
-                let Some(number_data_point::Value::AsInt(value)) = point.value else { panic!("not an int") };
+                let Some(Value::StringValue(route)) = attribute(&point.attributes, "route") else {
+                    panic!("no route")
+                };
+                let Some(number_data_point::Value::AsInt(value)) = point.value else {
+                    panic!("not an int")
+                };
                 sums.insert(route.clone(), value);
             }
         }
     }
-    assert_eq!(sums, BTreeMap::from([("/a".into(), 10), ("/b".into(), 20), ("/c".into(), 30)]));
+    assert_eq!(
+        sums,
+        BTreeMap::from([("/a".into(), 10), ("/b".into(), 20), ("/c".into(), 30)])
+    );
 
     // Logs: every record with body, severity and attribute.
     let mut bodies = BTreeMap::new();
     for request in recorded.logs.lock().unwrap().iter() {
-        for record in request.resource_logs.iter().flat_map(|r| &r.scope_logs).flat_map(|s| &s.log_records) {
+        for record in request
+            .resource_logs
+            .iter()
+            .flat_map(|r| &r.scope_logs)
+            .flat_map(|s| &s.log_records)
+        {
             assert_eq!(record.severity_number, 13, "WARN");
-            let Some(Value::IntValue(index)) = attribute(&record.attributes, "index") else { panic!("no index") };
-            let Some(Value::StringValue(body)) = record.body.as_ref().and_then(|b| b.value.as_ref()) else {
+            let Some(Value::IntValue(index)) = attribute(&record.attributes, "index") else {
+                panic!("no index")
+            };
+            let Some(Value::StringValue(body)) =
+                record.body.as_ref().and_then(|b| b.value.as_ref())
+            else {
                 panic!("no body")
             };
             assert_eq!(body, &format!("{service} log {index}"));

@@ -97,14 +97,16 @@ pub fn decompress(body: &[u8], encoding: Encoding, max_bytes: usize) -> Result<V
 }
 
 /// Decodes an OTLP request in the given format.
-pub fn decode<T: prost::Message + Default + DeserializeOwned>(body: &[u8], format: Format) -> Result<T, BodyError> {
+pub fn decode<T: prost::Message + Default + DeserializeOwned>(
+    body: &[u8],
+    format: Format,
+) -> Result<T, BodyError> {
     match format {
         Format::Protobuf => {
             T::decode(body).map_err(|e| BodyError::Malformed(format!("invalid OTLP protobuf: {e}")))
         }
-        Format::Json => {
-            serde_json::from_slice(body).map_err(|e| BodyError::Malformed(format!("invalid OTLP JSON: {e}")))
-        }
+        Format::Json => serde_json::from_slice(body)
+            .map_err(|e| BodyError::Malformed(format!("invalid OTLP JSON: {e}"))),
     }
 }
 
@@ -139,7 +141,10 @@ mod tests {
     #[test]
     fn zstd_round_trips_and_is_bounded() {
         let data = zstd::encode_all(&vec![7u8; 10_000][..], 3).unwrap();
-        assert_eq!(decompress(&data, Encoding::Zstd, 10_000).unwrap().len(), 10_000);
+        assert_eq!(
+            decompress(&data, Encoding::Zstd, 10_000).unwrap().len(),
+            10_000
+        );
         assert_eq!(
             decompress(&data, Encoding::Zstd, 9_999),
             Err(BodyError::TooLarge { limit: 9_999 })
@@ -148,7 +153,10 @@ mod tests {
 
     #[test]
     fn content_types_and_encodings() {
-        assert_eq!(Format::from_content_type(Some("application/json; charset=utf-8")), Ok(Format::Json));
+        assert_eq!(
+            Format::from_content_type(Some("application/json; charset=utf-8")),
+            Ok(Format::Json)
+        );
         assert!(Format::from_content_type(Some("text/plain")).is_err());
         assert!(Format::from_content_type(None).is_err());
         assert_eq!(Encoding::from_header(Some("GZIP")), Ok(Encoding::Gzip));

@@ -16,17 +16,23 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tonic::codec::{
+    Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
+};
 use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use super::{GrpcConfig, MIB};
 use crate::pipeline::{Consumer, Refused};
@@ -81,7 +87,10 @@ impl OtlpService for Logs {
     }
 }
 
-pub async fn start(config: &GrpcConfig, context: &ReceiverContext) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+pub async fn start(
+    config: &GrpcConfig,
+    context: &ReceiverContext,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(config.endpoint.0).await?;
     let address = listener.local_addr()?;
     let max_bytes = config.max_recv_msg_size_mib.saturating_mul(MIB);
@@ -92,7 +101,8 @@ pub async fn start(config: &GrpcConfig, context: &ReceiverContext) -> std::io::R
         .add_service(Service::<Logs>::new(context, max_bytes));
     let shutdown = context.shutdown.clone();
     let task = tokio::spawn(async move {
-        let incoming = tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming =
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
         if let Err(e) = router
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await
@@ -155,7 +165,11 @@ impl<S: OtlpService> tower_service::Service<http::Request<tonic::body::Body>> fo
         let max_bytes = self.max_bytes;
         Box::pin(async move {
             if request.uri().path() != S::PATH {
-                return Ok(Status::unimplemented(format!("unknown method {}", request.uri().path())).into_http());
+                return Ok(Status::unimplemented(format!(
+                    "unknown method {}",
+                    request.uri().path()
+                ))
+                .into_http());
             }
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);
@@ -173,7 +187,10 @@ impl<S: OtlpService> tower_service::Service<http::Request<tonic::body::Body>> fo
             if !reached_handler.load(Ordering::Relaxed) {
                 // The request failed before decoding completed.
                 handler.stats.requests.fetch_add(1, Ordering::Relaxed);
-                handler.stats.failed_requests.fetch_add(1, Ordering::Relaxed);
+                handler
+                    .stats
+                    .failed_requests
+                    .fetch_add(1, Ordering::Relaxed);
                 follow_otlp_codes(&mut response);
             }
             Ok(response)
@@ -268,7 +285,8 @@ impl<T: prost::Message> Encoder for OtlpEncoder<T> {
     type Error = Status;
 
     fn encode(&mut self, item: T, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst).map_err(|e| Status::internal(format!("encoding the response: {e}")))
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
     }
 }
 

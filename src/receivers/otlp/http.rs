@@ -16,11 +16,15 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http_body_util::BodyExt;
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -39,7 +43,10 @@ struct Route {
     max_bytes: usize,
 }
 
-pub async fn start(config: &HttpConfig, context: &ReceiverContext) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
+pub async fn start(
+    config: &HttpConfig,
+    context: &ReceiverContext,
+) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(config.endpoint.0).await?;
     let address = listener.local_addr()?;
     let route = |signal: Signal| {
@@ -51,9 +58,18 @@ pub async fn start(config: &HttpConfig, context: &ReceiverContext) -> std::io::R
         })
     };
     let app = axum::Router::new()
-        .route(&config.traces_url_path, post(export).with_state(route(Signal::Traces)))
-        .route(&config.metrics_url_path, post(export).with_state(route(Signal::Metrics)))
-        .route(&config.logs_url_path, post(export).with_state(route(Signal::Logs)))
+        .route(
+            &config.traces_url_path,
+            post(export).with_state(route(Signal::Traces)),
+        )
+        .route(
+            &config.metrics_url_path,
+            post(export).with_state(route(Signal::Metrics)),
+        )
+        .route(
+            &config.logs_url_path,
+            post(export).with_state(route(Signal::Logs)),
+        )
         // We enforce our own limit, after decompression too.
         .layer(axum::extract::DefaultBodyLimit::disable());
     let shutdown = context.shutdown.clone();
@@ -77,7 +93,12 @@ struct RpcStatus {
     message: String,
 }
 
-fn error_response(status: StatusCode, grpc_code: tonic::Code, message: String, format: Format) -> Response {
+fn error_response(
+    status: StatusCode,
+    grpc_code: tonic::Code,
+    message: String,
+    format: Format,
+) -> Response {
     let body = match format {
         Format::Protobuf => RpcStatus {
             code: grpc_code as i32,
@@ -88,7 +109,12 @@ fn error_response(status: StatusCode, grpc_code: tonic::Code, message: String, f
             .to_string()
             .into_bytes(),
     };
-    (status, [(header::CONTENT_TYPE, format.content_type())], body).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response()
 }
 
 async fn export(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body) -> Response {
@@ -105,13 +131,26 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
     let format = match Format::from_content_type(header_str(header::CONTENT_TYPE)) {
         Ok(format) => format,
         Err(message) => {
-            return error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, message, Format::Json);
+            return error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                tonic::Code::InvalidArgument,
+                message,
+                Format::Json,
+            );
         }
     };
-    let fail = |status: StatusCode, code: tonic::Code, message: String| error_response(status, code, message, format);
+    let fail = |status: StatusCode, code: tonic::Code, message: String| {
+        error_response(status, code, message, format)
+    };
     let encoding = match Encoding::from_header(header_str(header::CONTENT_ENCODING)) {
         Ok(encoding) => encoding,
-        Err(message) => return fail(StatusCode::UNSUPPORTED_MEDIA_TYPE, tonic::Code::InvalidArgument, message),
+        Err(message) => {
+            return fail(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                tonic::Code::InvalidArgument,
+                message,
+            );
+        }
     };
     let Some(consumer) = &route.consumer else {
         return fail(
@@ -131,11 +170,18 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
     if declared.is_some_and(|length| length > route.max_bytes) {
         return too_large(route.max_bytes);
     }
-    let raw = match http_body_util::Limited::new(body, route.max_bytes).collect().await {
+    let raw = match http_body_util::Limited::new(body, route.max_bytes)
+        .collect()
+        .await
+    {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(route.max_bytes),
         Err(e) => {
-            return fail(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, format!("cannot read the request body: {e}"));
+            return fail(
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                format!("cannot read the request body: {e}"),
+            );
         }
     };
     let decompressed;
@@ -148,29 +194,47 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
             }
             Err(BodyError::TooLarge { limit }) => return too_large(limit),
             Err(BodyError::Malformed(message)) => {
-                return fail(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, message);
+                return fail(
+                    StatusCode::BAD_REQUEST,
+                    tonic::Code::InvalidArgument,
+                    message,
+                );
             }
         },
     };
     let decoded = match route.signal {
-        Signal::Traces => decode::decode::<ExportTraceServiceRequest>(bytes, format).map(|r| Batch::Traces(r.into())),
-        Signal::Metrics => {
-            decode::decode::<ExportMetricsServiceRequest>(bytes, format).map(|r| Batch::Metrics(r.into()))
+        Signal::Traces => decode::decode::<ExportTraceServiceRequest>(bytes, format)
+            .map(|r| Batch::Traces(r.into())),
+        Signal::Metrics => decode::decode::<ExportMetricsServiceRequest>(bytes, format)
+            .map(|r| Batch::Metrics(r.into())),
+        Signal::Logs => {
+            decode::decode::<ExportLogsServiceRequest>(bytes, format).map(|r| Batch::Logs(r.into()))
         }
-        Signal::Logs => decode::decode::<ExportLogsServiceRequest>(bytes, format).map(|r| Batch::Logs(r.into())),
     };
     let batch = match decoded {
         Ok(batch) => batch,
-        Err(e) => return fail(StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument, e.to_string()),
+        Err(e) => {
+            return fail(
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                e.to_string(),
+            );
+        }
     };
     let items = batch.item_count() as u64;
     match consumer.consume(batch).await {
         Ok(()) => {
-            route.stats.accepted_items.fetch_add(items, Ordering::Relaxed);
+            route
+                .stats
+                .accepted_items
+                .fetch_add(items, Ordering::Relaxed);
             success(route.signal, format)
         }
         Err(refused) => {
-            route.stats.refused_items.fetch_add(items, Ordering::Relaxed);
+            route
+                .stats
+                .refused_items
+                .fetch_add(items, Ordering::Relaxed);
             let code = match refused {
                 Refused::QueueFull { .. } => tonic::Code::ResourceExhausted,
                 Refused::ShuttingDown => tonic::Code::Unavailable,
@@ -188,8 +252,15 @@ fn success(signal: Signal, format: Format) -> Response {
     let body = match (signal, format) {
         (_, Format::Json) => b"{}".to_vec(),
         (Signal::Traces, Format::Protobuf) => ExportTraceServiceResponse::default().encode_to_vec(),
-        (Signal::Metrics, Format::Protobuf) => ExportMetricsServiceResponse::default().encode_to_vec(),
+        (Signal::Metrics, Format::Protobuf) => {
+            ExportMetricsServiceResponse::default().encode_to_vec()
+        }
         (Signal::Logs, Format::Protobuf) => ExportLogsServiceResponse::default().encode_to_vec(),
     };
-    (StatusCode::OK, [(header::CONTENT_TYPE, format.content_type())], body).into_response()
+    (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, format.content_type())],
+        body,
+    )
+        .into_response()
 }

@@ -9,7 +9,6 @@ mod decode;
 mod grpc;
 mod http;
 
-
 use serde::{Deserialize, Deserializer};
 
 use super::{Receiver, ReceiverContext, StartedReceiver};
@@ -49,7 +48,9 @@ where
     D: Deserializer<'de>,
     T: Deserialize<'de> + Default,
 {
-    Ok(Some(Option::<T>::deserialize(deserializer)?.unwrap_or_default()))
+    Ok(Some(
+        Option::<T>::deserialize(deserializer)?.unwrap_or_default(),
+    ))
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -114,12 +115,16 @@ impl Receiver for OtlpReceiver {
         };
         if let Some(grpc) = &self.config.protocols.grpc {
             let (address, task) = grpc::start(grpc, &context).await?;
-            started.addresses.push((format!("{}/grpc", context.id), address));
+            started
+                .addresses
+                .push((format!("{}/grpc", context.id), address));
             started.tasks.push(task);
         }
         if let Some(http) = &self.config.protocols.http {
             let (address, task) = http::start(http, &context).await?;
-            started.addresses.push((format!("{}/http", context.id), address));
+            started
+                .addresses
+                .push((format!("{}/http", context.id), address));
             started.tasks.push(task);
         }
         Ok(started)
