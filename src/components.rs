@@ -48,6 +48,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
         connects: &[],
     },
     ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "hostmetrics",
+        description: "CPU, load, memory, disk, filesystem, network, connections, processes, cgroups, uptime",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
         kind: Kind::Processor,
         type_name: "batch",
         description: "groups items into batches by size or after a timeout; flushes on shutdown",
@@ -112,6 +119,7 @@ pub fn type_names(kind: Kind) -> Vec<&'static str> {
 #[derive(Debug, Clone)]
 pub enum ReceiverConfig {
     Otlp(receivers::otlp::OtlpReceiverConfig),
+    HostMetrics(receivers::hostmetrics::HostMetricsConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -142,6 +150,7 @@ pub fn decode_receiver(
 ) -> Option<ReceiverConfig> {
     match type_name {
         "otlp" => decoder.decode(value, path).map(ReceiverConfig::Otlp),
+        "hostmetrics" => decoder.decode(value, path).map(ReceiverConfig::HostMetrics),
         _ => None,
     }
 }

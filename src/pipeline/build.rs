@@ -298,6 +298,9 @@ impl RunningCollector {
 fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
     match config {
         ReceiverConfig::Otlp(c) => Box::new(receivers::otlp::OtlpReceiver::new(c.clone())),
+        ReceiverConfig::HostMetrics(c) => {
+            Box::new(receivers::hostmetrics::HostMetricsReceiver::new(c.clone()))
+        }
     }
 }
 

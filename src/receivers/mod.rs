@@ -6,6 +6,7 @@
 //! spawned tasks until the shutdown token fires, finishing in-flight
 //! requests before those tasks end.
 
+pub mod hostmetrics;
 pub mod otlp;
 
 use std::net::SocketAddr;

@@ -6,6 +6,7 @@ mod backpressure;
 mod bad_input;
 mod config_errors;
 mod harness;
+mod hostmetrics;
 mod otlphttp_chain;
 mod retry;
 mod sdk_end_to_end;
