@@ -8,11 +8,15 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use serde::Deserialize;
-use tonic::codec::CompressionEncoding;
+use tonic::client::Grpc;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -63,14 +67,61 @@ impl OtlpExporterConfig {
     }
 }
 
-enum Client {
-    Traces(TraceServiceClient<Channel>),
-    Metrics(MetricsServiceClient<Channel>),
-    Logs(LogsServiceClient<Channel>),
+/// Encodes the shared request in place: no copy of the batch per attempt.
+struct SharedCodec<Request, Response>(PhantomData<fn(Request) -> Response>);
+
+impl<Request, Response> Default for SharedCodec<Request, Response> {
+    fn default() -> Self {
+        SharedCodec(PhantomData)
+    }
+}
+
+struct SharedEncoder<Request>(PhantomData<fn(Request)>);
+struct ResponseDecoder<Response>(PhantomData<fn() -> Response>);
+
+impl<Request, Response> Codec for SharedCodec<Request, Response>
+where
+    Request: prost::Message + Send + Sync + 'static,
+    Response: prost::Message + Default + Send + 'static,
+{
+    type Encode = Arc<Request>;
+    type Decode = Response;
+    type Encoder = SharedEncoder<Request>;
+    type Decoder = ResponseDecoder<Response>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        SharedEncoder(PhantomData)
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ResponseDecoder(PhantomData)
+    }
+}
+
+impl<Request: prost::Message> Encoder for SharedEncoder<Request> {
+    type Item = Arc<Request>;
+    type Error = Status;
+
+    fn encode(&mut self, item: Arc<Request>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        item.encode(dst)
+            .map_err(|e| Status::internal(format!("encoding the request: {e}")))
+    }
+}
+
+impl<Response: prost::Message + Default> Decoder for ResponseDecoder<Response> {
+    type Item = Response;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Response>, Status> {
+        Response::decode(src)
+            .map(Some)
+            .map_err(|e| Status::internal(format!("decoding the response: {e}")))
+    }
 }
 
 pub struct OtlpExporter {
-    client: Client,
+    client: Grpc<Channel>,
+    signal: Signal,
     metadata: MetadataMap,
     timeout: std::time::Duration,
 }
@@ -95,91 +146,82 @@ impl OtlpExporter {
                 .map_err(|_| format!("invalid value for header {name:?}"))?;
             metadata.insert(key, value);
         }
-        let encoding = match config.compression {
-            Compression::Gzip => Some(CompressionEncoding::Gzip),
-            Compression::Zstd => Some(CompressionEncoding::Zstd),
-            Compression::None => None,
-        };
         // Responses are tiny; the limit only guards against a hostile server.
-        let max = 4 * 1024 * 1024;
-        macro_rules! client {
-            ($client:ident, $variant:ident) => {{
-                let mut client = $client::new(channel).max_decoding_message_size(max);
-                if let Some(encoding) = encoding {
-                    client = client.send_compressed(encoding);
-                }
-                Client::$variant(client)
-            }};
-        }
-        let client = match signal {
-            Signal::Traces => client!(TraceServiceClient, Traces),
-            Signal::Metrics => client!(MetricsServiceClient, Metrics),
-            Signal::Logs => client!(LogsServiceClient, Logs),
+        let mut client = Grpc::new(channel).max_decoding_message_size(4 * 1024 * 1024);
+        client = match config.compression {
+            Compression::Gzip => client.send_compressed(CompressionEncoding::Gzip),
+            Compression::Zstd => client.send_compressed(CompressionEncoding::Zstd),
+            Compression::None => client,
         };
         Ok(OtlpExporter {
             client,
+            signal,
             metadata,
             timeout: config.timeout,
         })
     }
 
-    fn request<T>(&self, message: T) -> tonic::Request<T> {
-        let mut request = tonic::Request::new(message);
+    async fn call<Request, Response>(
+        &self,
+        path: &'static str,
+        message: &Arc<Request>,
+    ) -> Result<Response, ExportError>
+    where
+        Request: prost::Message + Send + Sync + 'static,
+        Response: prost::Message + Default + Send + 'static,
+    {
+        let mut request = tonic::Request::new(message.clone());
         *request.metadata_mut() = self.metadata.clone();
         request.set_timeout(self.timeout);
-        request
+        let mut client = self.client.clone();
+        client
+            .ready()
+            .await
+            .map_err(|e| ExportError::retryable(format!("connecting: {e}")))?;
+        let path = http::uri::PathAndQuery::from_static(path);
+        client
+            .unary(request, path, SharedCodec::<Request, Response>::default())
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(classify)
     }
 }
 
 #[async_trait::async_trait]
 impl Exporter for OtlpExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
-        // Encoding needs owned messages; the clone is of the request struct
-        // the Arc shares, made once per attempt.
-        let rejected = match (&self.client, batch) {
-            (Client::Traces(client), Batch::Traces(request)) => {
-                let response = client
-                    .clone()
-                    .export(self.request((**request).clone()))
-                    .await
-                    .map_err(classify)?;
-                response
-                    .into_inner()
-                    .partial_success
-                    .map(|p| (p.rejected_spans, p.error_message))
-            }
-            (Client::Metrics(client), Batch::Metrics(request)) => {
-                let response = client
-                    .clone()
-                    .export(self.request((**request).clone()))
-                    .await
-                    .map_err(classify)?;
-                response
-                    .into_inner()
-                    .partial_success
-                    .map(|p| (p.rejected_data_points, p.error_message))
-            }
-            (Client::Logs(client), Batch::Logs(request)) => {
-                let response = client
-                    .clone()
-                    .export(self.request((**request).clone()))
-                    .await
-                    .map_err(classify)?;
-                response
-                    .into_inner()
-                    .partial_success
-                    .map(|p| (p.rejected_log_records, p.error_message))
-            }
-            (_, other) => {
-                return Err(ExportError::permanent(format!(
-                    "this exporter instance does not handle {}",
-                    other.signal()
-                )));
-            }
+        let rejected = match batch {
+            Batch::Traces(request) => self
+                .call::<_, ExportTraceServiceResponse>(
+                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                    request,
+                )
+                .await?
+                .partial_success
+                .map(|p| (p.rejected_spans, p.error_message)),
+            Batch::Metrics(request) => self
+                .call::<_, ExportMetricsServiceResponse>(
+                    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+                    request,
+                )
+                .await?
+                .partial_success
+                .map(|p| (p.rejected_data_points, p.error_message)),
+            Batch::Logs(request) => self
+                .call::<_, ExportLogsServiceResponse>(
+                    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                    request,
+                )
+                .await?
+                .partial_success
+                .map(|p| (p.rejected_log_records, p.error_message)),
         };
+        if batch.signal() != self.signal {
+            tracing::debug!(expected = %self.signal, got = %batch.signal(), "exporter instance got another signal");
+        }
         match rejected {
             Some((count, message)) if count > 0 => Err(ExportError::PartiallyRejected {
-                rejected: count.max(0) as u64,
+                rejected: count as u64,
                 message,
             }),
             Some((_, message)) if !message.is_empty() => {
