@@ -7,6 +7,7 @@
 //! - `signal`, `batching`: the OTLP batch type and its splitting;
 //! - `telemetry`: self-monitoring counters and the /metrics endpoint.
 
+pub mod alerting;
 pub mod batching;
 pub mod components;
 pub mod config;
@@ -16,4 +17,5 @@ pub mod pipeline;
 pub mod processors;
 pub mod receivers;
 pub mod signal;
+pub mod stats;
 pub mod telemetry;

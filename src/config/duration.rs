@@ -58,6 +58,23 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duratio
     parse_duration(&text.0).map_err(serde::de::Error::custom)
 }
 
+/// `#[serde(default, with = "crate::config::duration::option")]` for
+/// `Option<Duration>` fields.
+pub mod option {
+    use super::*;
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        match Option::<DurationText>::deserialize(deserializer)? {
+            Some(text) => parse_duration(&text.0)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
 /// Accepts strings only: a bare number would be ambiguous about its unit.
 struct DurationText(String);
 

@@ -1,0 +1,758 @@
+//! The rule engine: keeps recent samples per series, evaluates every rule
+//! at a given time, and moves alert instances through inactive, pending,
+//! firing and resolved with Prometheus's semantics:
+//!
+//! - a condition that starts holding makes a pending instance (activeAt =
+//!   now); it fires at the first evaluation where now - activeAt >= `for`
+//!   (so `for: 0` fires at once);
+//! - a pending instance whose condition stops holding is dropped silently;
+//! - a firing one resolves at the first evaluation where the condition has
+//!   not held for `keep_firing_for`, and is kept 15 minutes as resolved.
+//!
+//! On top: severities (the highest threshold passed), hysteresis (`resolve`),
+//! re-notification every `repeat_interval`, absence (`absent_for`) and
+//! forecasts (`predict`). Time is passed in: live, replay and tests alike.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+
+use serde::{Deserialize, Serialize};
+
+use super::event::{AlertEvent, Status, Transition};
+use super::rule::{Aggregate, LOOKBACK, Rule, Severity, ValueFunction};
+use super::template::{TemplateData, render};
+use crate::stats::forecast;
+
+pub type Labels = BTreeMap<String, String>;
+
+/// Resolved instances are remembered this long, as Prometheus does.
+const RESOLVED_RETENTION: f64 = 15.0 * 60.0;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Pending,
+    Firing,
+    Resolved,
+}
+
+/// One alert: a series (or a group of series) of one rule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Instance {
+    pub labels: Labels,
+    pub state: State,
+    pub active_at: f64,
+    pub fired_at: Option<f64>,
+    pub resolved_at: Option<f64>,
+    /// First evaluation at which the condition stopped holding while firing.
+    pub inactive_since: Option<f64>,
+    pub severity: Severity,
+    pub value: f64,
+    pub threshold: f64,
+    pub last_notified_at: Option<f64>,
+    pub predicted_crossing_at: Option<f64>,
+}
+
+#[derive(Debug, Default)]
+struct Series {
+    labels: Labels,
+    samples: VecDeque<(f64, f64)>,
+}
+
+struct RuleRuntime {
+    rule: Rule,
+    series: HashMap<String, Series>,
+    instances: BTreeMap<String, Instance>,
+    first_evaluation: Option<f64>,
+    /// How far back samples are kept.
+    retention: f64,
+}
+
+pub struct Engine {
+    rules: Vec<RuleRuntime>,
+    by_metric: HashMap<String, Vec<usize>>,
+}
+
+/// What the condition says for one instance at one evaluation.
+struct Verdict {
+    value: f64,
+    /// The severity and threshold passed, if any.
+    passed: Option<(Severity, f64)>,
+    predicted_crossing_at: Option<f64>,
+}
+
+pub fn series_key(labels: &Labels) -> String {
+    let mut key = String::new();
+    for (k, v) in labels {
+        key.push_str(k);
+        key.push('\u{1f}');
+        key.push_str(v);
+        key.push('\u{1e}');
+    }
+    key
+}
+
+impl Engine {
+    pub fn new(rules: Vec<Rule>) -> Engine {
+        let mut by_metric: HashMap<String, Vec<usize>> = HashMap::new();
+        let rules: Vec<RuleRuntime> = rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, rule)| {
+                by_metric
+                    .entry(rule.config.metric.clone())
+                    .or_default()
+                    .push(i);
+                let mut retention = rule.window.as_secs_f64().max(LOOKBACK.as_secs_f64());
+                if let Some(p) = &rule.config.predict {
+                    retention = retention.max(p.window.as_secs_f64());
+                }
+                if let Some(absent) = rule.config.absent_for {
+                    retention = retention.max(absent.as_secs_f64());
+                }
+                RuleRuntime {
+                    rule,
+                    series: HashMap::new(),
+                    instances: BTreeMap::new(),
+                    first_evaluation: None,
+                    retention,
+                }
+            })
+            .collect();
+        Engine { rules, by_metric }
+    }
+
+    /// True when some rule reads `metric`.
+    pub fn wants(&self, metric: &str) -> bool {
+        self.by_metric.contains_key(metric)
+    }
+
+    /// Records one data point (time in unix seconds).
+    pub fn observe(&mut self, metric: &str, labels: &Labels, time: f64, value: f64) {
+        let Some(indexes) = self.by_metric.get(metric) else {
+            return;
+        };
+        if !value.is_finite() {
+            return;
+        }
+        let mut key = None;
+        for &i in indexes {
+            let runtime = &mut self.rules[i];
+            if !runtime.rule.matchers.iter().all(|m| m.matches(labels)) {
+                continue;
+            }
+            let key = key.get_or_insert_with(|| series_key(labels));
+            let series = runtime.series.entry(key.clone()).or_insert_with(|| Series {
+                labels: labels.clone(),
+                samples: VecDeque::new(),
+            });
+            // Out-of-order points are dropped: windows assume time order.
+            if series.samples.back().is_none_or(|(t, _)| time > *t) {
+                series.samples.push_back((time, value));
+            }
+        }
+    }
+
+    /// Evaluates every rule at `now` (unix seconds) and returns the events.
+    pub fn evaluate(&mut self, now: f64) -> Vec<AlertEvent> {
+        let mut events = Vec::new();
+        for runtime in &mut self.rules {
+            runtime.evaluate(now, &mut events);
+        }
+        events
+    }
+
+    /// Every instance, for persistence: rule name -> instance key -> instance.
+    pub fn snapshot(&self) -> BTreeMap<String, BTreeMap<String, Instance>> {
+        self.rules
+            .iter()
+            .map(|r| (r.rule.config.name.clone(), r.instances.clone()))
+            .collect()
+    }
+
+    /// Restores instances saved by [`Engine::snapshot`] for rules that
+    /// still exist.
+    pub fn restore(&mut self, mut saved: BTreeMap<String, BTreeMap<String, Instance>>) {
+        for runtime in &mut self.rules {
+            if let Some(instances) = saved.remove(&runtime.rule.config.name) {
+                runtime.instances = instances;
+            }
+        }
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.rules.iter().map(|r| r.series.len()).sum()
+    }
+}
+
+impl RuleRuntime {
+    fn evaluate(&mut self, now: f64, events: &mut Vec<AlertEvent>) {
+        let first = *self.first_evaluation.get_or_insert(now);
+        let horizon = now - self.retention;
+        for series in self.series.values_mut() {
+            while series.samples.front().is_some_and(|(t, _)| *t < horizon) {
+                series.samples.pop_front();
+            }
+        }
+        let absent_for = self.rule.config.absent_for.map(|d| d.as_secs_f64());
+        // Forget series with no samples left, unless absence is watched:
+        // then a silent series is exactly what the rule looks for, until
+        // it has been silent for the retention too.
+        self.series
+            .retain(|_, s| !s.samples.is_empty() || absent_for.is_some());
+
+        let mut verdicts: BTreeMap<String, (Labels, Verdict)> = BTreeMap::new();
+        let mut groups: BTreeMap<String, (Labels, Vec<f64>, Option<f64>)> = BTreeMap::new();
+        for (key, series) in &self.series {
+            let last_seen = series.samples.back().map(|(t, _)| *t);
+            let silent = match (absent_for, last_seen) {
+                (Some(limit), Some(t)) => now - t >= limit,
+                (Some(_), None) => true,
+                _ => false,
+            };
+            if silent {
+                let mut labels = series.labels.clone();
+                labels.insert("alert.reason".into(), "absent".into());
+                let severity = self
+                    .rule
+                    .thresholds
+                    .last()
+                    .map(|(s, _)| *s)
+                    .unwrap_or(Severity::Critical);
+                verdicts.insert(
+                    format!("absent\u{1e}{key}"),
+                    (
+                        labels,
+                        Verdict {
+                            value: f64::NAN,
+                            passed: Some((severity, f64::NAN)),
+                            predicted_crossing_at: None,
+                        },
+                    ),
+                );
+                continue;
+            }
+            if self.rule.thresholds.is_empty() {
+                continue;
+            }
+            let (value, crossing) = match self.value_of(series, now) {
+                Some(v) => v,
+                None => continue,
+            };
+            match &self.rule.config.group_by {
+                None => {
+                    let passed = self.rule.severity_for(value);
+                    verdicts.insert(
+                        key.clone(),
+                        (
+                            series.labels.clone(),
+                            Verdict {
+                                value,
+                                passed,
+                                predicted_crossing_at: crossing,
+                            },
+                        ),
+                    );
+                }
+                Some(group_by) => {
+                    let labels: Labels = group_by
+                        .iter()
+                        .filter_map(|g| Some((g.clone(), series.labels.get(g)?.clone())))
+                        .collect();
+                    let entry = groups
+                        .entry(series_key(&labels))
+                        .or_insert_with(|| (labels, Vec::new(), None));
+                    entry.1.push(value);
+                    entry.2 = match (entry.2, crossing) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                }
+            }
+        }
+        for (key, (labels, values, crossing)) in groups {
+            let value = aggregate(self.rule.config.aggregate, &values);
+            let passed = self.rule.severity_for(value);
+            verdicts.insert(
+                key,
+                (
+                    labels,
+                    Verdict {
+                        value,
+                        passed,
+                        predicted_crossing_at: crossing,
+                    },
+                ),
+            );
+        }
+        if let Some(limit) = absent_for
+            && self.series.is_empty()
+            && now - first >= limit
+        {
+            let severity = self
+                .rule
+                .thresholds
+                .last()
+                .map(|(s, _)| *s)
+                .unwrap_or(Severity::Critical);
+            let labels: Labels = [("alert.reason".to_string(), "absent".to_string())]
+                .into_iter()
+                .collect();
+            verdicts.insert(
+                "absent\u{1e}".into(),
+                (
+                    labels,
+                    Verdict {
+                        value: f64::NAN,
+                        passed: Some((severity, f64::NAN)),
+                        predicted_crossing_at: None,
+                    },
+                ),
+            );
+        }
+
+        // Instances whose condition holds now.
+        for (key, (labels, verdict)) in &verdicts {
+            let existing = self.instances.get(key);
+            let firing = existing.is_some_and(|i| i.state == State::Firing);
+            // Hysteresis: a firing instance stays active above `resolve`.
+            let active = match verdict.passed {
+                Some(_) => true,
+                None => {
+                    firing && verdict.value.is_finite() && self.rule.still_active(verdict.value)
+                }
+            };
+            if !active {
+                continue;
+            }
+            let lowest = self.rule.thresholds.first().copied();
+            let (severity, threshold) = verdict
+                .passed
+                .or_else(|| existing.map(|i| (i.severity, i.threshold)))
+                .or(lowest)
+                .unwrap_or((Severity::Critical, f64::NAN));
+            let instance = match self.instances.get_mut(key) {
+                Some(i) if i.state != State::Resolved => i,
+                _ => {
+                    self.instances.insert(
+                        key.clone(),
+                        Instance {
+                            labels: labels.clone(),
+                            state: State::Pending,
+                            active_at: now,
+                            fired_at: None,
+                            resolved_at: None,
+                            inactive_since: None,
+                            severity,
+                            value: verdict.value,
+                            threshold,
+                            last_notified_at: None,
+                            predicted_crossing_at: verdict.predicted_crossing_at,
+                        },
+                    );
+                    self.instances.get_mut(key).expect("just inserted")
+                }
+            };
+            instance.inactive_since = None;
+            instance.value = verdict.value;
+            instance.predicted_crossing_at = verdict.predicted_crossing_at;
+            let previous_severity = instance.severity;
+            instance.severity = severity;
+            instance.threshold = threshold;
+            if instance.state == State::Pending
+                && now - instance.active_at >= self.rule.config.for_duration.as_secs_f64()
+            {
+                instance.state = State::Firing;
+                instance.fired_at = Some(now);
+                instance.last_notified_at = Some(now);
+                events.push(event(&self.rule, key, instance, Transition::Fired, now));
+            } else if instance.state == State::Firing {
+                let repeat = self.rule.config.repeat_interval.as_secs_f64();
+                if severity != previous_severity {
+                    instance.last_notified_at = Some(now);
+                    events.push(event(
+                        &self.rule,
+                        key,
+                        instance,
+                        Transition::SeverityChanged,
+                        now,
+                    ));
+                } else if repeat > 0.0
+                    && instance.last_notified_at.is_some_and(|t| now - t >= repeat)
+                {
+                    instance.last_notified_at = Some(now);
+                    events.push(event(&self.rule, key, instance, Transition::Repeated, now));
+                }
+            }
+        }
+
+        // Instances whose condition no longer holds.
+        let keep_firing_for = self.rule.config.keep_firing_for.as_secs_f64();
+        let mut dropped = Vec::new();
+        for (key, instance) in self.instances.iter_mut() {
+            let still = verdicts.get(key).is_some_and(|(_, v)| {
+                v.passed.is_some()
+                    || (instance.state == State::Firing
+                        && v.value.is_finite()
+                        && self.rule.still_active(v.value))
+            });
+            if still {
+                continue;
+            }
+            match instance.state {
+                State::Pending => dropped.push(key.clone()),
+                State::Firing => {
+                    let since = *instance.inactive_since.get_or_insert(now);
+                    if now - since >= keep_firing_for {
+                        instance.state = State::Resolved;
+                        instance.resolved_at = Some(now);
+                        events.push(event(&self.rule, key, instance, Transition::Resolved, now));
+                    }
+                }
+                State::Resolved => {
+                    if instance
+                        .resolved_at
+                        .is_some_and(|t| now - t >= RESOLVED_RETENTION)
+                    {
+                        dropped.push(key.clone());
+                    }
+                }
+            }
+        }
+        for key in dropped {
+            self.instances.remove(&key);
+        }
+    }
+
+    /// The series' value at `now`, and for forecasts the crossing time.
+    fn value_of(&self, series: &Series, now: f64) -> Option<(f64, Option<f64>)> {
+        if let Some(predict) = &self.rule.config.predict {
+            let start = now - predict.window.as_secs_f64();
+            let samples = series
+                .samples
+                .iter()
+                .copied()
+                .filter(|(t, _)| *t >= start && *t <= now);
+            let line = forecast::fit(samples, now)?;
+            let predicted = line.at(now + predict.horizon.as_secs_f64());
+            let crossing = self
+                .rule
+                .severity_for(predicted)
+                .and_then(|(_, threshold)| line.crossing_time(threshold));
+            return Some((predicted, crossing));
+        }
+        let window = self.rule.window.as_secs_f64();
+        let in_window = || {
+            series
+                .samples
+                .iter()
+                .copied()
+                .filter(move |(t, _)| *t > now - window && *t <= now)
+        };
+        let value = match self.rule.config.value {
+            ValueFunction::Last => {
+                let (t, v) = *series.samples.iter().rev().find(|(t, _)| *t <= now)?;
+                (now - t <= LOOKBACK.as_secs_f64()).then_some(v)?
+            }
+            ValueFunction::Avg => {
+                let (n, sum) = in_window().fold((0usize, 0.0), |(n, s), (_, v)| (n + 1, s + v));
+                (n > 0).then(|| sum / n as f64)?
+            }
+            ValueFunction::Min => in_window().map(|(_, v)| v).reduce(f64::min)?,
+            ValueFunction::Max => in_window().map(|(_, v)| v).reduce(f64::max)?,
+            ValueFunction::Sum => {
+                let mut any = false;
+                let sum = in_window()
+                    .inspect(|_| any = true)
+                    .map(|(_, v)| v)
+                    .sum::<f64>();
+                any.then_some(sum)?
+            }
+            ValueFunction::Count => in_window().count() as f64,
+            ValueFunction::Rate => {
+                let samples: Vec<(f64, f64)> = in_window().collect();
+                if samples.len() < 2 {
+                    return None;
+                }
+                // A drop means the counter restarted from zero.
+                let increase: f64 = samples
+                    .windows(2)
+                    .map(|w| {
+                        if w[1].1 >= w[0].1 {
+                            w[1].1 - w[0].1
+                        } else {
+                            w[1].1
+                        }
+                    })
+                    .sum();
+                let span = samples[samples.len() - 1].0 - samples[0].0;
+                (span > 0.0).then(|| increase / span)?
+            }
+        };
+        Some((value, None))
+    }
+}
+
+fn aggregate(how: Aggregate, values: &[f64]) -> f64 {
+    match how {
+        Aggregate::Max => values.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        Aggregate::Min => values.iter().copied().fold(f64::INFINITY, f64::min),
+        Aggregate::Sum => values.iter().sum(),
+        Aggregate::Avg => values.iter().sum::<f64>() / values.len().max(1) as f64,
+        Aggregate::Count => values.len() as f64,
+    }
+}
+
+fn fingerprint(rule: &str, key: &str) -> String {
+    let mut hasher = DefaultHasher::new();
+    rule.hash(&mut hasher);
+    key.hash(&mut hasher);
+    format!("{:016x}", hasher.finish())
+}
+
+fn event(
+    rule: &Rule,
+    key: &str,
+    instance: &Instance,
+    transition: Transition,
+    now: f64,
+) -> AlertEvent {
+    let severity = instance.severity.as_str();
+    let data = TemplateData {
+        labels: &instance.labels,
+        value: instance.value,
+        threshold: instance.threshold,
+        severity,
+    };
+    let mut labels = instance.labels.clone();
+    for (k, v) in &rule.config.labels {
+        labels.insert(k.clone(), render(v, &data));
+    }
+    labels.insert("alertname".into(), rule.config.name.clone());
+    labels.insert("severity".into(), severity.into());
+    let annotations = rule
+        .config
+        .annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), render(v, &data)))
+        .collect();
+    let resolved = transition == Transition::Resolved;
+    AlertEvent {
+        rule: rule.config.name.clone(),
+        status: if resolved {
+            Status::Resolved
+        } else {
+            Status::Firing
+        },
+        transition,
+        severity: instance.severity,
+        labels,
+        annotations,
+        value: instance.value,
+        threshold: instance.threshold,
+        starts_at: instance.active_at,
+        ends_at: resolved.then_some(now),
+        predicted_crossing_at: instance.predicted_crossing_at,
+        fingerprint: fingerprint(&rule.config.name, key),
+        emitted_at: now,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerting::rule::RuleConfig;
+
+    fn engine(yaml: &str) -> Engine {
+        Engine::new(vec![
+            yaml_serde::from_str::<RuleConfig>(yaml)
+                .unwrap()
+                .compile()
+                .unwrap(),
+        ])
+    }
+
+    fn labels(host: &str) -> Labels {
+        [("host".to_string(), host.to_string())]
+            .into_iter()
+            .collect()
+    }
+
+    fn transitions(events: &[AlertEvent]) -> Vec<(&str, Transition)> {
+        events
+            .iter()
+            .map(|e| (e.severity.as_str(), e.transition))
+            .collect()
+    }
+
+    #[test]
+    fn fires_only_after_for_duration_and_resolves() {
+        let mut e = engine("{ name: High, metric: cpu, op: '>', warning: 0.7, for: 2m }");
+        let mut fired_at = None;
+        for step in 0..10 {
+            let t = step as f64 * 30.0;
+            let value = if step < 8 { 0.8 } else { 0.1 };
+            e.observe("cpu", &labels("a"), t, value);
+            for ev in e.evaluate(t) {
+                if ev.transition == Transition::Fired {
+                    fired_at = Some(t);
+                }
+                if ev.transition == Transition::Resolved {
+                    assert_eq!(t, 240.0);
+                    assert_eq!(ev.ends_at, Some(240.0));
+                }
+            }
+        }
+        assert_eq!(
+            fired_at,
+            Some(120.0),
+            "pending at 0, firing once 2m have passed"
+        );
+    }
+
+    #[test]
+    fn pending_that_stops_holding_never_notifies() {
+        let mut e = engine("{ name: High, metric: cpu, op: '>', warning: 0.7, for: 2m }");
+        let mut all = Vec::new();
+        for (t, v) in [(0.0, 0.9), (60.0, 0.9), (90.0, 0.1), (120.0, 0.9)] {
+            e.observe("cpu", &labels("a"), t, v);
+            all.extend(e.evaluate(t));
+        }
+        assert!(all.is_empty(), "{all:?}");
+    }
+
+    #[test]
+    fn severity_changes_and_hysteresis_hold_until_resolve_threshold() {
+        let mut e = engine(
+            "{ name: High, metric: cpu, op: '>', warning: 0.7, critical: 0.9, resolve: 0.5 }",
+        );
+        let mut seen = Vec::new();
+        for (t, v) in [(0.0, 0.75), (30.0, 0.95), (60.0, 0.6), (90.0, 0.4)] {
+            e.observe("cpu", &labels("a"), t, v);
+            seen.extend(e.evaluate(t));
+        }
+        assert_eq!(
+            transitions(&seen),
+            vec![
+                ("warning", Transition::Fired),
+                ("critical", Transition::SeverityChanged),
+                ("critical", Transition::Resolved)
+            ]
+        );
+        assert_eq!(
+            seen[2].emitted_at, 90.0,
+            "0.6 is above resolve: still firing at 60"
+        );
+    }
+
+    #[test]
+    fn keep_firing_for_delays_resolution() {
+        let mut e =
+            engine("{ name: High, metric: cpu, op: '>', warning: 0.7, keep_firing_for: 1m }");
+        let mut resolved_at = None;
+        for step in 0..8 {
+            let t = step as f64 * 20.0;
+            e.observe("cpu", &labels("a"), t, if step < 2 { 0.9 } else { 0.1 });
+            if e.evaluate(t)
+                .iter()
+                .any(|ev| ev.transition == Transition::Resolved)
+            {
+                resolved_at = Some(t);
+            }
+        }
+        assert_eq!(
+            resolved_at,
+            Some(100.0),
+            "inactive since 40, resolved 60 s later"
+        );
+    }
+
+    #[test]
+    fn absent_series_fires() {
+        let mut e = engine("{ name: Down, metric: up, absent_for: 1m }");
+        e.observe("up", &labels("a"), 0.0, 1.0);
+        assert!(e.evaluate(30.0).is_empty());
+        let events = e.evaluate(61.0);
+        assert_eq!(events.len(), 1);
+        assert_eq!(
+            events[0].labels.get("alert.reason").map(String::as_str),
+            Some("absent")
+        );
+        assert_eq!(events[0].labels.get("host").map(String::as_str), Some("a"));
+    }
+
+    #[test]
+    fn forecast_fires_with_the_predicted_crossing_time() {
+        let mut e = engine(
+            "{ name: DiskFull, metric: disk.used, op: '>=', critical: 100, predict: { window: 1h, horizon: 3d } }",
+        );
+        // 1 % a day from 97.5 %: full 2.5 days after t = 0.
+        let per_second = 1.0 / 86400.0;
+        let full_at = 2.5 * 86400.0;
+        let mut fired = Vec::new();
+        for step in 0..=60 {
+            let t = step as f64 * 60.0;
+            e.observe("disk.used", &labels("a"), t, 97.5 + per_second * t);
+            fired.extend(
+                e.evaluate(t)
+                    .into_iter()
+                    .filter(|e| e.transition == Transition::Fired),
+            );
+        }
+        assert_eq!(fired.len(), 1, "{fired:?}");
+        assert_eq!(fired[0].emitted_at, 60.0, "needs two samples to fit a line");
+        let crossing = fired[0].predicted_crossing_at.unwrap();
+        assert!((crossing - full_at).abs() < 1.0, "{crossing} vs {full_at}");
+    }
+
+    #[test]
+    fn group_by_aggregates_series_into_one_alert() {
+        let mut e = engine(
+            "{ name: Errors, metric: errors, op: '>', warning: 10, group_by: [service], aggregate: sum }",
+        );
+        for (host, value) in [("a", 6.0), ("b", 6.0)] {
+            let mut l = labels(host);
+            l.insert("service".into(), "api".into());
+            e.observe("errors", &l, 0.0, value);
+        }
+        let events = e.evaluate(0.0);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].value, 12.0);
+        assert_eq!(
+            events[0].labels.get("service").map(String::as_str),
+            Some("api")
+        );
+        assert!(!events[0].labels.contains_key("host"));
+    }
+
+    #[test]
+    fn rate_handles_counter_resets() {
+        let mut e =
+            engine("{ name: R, metric: c, op: '>', warning: 0.5, value: rate, window: 5m }");
+        for (t, v) in [(0.0, 0.0), (60.0, 60.0), (120.0, 10.0), (180.0, 70.0)] {
+            e.observe("c", &labels("a"), t, v);
+        }
+        let events = e.evaluate(180.0);
+        assert!((events[0].value - 130.0 / 180.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn snapshot_and_restore_keep_for_progress() {
+        let rule = "{ name: High, metric: cpu, op: '>', warning: 0.7, for: 2m }";
+        let mut before = engine(rule);
+        before.observe("cpu", &labels("a"), 0.0, 0.9);
+        assert!(before.evaluate(0.0).is_empty());
+        let saved = serde_json::to_string(&before.snapshot()).unwrap();
+        let mut after = engine(rule);
+        after.restore(serde_json::from_str(&saved).unwrap());
+        after.observe("cpu", &labels("a"), 120.0, 0.9);
+        let events = after.evaluate(120.0);
+        assert_eq!(
+            events.len(),
+            1,
+            "the pending time before the restart counts"
+        );
+        assert_eq!(events[0].starts_at, 0.0);
+    }
+}

@@ -1,0 +1,15 @@
+//! Threshold alerting: rules, the evaluation engine with Prometheus's
+//! alert semantics, templates, persisted state, and alert events.
+//!
+//! - `rule`: YAML form and validation; `matcher`: label matchers;
+//! - `engine`: samples, evaluation, state machine;
+//! - `event`: the typed event and its OTLP log record form;
+//! - `template`: `{{ $labels.x }}` / `{{ $value }}` expansion;
+//! - `state`: the state file that survives restarts.
+
+pub mod engine;
+pub mod event;
+pub mod matcher;
+pub mod rule;
+pub mod state;
+pub mod template;
