@@ -55,6 +55,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
         connects: &[],
     },
     ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "internal",
+        description: "sidewatch's own telemetry (receivers, exporters, queues, process) as metrics",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
         kind: Kind::Processor,
         type_name: "batch",
         description: "groups items into batches by size or after a timeout; flushes on shutdown",
@@ -90,6 +97,27 @@ pub const COMPONENTS: &[ComponentInfo] = &[
         connects: &[],
     },
     ComponentInfo {
+        kind: Kind::Exporter,
+        type_name: "alertmanager",
+        description: "sends alert events to Alertmanager's API, re-sending while they fire",
+        signals: &[Signal::Logs],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
+        type_name: "webhook",
+        description: "posts alert events as Alertmanager-style webhook JSON, or as a Slack message",
+        signals: &[Signal::Logs],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Connector,
+        type_name: "alert",
+        description: "threshold, absence and forecast rules over metrics; emits alert events as logs",
+        signals: &[],
+        connects: &[(Signal::Metrics, Signal::Logs)],
+    },
+    ComponentInfo {
         kind: Kind::Connector,
         type_name: "forward",
         description: "passes data from one pipeline to another of the same signal",
@@ -120,6 +148,7 @@ pub fn type_names(kind: Kind) -> Vec<&'static str> {
 pub enum ReceiverConfig {
     Otlp(receivers::otlp::OtlpReceiverConfig),
     HostMetrics(receivers::hostmetrics::HostMetricsConfig),
+    Internal(receivers::internal::InternalConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -135,11 +164,14 @@ pub enum ExporterConfig {
     OtlpHttp(exporters::otlphttp::OtlpHttpExporterConfig),
     Debug(exporters::debug::DebugExporterConfig),
     File(exporters::file::FileExporterConfig),
+    Alertmanager(exporters::alertmanager::AlertmanagerExporterConfig),
+    Webhook(exporters::webhook::WebhookExporterConfig),
 }
 
 #[derive(Debug, Clone)]
 pub enum ConnectorConfig {
     Forward(connectors::forward::ForwardConfig),
+    Alert(connectors::alert::AlertConfig),
 }
 
 pub fn decode_receiver(
@@ -151,6 +183,7 @@ pub fn decode_receiver(
     match type_name {
         "otlp" => decoder.decode(value, path).map(ReceiverConfig::Otlp),
         "hostmetrics" => decoder.decode(value, path).map(ReceiverConfig::HostMetrics),
+        "internal" => decoder.decode(value, path).map(ReceiverConfig::Internal),
         _ => None,
     }
 }
@@ -185,6 +218,10 @@ pub fn decode_exporter(
         "otlphttp" => decoder.decode(value, path).map(ExporterConfig::OtlpHttp),
         "debug" => decoder.decode(value, path).map(ExporterConfig::Debug),
         "file" => decoder.decode(value, path).map(ExporterConfig::File),
+        "alertmanager" => decoder
+            .decode(value, path)
+            .map(ExporterConfig::Alertmanager),
+        "webhook" => decoder.decode(value, path).map(ExporterConfig::Webhook),
         _ => None,
     }
 }
@@ -197,6 +234,32 @@ pub fn decode_connector(
 ) -> Option<ConnectorConfig> {
     match type_name {
         "forward" => decoder.decode(value, path).map(ConnectorConfig::Forward),
+        "alert" => {
+            let raw: connectors::alert::RawAlertConfig = decoder.decode(value, path)?;
+            let mut rules = Vec::new();
+            let mut valid = true;
+            for (i, rule) in raw.rules.iter().enumerate() {
+                let rule_path = path.key("rules").index(i);
+                let Some(rule) =
+                    decoder.decode::<crate::alerting::rule::RuleConfig>(rule, &rule_path)
+                else {
+                    valid = false;
+                    continue;
+                };
+                if let Err(errors) = rule.compile() {
+                    valid = false;
+                    for (field, message) in errors {
+                        decoder.error(rule_path.key(field), message);
+                    }
+                }
+                rules.push(rule);
+            }
+            valid.then_some(ConnectorConfig::Alert(connectors::alert::AlertConfig {
+                evaluation_interval: raw.evaluation_interval,
+                state_file: raw.state_file,
+                rules,
+            }))
+        }
         _ => None,
     }
 }
@@ -215,6 +278,13 @@ mod tests {
                     yaml_serde::from_str("endpoint: http://127.0.0.1:1").unwrap()
                 }
                 (Kind::Exporter, "file") => yaml_serde::from_str("path: /tmp/x.jsonl").unwrap(),
+                (Kind::Exporter, "alertmanager") => {
+                    yaml_serde::from_str("endpoint: http://127.0.0.1:9093").unwrap()
+                }
+                (Kind::Exporter, "webhook") => {
+                    yaml_serde::from_str("url: http://127.0.0.1:1/hook").unwrap()
+                }
+                (Kind::Connector, "alert") => yaml_serde::from_str("rules: []").unwrap(),
                 _ => Value::Null,
             };
             let ok = match info.kind {

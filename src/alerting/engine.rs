@@ -14,7 +14,7 @@
 //! forecasts (`predict`). Time is passed in: live, replay and tests alike.
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::hash::{Hash, Hasher};
 
 use serde::{Deserialize, Serialize};
@@ -67,6 +67,9 @@ struct RuleRuntime {
     first_evaluation: Option<f64>,
     /// How far back samples are kept.
     retention: f64,
+    /// Instances restored from the state file that have not seen data since:
+    /// right after a restart, no data yet is not a condition that stopped.
+    restored: HashSet<String>,
 }
 
 pub struct Engine {
@@ -117,6 +120,7 @@ impl Engine {
                     instances: BTreeMap::new(),
                     first_evaluation: None,
                     retention,
+                    restored: HashSet::new(),
                 }
             })
             .collect();
@@ -176,6 +180,7 @@ impl Engine {
     pub fn restore(&mut self, mut saved: BTreeMap<String, BTreeMap<String, Instance>>) {
         for runtime in &mut self.rules {
             if let Some(instances) = saved.remove(&runtime.rule.config.name) {
+                runtime.restored = instances.keys().cloned().collect();
                 runtime.instances = instances;
             }
         }
@@ -206,8 +211,10 @@ impl RuleRuntime {
         let mut groups: BTreeMap<String, (Labels, Vec<f64>, Option<f64>)> = BTreeMap::new();
         for (key, series) in &self.series {
             let last_seen = series.samples.back().map(|(t, _)| *t);
+            // Range selectors include their left edge in Prometheus 2.x,
+            // the version the semantics tests run against.
             let silent = match (absent_for, last_seen) {
-                (Some(limit), Some(t)) => now - t >= limit,
+                (Some(limit), Some(t)) => now - t > limit,
                 (Some(_), None) => true,
                 _ => false,
             };
@@ -288,7 +295,7 @@ impl RuleRuntime {
         }
         if let Some(limit) = absent_for
             && self.series.is_empty()
-            && now - first >= limit
+            && now - first > limit
         {
             let severity = self
                 .rule
@@ -313,6 +320,13 @@ impl RuleRuntime {
         }
 
         // Instances whose condition holds now.
+        for key in verdicts.keys() {
+            self.restored.remove(key);
+        }
+        let in_restart_grace = now - first < LOOKBACK.as_secs_f64();
+        if !in_restart_grace {
+            self.restored.clear();
+        }
         for (key, (labels, verdict)) in &verdicts {
             let existing = self.instances.get(key);
             let firing = existing.is_some_and(|i| i.state == State::Firing);
@@ -397,7 +411,7 @@ impl RuleRuntime {
                         && v.value.is_finite()
                         && self.rule.still_active(v.value))
             });
-            if still {
+            if still || (in_restart_grace && self.restored.contains(key)) {
                 continue;
             }
             match instance.state {
@@ -673,6 +687,10 @@ mod tests {
         let mut e = engine("{ name: Down, metric: up, absent_for: 1m }");
         e.observe("up", &labels("a"), 0.0, 1.0);
         assert!(e.evaluate(30.0).is_empty());
+        assert!(
+            e.evaluate(60.0).is_empty(),
+            "a sample exactly 1m old still counts"
+        );
         let events = e.evaluate(61.0);
         assert_eq!(events.len(), 1);
         assert_eq!(

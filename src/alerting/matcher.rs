@@ -39,8 +39,12 @@ impl Matcher {
             .ok_or_else(|| format!("invalid matcher {text:?}: the value must be in double quotes"))?
             .to_string();
         let regex = |v: &str| {
-            regex::Regex::new(&format!("^(?:{v})$"))
-                .map_err(|e| format!("invalid regular expression in matcher {text:?}: {e}"))
+            regex::Regex::new(&format!("^(?:{v})$")).map_err(|e| {
+                format!(
+                    "invalid regular expression in matcher {text:?}: {}",
+                    crate::config::one_line(&e)
+                )
+            })
         };
         let op = match op {
             "=" => MatchOp::Equal(value),

@@ -106,6 +106,18 @@ pub fn load_str_with_env(
     }
 }
 
+/// An error whose text spans lines (regex errors draw a caret) as the
+/// single line a config error must be: its last, most specific line.
+pub fn one_line(error: &dyn std::fmt::Display) -> String {
+    let text = error.to_string();
+    let last = text
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or_default();
+    last.strip_prefix("error: ").unwrap_or(last).to_string()
+}
+
 /// Turns YAML values into typed configs, collecting located errors.
 pub struct Decoder {
     lines: LineIndex,

@@ -2,4 +2,5 @@
 //! implement [`crate::processors::Processor`]: what they emit goes to every
 //! pipeline that names them as a receiver.
 
+pub mod alert;
 pub mod forward;

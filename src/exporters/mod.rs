@@ -5,12 +5,15 @@
 //! workers, the retry loop with backoff, and the counters; an exporter never
 //! retries by itself.
 
+pub mod alert_payload;
+pub mod alertmanager;
 pub mod debug;
 pub mod file;
 pub mod otlp;
 pub mod otlphttp;
 pub mod queue;
 pub mod settings;
+pub mod webhook;
 
 use std::time::Duration;
 

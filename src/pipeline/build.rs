@@ -69,7 +69,7 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
             }
             let config = &plan.exporters[id];
             let name = id.to_string();
-            let exporter = build_exporter(config, pipeline.signal)
+            let exporter = build_exporter(&name, config, pipeline.signal)
                 .map_err(|m| component_error(format!("exporter {name}"), m))?;
             let settings = config.settings();
             let stats =
@@ -301,6 +301,9 @@ fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
         ReceiverConfig::HostMetrics(c) => {
             Box::new(receivers::hostmetrics::HostMetricsReceiver::new(c.clone()))
         }
+        ReceiverConfig::Internal(c) => {
+            Box::new(receivers::internal::InternalReceiver::new(c.clone()))
+        }
     }
 }
 
@@ -313,10 +316,15 @@ fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
 fn build_connector(config: &ConnectorConfig) -> Box<dyn Processor> {
     match config {
         ConnectorConfig::Forward(_) => Box::new(connectors::forward::Forward),
+        ConnectorConfig::Alert(c) => Box::new(connectors::alert::AlertConnector::new(c)),
     }
 }
 
-fn build_exporter(config: &ExporterConfig, signal: Signal) -> Result<Arc<dyn Exporter>, String> {
+fn build_exporter(
+    name: &str,
+    config: &ExporterConfig,
+    signal: Signal,
+) -> Result<Arc<dyn Exporter>, String> {
     Ok(match config {
         ExporterConfig::Otlp(c) => Arc::new(exporters::otlp::OtlpExporter::new(c, signal)?),
         ExporterConfig::OtlpHttp(c) => {
@@ -324,6 +332,10 @@ fn build_exporter(config: &ExporterConfig, signal: Signal) -> Result<Arc<dyn Exp
         }
         ExporterConfig::Debug(c) => Arc::new(exporters::debug::DebugExporter::new(c.clone())),
         ExporterConfig::File(c) => Arc::new(exporters::file::FileExporter::new(c.clone(), signal)?),
+        ExporterConfig::Alertmanager(c) => {
+            Arc::new(exporters::alertmanager::AlertmanagerExporter::new(c)?)
+        }
+        ExporterConfig::Webhook(c) => Arc::new(exporters::webhook::WebhookExporter::new(c, name)?),
     })
 }
 
@@ -334,6 +346,8 @@ impl ExporterConfig {
         match self {
             ExporterConfig::Otlp(c) => c.settings(),
             ExporterConfig::OtlpHttp(c) => c.settings(),
+            ExporterConfig::Alertmanager(c) => c.settings(),
+            ExporterConfig::Webhook(c) => c.settings(),
             ExporterConfig::Debug(_) | ExporterConfig::File(_) => Default::default(),
         }
     }

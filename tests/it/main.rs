@@ -1,10 +1,12 @@
 //! Black-box tests: sidewatch with real OTLP clients (the OpenTelemetry
 //! SDK, raw HTTP and gRPC) and a real OTLP backend, all on 127.0.0.1.
 
+mod alerting;
 mod backend;
 mod backpressure;
 mod bad_input;
 mod config_errors;
+mod external;
 mod harness;
 mod hostmetrics;
 mod otlphttp_chain;
@@ -12,3 +14,4 @@ mod retry;
 mod sdk_end_to_end;
 mod shutdown;
 mod telemetry;
+mod webhook_sink;

@@ -31,7 +31,10 @@ pub mod regex_list {
             .iter()
             .map(|p| {
                 regex::Regex::new(&format!("^(?:{p})$")).map_err(|e| {
-                    serde::de::Error::custom(format!("invalid regular expression {p:?}: {e}"))
+                    serde::de::Error::custom(format!(
+                        "invalid regular expression {p:?}: {}",
+                        crate::config::one_line(&e)
+                    ))
                 })
             })
             .collect()

@@ -27,7 +27,7 @@ use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::{Deserialize, Deserializer};
 
-pub use builder::{MetricsBuilder, Number};
+pub use builder::{MetricsBuilder, Number, int_attribute, string_attribute};
 pub use filesystem::statvfs;
 
 use super::{Receiver, ReceiverContext, StartedReceiver};

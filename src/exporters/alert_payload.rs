@@ -1,0 +1,186 @@
+//! Alert events as the JSON that Alertmanager's API and webhook receivers
+//! (and Slack) expect. Shared by the `alertmanager` and `webhook` exporters.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, UNIX_EPOCH};
+
+use serde_json::{Value, json};
+
+use crate::alerting::event::{AlertEvent, Status};
+use crate::alerting::rule::Severity;
+use crate::signal::Batch;
+
+/// Every alert event in a logs batch; other log records are not ours.
+pub fn events(batch: &Batch) -> Vec<AlertEvent> {
+    let Batch::Logs(request) = batch else {
+        return Vec::new();
+    };
+    request
+        .resource_logs
+        .iter()
+        .flat_map(|r| &r.scope_logs)
+        .flat_map(|s| &s.log_records)
+        .filter_map(AlertEvent::from_log_record)
+        .collect()
+}
+
+pub fn rfc3339(seconds: f64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_secs_f64(seconds.max(0.0)))
+        .to_string()
+}
+
+/// Alertmanager's "no end time" for firing alerts in webhook payloads.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+/// Label names as Alertmanager accepts them: `[a-zA-Z_][a-zA-Z0-9_]*`.
+pub fn label_name(name: &str) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) || out.is_empty() {
+        out.insert(0, '_');
+    }
+    out
+}
+
+pub fn labels(event: &AlertEvent) -> BTreeMap<String, String> {
+    event
+        .labels
+        .iter()
+        .map(|(k, v)| (label_name(k), v.clone()))
+        .collect()
+}
+
+pub fn annotations(event: &AlertEvent) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = event
+        .annotations
+        .iter()
+        .map(|(k, v)| (label_name(k), v.clone()))
+        .collect();
+    out.insert(
+        "value".into(),
+        crate::alerting::template::format_number(event.value),
+    );
+    if let Some(at) = event.predicted_crossing_at {
+        out.insert("predicted_crossing_at".into(), rfc3339(at));
+    }
+    out
+}
+
+/// One alert for `POST /api/v2/alerts`; a firing alert is valid until
+/// `valid_until`, and is re-sent before that while it keeps firing.
+pub fn alertmanager_alert(event: &AlertEvent, valid_until: f64, generator_url: &str) -> Value {
+    let ends_at = match event.status {
+        Status::Firing => valid_until,
+        Status::Resolved => event.ends_at.unwrap_or(event.emitted_at),
+    };
+    json!({
+        "labels": labels(event),
+        "annotations": annotations(event),
+        "startsAt": rfc3339(event.starts_at),
+        "endsAt": rfc3339(ends_at),
+        "generatorURL": generator_url,
+    })
+}
+
+fn common(maps: &[BTreeMap<String, String>]) -> BTreeMap<String, String> {
+    let Some(first) = maps.first() else {
+        return BTreeMap::new();
+    };
+    first
+        .iter()
+        .filter(|(k, v)| maps.iter().all(|m| m.get(*k) == Some(*v)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
+/// Alertmanager's webhook payload (version 4), for generic receivers.
+pub fn webhook_payload(events: &[AlertEvent], receiver: &str) -> Value {
+    let all_labels: Vec<_> = events.iter().map(labels).collect();
+    let all_annotations: Vec<_> = events.iter().map(annotations).collect();
+    let firing = events.iter().any(|e| e.status == Status::Firing);
+    let common_labels = common(&all_labels);
+    json!({
+        "version": "4",
+        "groupKey": format!("{{}}:{}", serde_json::to_string(&common_labels).unwrap_or_default()),
+        "truncatedAlerts": 0,
+        "status": if firing { "firing" } else { "resolved" },
+        "receiver": receiver,
+        "groupLabels": {},
+        "commonLabels": common_labels,
+        "commonAnnotations": common(&all_annotations),
+        "externalURL": "",
+        "alerts": events.iter().zip(all_labels).zip(all_annotations).map(|((e, l), a)| json!({
+            "status": e.status.as_str(),
+            "labels": l,
+            "annotations": a,
+            "startsAt": rfc3339(e.starts_at),
+            "endsAt": e.ends_at.map(rfc3339).unwrap_or_else(|| ZERO_TIME.to_string()),
+            "generatorURL": "",
+            "fingerprint": e.fingerprint,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn severity_colour(event: &AlertEvent) -> &'static str {
+    match (event.status, event.severity) {
+        (Status::Resolved, _) => "#2eb886",
+        (_, Severity::Critical) => "#d00000",
+        (_, Severity::Error) => "#e8590c",
+        (_, Severity::Warning) => "#f2c744",
+        (_, Severity::Info) => "#439fe0",
+    }
+}
+
+/// A Slack incoming-webhook message: one attachment per alert, coloured
+/// by severity (green once resolved).
+pub fn slack_payload(events: &[AlertEvent]) -> Value {
+    let firing = events.iter().filter(|e| e.status == Status::Firing).count();
+    let attachments: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let title = format!(
+                "[{}] {} ({})",
+                e.status.as_str().to_uppercase(),
+                e.rule,
+                e.severity.as_str()
+            );
+            let text = e
+                .annotations
+                .get("summary")
+                .or_else(|| e.annotations.get("description"))
+                .cloned()
+                .unwrap_or_else(|| {
+                    format!(
+                        "value {}",
+                        crate::alerting::template::format_number(e.value)
+                    )
+                });
+            let fields: Vec<Value> = e
+                .labels
+                .iter()
+                .filter(|(k, _)| k.as_str() != "alertname")
+                .map(|(k, v)| json!({ "title": k, "value": v, "short": true }))
+                .collect();
+            json!({
+                "color": severity_colour(e),
+                "title": title,
+                "text": text,
+                "fields": fields,
+                "fallback": format!("{title}: {text}"),
+                "ts": e.emitted_at as i64,
+            })
+        })
+        .collect();
+    json!({
+        "text": format!("{firing} firing, {} resolved", events.len() - firing),
+        "attachments": attachments,
+    })
+}

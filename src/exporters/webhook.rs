@@ -1,0 +1,121 @@
+//! `webhook` exporter: posts alert events as JSON, in Alertmanager's
+//! webhook payload shape (what tools built for Alertmanager consume), or
+//! as a Slack incoming-webhook message with `format: slack`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
+use serde::Deserialize;
+
+use super::alert_payload::{events, slack_payload, webhook_payload};
+use super::settings::{ExporterSettings, QueueSettings, RetrySettings};
+use super::{ExportError, Exporter};
+use crate::config::endpoint::EndpointUrl;
+use crate::signal::Batch;
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    #[default]
+    Alertmanager,
+    Slack,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookExporterConfig {
+    pub url: EndpointUrl,
+    #[serde(default)]
+    pub format: WebhookFormat,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    #[serde(default = "default_timeout", with = "crate::config::duration")]
+    pub timeout: Duration,
+    #[serde(default)]
+    pub sending_queue: QueueSettings,
+    #[serde(default)]
+    pub retry_on_failure: RetrySettings,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl WebhookExporterConfig {
+    pub fn settings(&self) -> ExporterSettings {
+        ExporterSettings {
+            timeout: self.timeout,
+            sending_queue: self.sending_queue.clone(),
+            retry_on_failure: self.retry_on_failure.clone(),
+        }
+    }
+}
+
+pub struct WebhookExporter {
+    client: reqwest::Client,
+    url: String,
+    format: WebhookFormat,
+    receiver: String,
+}
+
+impl WebhookExporter {
+    pub fn new(config: &WebhookExporterConfig, receiver: &str) -> Result<Self, String> {
+        let url = config.url.as_str();
+        if url.starts_with("https://") {
+            return Err(format!(
+                "url {url}: TLS is not supported yet; use an http:// relay on a trusted network"
+            ));
+        }
+        let mut headers = HeaderMap::new();
+        for (name, value) in &config.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| format!("invalid header name {name:?}"))?;
+            let value = HeaderValue::from_str(value)
+                .map_err(|_| format!("invalid value for header {name}"))?;
+            headers.insert(name, value);
+        }
+        let client = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(config.timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(WebhookExporter {
+            client,
+            url,
+            format: config.format,
+            receiver: receiver.to_string(),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Exporter for WebhookExporter {
+    async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        let events = events(batch);
+        if events.is_empty() {
+            return Ok(());
+        }
+        let payload = match self.format {
+            WebhookFormat::Alertmanager => webhook_payload(&events, &self.receiver),
+            WebhookFormat::Slack => slack_payload(&events),
+        };
+        let response = self
+            .client
+            .post(&self.url)
+            .json(&payload)
+            .send()
+            .await
+            .map_err(|e| ExportError::retryable(format!("POST {}: {e}", self.url)))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let message = format!("POST {} answered {status}", self.url);
+        if status.is_server_error() || status.as_u16() == 429 {
+            Err(ExportError::retryable(message))
+        } else {
+            Err(ExportError::permanent(message))
+        }
+    }
+}
