@@ -98,6 +98,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Exporter,
+        type_name: "prometheus",
+        description: "a scrape endpoint (9464) in Prometheus text or OpenMetrics format",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
         type_name: "alertmanager",
         description: "sends alert events to Alertmanager's API, re-sending while they fire",
         signals: &[Signal::Logs],
@@ -164,6 +171,7 @@ pub enum ExporterConfig {
     OtlpHttp(exporters::otlphttp::OtlpHttpExporterConfig),
     Debug(exporters::debug::DebugExporterConfig),
     File(exporters::file::FileExporterConfig),
+    Prometheus(exporters::prometheus::PrometheusExporterConfig),
     Alertmanager(exporters::alertmanager::AlertmanagerExporterConfig),
     Webhook(exporters::webhook::WebhookExporterConfig),
 }
@@ -218,6 +226,7 @@ pub fn decode_exporter(
         "otlphttp" => decoder.decode(value, path).map(ExporterConfig::OtlpHttp),
         "debug" => decoder.decode(value, path).map(ExporterConfig::Debug),
         "file" => decoder.decode(value, path).map(ExporterConfig::File),
+        "prometheus" => decoder.decode(value, path).map(ExporterConfig::Prometheus),
         "alertmanager" => decoder
             .decode(value, path)
             .map(ExporterConfig::Alertmanager),

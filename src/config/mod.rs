@@ -60,6 +60,7 @@ pub fn load_str_with_env(
         errors: Vec::new(),
         warnings: Vec::new(),
         suppressed: Vec::new(),
+        raised: 0,
     };
     let fail = |errors: Vec<ConfigError>| ConfigErrors {
         source_name: source_name.to_string(),
@@ -125,10 +126,13 @@ pub struct Decoder {
     warnings: Vec<ConfigError>,
     /// Paths already reported; later errors at or under them are noise.
     suppressed: Vec<YamlPath>,
+    /// Every error raised, suppressed ones included.
+    raised: usize,
 }
 
 impl Decoder {
     pub fn error(&mut self, path: YamlPath, message: impl Into<String>) {
+        self.raised += 1;
         if self.suppressed.iter().any(|s| path.0.starts_with(&s.0)) {
             return;
         }
@@ -183,5 +187,6 @@ pub(crate) fn test_decoder() -> Decoder {
         errors: Vec::new(),
         warnings: Vec::new(),
         suppressed: Vec::new(),
+        raised: 0,
     }
 }

@@ -278,8 +278,22 @@ fn decode_section<T>(
             );
             continue;
         }
-        if let Some(config) = decode(&id.type_name, value, &path, decoder) {
-            out.insert(id, config);
+        let errors_before = decoder.raised;
+        match decode(&id.type_name, value, &path, decoder) {
+            Some(config) => {
+                out.insert(id, config);
+            }
+            // A registered type whose decoder is missing must not vanish silently.
+            None if decoder.raised == errors_before => {
+                decoder.error(
+                    path,
+                    format!(
+                        "internal error: `{}` is registered but cannot be decoded",
+                        id.type_name
+                    ),
+                );
+            }
+            None => {}
         }
     }
     out

@@ -11,6 +11,7 @@ pub mod debug;
 pub mod file;
 pub mod otlp;
 pub mod otlphttp;
+pub mod prometheus;
 pub mod queue;
 pub mod settings;
 pub mod webhook;

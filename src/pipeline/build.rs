@@ -336,6 +336,9 @@ fn build_exporter(
             Arc::new(exporters::alertmanager::AlertmanagerExporter::new(c)?)
         }
         ExporterConfig::Webhook(c) => Arc::new(exporters::webhook::WebhookExporter::new(c, name)?),
+        ExporterConfig::Prometheus(c) => {
+            Arc::new(exporters::prometheus::PrometheusExporter::new(c)?)
+        }
     })
 }
 
@@ -348,7 +351,9 @@ impl ExporterConfig {
             ExporterConfig::OtlpHttp(c) => c.settings(),
             ExporterConfig::Alertmanager(c) => c.settings(),
             ExporterConfig::Webhook(c) => c.settings(),
-            ExporterConfig::Debug(_) | ExporterConfig::File(_) => Default::default(),
+            ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Prometheus(_) => {
+                Default::default()
+            }
         }
     }
 }

@@ -10,6 +10,7 @@ mod external;
 mod harness;
 mod hostmetrics;
 mod otlphttp_chain;
+mod prometheus;
 mod retry;
 mod sdk_end_to_end;
 mod shutdown;
