@@ -126,6 +126,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Connector,
+        type_name: "red",
+        description: "spans to RED metrics: request and error rates, windowed duration percentiles with exemplars",
+        signals: &[],
+        connects: &[(Signal::Traces, Signal::Metrics)],
+    },
+    ComponentInfo {
+        kind: Kind::Connector,
         type_name: "forward",
         description: "passes data from one pipeline to another of the same signal",
         signals: &[],
@@ -180,6 +187,7 @@ pub enum ExporterConfig {
 pub enum ConnectorConfig {
     Forward(connectors::forward::ForwardConfig),
     Alert(connectors::alert::AlertConfig),
+    Red(connectors::red::RedConfig),
 }
 
 pub fn decode_receiver(
@@ -243,6 +251,15 @@ pub fn decode_connector(
 ) -> Option<ConnectorConfig> {
     match type_name {
         "forward" => decoder.decode(value, path).map(ConnectorConfig::Forward),
+        "red" => {
+            let config: connectors::red::RedConfig = decoder.decode(value, path)?;
+            let errors = config.validate();
+            let valid = errors.is_empty();
+            for (field, message) in errors {
+                decoder.error(path.key(field), message);
+            }
+            valid.then_some(ConnectorConfig::Red(config))
+        }
         "alert" => {
             let raw: connectors::alert::RawAlertConfig = decoder.decode(value, path)?;
             let mut rules = Vec::new();

@@ -4,3 +4,4 @@
 
 pub mod alert;
 pub mod forward;
+pub mod red;

@@ -11,6 +11,7 @@ mod harness;
 mod hostmetrics;
 mod otlphttp_chain;
 mod prometheus;
+mod red;
 mod retry;
 mod sdk_end_to_end;
 mod shutdown;
