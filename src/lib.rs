@@ -19,3 +19,4 @@ pub mod receivers;
 pub mod signal;
 pub mod stats;
 pub mod telemetry;
+pub mod timestamp;

@@ -4,6 +4,7 @@
 //! - `window`: sliding windows of sub-windows, merged on read;
 //! - `forecast`: least-squares regression, predict_linear semantics.
 
+pub mod anomaly;
 pub mod forecast;
 pub mod sketch;
 pub mod window;

@@ -1,0 +1,104 @@
+//! Anomaly likelihood, after Numenta's post-processing of raw anomaly
+//! scores (Ahmad et al., "Unsupervised real-time anomaly detection for
+//! streaming data", Neurocomputing 2017): model recent raw scores as a
+//! Gaussian (mean and variance over a long window), average the last few
+//! raw scores, and report how unlikely that short average is under the
+//! model: likelihood = 1 - Q((short - mean) / sigma). A series whose raw
+//! scores are always noisy stops alarming; a change in its behaviour
+//! stands out. A log transform spreads the top of the range, where the
+//! interesting values crowd near 1.
+
+use super::rolling::RollingStats;
+
+#[derive(Debug, Clone)]
+pub struct Likelihood {
+    long: RollingStats,
+    short: RollingStats,
+    learning: usize,
+    seen: usize,
+    /// Floor on sigma so a perfectly regular series does not divide by 0.
+    min_sigma: f64,
+}
+
+/// The Gaussian upper tail probability Q(z) = P(Z > z).
+pub fn gaussian_tail(z: f64) -> f64 {
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// Complementary error function (Numerical Recipes erfcc, |error| < 1.2e-7).
+pub fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.26551223
+            + t * (1.00002368
+                + t * (0.37409196
+                    + t * (0.09678418
+                        + t * (-0.18628806
+                            + t * (0.27886807
+                                + t * (-1.13520398
+                                    + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))))
+            .exp();
+    if x >= 0.0 { r } else { 2.0 - r }
+}
+
+impl Likelihood {
+    pub fn new(long_window: usize, short_window: usize, learning: usize) -> Self {
+        Likelihood {
+            long: RollingStats::new(long_window),
+            short: RollingStats::new(short_window),
+            learning,
+            seen: 0,
+            min_sigma: 0.0001,
+        }
+    }
+
+    /// Feeds one raw score in [0, 1]; returns the likelihood in [0, 1]
+    /// (0.5 while learning).
+    pub fn update(&mut self, raw: f64) -> f64 {
+        self.seen += 1;
+        self.short.push(raw);
+        let result = if self.seen <= self.learning || self.long.len() < 2 {
+            0.5
+        } else {
+            let sigma = self.long.std_dev().max(self.min_sigma);
+            let z = (self.short.mean() - self.long.mean()) / sigma;
+            1.0 - gaussian_tail(z)
+        };
+        self.long.push(raw);
+        result
+    }
+}
+
+/// Spreads likelihoods near 1: 0.9 -> 0.1, 0.999 -> 0.3, 0.99999 -> 0.5,
+/// as Numenta's log-likelihood does.
+pub fn log_likelihood(likelihood: f64) -> f64 {
+    ((1.0000000001 - likelihood).ln() / (1.0 - 0.9999999999f64).ln()).clamp(0.0, 1.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_probabilities() {
+        assert!((gaussian_tail(0.0) - 0.5).abs() < 1e-7);
+        assert!((gaussian_tail(1.96) - 0.025).abs() < 1e-4);
+        assert!((gaussian_tail(-1.96) - 0.975).abs() < 1e-4);
+    }
+
+    #[test]
+    fn a_burst_of_high_raw_scores_is_unlikely() {
+        let mut l = Likelihood::new(500, 5, 50);
+        let mut last = 0.0;
+        for i in 0..400 {
+            last = l.update(if i % 7 == 0 { 0.2 } else { 0.05 });
+        }
+        assert!(last < 0.9);
+        for _ in 0..5 {
+            last = l.update(0.9);
+        }
+        assert!(last > 0.999, "{last}");
+        assert!(log_likelihood(last) > 0.3);
+    }
+}
