@@ -126,6 +126,16 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Connector,
+        type_name: "anomaly",
+        description: "z-score anomaly detection per series: scores to metrics pipelines, incidents to logs pipelines",
+        signals: &[],
+        connects: &[
+            (Signal::Metrics, Signal::Metrics),
+            (Signal::Metrics, Signal::Logs),
+        ],
+    },
+    ComponentInfo {
+        kind: Kind::Connector,
         type_name: "red",
         description: "spans to RED metrics: request and error rates, windowed duration percentiles with exemplars",
         signals: &[],
@@ -188,6 +198,7 @@ pub enum ConnectorConfig {
     Forward(connectors::forward::ForwardConfig),
     Alert(connectors::alert::AlertConfig),
     Red(connectors::red::RedConfig),
+    Anomaly(connectors::anomaly::AnomalyConfig),
 }
 
 pub fn decode_receiver(
@@ -251,6 +262,18 @@ pub fn decode_connector(
 ) -> Option<ConnectorConfig> {
     match type_name {
         "forward" => decoder.decode(value, path).map(ConnectorConfig::Forward),
+        "anomaly" => {
+            let config: connectors::anomaly::AnomalyConfig = decoder.decode(value, path)?;
+            match config.detector() {
+                Ok(_) => Some(ConnectorConfig::Anomaly(config)),
+                Err(errors) => {
+                    for (field, message) in errors {
+                        decoder.error(path.key(field), message);
+                    }
+                    None
+                }
+            }
+        }
         "red" => {
             let config: connectors::red::RedConfig = decoder.decode(value, path)?;
             let errors = config.validate();
@@ -311,6 +334,7 @@ mod tests {
                     yaml_serde::from_str("url: http://127.0.0.1:1/hook").unwrap()
                 }
                 (Kind::Connector, "alert") => yaml_serde::from_str("rules: []").unwrap(),
+                (Kind::Connector, "anomaly") => yaml_serde::from_str("metrics: [m]").unwrap(),
                 _ => Value::Null,
             };
             let ok = match info.kind {

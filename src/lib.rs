@@ -16,6 +16,7 @@ pub mod exporters;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;
+pub mod replay;
 pub mod signal;
 pub mod stats;
 pub mod telemetry;

@@ -3,5 +3,6 @@
 //! pipeline that names them as a receiver.
 
 pub mod alert;
+pub mod anomaly;
 pub mod forward;
 pub mod red;

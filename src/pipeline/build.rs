@@ -316,6 +316,7 @@ fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
 fn build_connector(config: &ConnectorConfig) -> Box<dyn Processor> {
     match config {
         ConnectorConfig::Forward(_) => Box::new(connectors::forward::Forward),
+        ConnectorConfig::Anomaly(c) => Box::new(connectors::anomaly::AnomalyConnector::new(c)),
         ConnectorConfig::Red(c) => Box::new(connectors::red::RedConnector::new(c.clone())),
         ConnectorConfig::Alert(c) => Box::new(connectors::alert::AlertConnector::new(c)),
     }

@@ -521,3 +521,80 @@ service:
         hook.posted.all()
     );
 }
+
+#[test]
+fn replay_reports_which_alerts_would_have_fired() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rules.yaml");
+    std::fs::write(
+        &config,
+        r#"
+receivers:
+  otlp: {}
+connectors:
+  alert:
+    evaluation_interval: 1m
+    rules:
+      - { name: Hot, metric: temperature, op: ">", warning: 80, critical: 90, for: 5m }
+exporters:
+  debug: {}
+service:
+  pipelines:
+    metrics: { receivers: [otlp], exporters: [alert] }
+    logs: { receivers: [alert], exporters: [debug] }
+"#,
+    )
+    .unwrap();
+    // An hour of minutes: hot from minute 20 to 40, never above 90.
+    let mut csv = String::from("timestamp,value\n");
+    for minute in 0..60 {
+        let value = if (20..40).contains(&minute) {
+            85.0
+        } else {
+            60.0
+        };
+        csv.push_str(&format!("{},{value}\n", 1_700_000_000 + minute * 60));
+    }
+    let input = dir.path().join("history.csv");
+    std::fs::write(&input, csv).unwrap();
+    let output = dir.path().join("out.csv");
+    let result = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+        .args(["replay", "--metric", "temperature", "--config"])
+        .arg(&config)
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(stderr.contains("alerts fired: Hot x1"), "{stderr}");
+    let events: Vec<serde_json::Value> =
+        std::fs::read_to_string(dir.path().join("out.csv.events.jsonl"))
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+    let transitions: Vec<(&str, f64)> = events
+        .iter()
+        .map(|e| {
+            (
+                e["transition"].as_str().unwrap(),
+                e["emitted_at"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    // Pending from minute 20, firing at 25 (for: 5m), resolved at 40.
+    assert_eq!(
+        transitions,
+        vec![
+            ("fired", 1_700_000_000.0 + 25.0 * 60.0),
+            ("resolved", 1_700_000_000.0 + 40.0 * 60.0)
+        ]
+    );
+}

@@ -2,6 +2,7 @@
 //! SDK, raw HTTP and gRPC) and a real OTLP backend, all on 127.0.0.1.
 
 mod alerting;
+mod anomaly;
 mod backend;
 mod backpressure;
 mod bad_input;

@@ -1,0 +1,569 @@
+//! `anomaly` connector: metrics in; out, the same metrics plus their
+//! anomaly scores (to metrics pipelines) and anomaly events (to logs
+//! pipelines), one event when an incident starts and one when it ends:
+//!
+//! ```yaml
+//! connectors:
+//!   anomaly: { metrics: ["system.cpu.utilization"], threshold: 0.4 }
+//! service:
+//!   pipelines:
+//!     metrics: { receivers: [hostmetrics], exporters: [anomaly] }
+//!     metrics/scored: { receivers: [anomaly], exporters: [prometheus] }
+//!     logs/anomalies: { receivers: [anomaly], exporters: [otlp] }
+//! ```
+//!
+//! Each selected series (metric name, resource and point attributes) gets
+//! its own detector (`stats::anomaly::detector`). Scores travel as two
+//! gauges, `anomaly.score` (0..1) and `anomaly.zscore`, with the series'
+//! attributes and `anomaly.metric` naming the scored metric, so the alert
+//! connector can fire on them. Series are capped by `max_series` and
+//! forgotten after `series_ttl` without data.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::metrics::v1::{
+    Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use serde::Deserialize;
+
+use crate::alerting::matcher::Matcher;
+use crate::exporters::debug::any_value_text;
+use crate::processors::Processor;
+use crate::signal::Batch;
+use crate::stats::anomaly::detector::{
+    Detector, DetectorConfig, Direction, Incident, IncidentChange, IncidentTracker, Method,
+    Seasonality,
+};
+
+pub const EVENT_NAME: &str = "sidewatch.anomaly";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BaselineMethod {
+    #[default]
+    Ewma,
+    Rolling,
+    Robust,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SeasonalChoice {
+    #[default]
+    Daily,
+    Weekly,
+    None,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnomalyConfig {
+    /// Metric names to score: whole-name regular expressions.
+    pub metrics: Vec<String>,
+    #[serde(default)]
+    pub matchers: Vec<String>,
+    #[serde(default)]
+    pub method: BaselineMethod,
+    /// EWMA weight of each new point.
+    pub alpha: Option<f64>,
+    /// EWMA half-life in points (instead of alpha).
+    pub half_life: Option<f64>,
+    /// Points in the rolling or robust window.
+    pub window: Option<usize>,
+    #[serde(default)]
+    pub seasonal: SeasonalChoice,
+    pub warmup_points: Option<usize>,
+    pub min_deviation: Option<f64>,
+    pub min_relative_deviation: Option<f64>,
+    #[serde(default)]
+    pub direction: Direction,
+    pub threshold: Option<f64>,
+    /// Points below the threshold before an incident ends.
+    #[serde(default = "default_quiet")]
+    pub quiet_points: usize,
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+    #[serde(default = "default_ttl", with = "crate::config::duration")]
+    pub series_ttl: Duration,
+}
+
+fn default_quiet() -> usize {
+    5
+}
+
+fn default_max_series() -> usize {
+    10_000
+}
+
+fn default_ttl() -> Duration {
+    Duration::from_secs(3600)
+}
+
+impl AnomalyConfig {
+    /// The detector configuration, or every problem as (field, message).
+    pub fn detector(&self) -> Result<DetectorConfig, Vec<(&'static str, String)>> {
+        let mut errors = Vec::new();
+        let mut config = DetectorConfig::default();
+        let alpha = match (self.alpha, self.half_life) {
+            (Some(_), Some(_)) => {
+                errors.push(("half_life", "give alpha or half_life, not both".to_string()));
+                0.01
+            }
+            (Some(a), None) if a > 0.0 && a <= 1.0 => a,
+            (Some(a), None) => {
+                errors.push(("alpha", format!("alpha {a} is outside (0, 1]")));
+                0.01
+            }
+            (None, Some(h)) if h > 0.0 => 1.0 - 0.5f64.powf(1.0 / h),
+            (None, Some(h)) => {
+                errors.push(("half_life", format!("half_life {h} must be above 0")));
+                0.01
+            }
+            (None, None) => 0.01,
+        };
+        let window = self.window.unwrap_or(300);
+        if self.window == Some(0) {
+            errors.push(("window", "the window needs at least one point".to_string()));
+        }
+        config.method = match self.method {
+            BaselineMethod::Ewma => Method::Ewma { alpha },
+            BaselineMethod::Rolling => Method::RollingZ { window },
+            BaselineMethod::Robust => Method::Robust { window },
+        };
+        config.seasonal = match self.seasonal {
+            SeasonalChoice::Daily => Some(Seasonality {
+                period_seconds: 86_400,
+                buckets: 288,
+                periods: 3,
+            }),
+            SeasonalChoice::Weekly => Some(Seasonality {
+                period_seconds: 604_800,
+                buckets: 336,
+                periods: 3,
+            }),
+            SeasonalChoice::None => None,
+        };
+        if let Some(w) = self.warmup_points {
+            config.warmup_points = w;
+        }
+        if let Some(d) = self.min_deviation {
+            config.min_deviation = d;
+        }
+        if let Some(d) = self.min_relative_deviation {
+            config.min_relative_deviation = d;
+        }
+        config.direction = self.direction;
+        if let Some(t) = self.threshold {
+            if !(0.0..=1.0).contains(&t) {
+                errors.push((
+                    "threshold",
+                    format!("threshold {t} is outside [0, 1]: scores are in [0, 1]"),
+                ));
+            }
+            config.threshold = t;
+        }
+        for (i, pattern) in self.metrics.iter().enumerate() {
+            if let Err(e) = regex::Regex::new(&format!("^(?:{pattern})$")) {
+                errors.push((
+                    "metrics",
+                    format!(
+                        "invalid regular expression in metrics[{i}] {pattern:?}: {}",
+                        crate::config::one_line(&e)
+                    ),
+                ));
+            }
+        }
+        if self.metrics.is_empty() {
+            errors.push(("metrics", "name at least one metric to score".to_string()));
+        }
+        for text in &self.matchers {
+            if let Err(e) = Matcher::parse(text) {
+                errors.push(("matchers", e));
+            }
+        }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+struct SeriesState {
+    detector: Detector,
+    incidents: IncidentTracker,
+    labels: Vec<KeyValue>,
+    last_seen: SystemTime,
+}
+
+/// One scored point, for replay and tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scored {
+    pub metric: String,
+    pub series: String,
+    pub timestamp_seconds: f64,
+    pub value: f64,
+    pub score: f64,
+    pub zscore: f64,
+}
+
+pub struct AnomalyConnector {
+    detector: DetectorConfig,
+    names: Vec<regex::Regex>,
+    matchers: Vec<Matcher>,
+    quiet_points: usize,
+    max_series: usize,
+    series_ttl: Duration,
+    series: HashMap<String, SeriesState>,
+    pub overflowed_points: u64,
+    last_expiry: Option<SystemTime>,
+    baseline: String,
+}
+
+fn kv(key: &str, value: any_value::Value) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue { value: Some(value) }),
+        ..Default::default()
+    }
+}
+
+fn seconds(t: SystemTime) -> f64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+impl AnomalyConnector {
+    /// The config was validated when compiled.
+    pub fn new(config: &AnomalyConfig) -> Self {
+        let detector = config.detector().unwrap_or_default();
+        let baseline =
+            format!("{:?}, seasonal {:?}", detector.method, config.seasonal).to_lowercase();
+        AnomalyConnector {
+            names: config
+                .metrics
+                .iter()
+                .filter_map(|p| regex::Regex::new(&format!("^(?:{p})$")).ok())
+                .collect(),
+            matchers: config
+                .matchers
+                .iter()
+                .filter_map(|m| Matcher::parse(m).ok())
+                .collect(),
+            quiet_points: config.quiet_points,
+            max_series: config.max_series,
+            series_ttl: config.series_ttl,
+            detector,
+            series: HashMap::new(),
+            overflowed_points: 0,
+            last_expiry: None,
+            baseline,
+        }
+    }
+
+    pub fn series_count(&self) -> usize {
+        self.series.len()
+    }
+
+    /// Scores every selected point of a metrics batch: the score metrics,
+    /// the incident events, and the scored points themselves.
+    pub fn score(
+        &mut self,
+        batch: &Batch,
+        now: SystemTime,
+    ) -> (Vec<Metric>, Vec<LogRecord>, Vec<Scored>) {
+        let Batch::Metrics(request) = batch else {
+            return Default::default();
+        };
+        let (mut score_points, mut z_points, mut events, mut scored) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for resource in &request.resource_metrics {
+            let resource_attributes = resource
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or_default();
+            for metric in resource.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                if !self.names.iter().any(|r| r.is_match(&metric.name)) {
+                    continue;
+                }
+                let points = match &metric.data {
+                    Some(metric::Data::Gauge(g)) => &g.data_points,
+                    Some(metric::Data::Sum(s)) => &s.data_points,
+                    _ => continue,
+                };
+                for point in points {
+                    let value = match point.value {
+                        Some(number_data_point::Value::AsDouble(v)) => v,
+                        Some(number_data_point::Value::AsInt(v)) => v as f64,
+                        None => continue,
+                    };
+                    let mut labels: BTreeMap<String, String> = BTreeMap::new();
+                    for attribute in resource_attributes.iter().chain(&point.attributes) {
+                        labels.insert(
+                            attribute.key.clone(),
+                            attribute
+                                .value
+                                .as_ref()
+                                .map(any_value_text)
+                                .unwrap_or_default(),
+                        );
+                    }
+                    if !self.matchers.iter().all(|m| m.matches(&labels)) {
+                        continue;
+                    }
+                    let key = format!(
+                        "{}{{{}}}",
+                        metric.name,
+                        labels
+                            .iter()
+                            .map(|(k, v)| format!("{k}={v:?}"))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
+                    if !self.series.contains_key(&key) {
+                        if self.series.len() >= self.max_series {
+                            self.overflowed_points += 1;
+                            continue;
+                        }
+                        let mut series_labels = point.attributes.clone();
+                        series_labels.extend(resource_attributes.iter().cloned());
+                        series_labels.push(kv(
+                            "anomaly.metric",
+                            any_value::Value::StringValue(metric.name.clone()),
+                        ));
+                        self.series.insert(
+                            key.clone(),
+                            SeriesState {
+                                detector: Detector::new(self.detector.clone()),
+                                incidents: IncidentTracker::new(self.quiet_points),
+                                labels: series_labels,
+                                last_seen: now,
+                            },
+                        );
+                    }
+                    let state = self.series.get_mut(&key).expect("inserted above");
+                    state.last_seen = now;
+                    let time_nanos = if point.time_unix_nano > 0 {
+                        point.time_unix_nano
+                    } else {
+                        (seconds(now) * 1e9) as u64
+                    };
+                    let timestamp = time_nanos as f64 / 1e9;
+                    let observation = state.detector.observe(timestamp as i64, value);
+                    let gauge = |v: f64| NumberDataPoint {
+                        attributes: state.labels.clone(),
+                        time_unix_nano: time_nanos,
+                        value: Some(number_data_point::Value::AsDouble(v)),
+                        ..Default::default()
+                    };
+                    score_points.push(gauge(observation.score));
+                    z_points.push(gauge(if observation.zscore.is_finite() {
+                        observation.zscore
+                    } else {
+                        0.0
+                    }));
+                    scored.push(Scored {
+                        metric: metric.name.clone(),
+                        series: key.clone(),
+                        timestamp_seconds: timestamp,
+                        value,
+                        score: observation.score,
+                        zscore: observation.zscore,
+                    });
+                    if let Some(change) =
+                        state
+                            .incidents
+                            .update(timestamp as i64, value, &observation)
+                    {
+                        events.push(event(
+                            &metric.name,
+                            &state.labels,
+                            &change,
+                            &self.baseline,
+                            time_nanos,
+                        ));
+                    }
+                }
+            }
+        }
+        let gauge_metric =
+            |name: &str, description: &str, data_points: Vec<NumberDataPoint>| Metric {
+                name: name.into(),
+                unit: "1".into(),
+                description: description.into(),
+                data: Some(metric::Data::Gauge(Gauge { data_points })),
+                ..Default::default()
+            };
+        let metrics = if score_points.is_empty() {
+            Vec::new()
+        } else {
+            vec![
+                gauge_metric(
+                    "anomaly.score",
+                    "How anomalous the point is for its series, 0 to 1.",
+                    score_points,
+                ),
+                gauge_metric(
+                    "anomaly.zscore",
+                    "Deviation of the point from its series' baseline, in deviations.",
+                    z_points,
+                ),
+            ]
+        };
+        (metrics, events, scored)
+    }
+
+    fn expire(&mut self, now: SystemTime) {
+        let due = self
+            .last_expiry
+            .is_none_or(|t| now.duration_since(t).unwrap_or_default() >= Duration::from_secs(60));
+        if !due {
+            return;
+        }
+        self.last_expiry = Some(now);
+        let ttl = self.series_ttl;
+        self.series
+            .retain(|_, s| now.duration_since(s.last_seen).unwrap_or_default() < ttl);
+    }
+}
+
+fn event(
+    metric: &str,
+    labels: &[KeyValue],
+    change: &IncidentChange,
+    baseline: &str,
+    time_nanos: u64,
+) -> LogRecord {
+    let (state, incident): (&str, &Incident) = match change {
+        IncidentChange::Started(i) => ("started", i),
+        IncidentChange::Ended(i) => ("ended", i),
+    };
+    let mut attributes = vec![
+        kv(
+            "event.name",
+            any_value::Value::StringValue(EVENT_NAME.into()),
+        ),
+        kv(
+            "anomaly.metric",
+            any_value::Value::StringValue(metric.into()),
+        ),
+        kv("anomaly.state", any_value::Value::StringValue(state.into())),
+        kv(
+            "anomaly.value",
+            any_value::Value::DoubleValue(incident.peak_value),
+        ),
+        kv(
+            "anomaly.expected",
+            any_value::Value::DoubleValue(incident.expected),
+        ),
+        kv(
+            "anomaly.zscore",
+            any_value::Value::DoubleValue(incident.zscore),
+        ),
+        kv(
+            "anomaly.score",
+            any_value::Value::DoubleValue(incident.peak_score),
+        ),
+        kv(
+            "anomaly.started_at",
+            any_value::Value::IntValue(incident.started_at),
+        ),
+        kv(
+            "anomaly.baseline",
+            any_value::Value::StringValue(baseline.into()),
+        ),
+    ];
+    if let Some(end) = incident.ended_at {
+        attributes.push(kv("anomaly.ended_at", any_value::Value::IntValue(end)));
+    }
+    for label in labels.iter().filter(|l| l.key != "anomaly.metric") {
+        attributes.push(KeyValue {
+            key: format!("anomaly.label.{}", label.key),
+            value: label.value.clone(),
+            ..Default::default()
+        });
+    }
+    LogRecord {
+        time_unix_nano: time_nanos,
+        observed_time_unix_nano: time_nanos,
+        severity_number: if state == "started" { 13 } else { 9 },
+        severity_text: if state == "started" {
+            "WARN".into()
+        } else {
+            "INFO".into()
+        },
+        body: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(format!(
+                "anomaly {state} on {metric}: value {} where {} was expected (z = {:.1})",
+                incident.peak_value, incident.expected, incident.zscore
+            ))),
+        }),
+        attributes,
+        ..Default::default()
+    }
+}
+
+fn sidewatch_resource() -> Option<Resource> {
+    Some(Resource {
+        attributes: vec![kv(
+            "service.name",
+            any_value::Value::StringValue("sidewatch".into()),
+        )],
+        ..Default::default()
+    })
+}
+
+fn scope() -> Option<InstrumentationScope> {
+    Some(InstrumentationScope {
+        name: "sidewatch/anomaly".into(),
+        ..Default::default()
+    })
+}
+
+impl Processor for AnomalyConnector {
+    fn process(&mut self, batch: Batch, now: SystemTime, out: &mut Vec<Batch>) {
+        let (metrics, events, _) = self.score(&batch, now);
+        self.expire(now);
+        out.push(batch);
+        if !metrics.is_empty() {
+            out.push(Batch::Metrics(
+                ExportMetricsServiceRequest {
+                    resource_metrics: vec![ResourceMetrics {
+                        resource: sidewatch_resource(),
+                        scope_metrics: vec![ScopeMetrics {
+                            scope: scope(),
+                            metrics,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                }
+                .into(),
+            ));
+        }
+        if !events.is_empty() {
+            out.push(Batch::Logs(
+                ExportLogsServiceRequest {
+                    resource_logs: vec![ResourceLogs {
+                        resource: sidewatch_resource(),
+                        scope_logs: vec![ScopeLogs {
+                            scope: scope(),
+                            log_records: events,
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                }
+                .into(),
+            ));
+        }
+    }
+}
