@@ -54,19 +54,24 @@ pub struct Instance {
     pub predicted_crossing_at: Option<f64>,
 }
 
+/// Samples of one series of one metric, shared by every rule reading it.
 #[derive(Debug, Default)]
 struct Series {
+    /// Key within its rules' instances: the labels, canonical.
+    key: String,
     labels: Labels,
     samples: VecDeque<(f64, f64)>,
+    /// Bumped when the slot is reused, so rules drop stale references.
+    generation: u32,
+    live: bool,
 }
 
 struct RuleRuntime {
     rule: Rule,
-    series: HashMap<String, Series>,
-    instances: BTreeMap<String, Instance>,
+    /// Series this rule reads: (slot, generation).
+    members: Vec<(usize, u32)>,
+    instances: HashMap<String, Instance>,
     first_evaluation: Option<f64>,
-    /// How far back samples are kept.
-    retention: f64,
     /// Instances restored from the state file that have not seen data since:
     /// right after a restart, no data yet is not a condition that stopped.
     restored: HashSet<String>,
@@ -75,6 +80,15 @@ struct RuleRuntime {
 pub struct Engine {
     rules: Vec<RuleRuntime>,
     by_metric: HashMap<String, Vec<usize>>,
+    /// How far back each metric's samples are kept: the longest need of
+    /// the rules reading it.
+    retention: HashMap<String, f64>,
+    /// Absence watched on this metric: silent series are kept.
+    watches_absence: HashSet<String>,
+    series: Vec<Series>,
+    metric_of: Vec<String>,
+    free: Vec<usize>,
+    index: HashMap<(String, String), usize>,
 }
 
 /// What the condition says for one instance at one evaluation.
@@ -99,32 +113,43 @@ pub fn series_key(labels: &Labels) -> String {
 impl Engine {
     pub fn new(rules: Vec<Rule>) -> Engine {
         let mut by_metric: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut retention: HashMap<String, f64> = HashMap::new();
+        let mut watches_absence = HashSet::new();
         let rules: Vec<RuleRuntime> = rules
             .into_iter()
             .enumerate()
             .map(|(i, rule)| {
-                by_metric
-                    .entry(rule.config.metric.clone())
-                    .or_default()
-                    .push(i);
-                let mut retention = rule.window.as_secs_f64().max(LOOKBACK.as_secs_f64());
+                let metric = rule.config.metric.clone();
+                by_metric.entry(metric.clone()).or_default().push(i);
+                let mut keep = rule.window.as_secs_f64().max(LOOKBACK.as_secs_f64());
                 if let Some(p) = &rule.config.predict {
-                    retention = retention.max(p.window.as_secs_f64());
+                    keep = keep.max(p.window.as_secs_f64());
                 }
                 if let Some(absent) = rule.config.absent_for {
-                    retention = retention.max(absent.as_secs_f64());
+                    keep = keep.max(absent.as_secs_f64());
+                    watches_absence.insert(metric.clone());
                 }
+                let entry = retention.entry(metric).or_insert(0.0);
+                *entry = entry.max(keep);
                 RuleRuntime {
                     rule,
-                    series: HashMap::new(),
-                    instances: BTreeMap::new(),
+                    members: Vec::new(),
+                    instances: HashMap::new(),
                     first_evaluation: None,
-                    retention,
                     restored: HashSet::new(),
                 }
             })
             .collect();
-        Engine { rules, by_metric }
+        Engine {
+            rules,
+            by_metric,
+            retention,
+            watches_absence,
+            series: Vec::new(),
+            metric_of: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+        }
     }
 
     /// True when some rule reads `metric`.
@@ -134,35 +159,91 @@ impl Engine {
 
     /// Records one data point (time in unix seconds).
     pub fn observe(&mut self, metric: &str, labels: &Labels, time: f64, value: f64) {
-        let Some(indexes) = self.by_metric.get(metric) else {
+        let Some(rule_indexes) = self.by_metric.get(metric) else {
             return;
         };
         if !value.is_finite() {
             return;
         }
-        let mut key = None;
-        for &i in indexes {
-            let runtime = &mut self.rules[i];
-            if !runtime.rule.matchers.iter().all(|m| m.matches(labels)) {
-                continue;
+        let key = series_key(labels);
+        let slot = match self.index.get(&(metric.to_string(), key.clone())) {
+            Some(slot) => *slot,
+            None => {
+                let readers: Vec<usize> = rule_indexes
+                    .iter()
+                    .copied()
+                    .filter(|&r| {
+                        self.rules[r]
+                            .rule
+                            .matchers
+                            .iter()
+                            .all(|m| m.matches(labels))
+                    })
+                    .collect();
+                if readers.is_empty() {
+                    return;
+                }
+                let slot = match self.free.pop() {
+                    Some(slot) => slot,
+                    None => {
+                        self.series.push(Series::default());
+                        self.metric_of.push(String::new());
+                        self.series.len() - 1
+                    }
+                };
+                let generation = self.series[slot].generation.wrapping_add(1);
+                self.series[slot] = Series {
+                    key: key.clone(),
+                    labels: labels.clone(),
+                    samples: VecDeque::new(),
+                    generation,
+                    live: true,
+                };
+                self.metric_of[slot] = metric.to_string();
+                for r in readers {
+                    self.rules[r].members.push((slot, generation));
+                }
+                self.index.insert((metric.to_string(), key), slot);
+                slot
             }
-            let key = key.get_or_insert_with(|| series_key(labels));
-            let series = runtime.series.entry(key.clone()).or_insert_with(|| Series {
-                labels: labels.clone(),
-                samples: VecDeque::new(),
-            });
-            // Out-of-order points are dropped: windows assume time order.
-            if series.samples.back().is_none_or(|(t, _)| time > *t) {
-                series.samples.push_back((time, value));
-            }
+        };
+        let series = &mut self.series[slot];
+        // Out-of-order points are dropped: windows assume time order.
+        if series.samples.back().is_none_or(|(t, _)| time > *t) {
+            series.samples.push_back((time, value));
         }
     }
 
     /// Evaluates every rule at `now` (unix seconds) and returns the events.
     pub fn evaluate(&mut self, now: f64) -> Vec<AlertEvent> {
+        // Expire old samples once, for every rule reading them.
+        for slot in 0..self.series.len() {
+            if !self.series[slot].live {
+                continue;
+            }
+            let metric = &self.metric_of[slot];
+            let horizon = now
+                - self
+                    .retention
+                    .get(metric)
+                    .copied()
+                    .unwrap_or(LOOKBACK.as_secs_f64());
+            let series = &mut self.series[slot];
+            while series.samples.front().is_some_and(|(t, _)| *t < horizon) {
+                series.samples.pop_front();
+            }
+            // Forget series with no samples left, unless absence is
+            // watched: a silent series is what such a rule looks for.
+            if series.samples.is_empty() && !self.watches_absence.contains(metric) {
+                series.live = false;
+                let key = (metric.clone(), std::mem::take(&mut series.key));
+                self.index.remove(&key);
+                self.free.push(slot);
+            }
+        }
         let mut events = Vec::new();
         for runtime in &mut self.rules {
-            runtime.evaluate(now, &mut events);
+            runtime.evaluate(&self.series, now, &mut events);
         }
         events
     }
@@ -171,7 +252,15 @@ impl Engine {
     pub fn snapshot(&self) -> BTreeMap<String, BTreeMap<String, Instance>> {
         self.rules
             .iter()
-            .map(|r| (r.rule.config.name.clone(), r.instances.clone()))
+            .map(|r| {
+                (
+                    r.rule.config.name.clone(),
+                    r.instances
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect(),
+                )
+            })
             .collect()
     }
 
@@ -181,35 +270,38 @@ impl Engine {
         for runtime in &mut self.rules {
             if let Some(instances) = saved.remove(&runtime.rule.config.name) {
                 runtime.restored = instances.keys().cloned().collect();
-                runtime.instances = instances;
+                runtime.instances = instances.into_iter().collect();
             }
         }
     }
 
     pub fn series_count(&self) -> usize {
-        self.rules.iter().map(|r| r.series.len()).sum()
+        self.series.iter().filter(|s| s.live).count()
     }
 }
 
 impl RuleRuntime {
-    fn evaluate(&mut self, now: f64, events: &mut Vec<AlertEvent>) {
+    fn evaluate(&mut self, all: &[Series], now: f64, events: &mut Vec<AlertEvent>) {
         let first = *self.first_evaluation.get_or_insert(now);
-        let horizon = now - self.retention;
-        for series in self.series.values_mut() {
-            while series.samples.front().is_some_and(|(t, _)| *t < horizon) {
-                series.samples.pop_front();
-            }
+        self.members
+            .retain(|(slot, generation)| all[*slot].live && all[*slot].generation == *generation);
+        let in_restart_grace = now - first < LOOKBACK.as_secs_f64();
+        if !in_restart_grace {
+            self.restored.clear();
         }
         let absent_for = self.rule.config.absent_for.map(|d| d.as_secs_f64());
-        // Forget series with no samples left, unless absence is watched:
-        // then a silent series is exactly what the rule looks for, until
-        // it has been silent for the retention too.
-        self.series
-            .retain(|_, s| !s.samples.is_empty() || absent_for.is_some());
-
-        let mut verdicts: BTreeMap<String, (Labels, Verdict)> = BTreeMap::new();
+        let absent_severity = self
+            .rule
+            .thresholds
+            .last()
+            .map(|(s, _)| *s)
+            .unwrap_or(Severity::Critical);
+        // Keys whose condition holds this round; every other instance stopped.
+        let mut active: HashSet<String> = HashSet::new();
         let mut groups: BTreeMap<String, (Labels, Vec<f64>, Option<f64>)> = BTreeMap::new();
-        for (key, series) in &self.series {
+        let grouped = self.rule.config.group_by.is_some();
+        for member in 0..self.members.len() {
+            let series = &all[self.members[member].0];
             let last_seen = series.samples.back().map(|(t, _)| *t);
             // Range selectors include their left edge in Prometheus 2.x,
             // the version the semantics tests run against.
@@ -219,50 +311,46 @@ impl RuleRuntime {
                 _ => false,
             };
             if silent {
-                let mut labels = series.labels.clone();
-                labels.insert("alert.reason".into(), "absent".into());
-                let severity = self
-                    .rule
-                    .thresholds
-                    .last()
-                    .map(|(s, _)| *s)
-                    .unwrap_or(Severity::Critical);
-                verdicts.insert(
-                    format!("absent\u{1e}{key}"),
-                    (
-                        labels,
-                        Verdict {
-                            value: f64::NAN,
-                            passed: Some((severity, f64::NAN)),
-                            predicted_crossing_at: None,
-                        },
-                    ),
-                );
+                let key = format!("absent\u{1e}{}", series.key);
+                let verdict = Verdict {
+                    value: f64::NAN,
+                    passed: Some((absent_severity, f64::NAN)),
+                    predicted_crossing_at: None,
+                };
+                let labels = || {
+                    let mut labels = series.labels.clone();
+                    labels.insert("alert.reason".into(), "absent".into());
+                    labels
+                };
+                self.apply(&key, labels, &verdict, now, &mut active, events);
                 continue;
             }
             if self.rule.thresholds.is_empty() {
                 continue;
             }
-            let (value, crossing) = match self.value_of(series, now) {
-                Some(v) => v,
-                None => continue,
+            let Some((value, crossing)) = self.value_of(series, now) else {
+                continue;
             };
-            match &self.rule.config.group_by {
-                None => {
-                    let passed = self.rule.severity_for(value);
-                    verdicts.insert(
-                        key.clone(),
-                        (
-                            series.labels.clone(),
-                            Verdict {
-                                value,
-                                passed,
-                                predicted_crossing_at: crossing,
-                            },
-                        ),
+            if !grouped {
+                let verdict = Verdict {
+                    value,
+                    passed: self.rule.severity_for(value),
+                    predicted_crossing_at: crossing,
+                };
+                // The common case, nothing to do, costs one lookup.
+                if verdict.passed.is_some() || self.instances.contains_key(series.key.as_str()) {
+                    self.apply(
+                        &series.key,
+                        || series.labels.clone(),
+                        &verdict,
+                        now,
+                        &mut active,
+                        events,
                     );
                 }
-                Some(group_by) => {
+            } else {
+                {
+                    let group_by = self.rule.config.group_by.as_deref().unwrap_or_default();
                     let labels: Labels = group_by
                         .iter()
                         .filter_map(|g| Some((g.clone(), series.labels.get(g)?.clone())))
@@ -280,138 +368,35 @@ impl RuleRuntime {
         }
         for (key, (labels, values, crossing)) in groups {
             let value = aggregate(self.rule.config.aggregate, &values);
-            let passed = self.rule.severity_for(value);
-            verdicts.insert(
-                key,
-                (
-                    labels,
-                    Verdict {
-                        value,
-                        passed,
-                        predicted_crossing_at: crossing,
-                    },
-                ),
-            );
+            let verdict = Verdict {
+                value,
+                passed: self.rule.severity_for(value),
+                predicted_crossing_at: crossing,
+            };
+            self.apply(&key, || labels.clone(), &verdict, now, &mut active, events);
         }
         if let Some(limit) = absent_for
-            && self.series.is_empty()
+            && self.members.is_empty()
             && now - first > limit
         {
-            let severity = self
-                .rule
-                .thresholds
-                .last()
-                .map(|(s, _)| *s)
-                .unwrap_or(Severity::Critical);
-            let labels: Labels = [("alert.reason".to_string(), "absent".to_string())]
-                .into_iter()
-                .collect();
-            verdicts.insert(
-                "absent\u{1e}".into(),
-                (
-                    labels,
-                    Verdict {
-                        value: f64::NAN,
-                        passed: Some((severity, f64::NAN)),
-                        predicted_crossing_at: None,
-                    },
-                ),
-            );
+            let verdict = Verdict {
+                value: f64::NAN,
+                passed: Some((absent_severity, f64::NAN)),
+                predicted_crossing_at: None,
+            };
+            let labels = || {
+                [("alert.reason".to_string(), "absent".to_string())]
+                    .into_iter()
+                    .collect()
+            };
+            self.apply("absent\u{1e}", labels, &verdict, now, &mut active, events);
         }
 
-        // Instances whose condition holds now.
-        for key in verdicts.keys() {
-            self.restored.remove(key);
-        }
-        let in_restart_grace = now - first < LOOKBACK.as_secs_f64();
-        if !in_restart_grace {
-            self.restored.clear();
-        }
-        for (key, (labels, verdict)) in &verdicts {
-            let existing = self.instances.get(key);
-            let firing = existing.is_some_and(|i| i.state == State::Firing);
-            // Hysteresis: a firing instance stays active above `resolve`.
-            let active = match verdict.passed {
-                Some(_) => true,
-                None => {
-                    firing && verdict.value.is_finite() && self.rule.still_active(verdict.value)
-                }
-            };
-            if !active {
-                continue;
-            }
-            let lowest = self.rule.thresholds.first().copied();
-            let (severity, threshold) = verdict
-                .passed
-                .or_else(|| existing.map(|i| (i.severity, i.threshold)))
-                .or(lowest)
-                .unwrap_or((Severity::Critical, f64::NAN));
-            let instance = match self.instances.get_mut(key) {
-                Some(i) if i.state != State::Resolved => i,
-                _ => {
-                    self.instances.insert(
-                        key.clone(),
-                        Instance {
-                            labels: labels.clone(),
-                            state: State::Pending,
-                            active_at: now,
-                            fired_at: None,
-                            resolved_at: None,
-                            inactive_since: None,
-                            severity,
-                            value: verdict.value,
-                            threshold,
-                            last_notified_at: None,
-                            predicted_crossing_at: verdict.predicted_crossing_at,
-                        },
-                    );
-                    self.instances.get_mut(key).expect("just inserted")
-                }
-            };
-            instance.inactive_since = None;
-            instance.value = verdict.value;
-            instance.predicted_crossing_at = verdict.predicted_crossing_at;
-            let previous_severity = instance.severity;
-            instance.severity = severity;
-            instance.threshold = threshold;
-            if instance.state == State::Pending
-                && now - instance.active_at >= self.rule.config.for_duration.as_secs_f64()
-            {
-                instance.state = State::Firing;
-                instance.fired_at = Some(now);
-                instance.last_notified_at = Some(now);
-                events.push(event(&self.rule, key, instance, Transition::Fired, now));
-            } else if instance.state == State::Firing {
-                let repeat = self.rule.config.repeat_interval.as_secs_f64();
-                if severity != previous_severity {
-                    instance.last_notified_at = Some(now);
-                    events.push(event(
-                        &self.rule,
-                        key,
-                        instance,
-                        Transition::SeverityChanged,
-                        now,
-                    ));
-                } else if repeat > 0.0
-                    && instance.last_notified_at.is_some_and(|t| now - t >= repeat)
-                {
-                    instance.last_notified_at = Some(now);
-                    events.push(event(&self.rule, key, instance, Transition::Repeated, now));
-                }
-            }
-        }
-
-        // Instances whose condition no longer holds.
+        // Instances whose condition did not hold this round.
         let keep_firing_for = self.rule.config.keep_firing_for.as_secs_f64();
         let mut dropped = Vec::new();
         for (key, instance) in self.instances.iter_mut() {
-            let still = verdicts.get(key).is_some_and(|(_, v)| {
-                v.passed.is_some()
-                    || (instance.state == State::Firing
-                        && v.value.is_finite()
-                        && self.rule.still_active(v.value))
-            });
-            if still || (in_restart_grace && self.restored.contains(key)) {
+            if active.contains(key) || (in_restart_grace && self.restored.contains(key)) {
                 continue;
             }
             match instance.state {
@@ -436,6 +421,89 @@ impl RuleRuntime {
         }
         for key in dropped {
             self.instances.remove(&key);
+        }
+    }
+
+    /// Applies one verdict to its instance: creates it when the condition
+    /// starts holding, fires it after `for`, notes severity changes and
+    /// repeats. A verdict that does not hold is left to the caller.
+    fn apply(
+        &mut self,
+        key: &str,
+        labels: impl FnOnce() -> Labels,
+        verdict: &Verdict,
+        now: f64,
+        active: &mut HashSet<String>,
+        events: &mut Vec<AlertEvent>,
+    ) {
+        if !self.restored.is_empty() {
+            self.restored.remove(key);
+        }
+        let existing = self.instances.get(key);
+        let firing = existing.is_some_and(|i| i.state == State::Firing);
+        // Hysteresis: a firing instance stays active above `resolve`.
+        let holds = verdict.passed.is_some()
+            || (firing && verdict.value.is_finite() && self.rule.still_active(verdict.value));
+        if !holds {
+            return;
+        }
+        active.insert(key.to_string());
+        let lowest = self.rule.thresholds.first().copied();
+        let (severity, threshold) = verdict
+            .passed
+            .or_else(|| existing.map(|i| (i.severity, i.threshold)))
+            .or(lowest)
+            .unwrap_or((Severity::Critical, f64::NAN));
+        if !matches!(existing, Some(i) if i.state != State::Resolved) {
+            self.instances.insert(
+                key.to_string(),
+                Instance {
+                    labels: labels(),
+                    state: State::Pending,
+                    active_at: now,
+                    fired_at: None,
+                    resolved_at: None,
+                    inactive_since: None,
+                    severity,
+                    value: verdict.value,
+                    threshold,
+                    last_notified_at: None,
+                    predicted_crossing_at: verdict.predicted_crossing_at,
+                },
+            );
+        }
+        let instance = self
+            .instances
+            .get_mut(key)
+            .expect("present or just inserted");
+        instance.inactive_since = None;
+        instance.value = verdict.value;
+        instance.predicted_crossing_at = verdict.predicted_crossing_at;
+        let previous_severity = instance.severity;
+        instance.severity = severity;
+        instance.threshold = threshold;
+        if instance.state == State::Pending
+            && now - instance.active_at >= self.rule.config.for_duration.as_secs_f64()
+        {
+            instance.state = State::Firing;
+            instance.fired_at = Some(now);
+            instance.last_notified_at = Some(now);
+            events.push(event(&self.rule, key, instance, Transition::Fired, now));
+        } else if instance.state == State::Firing {
+            let repeat = self.rule.config.repeat_interval.as_secs_f64();
+            if severity != previous_severity {
+                instance.last_notified_at = Some(now);
+                events.push(event(
+                    &self.rule,
+                    key,
+                    instance,
+                    Transition::SeverityChanged,
+                    now,
+                ));
+            } else if repeat > 0.0 && instance.last_notified_at.is_some_and(|t| now - t >= repeat) {
+                instance.last_notified_at = Some(now);
+                events.push(event(&self.rule, key, instance, Transition::Repeated, now));
+            }
         }
     }
 

@@ -31,7 +31,9 @@ const MIN_INDEXABLE: f64 = 1e-12;
 struct Store {
     /// Index of `counts[0]`.
     offset: i32,
-    counts: Vec<u64>,
+    /// u32 halves memory; a bucket saturates at 4 billion values, far
+    /// beyond what one sub-window of one series sees.
+    counts: Vec<u32>,
     total: u64,
 }
 
@@ -49,7 +51,7 @@ impl Store {
                 // Collapse: values below the kept range join the lowest bucket.
                 index = self.offset;
             } else {
-                let mut counts = vec![0; grow];
+                let mut counts = vec![0u32; grow];
                 counts.extend_from_slice(&self.counts);
                 self.counts = counts;
                 self.offset = index;
@@ -59,7 +61,11 @@ impl Store {
             if needed > max_buckets {
                 // Shift the window up, folding the lowest buckets together.
                 let shift = needed - max_buckets;
-                let folded: u64 = self.counts.iter().take(shift + 1).sum();
+                let folded = self
+                    .counts
+                    .iter()
+                    .take(shift + 1)
+                    .fold(0u32, |a, c| a.saturating_add(*c));
                 self.counts.drain(..shift.min(self.counts.len()));
                 if self.counts.is_empty() {
                     self.counts.push(0);
@@ -68,16 +74,21 @@ impl Store {
                 self.offset += shift as i32;
             }
             let needed = (index - self.offset) as usize + 1;
+            // Grow by what is needed plus a little, not by doubling: many
+            // sketches live at once and each should stay small.
+            self.counts
+                .reserve_exact(needed.saturating_sub(self.counts.len()) + 16);
             self.counts.resize(needed, 0);
         }
-        self.counts[(index - self.offset) as usize] += n;
+        let slot = &mut self.counts[(index - self.offset) as usize];
+        *slot = slot.saturating_add(n.min(u32::MAX as u64) as u32);
         self.total += n;
     }
 
     fn merge(&mut self, other: &Store, max_buckets: usize) {
         for (i, count) in other.counts.iter().enumerate() {
             if *count > 0 {
-                self.add(other.offset + i as i32, *count, max_buckets);
+                self.add(other.offset + i as i32, u64::from(*count), max_buckets);
             }
         }
     }
@@ -86,7 +97,7 @@ impl Store {
     fn index_at_rank(&self, rank: u64) -> Option<i32> {
         let mut seen = 0;
         for (i, count) in self.counts.iter().enumerate() {
-            seen += count;
+            seen += u64::from(*count);
             if seen > rank {
                 return Some(self.offset + i as i32);
             }
@@ -98,7 +109,7 @@ impl Store {
     fn index_at_rank_descending(&self, rank: u64) -> Option<i32> {
         let mut seen = 0;
         for (i, count) in self.counts.iter().enumerate().rev() {
-            seen += count;
+            seen += u64::from(*count);
             if seen > rank {
                 return Some(self.offset + i as i32);
             }
