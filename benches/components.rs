@@ -119,7 +119,11 @@ fn alerts(c: &mut Criterion) {
                 for r in 0..RULES {
                     let metric = format!("metric{r}");
                     for (i, l) in labels.iter().enumerate() {
-                        let value = if i % 100 == 0 { 99.5 } else { ((i + t as usize) % 90) as f64 };
+                        let value = if i % 100 == 0 {
+                            99.5
+                        } else {
+                            ((i + t as usize) % 90) as f64
+                        };
                         engine.observe(&metric, l, t, value);
                     }
                 }
@@ -169,7 +173,11 @@ fn alerts_all_pairs(c: &mut Criterion) {
                 t += 15.0;
                 // 1 % of series run hot: a realistic share of active alerts.
                 for (i, l) in labels.iter().enumerate() {
-                    let value = if i % 100 == 0 { 99.5 } else { ((i + t as usize) % 50) as f64 };
+                    let value = if i % 100 == 0 {
+                        99.5
+                    } else {
+                        ((i + t as usize) % 50) as f64
+                    };
                     engine.observe("cpu", l, t, value);
                 }
                 let started = std::time::Instant::now();

@@ -69,6 +69,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
         connects: &[],
     },
     ComponentInfo {
+        kind: Kind::Processor,
+        type_name: "percentiles",
+        description: "windowed percentiles (p50..p99, max) of histogram, gauge and sum metrics",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
         kind: Kind::Exporter,
         type_name: "otlp",
         description: "OTLP over gRPC to a backend, with queue, retry and backoff",
@@ -178,6 +185,7 @@ pub enum ReceiverConfig {
 #[derive(Debug, Clone)]
 pub enum ProcessorConfig {
     Batch(processors::batch::BatchConfig),
+    Percentiles(processors::percentiles::PercentilesConfig),
 }
 
 // Configs are built once at start-up; their size does not matter.
@@ -222,6 +230,15 @@ pub fn decode_processor(
     decoder: &mut Decoder,
 ) -> Option<ProcessorConfig> {
     match type_name {
+        "percentiles" => {
+            let config: processors::percentiles::PercentilesConfig = decoder.decode(value, path)?;
+            let errors = config.validate();
+            let valid = errors.is_empty();
+            for (field, message) in errors {
+                decoder.error(path.key(field), message);
+            }
+            valid.then_some(ProcessorConfig::Percentiles(config))
+        }
         "batch" => {
             let config: processors::batch::BatchConfig = decoder.decode(value, path)?;
             if let Err(message) = config.validate() {
@@ -334,6 +351,7 @@ mod tests {
                     yaml_serde::from_str("url: http://127.0.0.1:1/hook").unwrap()
                 }
                 (Kind::Connector, "alert") => yaml_serde::from_str("rules: []").unwrap(),
+                (Kind::Processor, "percentiles") => yaml_serde::from_str("metrics: [m]").unwrap(),
                 (Kind::Connector, "anomaly") => yaml_serde::from_str("metrics: [m]").unwrap(),
                 _ => Value::Null,
             };

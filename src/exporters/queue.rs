@@ -181,6 +181,7 @@ impl Worker {
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
+            let attempt_started = Instant::now();
             let result = match tokio::time::timeout(
                 self.settings.timeout,
                 self.exporter.export(batch),
@@ -193,6 +194,10 @@ impl Worker {
                     self.settings.timeout
                 ))),
             };
+            self.stats.window.record(
+                attempt_started.elapsed(),
+                !matches!(result, Ok(()) | Err(ExportError::PartiallyRejected { .. })),
+            );
             let (message, retry_after) = match result {
                 Ok(()) => {
                     self.stats

@@ -310,6 +310,9 @@ fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
 fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
     match config {
         ProcessorConfig::Batch(c) => Box::new(processors::batch::BatchProcessor::new(c.clone())),
+        ProcessorConfig::Percentiles(c) => Box::new(
+            processors::percentiles::PercentilesProcessor::new(c.clone()),
+        ),
     }
 }
 

@@ -8,6 +8,7 @@
 //! consume batches of one signal and emit batches of another.
 
 pub mod batch;
+pub mod percentiles;
 
 use std::time::{Duration, SystemTime};
 

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::InstrumentationScope;
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::metrics::v1::{ResourceMetrics, ScopeMetrics};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Deserialize;
@@ -118,6 +118,52 @@ pub fn telemetry_metrics(
             })
             .collect(),
     );
+    windowed(
+        &mut out,
+        "sidewatch.receiver.request",
+        "requests",
+        receivers
+            .iter()
+            .map(|r| (r.window.summary(), receiver_attrs(r)))
+            .collect(),
+    );
+    let listeners = telemetry.listeners();
+    let listener_attrs = |l: &crate::telemetry::ListenerStats| {
+        vec![
+            string_attribute("receiver", l.receiver.clone()),
+            string_attribute("transport", l.transport),
+        ]
+    };
+    out.sum(
+        "sidewatch.receiver.active_connections",
+        "{connection}",
+        "Connections open to a receiver's listener now.",
+        false,
+        listeners
+            .iter()
+            .map(|l| {
+                (
+                    Number::Int(l.active_connections.load(Ordering::Relaxed)),
+                    listener_attrs(l),
+                )
+            })
+            .collect(),
+    );
+    sum(
+        &mut out,
+        "sidewatch.receiver.connections",
+        "{connection}",
+        "Connections a receiver's listener accepted.",
+        listeners
+            .iter()
+            .map(|l| {
+                (
+                    Number::from(l.accepted_connections.load(Ordering::Relaxed)),
+                    listener_attrs(l),
+                )
+            })
+            .collect(),
+    );
     let exporters = telemetry.exporters();
     let exporter_attrs = |e: &crate::telemetry::ExporterStats| {
         vec![
@@ -169,6 +215,15 @@ pub fn telemetry_metrics(
             })
             .collect(),
     );
+    windowed(
+        &mut out,
+        "sidewatch.exporter.export",
+        "export attempts",
+        exporters
+            .iter()
+            .map(|e| (e.window.summary(), exporter_attrs(e)))
+            .collect(),
+    );
     out.sum(
         "sidewatch.exporter.queue.capacity",
         "{batch}",
@@ -180,6 +235,61 @@ pub fn telemetry_metrics(
             .collect(),
     );
     out
+}
+
+/// Rate, error ratio and latency percentiles over the last minute, as
+/// gauges `<prefix>.rate`, `<prefix>.error_ratio` and
+/// `<prefix>.duration.quantile` (the `red` connector's naming).
+fn windowed(
+    out: &mut MetricsBuilder,
+    prefix: &str,
+    what: &str,
+    summaries: Vec<(crate::telemetry::requests::Summary, Vec<KeyValue>)>,
+) {
+    let window = || string_attribute("window", "1m");
+    out.gauge(
+        &format!("{prefix}.rate"),
+        "{request}/s",
+        &format!("{what} per second over the last minute."),
+        summaries
+            .iter()
+            .map(|(s, attrs)| {
+                let mut attrs = attrs.clone();
+                attrs.push(window());
+                (Number::Double(s.requests_per_second), attrs)
+            })
+            .collect(),
+    );
+    out.gauge(
+        &format!("{prefix}.error_ratio"),
+        "1",
+        &format!("Share of {what} that failed over the last minute."),
+        summaries
+            .iter()
+            .map(|(s, attrs)| {
+                let mut attrs = attrs.clone();
+                attrs.push(window());
+                (Number::Double(s.error_ratio), attrs)
+            })
+            .collect(),
+    );
+    let mut quantiles = Vec::new();
+    for (s, attrs) in &summaries {
+        for (q, value) in [("0.5", s.p50), ("0.95", s.p95), ("0.99", s.p99)] {
+            if let Some(value) = value {
+                let mut attrs = attrs.clone();
+                attrs.push(string_attribute("quantile", q));
+                attrs.push(window());
+                quantiles.push((Number::Double(value), attrs));
+            }
+        }
+    }
+    out.gauge(
+        &format!("{prefix}.duration.quantile"),
+        "s",
+        &format!("Latency percentiles of {what} over the last minute."),
+        quantiles,
+    );
 }
 
 pub struct InternalReceiver {

@@ -5,11 +5,17 @@
 //! registry only keeps an `Arc` to each for rendering, so the hot path
 //! never takes a lock.
 
+pub mod connections;
+pub mod requests;
 pub mod server;
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+pub use connections::ListenerStats;
+use requests::RequestWindow;
 
 use crate::signal::Signal;
 
@@ -29,6 +35,19 @@ pub struct ReceiverStats {
     pub refused_items: AtomicU64,
     pub requests: AtomicU64,
     pub failed_requests: AtomicU64,
+    /// Rate, error ratio and latency over the last minute.
+    pub window: RequestWindow,
+}
+
+impl ReceiverStats {
+    /// One answered request, timed from when it arrived.
+    pub fn answered(&self, started: Instant, failed: bool) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        if failed {
+            self.failed_requests.fetch_add(1, Ordering::Relaxed);
+        }
+        self.window.record(started.elapsed(), failed);
+    }
 }
 
 #[derive(Debug)]
@@ -45,6 +64,8 @@ pub struct ExporterStats {
     pub queue_capacity: u64,
     /// Consecutive failed attempts; 0 after a success. Feeds /healthz.
     pub consecutive_failures: AtomicU64,
+    /// Export attempts over the last minute: rate, failures, latency.
+    pub window: RequestWindow,
 }
 
 impl ExporterStats {
@@ -64,6 +85,7 @@ pub struct Telemetry {
     state: AtomicU8,
     receivers: Mutex<Vec<Arc<ReceiverStats>>>,
     exporters: Mutex<Vec<Arc<ExporterStats>>>,
+    listeners: Mutex<Vec<Arc<ListenerStats>>>,
 }
 
 impl Default for Telemetry {
@@ -72,6 +94,7 @@ impl Default for Telemetry {
             state: AtomicU8::new(State::Starting as u8),
             receivers: Mutex::default(),
             exporters: Mutex::default(),
+            listeners: Mutex::default(),
         }
     }
 }
@@ -103,6 +126,7 @@ impl Telemetry {
             refused_items: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             failed_requests: AtomicU64::new(0),
+            window: RequestWindow::default(),
         });
         self.receivers
             .lock()
@@ -127,12 +151,31 @@ impl Telemetry {
             queued_batches: AtomicI64::new(0),
             queue_capacity: queue_capacity as u64,
             consecutive_failures: AtomicU64::new(0),
+            window: RequestWindow::default(),
         });
         self.exporters
             .lock()
             .expect("telemetry lock")
             .push(stats.clone());
         stats
+    }
+
+    pub fn listener(&self, receiver: &str, transport: &'static str) -> Arc<ListenerStats> {
+        let stats = Arc::new(ListenerStats {
+            receiver: receiver.to_string(),
+            transport,
+            active_connections: AtomicI64::new(0),
+            accepted_connections: AtomicU64::new(0),
+        });
+        self.listeners
+            .lock()
+            .expect("telemetry lock")
+            .push(stats.clone());
+        stats
+    }
+
+    pub fn listeners(&self) -> Vec<Arc<ListenerStats>> {
+        self.listeners.lock().expect("telemetry lock").clone()
     }
 
     pub fn exporters(&self) -> Vec<Arc<ExporterStats>> {
@@ -237,7 +280,117 @@ impl Telemetry {
                 );
             }
         }
+        let listeners = self.listeners();
+        let listener_families: [Family<ListenerStats, i64>; 2] = [
+            (
+                "sidewatch_receiver_active_connections",
+                "gauge",
+                "Connections open to a receiver's listener now.",
+                |l| l.active_connections.load(Ordering::Relaxed),
+            ),
+            (
+                "sidewatch_receiver_connections_total",
+                "counter",
+                "Connections a receiver's listener accepted.",
+                |l| l.accepted_connections.load(Ordering::Relaxed) as i64,
+            ),
+        ];
+        for (name, kind, help, read) in listener_families {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for l in &listeners {
+                let _ = writeln!(
+                    out,
+                    "{name}{{receiver=\"{}\",transport=\"{}\"}} {}",
+                    escape(&l.receiver),
+                    l.transport,
+                    read(l)
+                );
+            }
+        }
+        let receiver_windows: Vec<_> = receivers
+            .iter()
+            .map(|s| {
+                (
+                    format!(
+                        "receiver=\"{}\",transport=\"{}\",signal=\"{}\"",
+                        escape(&s.receiver),
+                        s.transport,
+                        s.signal
+                    ),
+                    s.window.summary(),
+                )
+            })
+            .collect();
+        render_windows(
+            &mut out,
+            "sidewatch_receiver_request",
+            "requests",
+            &receiver_windows,
+        );
+        let exporter_windows: Vec<_> = exporters
+            .iter()
+            .map(|s| {
+                (
+                    format!(
+                        "exporter=\"{}\",signal=\"{}\"",
+                        escape(&s.exporter),
+                        s.signal
+                    ),
+                    s.window.summary(),
+                )
+            })
+            .collect();
+        render_windows(
+            &mut out,
+            "sidewatch_exporter_export",
+            "export attempts",
+            &exporter_windows,
+        );
         out
+    }
+}
+
+/// `<prefix>s_per_second`, `<prefix>_error_ratio` and
+/// `<prefix>_duration_seconds{quantile}` over the last minute, as gauges:
+/// a Prometheus summary would need a lifetime `_sum` and `_count` that a
+/// sliding window does not have.
+fn render_windows(
+    out: &mut String,
+    prefix: &str,
+    what: &str,
+    rows: &[(String, requests::Summary)],
+) {
+    let _ = writeln!(
+        out,
+        "# HELP {prefix}s_per_second {what} per second over the last minute.\n# TYPE {prefix}s_per_second gauge"
+    );
+    for (labels, s) in rows {
+        let _ = writeln!(
+            out,
+            "{prefix}s_per_second{{{labels}}} {}",
+            s.requests_per_second
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {prefix}_error_ratio Share of {what} that failed over the last minute.\n# TYPE {prefix}_error_ratio gauge"
+    );
+    for (labels, s) in rows {
+        let _ = writeln!(out, "{prefix}_error_ratio{{{labels}}} {}", s.error_ratio);
+    }
+    let _ = writeln!(
+        out,
+        "# HELP {prefix}_duration_seconds Latency percentiles of {what} over the last minute.\n# TYPE {prefix}_duration_seconds gauge"
+    );
+    for (labels, s) in rows {
+        for (q, value) in [("0.5", s.p50), ("0.95", s.p95), ("0.99", s.p99)] {
+            if let Some(value) = value {
+                let _ = writeln!(
+                    out,
+                    "{prefix}_duration_seconds{{{labels},quantile=\"{q}\"}} {value}"
+                );
+            }
+        }
     }
 }
 

@@ -11,6 +11,7 @@ mod external;
 mod harness;
 mod hostmetrics;
 mod otlphttp_chain;
+mod percentiles;
 mod prometheus;
 mod red;
 mod retry;

@@ -64,6 +64,50 @@ async fn healthz_and_metrics_report_what_happened() {
         );
     }
 
+    // Self-monitoring over the last minute: the open client connection,
+    // one request answered with a measured latency, no errors.
+    let sample = |metrics: &str, series: &str| -> Option<f64> {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    };
+    let receiver = r#"receiver="otlp",transport="grpc",signal="traces""#;
+    assert_eq!(
+        sample(
+            &metrics,
+            r#"sidewatch_receiver_active_connections{receiver="otlp",transport="grpc"}"#
+        ),
+        Some(1.0),
+        "{metrics}"
+    );
+    let rate = sample(
+        &metrics,
+        &format!("sidewatch_receiver_requests_per_second{{{receiver}}}"),
+    )
+    .unwrap();
+    assert!(rate > 0.0 && rate <= 1.0, "one request: {rate}/s");
+    assert_eq!(
+        sample(
+            &metrics,
+            &format!("sidewatch_receiver_request_error_ratio{{{receiver}}}")
+        ),
+        Some(0.0)
+    );
+    let p99 = sample(
+        &metrics,
+        &format!("sidewatch_receiver_request_duration_seconds{{{receiver},quantile=\"0.99\"}}"),
+    )
+    .unwrap();
+    assert!(p99 > 0.0 && p99 < 5.0, "p99 {p99}");
+    assert!(
+        sample(
+            &metrics,
+            r#"sidewatch_exporter_export_duration_seconds{exporter="otlp",signal="traces",quantile="0.5"}"#
+        )
+        .is_some(),
+        "{metrics}"
+    );
+
     // While the backend fails, health says which exporter is degraded.
     backend
         .recorded
@@ -91,6 +135,38 @@ async fn healthz_and_metrics_report_what_happened() {
         .unavailable
         .store(false, std::sync::atomic::Ordering::SeqCst);
     assert!(wait_until(Duration::from_secs(5), || recorded.span_count() == 8).await);
+    let metrics = http
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let exporter_errors = sample(
+        &metrics,
+        r#"sidewatch_exporter_export_error_ratio{exporter="otlp",signal="traces"}"#,
+    )
+    .unwrap();
+    assert!(
+        exporter_errors > 0.0 && exporter_errors < 1.0,
+        "failed attempts, then a success: {exporter_errors}"
+    );
+    // The connection closes, and the gauge follows.
+    drop(client);
+    let listener = collector
+        .telemetry
+        .listeners()
+        .into_iter()
+        .find(|l| l.transport == "grpc")
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || listener
+            .active_connections
+            .load(std::sync::atomic::Ordering::Relaxed)
+            == 0)
+        .await
+    );
     assert!(collector.shutdown().await.clean);
     backend.stop().await;
 }

@@ -233,7 +233,7 @@ fn string_kv(key: &str, value: impl Into<String>) -> KeyValue {
     }
 }
 
-fn window_label(window: Duration) -> String {
+pub fn window_label(window: Duration) -> String {
     let s = window.as_secs();
     if s > 0 && s.is_multiple_of(3600) {
         format!("{}h", s / 3600)

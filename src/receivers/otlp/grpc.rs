@@ -100,9 +100,9 @@ pub async fn start(
         .add_service(Service::<Metrics>::new(context, max_bytes))
         .add_service(Service::<Logs>::new(context, max_bytes));
     let shutdown = context.shutdown.clone();
+    let stats = context.telemetry.listener(&context.id, "grpc");
     let task = tokio::spawn(async move {
-        let incoming =
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true));
+        let incoming = crate::telemetry::connections::counted_incoming(listener, stats);
         if let Err(e) = router
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await
@@ -164,6 +164,7 @@ impl<S: OtlpService> tower_service::Service<http::Request<tonic::body::Body>> fo
         let handler = self.handler.clone();
         let max_bytes = self.max_bytes;
         Box::pin(async move {
+            let started = std::time::Instant::now();
             if request.uri().path() != S::PATH {
                 return Ok(Status::unimplemented(format!(
                     "unknown method {}",
@@ -186,13 +187,15 @@ impl<S: OtlpService> tower_service::Service<http::Request<tonic::body::Body>> fo
             let mut response = grpc.unary(unary, request).await;
             if !reached_handler.load(Ordering::Relaxed) {
                 // The request failed before decoding completed.
-                handler.stats.requests.fetch_add(1, Ordering::Relaxed);
-                handler
-                    .stats
-                    .failed_requests
-                    .fetch_add(1, Ordering::Relaxed);
                 follow_otlp_codes(&mut response);
             }
+            // A unary success carries its status in the trailers; an error
+            // is a trailers-only response with the status in the headers.
+            let failed = response
+                .headers()
+                .get("grpc-status")
+                .is_some_and(|code| code.as_bytes() != b"0");
+            handler.stats.answered(started, failed);
             Ok(response)
         })
     }
@@ -228,9 +231,7 @@ impl<S: OtlpService> UnaryService<S::Request> for Unary<S> {
         let handler = self.handler.clone();
         Box::pin(async move {
             let stats = &handler.stats;
-            stats.requests.fetch_add(1, Ordering::Relaxed);
             let Some(consumer) = &handler.consumer else {
-                stats.failed_requests.fetch_add(1, Ordering::Relaxed);
                 return Err(Status::unimplemented(format!(
                     "no pipeline receives {} from this receiver",
                     S::SIGNAL
@@ -245,7 +246,6 @@ impl<S: OtlpService> UnaryService<S::Request> for Unary<S> {
                 }
                 Err(refused) => {
                     stats.refused_items.fetch_add(items, Ordering::Relaxed);
-                    stats.failed_requests.fetch_add(1, Ordering::Relaxed);
                     Err(match refused {
                         Refused::QueueFull { .. } => Status::with_error_details(
                             Code::ResourceExhausted,

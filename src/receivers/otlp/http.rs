@@ -73,7 +73,9 @@ pub async fn start(
         // We enforce our own limit, after decompression too.
         .layer(axum::extract::DefaultBodyLimit::disable());
     let shutdown = context.shutdown.clone();
+    let stats = context.telemetry.listener(&context.id, "http");
     let task = tokio::spawn(async move {
+        let listener = crate::telemetry::connections::CountedListener { listener, stats };
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await;
@@ -118,11 +120,11 @@ fn error_response(
 }
 
 async fn export(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body) -> Response {
-    route.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let started = std::time::Instant::now();
     let response = handle(&route, &headers, body).await;
-    if !response.status().is_success() {
-        route.stats.failed_requests.fetch_add(1, Ordering::Relaxed);
-    }
+    route
+        .stats
+        .answered(started, !response.status().is_success());
     response
 }
 

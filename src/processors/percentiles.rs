@@ -1,0 +1,737 @@
+//! `percentiles` processor: windowed percentiles of selected metrics.
+//!
+//! - Histograms (explicit and exponential): the processor turns each point
+//!   into bucket deltas (cumulative points are differenced against the
+//!   previous point of the series; a count or bucket that went down is a
+//!   reset, and the point counts from zero), then spreads each bucket's new
+//!   observations evenly over the bucket, as Prometheus's
+//!   `histogram_quantile` assumes, into a DDSketch per sub-window.
+//! - Gauges and sums: each value is one observation.
+//!
+//! Every `emit_interval` it emits one gauge per metric, `<name>.quantile`,
+//! with the series' attributes plus `quantile` (`0.5`..`0.99`, `1` = max)
+//! and `window` (`1m`, `5m`): the same scheme as the `red` connector, the
+//! shape of a Prometheus summary. The metrics themselves pass unchanged.
+//! Series are capped by `max_series`; the rest fold into one overflow
+//! series marked `otel.metric.overflow=true`.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
+    number_data_point,
+};
+use serde::Deserialize;
+
+use crate::exporters::debug::any_value_text;
+use crate::processors::Processor;
+use crate::signal::Batch;
+use crate::stats::sketch::DDSketch;
+use crate::stats::window::SlidingWindow;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PercentilesConfig {
+    /// Metric names: whole-name regular expressions.
+    pub metrics: Vec<String>,
+    #[serde(default = "default_percentiles")]
+    pub percentiles: Vec<f64>,
+    #[serde(default = "default_windows", deserialize_with = "durations")]
+    pub windows: Vec<Duration>,
+    #[serde(default = "default_sub_windows")]
+    pub sub_windows: usize,
+    #[serde(default = "default_accuracy")]
+    pub relative_accuracy: f64,
+    #[serde(default = "default_emit", with = "crate::config::duration")]
+    pub emit_interval: Duration,
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+}
+
+fn default_percentiles() -> Vec<f64> {
+    vec![0.5, 0.9, 0.95, 0.99]
+}
+fn default_windows() -> Vec<Duration> {
+    vec![Duration::from_secs(60), Duration::from_secs(300)]
+}
+fn default_sub_windows() -> usize {
+    6
+}
+fn default_accuracy() -> f64 {
+    0.01
+}
+fn default_emit() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_series() -> usize {
+    10_000
+}
+
+fn durations<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Duration>, D::Error> {
+    let texts = Vec::<String>::deserialize(deserializer)?;
+    texts
+        .iter()
+        .map(|t| crate::config::duration::parse_duration(t).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+impl PercentilesConfig {
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut errors = Vec::new();
+        if self.metrics.is_empty() {
+            errors.push(("metrics", "name at least one metric".to_string()));
+        }
+        for pattern in &self.metrics {
+            if let Err(e) = regex::Regex::new(&format!("^(?:{pattern})$")) {
+                errors.push((
+                    "metrics",
+                    format!(
+                        "invalid regular expression {pattern:?}: {}",
+                        crate::config::one_line(&e)
+                    ),
+                ));
+            }
+        }
+        if let Some(bad) = self.percentiles.iter().find(|p| !(0.0..=1.0).contains(*p)) {
+            errors.push((
+                "percentiles",
+                format!("percentile {bad} is outside [0, 1]: write 0.99 for p99"),
+            ));
+        }
+        if self.windows.is_empty() || self.windows.iter().any(Duration::is_zero) {
+            errors.push((
+                "windows",
+                "expected one or more windows longer than 0, like [1m, 5m]".to_string(),
+            ));
+        }
+        if !(self.relative_accuracy > 0.0 && self.relative_accuracy < 1.0) {
+            errors.push((
+                "relative_accuracy",
+                format!("{} is outside (0, 1)", self.relative_accuracy),
+            ));
+        }
+        if self.sub_windows == 0 {
+            errors.push((
+                "sub_windows",
+                "at least one sub-window is needed".to_string(),
+            ));
+        }
+        errors
+    }
+}
+
+/// The last cumulative state of a histogram series, to take deltas.
+#[derive(Debug, Clone, Default)]
+struct Previous {
+    count: u64,
+    /// Bucket key (explicit index, or exponential index with sign) -> count.
+    buckets: HashMap<i64, u64>,
+}
+
+struct Series {
+    name: String,
+    attributes: Vec<KeyValue>,
+    windows: Vec<SlidingWindow<DDSketch>>,
+    previous: Option<Previous>,
+}
+
+pub struct PercentilesProcessor {
+    config: PercentilesConfig,
+    names: Vec<regex::Regex>,
+    series: HashMap<String, Series>,
+    empty: DDSketch,
+    next_emit: Option<SystemTime>,
+    pub overflowed_points: u64,
+}
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn string_kv(key: &str, value: impl Into<String>) -> KeyValue {
+    KeyValue {
+        key: key.into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.into())),
+        }),
+        ..Default::default()
+    }
+}
+
+/// `n` observations spread evenly over (low, high].
+fn spread(sketch: &mut DDSketch, low: f64, high: f64, n: u64) {
+    if n == 0 {
+        return;
+    }
+    if !(low.is_finite() && high.is_finite()) || high <= low {
+        sketch.add_n(if high.is_finite() { high } else { low }, n);
+        return;
+    }
+    let parts = n.min(16);
+    for i in 0..parts {
+        let share = n / parts + u64::from(i < n % parts);
+        let at = low + (high - low) * (i as f64 + 0.5) / parts as f64;
+        sketch.add_n(at, share);
+    }
+}
+
+/// Observations in a histogram point as (bucket key, lower, upper, count).
+type Buckets = Vec<(i64, f64, f64, u64)>;
+
+impl PercentilesProcessor {
+    pub fn new(config: PercentilesConfig) -> Self {
+        let empty = DDSketch::new(config.relative_accuracy)
+            .unwrap_or_else(|_| DDSketch::new(0.01).expect("valid accuracy"));
+        PercentilesProcessor {
+            names: config
+                .metrics
+                .iter()
+                .filter_map(|p| regex::Regex::new(&format!("^(?:{p})$")).ok())
+                .collect(),
+            config,
+            series: HashMap::new(),
+            empty,
+            next_emit: None,
+            overflowed_points: 0,
+        }
+    }
+
+    fn series_for(&mut self, name: &str, resource: &[KeyValue], point: &[KeyValue]) -> &mut Series {
+        let mut key = name.to_string();
+        for kv in resource.iter().chain(point) {
+            key.push('\u{1f}');
+            key.push_str(&kv.key);
+            key.push('=');
+            key.push_str(&kv.value.as_ref().map(any_value_text).unwrap_or_default());
+        }
+        if !self.series.contains_key(&key) && self.series.len() >= self.config.max_series {
+            self.overflowed_points += 1;
+            key = format!("{name}\u{0}overflow");
+        }
+        let windows: Vec<SlidingWindow<DDSketch>> = self
+            .config
+            .windows
+            .iter()
+            .map(|w| {
+                SlidingWindow::new(
+                    w.as_nanos() as u64,
+                    self.config.sub_windows,
+                    self.empty.clone(),
+                )
+            })
+            .collect();
+        let overflow = key.ends_with("\u{0}overflow");
+        self.series.entry(key).or_insert_with(|| Series {
+            name: name.to_string(),
+            attributes: if overflow {
+                vec![KeyValue {
+                    key: "otel.metric.overflow".into(),
+                    value: Some(AnyValue {
+                        value: Some(any_value::Value::BoolValue(true)),
+                    }),
+                    ..Default::default()
+                }]
+            } else {
+                point.iter().chain(resource).cloned().collect()
+            },
+            windows,
+            previous: None,
+        })
+    }
+
+    pub fn record(&mut self, batch: &Batch, now: SystemTime) {
+        let Batch::Metrics(request) = batch else {
+            return;
+        };
+        let now_nanos = nanos(now);
+        for resource in &request.resource_metrics {
+            let resource_attributes = resource
+                .resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or_default();
+            for metric in resource.scope_metrics.iter().flat_map(|s| &s.metrics) {
+                if !self.names.iter().any(|r| r.is_match(&metric.name)) {
+                    continue;
+                }
+                match &metric.data {
+                    Some(metric::Data::Gauge(g)) => self.record_numbers(
+                        &metric.name,
+                        resource_attributes,
+                        &g.data_points,
+                        now_nanos,
+                    ),
+                    Some(metric::Data::Sum(s)) => self.record_numbers(
+                        &metric.name,
+                        resource_attributes,
+                        &s.data_points,
+                        now_nanos,
+                    ),
+                    Some(metric::Data::Histogram(h)) => {
+                        let delta =
+                            h.aggregation_temporality == AggregationTemporality::Delta as i32;
+                        for p in &h.data_points {
+                            let bounds = &p.explicit_bounds;
+                            let buckets: Buckets = p
+                                .bucket_counts
+                                .iter()
+                                .enumerate()
+                                .map(|(i, count)| {
+                                    let low = if i == 0 {
+                                        p.min
+                                            .unwrap_or(0.0)
+                                            .min(bounds.first().copied().unwrap_or(0.0))
+                                    } else {
+                                        bounds[i - 1]
+                                    };
+                                    let high = bounds
+                                        .get(i)
+                                        .copied()
+                                        .unwrap_or_else(|| p.max.unwrap_or(low).max(low));
+                                    (i as i64, low, high, *count)
+                                })
+                                .collect();
+                            self.record_buckets(
+                                &metric.name,
+                                resource_attributes,
+                                &p.attributes,
+                                buckets,
+                                p.count,
+                                delta,
+                                p.time_unix_nano,
+                                now_nanos,
+                            );
+                        }
+                    }
+                    Some(metric::Data::ExponentialHistogram(h)) => {
+                        let delta =
+                            h.aggregation_temporality == AggregationTemporality::Delta as i32;
+                        for p in &h.data_points {
+                            let base = 2f64.powf(2f64.powi(-p.scale));
+                            let mut buckets: Buckets = vec![(i64::MIN, 0.0, 0.0, p.zero_count)];
+                            if let Some(positive) = &p.positive {
+                                for (i, count) in positive.bucket_counts.iter().enumerate() {
+                                    let index = positive.offset + i as i32;
+                                    buckets.push((
+                                        index as i64 * 2,
+                                        base.powi(index),
+                                        base.powi(index + 1),
+                                        *count,
+                                    ));
+                                }
+                            }
+                            if let Some(negative) = &p.negative {
+                                for (i, count) in negative.bucket_counts.iter().enumerate() {
+                                    let index = negative.offset + i as i32;
+                                    buckets.push((
+                                        index as i64 * 2 + 1,
+                                        -base.powi(index + 1),
+                                        -base.powi(index),
+                                        *count,
+                                    ));
+                                }
+                            }
+                            self.record_buckets(
+                                &metric.name,
+                                resource_attributes,
+                                &p.attributes,
+                                buckets,
+                                p.count,
+                                delta,
+                                p.time_unix_nano,
+                                now_nanos,
+                            );
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn record_numbers(
+        &mut self,
+        name: &str,
+        resource: &[KeyValue],
+        points: &[NumberDataPoint],
+        now: u64,
+    ) {
+        for p in points {
+            let value = match p.value {
+                Some(number_data_point::Value::AsDouble(v)) => v,
+                Some(number_data_point::Value::AsInt(v)) => v as f64,
+                None => continue,
+            };
+            let at = if p.time_unix_nano > 0 {
+                p.time_unix_nano
+            } else {
+                now
+            };
+            let series = self.series_for(name, resource, &p.attributes);
+            for window in &mut series.windows {
+                if let Some(sketch) = window.at(at, now) {
+                    sketch.add(value);
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_buckets(
+        &mut self,
+        name: &str,
+        resource: &[KeyValue],
+        attributes: &[KeyValue],
+        buckets: Buckets,
+        count: u64,
+        delta: bool,
+        time: u64,
+        now: u64,
+    ) {
+        let series = self.series_for(name, resource, attributes);
+        let current = Previous {
+            count,
+            buckets: buckets.iter().map(|(k, _, _, c)| (*k, *c)).collect(),
+        };
+        let new_counts: Vec<(f64, f64, u64)> = match (&series.previous, delta) {
+            (Some(previous), false) => {
+                let reset = count < previous.count
+                    || buckets
+                        .iter()
+                        .any(|(k, _, _, c)| previous.buckets.get(k).is_some_and(|p| c < p));
+                buckets
+                    .iter()
+                    .map(|(k, low, high, c)| {
+                        let before = if reset {
+                            0
+                        } else {
+                            previous.buckets.get(k).copied().unwrap_or(0)
+                        };
+                        (*low, *high, c - before)
+                    })
+                    .collect()
+            }
+            // A first cumulative point: its whole count is new to us.
+            _ => buckets
+                .iter()
+                .map(|(_, low, high, c)| (*low, *high, *c))
+                .collect(),
+        };
+        if !delta {
+            series.previous = Some(current);
+        }
+        let at = if time > 0 { time } else { now };
+        for window in &mut series.windows {
+            if let Some(sketch) = window.at(at, now) {
+                for (low, high, n) in &new_counts {
+                    spread(sketch, *low, *high, *n);
+                }
+            }
+        }
+    }
+
+    pub fn metrics(&self, now: SystemTime) -> Vec<Metric> {
+        let now_nanos = nanos(now);
+        let mut by_name: HashMap<&str, Vec<NumberDataPoint>> = HashMap::new();
+        for series in self.series.values() {
+            for (window, sliding) in self.config.windows.iter().zip(&series.windows) {
+                let merged = sliding.merged(now_nanos, self.empty.clone());
+                if merged.is_empty() {
+                    continue;
+                }
+                let mut wanted = self.config.percentiles.clone();
+                wanted.push(1.0);
+                wanted.dedup();
+                for q in wanted {
+                    let Some(value) = (if q == 1.0 {
+                        merged.max()
+                    } else {
+                        merged.quantile(q)
+                    }) else {
+                        continue;
+                    };
+                    let mut attributes = series.attributes.clone();
+                    attributes.push(string_kv(
+                        "quantile",
+                        crate::exporters::prometheus::encode::number(q),
+                    ));
+                    attributes.push(string_kv(
+                        "window",
+                        crate::connectors::red::window_label(*window),
+                    ));
+                    by_name
+                        .entry(&series.name)
+                        .or_default()
+                        .push(NumberDataPoint {
+                            attributes,
+                            time_unix_nano: now_nanos,
+                            value: Some(number_data_point::Value::AsDouble(value)),
+                            ..Default::default()
+                        });
+                }
+            }
+        }
+        by_name
+            .into_iter()
+            .map(|(name, data_points)| Metric {
+                name: format!("{name}.quantile"),
+                description: format!(
+                    "Percentiles of {name} over sliding windows (quantile 1 is the maximum)."
+                ),
+                data: Some(metric::Data::Gauge(Gauge { data_points })),
+                ..Default::default()
+            })
+            .collect()
+    }
+}
+
+impl Processor for PercentilesProcessor {
+    fn process(&mut self, batch: Batch, now: SystemTime, out: &mut Vec<Batch>) {
+        self.record(&batch, now);
+        out.push(batch);
+    }
+
+    fn tick_interval(&self) -> Option<Duration> {
+        Some(
+            (self.config.emit_interval / 4)
+                .clamp(Duration::from_millis(10), Duration::from_secs(1)),
+        )
+    }
+
+    fn tick(&mut self, now: SystemTime, out: &mut Vec<Batch>) {
+        let due = *self
+            .next_emit
+            .get_or_insert(now + self.config.emit_interval);
+        if now < due || self.series.is_empty() {
+            return;
+        }
+        self.next_emit = Some(now + self.config.emit_interval);
+        let metrics = self.metrics(now);
+        if metrics.is_empty() {
+            return;
+        }
+        out.push(Batch::Metrics(
+            ExportMetricsServiceRequest {
+                resource_metrics: vec![ResourceMetrics {
+                    resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                        attributes: vec![string_kv("service.name", "sidewatch")],
+                        ..Default::default()
+                    }),
+                    scope_metrics: vec![ScopeMetrics {
+                        scope: Some(InstrumentationScope {
+                            name: "sidewatch/percentiles".into(),
+                            ..Default::default()
+                        }),
+                        metrics,
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .into(),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry_proto::tonic::metrics::v1::{Histogram, HistogramDataPoint};
+
+    fn histogram(counts: Vec<u64>, time: u64) -> Batch {
+        let count = counts.iter().sum();
+        Batch::Metrics(
+            ExportMetricsServiceRequest {
+                resource_metrics: vec![ResourceMetrics {
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics: vec![Metric {
+                            name: "latency".into(),
+                            data: Some(metric::Data::Histogram(Histogram {
+                                data_points: vec![HistogramDataPoint {
+                                    time_unix_nano: time,
+                                    count,
+                                    bucket_counts: counts,
+                                    explicit_bounds: vec![1.0, 2.0, 3.0],
+                                    min: Some(0.0),
+                                    max: Some(4.0),
+                                    ..Default::default()
+                                }],
+                                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                            })),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .into(),
+        )
+    }
+
+    fn value(p: &PercentilesProcessor, now: SystemTime, q: &str, window: &str) -> f64 {
+        let metrics = p.metrics(now);
+        let point = metrics[0]
+            .data
+            .as_ref()
+            .and_then(|d| match d {
+                metric::Data::Gauge(g) => g.data_points.iter().find(|p| {
+                    let get = |k: &str| {
+                        p.attributes
+                            .iter()
+                            .find(|a| a.key == k)
+                            .and_then(|a| a.value.as_ref())
+                            .map(any_value_text)
+                    };
+                    get("quantile").as_deref() == Some(q)
+                        && get("window").as_deref() == Some(window)
+                }),
+                _ => None,
+            })
+            .cloned()
+            .unwrap();
+        match point.value {
+            Some(number_data_point::Value::AsDouble(v)) => v,
+            _ => f64::NAN,
+        }
+    }
+
+    #[test]
+    fn cumulative_histograms_become_windowed_percentiles_across_resets() {
+        let config: PercentilesConfig =
+            yaml_serde::from_str("{ metrics: [latency], windows: [1m], sub_windows: 6 }").unwrap();
+        let mut p = PercentilesProcessor::new(config);
+        let s = 1_000_000_000u64;
+        let t0 = 1_700_000_000 * s;
+        let at = |n: u64| UNIX_EPOCH + Duration::from_nanos(t0 + n * s);
+        // 100 observations in (0, 1]: the median is about 0.5.
+        p.record(&histogram(vec![100, 0, 0, 0], t0), at(0));
+        assert!((value(&p, at(0), "0.5", "1m") - 0.5).abs() < 0.05);
+        // Cumulative: 100 more, all in (2, 3]; only the delta is new.
+        p.record(&histogram(vec![100, 0, 100, 0], t0 + 10 * s), at(10));
+        assert!((value(&p, at(10), "0.99", "1m") - 2.99).abs() < 0.05);
+        // 70 s later the first two points have slid out; a reset (counts went
+        // down) counts from zero: 10 new observations in (1, 2].
+        p.record(&histogram(vec![0, 10, 0, 0], t0 + 75 * s), at(75));
+        let median = value(&p, at(75), "0.5", "1m");
+        assert!((1.0..=2.0).contains(&median), "{median}");
+        assert_eq!(value(&p, at(75), "1", "1m").round(), 2.0);
+    }
+
+    fn gauge(name: &str, host: &str, value: f64, time: u64) -> Batch {
+        Batch::Metrics(
+            ExportMetricsServiceRequest {
+                resource_metrics: vec![ResourceMetrics {
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics: vec![Metric {
+                            name: name.into(),
+                            data: Some(metric::Data::Gauge(Gauge {
+                                data_points: vec![NumberDataPoint {
+                                    time_unix_nano: time,
+                                    attributes: vec![string_kv("host", host)],
+                                    value: Some(number_data_point::Value::AsDouble(value)),
+                                    ..Default::default()
+                                }],
+                            })),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .into(),
+        )
+    }
+
+    #[test]
+    fn delta_exponential_histograms_are_summed_not_differenced() {
+        use opentelemetry_proto::tonic::metrics::v1::{
+            ExponentialHistogram, ExponentialHistogramDataPoint, exponential_histogram_data_point,
+        };
+        let config: PercentilesConfig =
+            yaml_serde::from_str("{ metrics: [latency], windows: [1m] }").unwrap();
+        let mut p = PercentilesProcessor::new(config);
+        let s = 1_000_000_000u64;
+        let t0 = 1_700_000_000 * s;
+        let at = |n: u64| UNIX_EPOCH + Duration::from_nanos(t0 + n * s);
+        // Scale 0: bucket i holds (2^i, 2^(i+1)]. 90 observations in (1, 2],
+        // 10 in (8, 16], sent twice as deltas: 200 observations in all.
+        let point = |time: u64| {
+            Batch::Metrics(
+                ExportMetricsServiceRequest {
+                    resource_metrics: vec![ResourceMetrics {
+                        scope_metrics: vec![ScopeMetrics {
+                            metrics: vec![Metric {
+                                name: "latency".into(),
+                                data: Some(metric::Data::ExponentialHistogram(
+                                    ExponentialHistogram {
+                                        data_points: vec![ExponentialHistogramDataPoint {
+                                            time_unix_nano: time,
+                                            count: 100,
+                                            scale: 0,
+                                            positive: Some(
+                                                exponential_histogram_data_point::Buckets {
+                                                    offset: 0,
+                                                    bucket_counts: vec![90, 0, 0, 10],
+                                                },
+                                            ),
+                                            ..Default::default()
+                                        }],
+                                        aggregation_temporality: AggregationTemporality::Delta
+                                            as i32,
+                                    },
+                                )),
+                                ..Default::default()
+                            }],
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                }
+                .into(),
+            )
+        };
+        p.record(&point(t0), at(0));
+        p.record(&point(t0 + s), at(1));
+        let median = value(&p, at(1), "0.5", "1m");
+        assert!((1.0..=2.0).contains(&median), "{median}");
+        let p95 = value(&p, at(1), "0.95", "1m");
+        assert!((8.0..=16.0).contains(&p95), "{p95}");
+        let merged = p.series.values().next().unwrap().windows[0].merged(t0 + s, p.empty.clone());
+        assert_eq!(merged.count(), 200, "deltas add up");
+    }
+
+    #[test]
+    fn gauges_get_value_percentiles_and_series_beyond_the_cap_overflow() {
+        let config: PercentilesConfig =
+            yaml_serde::from_str("{ metrics: [queue], windows: [1m], max_series: 2 }").unwrap();
+        let mut p = PercentilesProcessor::new(config);
+        let s = 1_000_000_000u64;
+        let t0 = 1_700_000_000 * s;
+        let at = |n: u64| UNIX_EPOCH + Duration::from_nanos(t0 + n * s);
+        for i in 1..=100u64 {
+            p.record(&gauge("queue", "a", i as f64, t0 + i * 100_000_000), at(10));
+        }
+        let p90 = value(&p, at(10), "0.9", "1m");
+        assert!((p90 - 90.0).abs() <= 0.9, "{p90}");
+        // Unselected metrics are ignored; a third host overflows.
+        p.record(&gauge("other", "a", 1.0, t0), at(10));
+        p.record(&gauge("queue", "b", 1.0, t0), at(10));
+        p.record(&gauge("queue", "c", 1.0, t0), at(10));
+        p.record(&gauge("queue", "d", 1.0, t0), at(10));
+        assert_eq!(p.series.len(), 3, "a, b, and the overflow series");
+        assert_eq!(p.overflowed_points, 2);
+        let overflow = p
+            .series
+            .values()
+            .find(|s| s.attributes.iter().any(|a| a.key == "otel.metric.overflow"))
+            .expect("an overflow series");
+        assert_eq!(overflow.windows[0].merged(t0, p.empty.clone()).count(), 2);
+    }
+}
