@@ -125,6 +125,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
         connects: &[],
     },
     ComponentInfo {
+        kind: Kind::Exporter,
+        type_name: "email",
+        description: "mails alert notifications over SMTP (STARTTLS or TLS, optional auth)",
+        signals: &[Signal::Logs],
+        connects: &[],
+    },
+    ComponentInfo {
         kind: Kind::Connector,
         type_name: "alert",
         description: "threshold, absence and forecast rules over metrics; emits alert events as logs",
@@ -199,6 +206,7 @@ pub enum ExporterConfig {
     Prometheus(exporters::prometheus::PrometheusExporterConfig),
     Alertmanager(exporters::alertmanager::AlertmanagerExporterConfig),
     Webhook(exporters::webhook::WebhookExporterConfig),
+    Email(exporters::email::EmailExporterConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -267,6 +275,15 @@ pub fn decode_exporter(
             .decode(value, path)
             .map(ExporterConfig::Alertmanager),
         "webhook" => decoder.decode(value, path).map(ExporterConfig::Webhook),
+        "email" => {
+            let config: exporters::email::EmailExporterConfig = decoder.decode(value, path)?;
+            let errors = config.validate();
+            let valid = errors.is_empty();
+            for (field, message) in errors {
+                decoder.error(path.key(field), message);
+            }
+            valid.then_some(ExporterConfig::Email(config))
+        }
         _ => None,
     }
 }
@@ -350,6 +367,10 @@ mod tests {
                 (Kind::Exporter, "webhook") => {
                     yaml_serde::from_str("url: http://127.0.0.1:1/hook").unwrap()
                 }
+                (Kind::Exporter, "email") => yaml_serde::from_str(
+                    "{ smarthost: 127.0.0.1:25, from: a@example.com, to: [b@example.com] }",
+                )
+                .unwrap(),
                 (Kind::Connector, "alert") => yaml_serde::from_str("rules: []").unwrap(),
                 (Kind::Processor, "percentiles") => yaml_serde::from_str("metrics: [m]").unwrap(),
                 (Kind::Connector, "anomaly") => yaml_serde::from_str("metrics: [m]").unwrap(),

@@ -8,6 +8,7 @@
 pub mod alert_payload;
 pub mod alertmanager;
 pub mod debug;
+pub mod email;
 pub mod file;
 pub mod otlp;
 pub mod otlphttp;

@@ -341,6 +341,7 @@ fn build_exporter(
             Arc::new(exporters::alertmanager::AlertmanagerExporter::new(c)?)
         }
         ExporterConfig::Webhook(c) => Arc::new(exporters::webhook::WebhookExporter::new(c, name)?),
+        ExporterConfig::Email(c) => Arc::new(exporters::email::EmailExporter::new(c)?),
         ExporterConfig::Prometheus(c) => {
             Arc::new(exporters::prometheus::PrometheusExporter::new(c)?)
         }
@@ -356,6 +357,7 @@ impl ExporterConfig {
             ExporterConfig::OtlpHttp(c) => c.settings(),
             ExporterConfig::Alertmanager(c) => c.settings(),
             ExporterConfig::Webhook(c) => c.settings(),
+            ExporterConfig::Email(c) => c.settings(),
             ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Prometheus(_) => {
                 Default::default()
             }

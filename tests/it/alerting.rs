@@ -23,7 +23,7 @@ use crate::external::binary;
 use crate::harness::{address, free_port, start};
 use crate::webhook_sink::WebhookSink;
 
-fn gauge(name: &str, labels: &[(&str, &str)], value: f64) -> ExportMetricsServiceRequest {
+pub fn gauge(name: &str, labels: &[(&str, &str)], value: f64) -> ExportMetricsServiceRequest {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

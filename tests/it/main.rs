@@ -7,6 +7,7 @@ mod backend;
 mod backpressure;
 mod bad_input;
 mod config_errors;
+mod email;
 mod external;
 mod harness;
 mod hostmetrics;
