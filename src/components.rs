@@ -224,7 +224,20 @@ pub fn decode_receiver(
     decoder: &mut Decoder,
 ) -> Option<ReceiverConfig> {
     match type_name {
-        "otlp" => decoder.decode(value, path).map(ReceiverConfig::Otlp),
+        "otlp" => {
+            let config: receivers::otlp::OtlpReceiverConfig = decoder.decode(value, path)?;
+            let errors = config
+                .auth
+                .as_ref()
+                .map(|a| a.validate())
+                .unwrap_or_default();
+            let valid = errors.is_empty();
+            for (field, message) in errors {
+                let at = path.key("auth");
+                decoder.error(if field == "auth" { at } else { at.key(field) }, message);
+            }
+            valid.then_some(ReceiverConfig::Otlp(config))
+        }
         "hostmetrics" => decoder.decode(value, path).map(ReceiverConfig::HostMetrics),
         "internal" => decoder.decode(value, path).map(ReceiverConfig::Internal),
         _ => None,

@@ -217,7 +217,7 @@ impl Decoder for RawDecoder {
     }
 }
 
-async fn grpc_raw(channel: &tonic::transport::Channel, body: Vec<u8>) -> Result<(), Status> {
+pub async fn grpc_raw(channel: &tonic::transport::Channel, body: Vec<u8>) -> Result<(), Status> {
     let mut client =
         tonic::client::Grpc::new(channel.clone()).max_encoding_message_size(usize::MAX);
     client.ready().await.unwrap();

@@ -3,12 +3,14 @@
 
 mod alerting;
 mod anomaly;
+mod auth;
 mod backend;
 mod backpressure;
 mod bad_input;
 mod config_errors;
 mod email;
 mod external;
+mod fuzz;
 mod harness;
 mod hostmetrics;
 mod otlphttp_chain;

@@ -90,15 +90,16 @@ impl OtlpService for Logs {
 pub async fn start(
     config: &GrpcConfig,
     context: &ReceiverContext,
+    auth: Option<Arc<super::auth::Authenticator>>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(config.endpoint.0).await?;
     let address = listener.local_addr()?;
     let max_bytes = config.max_recv_msg_size_mib.saturating_mul(MIB);
     let router = tonic::transport::Server::builder()
         .max_concurrent_streams(config.max_concurrent_streams)
-        .add_service(Service::<Traces>::new(context, max_bytes))
-        .add_service(Service::<Metrics>::new(context, max_bytes))
-        .add_service(Service::<Logs>::new(context, max_bytes));
+        .add_service(Service::<Traces>::new(context, max_bytes, auth.clone()))
+        .add_service(Service::<Metrics>::new(context, max_bytes, auth.clone()))
+        .add_service(Service::<Logs>::new(context, max_bytes, auth));
     let shutdown = context.shutdown.clone();
     let stats = context.telemetry.listener(&context.id, "grpc");
     let task = tokio::spawn(async move {
@@ -116,6 +117,7 @@ pub async fn start(
 struct Handler {
     consumer: Option<Consumer>,
     stats: Arc<ReceiverStats>,
+    auth: Option<Arc<super::auth::Authenticator>>,
 }
 
 pub struct Service<S> {
@@ -135,11 +137,16 @@ impl<S> Clone for Service<S> {
 }
 
 impl<S: OtlpService> Service<S> {
-    fn new(context: &ReceiverContext, max_bytes: usize) -> Self {
+    fn new(
+        context: &ReceiverContext,
+        max_bytes: usize,
+        auth: Option<Arc<super::auth::Authenticator>>,
+    ) -> Self {
         Service {
             handler: Arc::new(Handler {
                 consumer: context.consumers.get(S::SIGNAL).cloned(),
                 stats: context.telemetry.receiver(&context.id, "grpc", S::SIGNAL),
+                auth,
             }),
             max_bytes,
             _service: PhantomData,
@@ -171,6 +178,17 @@ impl<S: OtlpService> tower_service::Service<http::Request<tonic::body::Body>> fo
                     request.uri().path()
                 ))
                 .into_http());
+            }
+            if let Some(auth) = &handler.auth
+                && !auth.admits(
+                    request
+                        .headers()
+                        .get(http::header::AUTHORIZATION)
+                        .map(|v| v.as_bytes()),
+                )
+            {
+                handler.stats.answered(started, true);
+                return Ok(Status::unauthenticated("missing or invalid credentials").into_http());
             }
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);

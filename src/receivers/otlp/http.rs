@@ -41,11 +41,13 @@ struct Route {
     stats: Arc<ReceiverStats>,
     signal: Signal,
     max_bytes: usize,
+    auth: Option<Arc<super::auth::Authenticator>>,
 }
 
 pub async fn start(
     config: &HttpConfig,
     context: &ReceiverContext,
+    auth: Option<Arc<super::auth::Authenticator>>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
     let listener = TcpListener::bind(config.endpoint.0).await?;
     let address = listener.local_addr()?;
@@ -55,6 +57,7 @@ pub async fn start(
             stats: context.telemetry.receiver(&context.id, "http", signal),
             signal,
             max_bytes: config.max_request_body_size,
+            auth: auth.clone(),
         })
     };
     let app = axum::Router::new()
@@ -121,6 +124,28 @@ fn error_response(
 
 async fn export(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body) -> Response {
     let started = std::time::Instant::now();
+    if let Some(auth) = &route.auth
+        && !auth.admits(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))
+    {
+        route.stats.answered(started, true);
+        let format = Format::from_content_type(
+            headers
+                .get(header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok()),
+        )
+        .unwrap_or(Format::Json);
+        let mut response = error_response(
+            StatusCode::UNAUTHORIZED,
+            tonic::Code::Unauthenticated,
+            "missing or invalid credentials".to_string(),
+            format,
+        );
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Bearer, Basic realm=\"sidewatch\""),
+        );
+        return response;
+    }
     let response = handle(&route, &headers, body).await;
     route
         .stats

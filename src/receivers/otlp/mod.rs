@@ -5,6 +5,7 @@
 //! (gRPC RESOURCE_EXHAUSTED with RetryInfo, HTTP 503 with Retry-After) and
 //! nothing of it is delivered.
 
+pub mod auth;
 mod decode;
 mod grpc;
 mod http;
@@ -22,6 +23,9 @@ pub struct OtlpReceiverConfig {
     /// Absent means both protocols on their default loopback ports.
     #[serde(default = "Protocols::both")]
     pub protocols: Protocols,
+    /// Credentials every client must present, on both protocols.
+    #[serde(default)]
+    pub auth: Option<auth::AuthConfig>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -113,15 +117,22 @@ impl Receiver for OtlpReceiver {
             addresses: Vec::new(),
             tasks: Vec::new(),
         };
+        let auth = match &self.config.auth {
+            Some(config) => Some(std::sync::Arc::new(
+                auth::Authenticator::new(config)
+                    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+            )),
+            None => None,
+        };
         if let Some(grpc) = &self.config.protocols.grpc {
-            let (address, task) = grpc::start(grpc, &context).await?;
+            let (address, task) = grpc::start(grpc, &context, auth.clone()).await?;
             started
                 .addresses
                 .push((format!("{}/grpc", context.id), address));
             started.tasks.push(task);
         }
         if let Some(http) = &self.config.protocols.http {
-            let (address, task) = http::start(http, &context).await?;
+            let (address, task) = http::start(http, &context, auth.clone()).await?;
             started
                 .addresses
                 .push((format!("{}/http", context.id), address));
