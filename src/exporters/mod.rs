@@ -15,6 +15,7 @@ pub mod otlphttp;
 pub mod prometheus;
 pub mod queue;
 pub mod settings;
+pub mod wal;
 pub mod webhook;
 
 use std::time::Duration;

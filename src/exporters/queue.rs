@@ -1,9 +1,13 @@
 //! The sending queue of one exporter (per signal): a bounded channel, a few
-//! workers, and the retry loop with exponential backoff and jitter.
+//! workers, and the retry loop with exponential backoff and jitter; with
+//! `storage` set, a write-ahead log behind the channel (`wal`).
 //!
 //! Every item that enters the queue is either sent or counted as failed
 //! with a logged reason: a permanent error, retries exhausted, or the
-//! shutdown deadline. Nothing leaves silently.
+//! shutdown deadline. Nothing leaves silently. With a log, a batch is on
+//! disk before the client is answered and is deleted only once delivered
+//! or deliberately dropped; what the shutdown deadline cuts off stays on
+//! disk for the next start, as does everything after a crash.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -13,17 +17,79 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use prost::Message;
+
 use super::settings::ExporterSettings;
+use super::wal::Wal;
 use super::{ExportError, Exporter};
-use crate::signal::Batch;
+use crate::signal::{Batch, Signal};
 use crate::telemetry::ExporterStats;
+
+/// A batch in the channel, with its record in the log if there is one.
+struct Queued {
+    batch: Batch,
+    sequence: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("the queue is closed")]
+    Closed,
+    #[error("cannot write the queue's log: {0}")]
+    Storage(String),
+}
+
+fn encode(batch: &Batch) -> Vec<u8> {
+    match batch {
+        Batch::Traces(r) => r.encode_to_vec(),
+        Batch::Metrics(r) => r.encode_to_vec(),
+        Batch::Logs(r) => r.encode_to_vec(),
+    }
+}
+
+fn decode(signal: Signal, bytes: &[u8]) -> Result<Batch, prost::DecodeError> {
+    Ok(match signal {
+        Signal::Traces => Batch::Traces(
+            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
+                bytes,
+            )?
+            .into(),
+        ),
+        Signal::Metrics => Batch::Metrics(
+            opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::decode(
+                bytes,
+            )?
+            .into(),
+        ),
+        Signal::Logs => Batch::Logs(
+            opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(
+                bytes,
+            )?
+            .into(),
+        ),
+    })
+}
+
+/// A directory name from an exporter id such as `otlp/backend`.
+fn directory_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
 
 /// The producer side, held by pipelines.
 #[derive(Clone)]
 pub struct QueueSender {
     pub name: Arc<str>,
-    sender: mpsc::Sender<Batch>,
+    sender: mpsc::Sender<Queued>,
     pub stats: Arc<ExporterStats>,
+    wal: Option<Arc<Wal>>,
 }
 
 impl QueueSender {
@@ -34,14 +100,29 @@ impl QueueSender {
 
     /// Enqueues, waiting for room: data that reaches this point has been
     /// admitted and must not be dropped. Fails only after shutdown.
-    pub async fn send(&self, batch: Batch) -> Result<(), Batch> {
+    pub async fn send(&self, batch: Batch) -> Result<(), SendError> {
+        let sequence = match &self.wal {
+            None => None,
+            Some(wal) => {
+                let (wal, record) = (wal.clone(), batch.clone());
+                // Appending (and fsync) blocks: keep it off the runtime.
+                let appended =
+                    tokio::task::spawn_blocking(move || wal.append(&encode(&record))).await;
+                match appended {
+                    Ok(Ok(sequence)) => Some(sequence),
+                    Ok(Err(e)) => return Err(SendError::Storage(e.to_string())),
+                    Err(e) => return Err(SendError::Storage(e.to_string())),
+                }
+            }
+        };
         let items = batch.item_count();
         self.stats.enqueued(items);
-        match self.sender.send(batch).await {
+        match self.sender.send(Queued { batch, sequence }).await {
             Ok(()) => Ok(()),
-            Err(mpsc::error::SendError(batch)) => {
+            Err(_) => {
+                // Closed at shutdown; a logged batch stays on disk.
                 self.stats.dequeued(items);
-                Err(batch)
+                Err(SendError::Closed)
             }
         }
     }
@@ -57,20 +138,64 @@ pub struct QueueRunner {
     closing: CancellationToken,
     /// Workers stop retrying and count what they hold as failed.
     abandon: CancellationToken,
+    wal: Option<Arc<Wal>>,
+}
+
+/// Records recovered from a log: (sequence, encoded batch), oldest first.
+type Recovered = Vec<(u64, Vec<u8>)>;
+
+/// Opens the exporter's log for `signal`, if it has storage, logging what
+/// recovery found.
+fn open_wal(
+    name: &str,
+    signal: Signal,
+    settings: &ExporterSettings,
+) -> Result<Option<(Arc<Wal>, Recovered)>, String> {
+    let Some(storage) = &settings.sending_queue.storage else {
+        return Ok(None);
+    };
+    let dir = storage.join(directory_name(name)).join(signal.as_str());
+    let (wal, recovery) = Wal::open(&dir, settings.sending_queue.fsync, 16 * 1024 * 1024)
+        .map_err(|e| format!("cannot open the queue's log in {}: {e}", dir.display()))?;
+    if recovery.corrupt_bytes > 0 {
+        tracing::error!(
+            exporter = name,
+            signal = %signal,
+            dir = %dir.display(),
+            corrupt_bytes = recovery.corrupt_bytes,
+            damaged_places = recovery.corrupt_regions,
+            recovered_batches = recovery.records.len(),
+            "the queue's log was damaged; the intact records are recovered, the damaged ones are lost"
+        );
+    }
+    if !recovery.records.is_empty() {
+        tracing::info!(
+            exporter = name,
+            signal = %signal,
+            batches = recovery.records.len(),
+            "resuming delivery of batches queued before the last stop"
+        );
+    }
+    Ok(Some((Arc::new(wal), recovery.records)))
 }
 
 pub fn start(
     name: &str,
+    signal: Signal,
     exporter: Arc<dyn Exporter>,
     settings: &ExporterSettings,
     stats: Arc<ExporterStats>,
-) -> (QueueSender, QueueRunner) {
+) -> Result<(QueueSender, QueueRunner), String> {
     let capacity = settings.sending_queue.queue_size.max(1);
     let (sender, receiver) = mpsc::channel(capacity);
     let receiver = Arc::new(tokio::sync::Mutex::new(receiver));
     let closing = CancellationToken::new();
     let abandon = CancellationToken::new();
     let name: Arc<str> = name.into();
+    let (wal, recovered) = match open_wal(&name, signal, settings)? {
+        Some((wal, recovered)) => (Some(wal), recovered),
+        None => (None, Vec::new()),
+    };
     let workers = (0..settings.sending_queue.num_consumers.max(1))
         .map(|_| {
             let worker = Worker {
@@ -81,15 +206,29 @@ pub fn start(
                 stats: stats.clone(),
                 closing: closing.clone(),
                 abandon: abandon.clone(),
+                wal: wal.clone(),
             };
             tokio::spawn(worker.run())
         })
         .collect();
-    (
+    if let Some(wal) = &wal
+        && !recovered.is_empty()
+    {
+        tokio::spawn(feed_recovered(
+            recovered,
+            signal,
+            sender.clone(),
+            wal.clone(),
+            stats.clone(),
+            closing.clone(),
+        ));
+    }
+    Ok((
         QueueSender {
             name: name.clone(),
             sender,
             stats: stats.clone(),
+            wal: wal.clone(),
         },
         QueueRunner {
             name,
@@ -98,8 +237,50 @@ pub fn start(
             exporter,
             closing,
             abandon,
+            wal,
         },
-    )
+    ))
+}
+
+/// Puts batches recovered from the log back in the queue, oldest first,
+/// waiting for room: meanwhile the queue is full and receivers refuse new
+/// data with a retryable answer.
+async fn feed_recovered(
+    records: Recovered,
+    signal: Signal,
+    sender: mpsc::Sender<Queued>,
+    wal: Arc<Wal>,
+    stats: Arc<ExporterStats>,
+    closing: CancellationToken,
+) {
+    for (sequence, bytes) in records {
+        let batch = match decode(signal, &bytes) {
+            Ok(batch) => batch,
+            Err(e) => {
+                // The CRC held, so this is not disk damage: a record from
+                // an incompatible version. Say so, and let it go.
+                tracing::error!(sequence, error = %e, "a queued record does not decode; dropping it");
+                let _ = wal.ack(sequence);
+                continue;
+            }
+        };
+        let items = batch.item_count();
+        stats.enqueued(items);
+        let queued = Queued {
+            batch,
+            sequence: Some(sequence),
+        };
+        tokio::select! {
+            sent = sender.send(queued) => if sent.is_err() {
+                stats.dequeued(items);
+                return;
+            },
+            _ = closing.cancelled() => {
+                stats.dequeued(items);
+                return;
+            }
+        }
+    }
 }
 
 impl QueueRunner {
@@ -127,7 +308,17 @@ impl QueueRunner {
                 }
             }
             let stuck = self.stats.queued_items.swap(0, Ordering::Relaxed).max(0) as u64;
-            if stuck > 0 {
+            if stuck > 0
+                && let Some(wal) = &self.wal
+            {
+                tracing::warn!(
+                    exporter = %self.name,
+                    signal = %self.stats.signal,
+                    items = stuck,
+                    dir = %wal.dir().display(),
+                    "shutdown deadline reached; undelivered items stay in the queue's log for the next start"
+                );
+            } else if stuck > 0 {
                 self.stats.failed_items.fetch_add(stuck, Ordering::Relaxed);
                 tracing::error!(
                     exporter = %self.name,
@@ -144,12 +335,13 @@ impl QueueRunner {
 
 struct Worker {
     name: Arc<str>,
-    receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Batch>>>,
+    receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Queued>>>,
     exporter: Arc<dyn Exporter>,
     settings: ExporterSettings,
     stats: Arc<ExporterStats>,
     closing: CancellationToken,
     abandon: CancellationToken,
+    wal: Option<Arc<Wal>>,
 }
 
 impl Worker {
@@ -167,16 +359,25 @@ impl Worker {
                     _ = self.closing.cancelled() => receiver.try_recv().ok(),
                 }
             };
-            let Some(batch) = next else {
+            let Some(Queued { batch, sequence }) = next else {
                 return;
             };
             let items = batch.item_count();
-            self.send_with_retry(&batch, items).await;
+            let settled = self.send_with_retry(&batch, items).await;
+            if settled
+                && let (Some(wal), Some(sequence)) = (&self.wal, sequence)
+                && let Err(e) = wal.ack(sequence)
+            {
+                // The batch will be sent again after a restart: a duplicate.
+                tracing::warn!(exporter = %self.name, error = %e, "cannot record a delivery in the queue's log");
+            }
             self.stats.dequeued(items);
         }
     }
 
-    async fn send_with_retry(&self, batch: &Batch, items: usize) {
+    /// Sends until delivered or deliberately given up (true), or until the
+    /// shutdown deadline cuts it off (false: a logged batch stays queued).
+    async fn send_with_retry(&self, batch: &Batch, items: usize) -> bool {
         let retry = &self.settings.retry_on_failure;
         let started = Instant::now();
         let mut attempt = 0u32;
@@ -204,11 +405,11 @@ impl Worker {
                         .sent_items
                         .fetch_add(items as u64, Ordering::Relaxed);
                     self.stats.consecutive_failures.store(0, Ordering::Relaxed);
-                    return;
+                    return true;
                 }
                 Err(ExportError::Permanent { message }) => {
                     self.fail(items, &format!("permanent error: {message}"));
-                    return;
+                    return true;
                 }
                 Err(ExportError::PartiallyRejected { rejected, message }) => {
                     let rejected = (rejected as usize).min(items);
@@ -220,7 +421,7 @@ impl Worker {
                         rejected,
                         &format!("the destination rejected them: {message}"),
                     );
-                    return;
+                    return true;
                 }
                 Err(ExportError::Retryable {
                     message,
@@ -232,7 +433,7 @@ impl Worker {
                 .fetch_add(1, Ordering::Relaxed);
             if !retry.enabled {
                 self.fail(items, &format!("retry disabled; error: {message}"));
-                return;
+                return true;
             }
             let delay =
                 retry_after.unwrap_or_else(|| retry.backoff(attempt, rand::random::<f64>()));
@@ -245,7 +446,7 @@ impl Worker {
                         started.elapsed()
                     ),
                 );
-                return;
+                return true;
             }
             tracing::warn!(
                 exporter = %self.name,
@@ -259,8 +460,12 @@ impl Worker {
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}
                 _ = self.abandon.cancelled() => {
+                    if self.wal.is_some() {
+                        tracing::warn!(exporter = %self.name, items, "shutdown deadline reached while retrying; the batch stays in the queue's log");
+                        return false;
+                    }
                     self.fail(items, &format!("shutdown deadline reached while retrying; last error: {message}"));
-                    return;
+                    return true;
                 }
             }
             self.stats

@@ -13,6 +13,14 @@ pub struct QueueSettings {
     pub queue_size: usize,
     /// Workers sending concurrently.
     pub num_consumers: usize,
+    /// A directory for a write-ahead log: every batch is on disk before the
+    /// client is answered, and what was not delivered survives a crash or
+    /// restart. Absent: the queue is in memory only.
+    pub storage: Option<std::path::PathBuf>,
+    /// When the log is flushed to the disk itself: `always` (before each
+    /// answer; survives power loss) or `never` (the OS decides; survives a
+    /// crash of sidewatch, not of the machine).
+    pub fsync: super::wal::Fsync,
 }
 
 impl Default for QueueSettings {
@@ -20,6 +28,8 @@ impl Default for QueueSettings {
         QueueSettings {
             queue_size: 1000,
             num_consumers: 4,
+            storage: None,
+            fsync: super::wal::Fsync::Always,
         }
     }
 }

@@ -74,7 +74,8 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
             let settings = config.settings();
             let stats =
                 telemetry.exporter(&name, pipeline.signal, settings.sending_queue.queue_size);
-            let (sender, runner) = queue::start(&name, exporter, &settings, stats);
+            let (sender, runner) = queue::start(&name, pipeline.signal, exporter, &settings, stats)
+                .map_err(|m| component_error(format!("exporter {name}"), m))?;
             senders.insert(key, sender);
             queues.push(runner);
         }

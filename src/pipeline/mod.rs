@@ -14,7 +14,7 @@ use std::time::SystemTime;
 
 use futures::future::BoxFuture;
 
-use crate::exporters::queue::QueueSender;
+use crate::exporters::queue::{QueueSender, SendError};
 use crate::processors::{Processor, run_chain};
 use crate::signal::{Batch, Signal};
 
@@ -25,6 +25,10 @@ pub enum Refused {
     QueueFull { exporter: Arc<str> },
     #[error("sidewatch is shutting down")]
     ShuttingDown,
+    /// The exporter's persistent queue could not store the data (a full
+    /// disk, say): nothing is acknowledged that is not stored.
+    #[error("the queue of exporter `{exporter}` cannot store data: {message}; retry later")]
+    Storage { exporter: Arc<str>, message: String },
 }
 
 pub(crate) enum Target {
@@ -81,7 +85,11 @@ impl PipelineRuntime {
 
     /// Runs the processors and delivers the result; the batch has been
     /// admitted already.
-    pub fn consume_admitted(&self, batch: Batch, now: SystemTime) -> BoxFuture<'_, ()> {
+    pub fn consume_admitted(
+        &self,
+        batch: Batch,
+        now: SystemTime,
+    ) -> BoxFuture<'_, Result<(), Refused>> {
         Box::pin(async move {
             let outputs = match &self.chain {
                 None => vec![batch],
@@ -90,25 +98,50 @@ impl PipelineRuntime {
                     run_chain(&mut chain, 0, vec![batch], now)
                 }
             };
+            let mut result = Ok(());
             for output in outputs {
-                self.deliver(output, now).await;
+                let delivered = self.deliver(output, now).await;
+                result = result.and(delivered);
             }
+            result
         })
     }
 
-    async fn deliver(&self, batch: Batch, now: SystemTime) {
+    /// Delivers to every target; the first storage failure is returned so
+    /// the client is refused (it retries; targets that took the data then
+    /// see a duplicate, which is allowed, rather than a loss).
+    async fn deliver(&self, batch: Batch, now: SystemTime) -> Result<(), Refused> {
         if batch.is_empty() {
-            return;
+            return Ok(());
         }
+        let mut result = Ok(());
         for target in &self.targets {
             match target {
-                Target::Exporter(queue) => {
-                    if queue.send(batch.clone()).await.is_err() {
+                Target::Exporter(queue) => match queue.send(batch.clone()).await {
+                    Ok(()) => {}
+                    Err(SendError::Closed) => {
                         tracing::error!(exporter = %queue.name, pipeline = %self.id, "exporter queue closed before delivery");
                     }
+                    Err(SendError::Storage(message)) => {
+                        tracing::error!(exporter = %queue.name, pipeline = %self.id, error = %message, "refusing data the queue cannot store");
+                        result = result.and(Err(Refused::Storage {
+                            exporter: queue.name.clone(),
+                            message,
+                        }));
+                    }
+                },
+                Target::Connector(connector) => {
+                    let delivered = connector.consume(batch.clone(), now).await;
+                    result = result.and(delivered);
                 }
-                Target::Connector(connector) => connector.consume(batch.clone(), now).await,
             }
+        }
+        result
+    }
+
+    async fn deliver_logged(&self, batch: Batch, now: SystemTime) {
+        if let Err(e) = self.deliver(batch, now).await {
+            tracing::error!(pipeline = %self.id, error = %e, "data emitted by a processor was not stored");
         }
     }
 
@@ -130,7 +163,7 @@ impl PipelineRuntime {
             outputs
         };
         for output in outputs {
-            self.deliver(output, now).await;
+            self.deliver_logged(output, now).await;
         }
     }
 
@@ -151,7 +184,7 @@ impl PipelineRuntime {
                 outputs
             };
             for output in outputs {
-                self.deliver(output, now).await;
+                self.deliver_logged(output, now).await;
             }
         }
         for target in &self.targets {
@@ -180,26 +213,29 @@ impl ConnectorRuntime {
         }
     }
 
-    async fn consume(&self, batch: Batch, now: SystemTime) {
+    async fn consume(&self, batch: Batch, now: SystemTime) -> Result<(), Refused> {
         let outputs = {
             let mut state = self.state.lock().expect("connector lock");
             let mut outputs = Vec::new();
             state.process(batch, now, &mut outputs);
             outputs
         };
-        self.send_downstream(outputs, now).await;
+        self.send_downstream(outputs, now).await
     }
 
-    async fn send_downstream(&self, outputs: Vec<Batch>, now: SystemTime) {
+    async fn send_downstream(&self, outputs: Vec<Batch>, now: SystemTime) -> Result<(), Refused> {
+        let mut result = Ok(());
         for output in outputs {
             for pipeline in self
                 .downstream
                 .iter()
                 .filter(|p| p.signal == output.signal())
             {
-                pipeline.consume_admitted(output.clone(), now).await;
+                let delivered = pipeline.consume_admitted(output.clone(), now).await;
+                result = result.and(delivered);
             }
         }
+        result
     }
 
     pub async fn tick(&self, now: SystemTime) {
@@ -209,7 +245,9 @@ impl ConnectorRuntime {
             state.tick(now, &mut outputs);
             outputs
         };
-        self.send_downstream(outputs, now).await;
+        if let Err(e) = self.send_downstream(outputs, now).await {
+            tracing::error!(connector = %self.id, error = %e, "data emitted by a connector was not stored");
+        }
     }
 
     async fn flush(&self, now: SystemTime) {
@@ -219,7 +257,9 @@ impl ConnectorRuntime {
             state.flush(&mut outputs);
             outputs
         };
-        self.send_downstream(outputs, now).await;
+        if let Err(e) = self.send_downstream(outputs, now).await {
+            tracing::error!(connector = %self.id, error = %e, "data flushed by a connector was not stored");
+        }
     }
 
     pub fn tick_interval(&self) -> Option<std::time::Duration> {
@@ -257,9 +297,11 @@ impl Consumer {
             }
         }
         let now = SystemTime::now();
+        let mut result = Ok(());
         for pipeline in self.pipelines.iter() {
-            pipeline.consume_admitted(batch.clone(), now).await;
+            let delivered = pipeline.consume_admitted(batch.clone(), now).await;
+            result = result.and(delivered);
         }
-        Ok(())
+        result
     }
 }

@@ -15,6 +15,7 @@ mod harness;
 mod hostmetrics;
 mod otlphttp_chain;
 mod percentiles;
+mod persistent_queue;
 mod prometheus;
 mod red;
 mod retry;

@@ -270,7 +270,9 @@ impl<S: OtlpService> UnaryService<S::Request> for Unary<S> {
                             refused.to_string(),
                             ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
                         ),
-                        Refused::ShuttingDown => Status::unavailable(refused.to_string()),
+                        Refused::ShuttingDown | Refused::Storage { .. } => {
+                            Status::unavailable(refused.to_string())
+                        }
                     })
                 }
             }

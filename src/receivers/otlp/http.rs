@@ -264,7 +264,7 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
                 .fetch_add(items, Ordering::Relaxed);
             let code = match refused {
                 Refused::QueueFull { .. } => tonic::Code::ResourceExhausted,
-                Refused::ShuttingDown => tonic::Code::Unavailable,
+                Refused::ShuttingDown | Refused::Storage { .. } => tonic::Code::Unavailable,
             };
             let mut response = fail(StatusCode::SERVICE_UNAVAILABLE, code, refused.to_string());
             response
