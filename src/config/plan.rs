@@ -83,6 +83,7 @@ pub struct ServicePlan {
     pub pipelines: Vec<PipelinePlan>,
     pub telemetry: TelemetryPlan,
     pub shutdown_timeout: Duration,
+    pub memory_limiter: Option<crate::pipeline::memory::MemoryLimiterConfig>,
 }
 
 /// A validated config; only components used by a pipeline are kept.
@@ -142,6 +143,11 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
         return None;
     };
     let service: RawService = decoder.decode(service_value, &service_path)?;
+    if let Some(limiter) = &service.memory_limiter {
+        for (field, message) in limiter.validate() {
+            decoder.error(service_path.key("memory_limiter").key(field), message);
+        }
+    }
     if !service.extensions.is_empty() {
         decoder.error(
             service_path.key("extensions"),
@@ -238,6 +244,7 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
             pipelines,
             telemetry,
             shutdown_timeout: service.shutdown_timeout,
+            memory_limiter: service.memory_limiter.clone(),
         },
     })
 }

@@ -35,6 +35,9 @@ pub struct RawService {
     pub shutdown_timeout: std::time::Duration,
     #[serde(default)]
     pub extensions: Vec<String>,
+    /// Refuse new data while resident memory is high.
+    #[serde(default)]
+    pub memory_limiter: Option<crate::pipeline::memory::MemoryLimiterConfig>,
 }
 
 fn default_shutdown_timeout() -> std::time::Duration {

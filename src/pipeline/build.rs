@@ -130,6 +130,12 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
     let receivers_closed = CancellationToken::new();
     let mut addresses = BTreeMap::new();
     let mut receiver_tasks = Vec::new();
+    let memory = plan.service.memory_limiter.as_ref().map(|config| {
+        crate::pipeline::memory::MemoryLimiter::start(config, receivers_stop.clone())
+    });
+    if let Some(limiter) = &memory {
+        let _ = telemetry.memory_limiter.set(limiter.clone());
+    }
     for (id, config) in &plan.receivers {
         let mut consumers = Consumers::default();
         for signal in Signal::ALL {
@@ -141,7 +147,10 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
                 .map(|p| built[&p.id].clone())
                 .collect();
             if !feeding.is_empty() {
-                consumers.set(signal, Consumer::new(feeding, receivers_closed.clone()));
+                consumers.set(
+                    signal,
+                    Consumer::new(feeding, receivers_closed.clone(), memory.clone()),
+                );
             }
         }
         let receiver = build_receiver(config);

@@ -8,6 +8,7 @@
 //! queue. (`build` wires the graph; `lifecycle` starts and stops it.)
 
 pub mod build;
+pub mod memory;
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
@@ -25,6 +26,8 @@ pub enum Refused {
     QueueFull { exporter: Arc<str> },
     #[error("sidewatch is shutting down")]
     ShuttingDown,
+    #[error("sidewatch's memory is above its limit; retry later")]
+    MemoryLimit,
     /// The exporter's persistent queue could not store the data (a full
     /// disk, say): nothing is acknowledged that is not stored.
     #[error("the queue of exporter `{exporter}` cannot store data: {message}; retry later")]
@@ -272,16 +275,28 @@ impl ConnectorRuntime {
 pub struct Consumer {
     pipelines: Arc<[Arc<PipelineRuntime>]>,
     closed: tokio_util::sync::CancellationToken,
+    memory: Option<Arc<memory::MemoryLimiter>>,
 }
 
 impl Consumer {
     pub(crate) fn new(
         pipelines: Vec<Arc<PipelineRuntime>>,
         closed: tokio_util::sync::CancellationToken,
+        memory: Option<Arc<memory::MemoryLimiter>>,
     ) -> Self {
         Consumer {
             pipelines: pipelines.into(),
             closed,
+            memory,
+        }
+    }
+
+    /// Whether a request may be read and decoded at all: false while
+    /// memory is above the limiter's soft limit. Receivers ask this first.
+    pub fn admits_memory(&self) -> Result<(), Refused> {
+        match &self.memory {
+            Some(memory) if !memory.admits() => Err(Refused::MemoryLimit),
+            _ => Ok(()),
         }
     }
 

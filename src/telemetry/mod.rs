@@ -86,6 +86,8 @@ pub struct Telemetry {
     receivers: Mutex<Vec<Arc<ReceiverStats>>>,
     exporters: Mutex<Vec<Arc<ExporterStats>>>,
     listeners: Mutex<Vec<Arc<ListenerStats>>>,
+    /// Set when `service.memory_limiter` is configured.
+    pub memory_limiter: std::sync::OnceLock<Arc<crate::pipeline::memory::MemoryLimiter>>,
 }
 
 impl Default for Telemetry {
@@ -95,6 +97,7 @@ impl Default for Telemetry {
             receivers: Mutex::default(),
             exporters: Mutex::default(),
             listeners: Mutex::default(),
+            memory_limiter: std::sync::OnceLock::new(),
         }
     }
 }
@@ -346,6 +349,18 @@ impl Telemetry {
             "export attempts",
             &exporter_windows,
         );
+        if let Some(limiter) = self.memory_limiter.get() {
+            let _ = writeln!(
+                out,
+                "# HELP sidewatch_memory_limiter_refused_requests_total Requests refused because resident memory was above the soft limit.\n# TYPE sidewatch_memory_limiter_refused_requests_total counter\nsidewatch_memory_limiter_refused_requests_total {}",
+                limiter.refused_requests.load(Ordering::Relaxed)
+            );
+            let _ = writeln!(
+                out,
+                "# HELP sidewatch_memory_limiter_soft_limit_bytes Resident memory above which new data is refused.\n# TYPE sidewatch_memory_limiter_soft_limit_bytes gauge\nsidewatch_memory_limiter_soft_limit_bytes {}",
+                limiter.soft_limit_bytes
+            );
+        }
         out
     }
 }

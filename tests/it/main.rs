@@ -13,6 +13,7 @@ mod external;
 mod fuzz;
 mod harness;
 mod hostmetrics;
+mod memory_limit;
 mod otlphttp_chain;
 mod percentiles;
 mod persistent_queue;

@@ -190,6 +190,18 @@ impl<S: OtlpService> tower_service::Service<http::Request<tonic::body::Body>> fo
                 handler.stats.answered(started, true);
                 return Ok(Status::unauthenticated("missing or invalid credentials").into_http());
             }
+            if let Some(consumer) = &handler.consumer
+                && let Err(refused) = consumer.admits_memory()
+            {
+                // Before reading the body: a refused request costs nothing.
+                handler.stats.answered(started, true);
+                return Ok(Status::with_error_details(
+                    Code::ResourceExhausted,
+                    refused.to_string(),
+                    ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+                )
+                .into_http());
+            }
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);
             accept.enable(CompressionEncoding::Zstd);
@@ -266,6 +278,11 @@ impl<S: OtlpService> UnaryService<S::Request> for Unary<S> {
                     stats.refused_items.fetch_add(items, Ordering::Relaxed);
                     Err(match refused {
                         Refused::QueueFull { .. } => Status::with_error_details(
+                            Code::ResourceExhausted,
+                            refused.to_string(),
+                            ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+                        ),
+                        Refused::MemoryLimit => Status::with_error_details(
                             Code::ResourceExhausted,
                             refused.to_string(),
                             ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),

@@ -146,6 +146,22 @@ async fn export(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body)
         );
         return response;
     }
+    if let Some(consumer) = &route.consumer
+        && let Err(refused) = consumer.admits_memory()
+    {
+        // Before reading the body: a refused request costs nothing.
+        route.stats.answered(started, true);
+        let mut response = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            tonic::Code::ResourceExhausted,
+            refused.to_string(),
+            Format::Json,
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return response;
+    }
     let response = handle(&route, &headers, body).await;
     route
         .stats
@@ -263,7 +279,7 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
                 .refused_items
                 .fetch_add(items, Ordering::Relaxed);
             let code = match refused {
-                Refused::QueueFull { .. } => tonic::Code::ResourceExhausted,
+                Refused::QueueFull { .. } | Refused::MemoryLimit => tonic::Code::ResourceExhausted,
                 Refused::ShuttingDown | Refused::Storage { .. } => tonic::Code::Unavailable,
             };
             let mut response = fail(StatusCode::SERVICE_UNAVAILABLE, code, refused.to_string());

@@ -1,0 +1,165 @@
+//! The memory limiter: while the process's resident memory is above a soft
+//! limit, receivers refuse new data with a retryable answer before reading
+//! or decoding it, and resume once memory drops back.
+//!
+//! Why RSS rather than counting bytes per request: what exhausts a sidecar
+//! is everything at once (decoded requests, queues, processor state, the
+//! allocator's slack), and RSS is the figure the kernel's OOM killer and the
+//! container limit act on. The soft limit sits `spike_limit_mib` below
+//! `limit_mib` so a burst between two checks does not cross the hard one.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryLimiterConfig {
+    /// The memory sidewatch must stay under, in MiB.
+    pub limit_mib: u64,
+    /// Headroom for bursts between checks; default a fifth of the limit.
+    #[serde(default)]
+    pub spike_limit_mib: Option<u64>,
+    #[serde(default = "default_check", with = "crate::config::duration")]
+    pub check_interval: Duration,
+}
+
+fn default_check() -> Duration {
+    Duration::from_millis(100)
+}
+
+impl MemoryLimiterConfig {
+    pub fn soft_limit_bytes(&self) -> u64 {
+        let spike = self.spike_limit_mib.unwrap_or(self.limit_mib / 5);
+        self.limit_mib.saturating_sub(spike) * 1024 * 1024
+    }
+
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut errors = Vec::new();
+        if self.limit_mib < 16 {
+            errors.push((
+                "limit_mib",
+                format!(
+                    "{} MiB is below what sidewatch needs to run (16)",
+                    self.limit_mib
+                ),
+            ));
+        }
+        if self.spike_limit_mib.is_some_and(|s| s >= self.limit_mib) {
+            errors.push((
+                "spike_limit_mib",
+                "must be below limit_mib: the soft limit is limit_mib - spike_limit_mib"
+                    .to_string(),
+            ));
+        }
+        if self.check_interval.is_zero() {
+            errors.push(("check_interval", "must be longer than 0".to_string()));
+        }
+        errors
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct MemoryLimiter {
+    over: AtomicBool,
+    /// Requests refused because memory was high.
+    pub refused_requests: AtomicU64,
+    pub soft_limit_bytes: u64,
+}
+
+/// Resident memory of this process, from /proc/self/statm.
+pub fn resident_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * page.max(4096) as u64)
+}
+
+impl MemoryLimiter {
+    /// Starts checking every `check_interval` until `stop`.
+    pub fn start(config: &MemoryLimiterConfig, stop: CancellationToken) -> Arc<Self> {
+        let limiter = Arc::new(MemoryLimiter {
+            soft_limit_bytes: config.soft_limit_bytes(),
+            ..Default::default()
+        });
+        let checked = limiter.clone();
+        let interval = config.check_interval;
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => checked.check(resident_bytes()),
+                    _ = stop.cancelled() => return,
+                }
+            }
+        });
+        limiter
+    }
+
+    fn check(&self, resident: Option<u64>) {
+        let Some(resident) = resident else {
+            return;
+        };
+        let over = resident > self.soft_limit_bytes;
+        let was = self.over.swap(over, Ordering::Relaxed);
+        if over != was {
+            tracing::warn!(
+                resident_mib = resident / (1024 * 1024),
+                soft_limit_mib = self.soft_limit_bytes / (1024 * 1024),
+                "{}",
+                if over {
+                    "memory above the soft limit: refusing new data until it drops"
+                } else {
+                    "memory back under the soft limit: accepting data again"
+                }
+            );
+        }
+    }
+
+    /// False while memory is high; the caller refuses the request.
+    pub fn admits(&self) -> bool {
+        if self.over.load(Ordering::Relaxed) {
+            self.refused_requests.fetch_add(1, Ordering::Relaxed);
+            false
+        } else {
+            true
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_while_over_and_resumes_below() {
+        let limiter = MemoryLimiter {
+            soft_limit_bytes: 100,
+            ..Default::default()
+        };
+        assert!(limiter.admits());
+        limiter.check(Some(101));
+        assert!(!limiter.admits());
+        limiter.check(None);
+        assert!(!limiter.admits(), "an unreadable figure changes nothing");
+        limiter.check(Some(99));
+        assert!(limiter.admits());
+        assert_eq!(limiter.refused_requests.load(Ordering::Relaxed), 2);
+        assert!(resident_bytes().unwrap() > 1024 * 1024);
+    }
+
+    #[test]
+    fn the_soft_limit_leaves_room_for_spikes() {
+        let config: MemoryLimiterConfig = yaml_serde::from_str("{ limit_mib: 100 }").unwrap();
+        assert_eq!(config.soft_limit_bytes(), 80 * 1024 * 1024);
+        let bad: MemoryLimiterConfig =
+            yaml_serde::from_str("{ limit_mib: 8, spike_limit_mib: 8 }").unwrap();
+        let fields: Vec<_> = bad.validate().into_iter().map(|(f, _)| f).collect();
+        assert_eq!(fields, ["limit_mib", "spike_limit_mib"]);
+    }
+}

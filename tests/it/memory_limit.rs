@@ -1,0 +1,181 @@
+//! Overload under a memory limit, with real processes: the backend is down
+//! and the queue could grow without bound, four clients send as fast as
+//! they can; sidewatch's resident memory stays under the limit, clients get
+//! retryable refusals, and once the backend is back every accepted span is
+//! delivered and new data is accepted again.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use tonic::Code;
+
+use crate::backend::{Backend, wait_until};
+use crate::harness::{free_port, trace_request};
+
+const LIMIT_MIB: u64 = 96;
+
+fn resident_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+fn heavy_request(
+    tag: &str,
+) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+    let mut request = trace_request(tag, 2_000);
+    for span in &mut request.resource_spans[0].scope_spans[0].spans {
+        span.attributes = (0..4)
+            .map(|i| KeyValue {
+                key: format!("attribute.{i}"),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue("x".repeat(40))),
+                }),
+                ..Default::default()
+            })
+            .collect();
+    }
+    request
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resident_memory_stays_under_the_limit_and_nothing_accepted_is_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, backend_port) = (free_port(), free_port());
+    let config = dir.path().join("sidewatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+receivers:
+  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:{port}, max_recv_msg_size_mib: 16 }} }} }}
+exporters:
+  otlp:
+    endpoint: http://127.0.0.1:{backend_port}
+    sending_queue: {{ queue_size: 1000000 }}
+    retry_on_failure: {{ initial_interval: 100ms, max_interval: 200ms, max_elapsed_time: 0s }}
+service:
+  memory_limiter: {{ limit_mib: {LIMIT_MIB}, check_interval: 20ms }}
+  telemetry: {{ metrics: {{ level: none }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [otlp] }}
+"#
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut connected = None;
+    for _ in 0..200 {
+        if let Ok(client) = TraceServiceClient::connect(url.clone()).await {
+            connected = Some(client);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let client = connected.expect("sidewatch listens");
+
+    // Sample RSS while four clients push for a bounded time.
+    let done = Arc::new(AtomicBool::new(false));
+    let peak = Arc::new(AtomicU64::new(0));
+    let sampler = {
+        let (done, peak) = (done.clone(), peak.clone());
+        tokio::spawn(async move {
+            while !done.load(Ordering::Relaxed) {
+                if let Some(mib) = resident_mib(pid) {
+                    peak.fetch_max((mib * 1024.0) as u64, Ordering::Relaxed);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+    };
+    let accepted = Arc::new(AtomicU64::new(0));
+    let refused = Arc::new(AtomicU64::new(0));
+    let senders: Vec<_> = (0..4)
+        .map(|worker| {
+            let (mut client, accepted, refused) =
+                (client.clone(), accepted.clone(), refused.clone());
+            tokio::spawn(async move {
+                let request = heavy_request(&format!("w{worker}"));
+                let until = tokio::time::Instant::now() + Duration::from_secs(6);
+                while tokio::time::Instant::now() < until {
+                    match client.export(request.clone()).await {
+                        Ok(_) => {
+                            accepted.fetch_add(2_000, Ordering::Relaxed);
+                        }
+                        Err(status) => {
+                            assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                            refused.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    done.store(true, Ordering::Relaxed);
+    sampler.await.unwrap();
+    let peak_mib = peak.load(Ordering::Relaxed) as f64 / 1024.0;
+    let (accepted, refused) = (
+        accepted.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
+    );
+    eprintln!(
+        "memory limit {LIMIT_MIB} MiB: peak RSS {peak_mib:.1} MiB, {accepted} spans accepted, {refused} requests refused"
+    );
+    assert!(refused > 0, "the limiter never engaged: raise the load");
+    assert!(
+        peak_mib <= LIMIT_MIB as f64,
+        "peak RSS {peak_mib:.1} MiB over the {LIMIT_MIB} MiB limit"
+    );
+
+    // The backend comes back: everything accepted arrives, then new data
+    // is admitted again.
+    let backend = Backend::start(format!("127.0.0.1:{backend_port}").parse().unwrap()).await;
+    let recorded = backend.recorded.clone();
+    let delivered = wait_until(Duration::from_secs(60), || {
+        recorded.span_count() as u64 >= accepted
+    })
+    .await;
+    assert!(
+        delivered,
+        "{} of {accepted} accepted spans delivered",
+        recorded.span_count()
+    );
+    let mut client = client;
+    let mut resumed = false;
+    for _ in 0..100 {
+        if client.export(trace_request("after", 1)).await.is_ok() {
+            resumed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        resumed,
+        "new data is accepted again once memory is back down"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    backend.stop().await;
+}
