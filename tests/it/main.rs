@@ -7,6 +7,7 @@ mod auth;
 mod backend;
 mod backpressure;
 mod bad_input;
+mod bombs;
 mod config_errors;
 mod email;
 mod external;
