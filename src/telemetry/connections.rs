@@ -17,6 +17,30 @@ pub struct ListenerStats {
     pub transport: &'static str,
     pub active_connections: AtomicI64,
     pub accepted_connections: AtomicU64,
+    /// Connections closed at once because `max_connections` were open.
+    pub refused_connections: AtomicU64,
+    pub max_connections: i64,
+}
+
+impl ListenerStats {
+    /// Whether another connection may be served; counts the refusal if not.
+    fn has_room(&self) -> bool {
+        if self.active_connections.load(Ordering::Relaxed) < self.max_connections {
+            return true;
+        }
+        let refused = self.refused_connections.fetch_add(1, Ordering::Relaxed);
+        // One line per 1000 refusals: a flood must not flood the log too.
+        if refused.is_multiple_of(1000) {
+            tracing::warn!(
+                receiver = %self.receiver,
+                transport = self.transport,
+                max_connections = self.max_connections,
+                refused = refused + 1,
+                "connection limit reached; closing new connections"
+            );
+        }
+        false
+    }
 }
 
 /// A TCP stream that is counted while it is open.
@@ -105,9 +129,15 @@ impl axum::serve::Listener for CountedListener {
     type Addr = SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        let (stream, address) = axum::serve::Listener::accept(&mut self.listener).await;
-        let _ = stream.set_nodelay(true);
-        (CountedStream::new(stream, self.stats.clone()), address)
+        loop {
+            let (stream, address) = axum::serve::Listener::accept(&mut self.listener).await;
+            if !self.stats.has_room() {
+                drop(stream);
+                continue;
+            }
+            let _ = stream.set_nodelay(true);
+            return (CountedStream::new(stream, self.stats.clone()), address);
+        }
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
@@ -121,10 +151,16 @@ pub fn counted_incoming(
     stats: Arc<ListenerStats>,
 ) -> impl futures::Stream<Item = io::Result<CountedStream>> {
     futures::stream::unfold((listener, stats), |(listener, stats)| async move {
-        let accepted = listener.accept().await.map(|(stream, _)| {
-            let _ = stream.set_nodelay(true);
-            CountedStream::new(stream, stats.clone())
-        });
+        let accepted = loop {
+            match listener.accept().await {
+                Ok((stream, _)) if !stats.has_room() => drop(stream),
+                Ok((stream, _)) => {
+                    let _ = stream.set_nodelay(true);
+                    break Ok(CountedStream::new(stream, stats.clone()));
+                }
+                Err(e) => break Err(e),
+            }
+        };
         if let Err(e) = &accepted {
             // Out of file descriptors, say: tonic retries at once, so pause
             // rather than spin (axum does the same).

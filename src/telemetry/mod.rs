@@ -163,12 +163,19 @@ impl Telemetry {
         stats
     }
 
-    pub fn listener(&self, receiver: &str, transport: &'static str) -> Arc<ListenerStats> {
+    pub fn listener(
+        &self,
+        receiver: &str,
+        transport: &'static str,
+        max_connections: usize,
+    ) -> Arc<ListenerStats> {
         let stats = Arc::new(ListenerStats {
             receiver: receiver.to_string(),
             transport,
             active_connections: AtomicI64::new(0),
             accepted_connections: AtomicU64::new(0),
+            refused_connections: AtomicU64::new(0),
+            max_connections: i64::try_from(max_connections).unwrap_or(i64::MAX),
         });
         self.listeners
             .lock()
@@ -284,7 +291,7 @@ impl Telemetry {
             }
         }
         let listeners = self.listeners();
-        let listener_families: [Family<ListenerStats, i64>; 2] = [
+        let listener_families: [Family<ListenerStats, i64>; 3] = [
             (
                 "sidewatch_receiver_active_connections",
                 "gauge",
@@ -296,6 +303,12 @@ impl Telemetry {
                 "counter",
                 "Connections a receiver's listener accepted.",
                 |l| l.accepted_connections.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "sidewatch_receiver_refused_connections_total",
+                "counter",
+                "Connections closed at once because the listener had max_connections open.",
+                |l| l.refused_connections.load(Ordering::Relaxed) as i64,
             ),
         ];
         for (name, kind, help, read) in listener_families {

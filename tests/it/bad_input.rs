@@ -270,3 +270,70 @@ async fn grpc_bad_requests_get_otlp_codes_and_the_collector_keeps_serving() {
     collector.shutdown().await;
     backend.stop().await;
 }
+
+/// A cap on connections: beyond `max_connections` new ones are closed on
+/// arrival and counted; once one closes, a new client gets through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_beyond_the_cap_are_closed_and_counted() {
+    use std::io::Read;
+    use std::sync::atomic::Ordering;
+    let collector = start(
+        r#"
+receivers:
+  otlp: { protocols: { http: { endpoint: 127.0.0.1:0, max_connections: 2 } } }
+exporters:
+  debug: {}
+service:
+  telemetry: { metrics: { level: none } }
+  pipelines:
+    traces: { receivers: [otlp], exporters: [debug] }
+"#,
+    )
+    .await;
+    let address = address(&collector, "otlp/http");
+    let listener = collector.telemetry.listeners()[0].clone();
+    let held: Vec<_> = (0..2)
+        .map(|_| std::net::TcpStream::connect(address).unwrap())
+        .collect();
+    assert!(
+        wait_until(Duration::from_secs(5), || listener
+            .active_connections
+            .load(Ordering::Relaxed)
+            == 2)
+        .await
+    );
+    // The third is accepted by the kernel and closed by sidewatch at once.
+    let third = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut byte = [0u8; 1];
+        stream.read(&mut byte)
+    })
+    .await
+    .unwrap();
+    assert!(
+        matches!(third, Ok(0))
+            || third.is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionReset),
+        "the connection over the cap is closed"
+    );
+    assert_eq!(listener.refused_connections.load(Ordering::Relaxed), 1);
+    drop(held);
+    assert!(
+        wait_until(Duration::from_secs(5), || listener
+            .active_connections
+            .load(Ordering::Relaxed)
+            == 0)
+        .await
+    );
+    let ok = reqwest::Client::new()
+        .post(format!("http://{address}/v1/traces"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    collector.shutdown().await;
+}

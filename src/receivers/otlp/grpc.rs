@@ -97,11 +97,18 @@ pub async fn start(
     let max_bytes = config.max_recv_msg_size_mib.saturating_mul(MIB);
     let router = tonic::transport::Server::builder()
         .max_concurrent_streams(config.max_concurrent_streams)
+        // Pings find peers that vanished without closing, so their
+        // connection slots are freed.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .tcp_keepalive(Some(Duration::from_secs(60)))
         .add_service(Service::<Traces>::new(context, max_bytes, auth.clone()))
         .add_service(Service::<Metrics>::new(context, max_bytes, auth.clone()))
         .add_service(Service::<Logs>::new(context, max_bytes, auth));
     let shutdown = context.shutdown.clone();
-    let stats = context.telemetry.listener(&context.id, "grpc");
+    let stats = context
+        .telemetry
+        .listener(&context.id, "grpc", config.max_connections);
     let task = tokio::spawn(async move {
         let incoming = crate::telemetry::connections::counted_incoming(listener, stats);
         if let Err(e) = router

@@ -76,7 +76,9 @@ pub async fn start(
         // We enforce our own limit, after decompression too.
         .layer(axum::extract::DefaultBodyLimit::disable());
     let shutdown = context.shutdown.clone();
-    let stats = context.telemetry.listener(&context.id, "http");
+    let stats = context
+        .telemetry
+        .listener(&context.id, "http", config.max_connections);
     let task = tokio::spawn(async move {
         let listener = crate::telemetry::connections::CountedListener { listener, stats };
         let served = axum::serve(listener, app)

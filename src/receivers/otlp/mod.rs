@@ -65,6 +65,8 @@ pub struct GrpcConfig {
     pub max_recv_msg_size_mib: usize,
     /// HTTP/2 streams one connection may have open at once.
     pub max_concurrent_streams: u32,
+    /// Connections open at once; further ones are closed on arrival.
+    pub max_connections: usize,
 }
 
 impl Default for GrpcConfig {
@@ -73,6 +75,7 @@ impl Default for GrpcConfig {
             endpoint: ListenAddress::loopback(4317),
             max_recv_msg_size_mib: 4,
             max_concurrent_streams: 100,
+            max_connections: 1000,
         }
     }
 }
@@ -86,6 +89,8 @@ pub struct HttpConfig {
     pub traces_url_path: String,
     pub metrics_url_path: String,
     pub logs_url_path: String,
+    /// Connections open at once; further ones are closed on arrival.
+    pub max_connections: usize,
 }
 
 impl Default for HttpConfig {
@@ -96,6 +101,7 @@ impl Default for HttpConfig {
             traces_url_path: "/v1/traces".into(),
             metrics_url_path: "/v1/metrics".into(),
             logs_url_path: "/v1/logs".into(),
+            max_connections: 1000,
         }
     }
 }
