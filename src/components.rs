@@ -353,6 +353,7 @@ pub fn decode_connector(
             valid.then_some(ConnectorConfig::Alert(connectors::alert::AlertConfig {
                 evaluation_interval: raw.evaluation_interval,
                 state_file: raw.state_file,
+                max_series: raw.max_series,
                 rules,
             }))
         }

@@ -89,6 +89,9 @@ pub struct Engine {
     metric_of: Vec<String>,
     free: Vec<usize>,
     index: HashMap<(String, String), usize>,
+    /// Series held at most; samples of new series beyond it are dropped.
+    pub max_series: usize,
+    pub overflowed_samples: u64,
 }
 
 /// What the condition says for one instance at one evaluation.
@@ -149,7 +152,14 @@ impl Engine {
             metric_of: Vec::new(),
             free: Vec::new(),
             index: HashMap::new(),
+            max_series: usize::MAX,
+            overflowed_samples: 0,
         }
+    }
+
+    /// Series held now, across all metrics.
+    pub fn series_count(&self) -> usize {
+        self.series.len() - self.free.len()
     }
 
     /// True when some rule reads `metric`.
@@ -181,6 +191,19 @@ impl Engine {
                     })
                     .collect();
                 if readers.is_empty() {
+                    return;
+                }
+                if self.series_count() >= self.max_series {
+                    // Folding into one series would make a meaningless
+                    // alert: drop, count, and say so once per 10k.
+                    if self.overflowed_samples.is_multiple_of(10_000) {
+                        tracing::warn!(
+                            max_series = self.max_series,
+                            metric,
+                            "alert rules hold max_series series; samples of new series are dropped"
+                        );
+                    }
+                    self.overflowed_samples += 1;
                     return;
                 }
                 let slot = match self.free.pop() {
@@ -273,10 +296,6 @@ impl Engine {
                 runtime.instances = instances.into_iter().collect();
             }
         }
-    }
-
-    pub fn series_count(&self) -> usize {
-        self.series.iter().filter(|s| s.live).count()
     }
 }
 

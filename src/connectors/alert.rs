@@ -40,6 +40,10 @@ pub struct AlertConfig {
     pub evaluation_interval: Duration,
     /// Where alert state survives restarts; none keeps it in memory only.
     pub state_file: Option<PathBuf>,
+    /// Series held at once across all rules; samples of further series are
+    /// dropped and counted.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
     pub rules: Vec<RuleConfig>,
 }
 
@@ -51,11 +55,17 @@ pub struct RawAlertConfig {
     #[serde(default = "default_interval", with = "crate::config::duration")]
     pub evaluation_interval: Duration,
     pub state_file: Option<PathBuf>,
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
     pub rules: Vec<yaml_serde::Value>,
 }
 
 fn default_interval() -> Duration {
     Duration::from_secs(15)
+}
+
+fn default_max_series() -> usize {
+    100_000
 }
 
 pub struct AlertConnector {
@@ -64,6 +74,7 @@ pub struct AlertConnector {
     next_evaluation: Option<SystemTime>,
     state_file: Option<PathBuf>,
     last_saved: Option<String>,
+    stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
 
 pub fn unix_seconds(time: SystemTime) -> f64 {
@@ -81,6 +92,7 @@ impl AlertConnector {
             .filter_map(|r| r.compile().ok())
             .collect();
         let mut engine = Engine::new(rules);
+        engine.max_series = config.max_series;
         if let Some(path) = &config.state_file {
             engine.restore(state::load(path));
         }
@@ -90,6 +102,9 @@ impl AlertConnector {
             next_evaluation: None,
             state_file: config.state_file.clone(),
             last_saved: None,
+            stats: std::sync::Arc::new(crate::telemetry::cardinality::CardinalityStats::new(
+                config.max_series,
+            )),
         }
     }
 
@@ -196,6 +211,14 @@ pub fn events_to_batch(events: &[AlertEvent]) -> Batch {
 impl Processor for AlertConnector {
     fn process(&mut self, batch: Batch, now: SystemTime, _out: &mut Vec<Batch>) {
         self.observe_batch(&batch, now);
+        self.stats
+            .publish(self.engine.series_count(), self.engine.overflowed_samples);
+    }
+
+    fn cardinality(
+        &self,
+    ) -> Option<std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>> {
+        Some(self.stats.clone())
     }
 
     fn tick_interval(&self) -> Option<Duration> {

@@ -224,6 +224,7 @@ pub struct AnomalyConnector {
     pub overflowed_points: u64,
     last_expiry: Option<SystemTime>,
     baseline: String,
+    stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
 
 fn kv(key: &str, value: any_value::Value) -> KeyValue {
@@ -265,6 +266,9 @@ impl AnomalyConnector {
             overflowed_points: 0,
             last_expiry: None,
             baseline,
+            stats: std::sync::Arc::new(crate::telemetry::cardinality::CardinalityStats::new(
+                config.max_series,
+            )),
         }
     }
 
@@ -529,9 +533,17 @@ fn scope() -> Option<InstrumentationScope> {
 }
 
 impl Processor for AnomalyConnector {
+    fn cardinality(
+        &self,
+    ) -> Option<std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>> {
+        Some(self.stats.clone())
+    }
+
     fn process(&mut self, batch: Batch, now: SystemTime, out: &mut Vec<Batch>) {
         let (metrics, events, _) = self.score(&batch, now);
         self.expire(now);
+        self.stats
+            .publish(self.series.len(), self.overflowed_points);
         out.push(batch);
         if !metrics.is_empty() {
             out.push(Batch::Metrics(

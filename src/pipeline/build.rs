@@ -96,11 +96,11 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
                         .filter(|p| p.receivers.contains(id))
                         .filter_map(|p| built.get(&p.id).cloned())
                         .collect();
-                    Arc::new(ConnectorRuntime::new(
-                        id.to_string(),
-                        build_connector(config),
-                        downstream,
-                    ))
+                    let state = build_connector(config);
+                    if let Some(stats) = state.cardinality() {
+                        telemetry.register_cardinality("connector", &id.to_string(), "", stats);
+                    }
+                    Arc::new(ConnectorRuntime::new(id.to_string(), state, downstream))
                 });
                 targets.push(Target::Connector(connector.clone()));
             } else {
@@ -112,7 +112,18 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
         let processors = pipeline
             .processors
             .iter()
-            .map(|id| build_processor(&plan.processors[id]))
+            .map(|id| {
+                let processor = build_processor(&plan.processors[id]);
+                if let Some(stats) = processor.cardinality() {
+                    telemetry.register_cardinality(
+                        "processor",
+                        &id.to_string(),
+                        &pipeline.id,
+                        stats,
+                    );
+                }
+                processor
+            })
             .collect();
         let runtime =
             PipelineRuntime::new(pipeline.id.clone(), pipeline.signal, processors, targets);

@@ -28,6 +28,14 @@ pub trait Processor: Send {
 
     /// Emits everything held back; called once at shutdown.
     fn flush(&mut self, _out: &mut Vec<Batch>) {}
+
+    /// Series counts for self-telemetry, for components that keep state
+    /// per series.
+    fn cardinality(
+        &self,
+    ) -> Option<std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>> {
+        None
+    }
 }
 
 /// Runs `batches` through `chain[start..]`, in order.

@@ -136,6 +136,8 @@ struct Series {
     attributes: Vec<KeyValue>,
     windows: Vec<SlidingWindow<DDSketch>>,
     previous: Option<Previous>,
+    /// When a point last arrived (Unix nanos), for expiry.
+    last_seen: u64,
 }
 
 pub struct PercentilesProcessor {
@@ -145,6 +147,7 @@ pub struct PercentilesProcessor {
     empty: DDSketch,
     next_emit: Option<SystemTime>,
     pub overflowed_points: u64,
+    stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
 
 fn nanos(t: SystemTime) -> u64 {
@@ -185,6 +188,7 @@ type Buckets = Vec<(i64, f64, f64, u64)>;
 
 impl PercentilesProcessor {
     pub fn new(config: PercentilesConfig) -> Self {
+        let config_max_series = config.max_series;
         let empty = DDSketch::new(config.relative_accuracy)
             .unwrap_or_else(|_| DDSketch::new(0.01).expect("valid accuracy"));
         PercentilesProcessor {
@@ -198,7 +202,31 @@ impl PercentilesProcessor {
             empty,
             next_emit: None,
             overflowed_points: 0,
+            stats: std::sync::Arc::new(crate::telemetry::cardinality::CardinalityStats::new(
+                config_max_series,
+            )),
         }
+    }
+
+    /// Drops series that have had no point for longer than the longest
+    /// window (they have nothing left to report), so series that come and
+    /// go do not accumulate.
+    fn expire(&mut self, now: u64) {
+        let longest = self
+            .config
+            .windows
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        self.series
+            .retain(|_, s| now.saturating_sub(s.last_seen) <= longest);
+    }
+
+    fn publish(&self) {
+        self.stats
+            .publish(self.series.len(), self.overflowed_points);
     }
 
     fn series_for(&mut self, name: &str, resource: &[KeyValue], point: &[KeyValue]) -> &mut Series {
@@ -241,6 +269,7 @@ impl PercentilesProcessor {
             },
             windows,
             previous: None,
+            last_seen: 0,
         })
     }
 
@@ -373,6 +402,7 @@ impl PercentilesProcessor {
                 now
             };
             let series = self.series_for(name, resource, &p.attributes);
+            series.last_seen = now;
             for window in &mut series.windows {
                 if let Some(sketch) = window.at(at, now) {
                     sketch.add(value);
@@ -394,6 +424,7 @@ impl PercentilesProcessor {
         now: u64,
     ) {
         let series = self.series_for(name, resource, attributes);
+        series.last_seen = now;
         let current = Previous {
             count,
             buckets: buckets.iter().map(|(k, _, _, c)| (*k, *c)).collect(),
@@ -493,7 +524,14 @@ impl PercentilesProcessor {
 impl Processor for PercentilesProcessor {
     fn process(&mut self, batch: Batch, now: SystemTime, out: &mut Vec<Batch>) {
         self.record(&batch, now);
+        self.publish();
         out.push(batch);
+    }
+
+    fn cardinality(
+        &self,
+    ) -> Option<std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>> {
+        Some(self.stats.clone())
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -511,6 +549,8 @@ impl Processor for PercentilesProcessor {
             return;
         }
         self.next_emit = Some(now + self.config.emit_interval);
+        self.expire(nanos(now));
+        self.publish();
         let metrics = self.metrics(now);
         if metrics.is_empty() {
             return;

@@ -5,6 +5,7 @@
 //! registry only keeps an `Arc` to each for rendering, so the hot path
 //! never takes a lock.
 
+pub mod cardinality;
 pub mod connections;
 pub mod requests;
 pub mod server;
@@ -86,6 +87,7 @@ pub struct Telemetry {
     receivers: Mutex<Vec<Arc<ReceiverStats>>>,
     exporters: Mutex<Vec<Arc<ExporterStats>>>,
     listeners: Mutex<Vec<Arc<ListenerStats>>>,
+    cardinality: Mutex<Vec<cardinality::Registered>>,
     /// Set when `service.memory_limiter` is configured.
     pub memory_limiter: std::sync::OnceLock<Arc<crate::pipeline::memory::MemoryLimiter>>,
 }
@@ -98,6 +100,7 @@ impl Default for Telemetry {
             exporters: Mutex::default(),
             listeners: Mutex::default(),
             memory_limiter: std::sync::OnceLock::new(),
+            cardinality: Mutex::default(),
         }
     }
 }
@@ -182,6 +185,24 @@ impl Telemetry {
             .expect("telemetry lock")
             .push(stats.clone());
         stats
+    }
+
+    pub fn register_cardinality(
+        &self,
+        kind: &'static str,
+        component: &str,
+        pipeline: &str,
+        stats: Arc<cardinality::CardinalityStats>,
+    ) {
+        self.cardinality
+            .lock()
+            .expect("telemetry lock")
+            .push(cardinality::Registered {
+                kind,
+                component: component.to_string(),
+                pipeline: pipeline.to_string(),
+                stats,
+            });
     }
 
     pub fn listeners(&self) -> Vec<Arc<ListenerStats>> {
@@ -362,6 +383,42 @@ impl Telemetry {
             "export attempts",
             &exporter_windows,
         );
+        {
+            let registered = self.cardinality.lock().expect("telemetry lock");
+            let families: [Family<cardinality::CardinalityStats, u64>; 3] = [
+                (
+                    "sidewatch_component_series",
+                    "gauge",
+                    "Series a stateful processor or connector holds.",
+                    |s| s.series.load(Ordering::Relaxed),
+                ),
+                (
+                    "sidewatch_component_max_series",
+                    "gauge",
+                    "The series cap of a stateful processor or connector.",
+                    |s| s.max_series.load(Ordering::Relaxed),
+                ),
+                (
+                    "sidewatch_component_overflow_items_total",
+                    "counter",
+                    "Items beyond the series cap: folded into the overflow series, or dropped by alert rules.",
+                    |s| s.overflowed_items.load(Ordering::Relaxed),
+                ),
+            ];
+            for (name, kind, help, read) in families {
+                let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+                for r in registered.iter() {
+                    let _ = writeln!(
+                        out,
+                        "{name}{{kind=\"{}\",component=\"{}\",pipeline=\"{}\"}} {}",
+                        r.kind,
+                        escape(&r.component),
+                        escape(&r.pipeline),
+                        read(&r.stats)
+                    );
+                }
+            }
+        }
         if let Some(limiter) = self.memory_limiter.get() {
             let _ = writeln!(
                 out,

@@ -8,6 +8,7 @@ mod backend;
 mod backpressure;
 mod bad_input;
 mod bombs;
+mod cardinality;
 mod config_errors;
 mod email;
 mod external;

@@ -204,6 +204,8 @@ struct Series {
     duration_sum: f64,
     started_unix_nanos: u64,
     windows: Vec<SlidingWindow<SubWindow>>,
+    /// When a span last arrived (Unix nanos), for expiry.
+    last_seen: u64,
 }
 
 pub struct RedConnector {
@@ -215,6 +217,7 @@ pub struct RedConnector {
     /// Spans that fell into the overflow series.
     pub overflowed_spans: u64,
     next_emit: Option<SystemTime>,
+    stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
 
 fn nanos(t: SystemTime) -> u64 {
@@ -266,6 +269,9 @@ impl RedConnector {
             slowest: Vec::new(),
         };
         RedConnector {
+            stats: std::sync::Arc::new(crate::telemetry::cardinality::CardinalityStats::new(
+                config.max_series,
+            )),
             overflow_key: vec!["\u{0}overflow".to_string()],
             config,
             kinds,
@@ -278,6 +284,23 @@ impl RedConnector {
 
     pub fn series_count(&self) -> usize {
         self.series.len()
+    }
+
+    /// Drops series without a span for twice the longest window: their
+    /// windows are empty and their counters stop (a series that returns
+    /// starts afresh, with a new start time, as OTLP cumulative sums do).
+    pub fn expire(&mut self, now: SystemTime) {
+        let ttl = 2 * self
+            .config
+            .windows
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or_default()
+            .as_nanos() as u64;
+        let now = nanos(now);
+        self.series
+            .retain(|_, s| now.saturating_sub(s.last_seen) <= ttl);
     }
 
     fn new_series(&self, key: &[String], now: u64) -> Series {
@@ -304,6 +327,7 @@ impl RedConnector {
             bucket_counts: vec![0; self.config.histogram_buckets.len() + 1],
             duration_sum: 0.0,
             started_unix_nanos: now,
+            last_seen: now,
             windows: self
                 .config
                 .windows
@@ -350,6 +374,7 @@ impl RedConnector {
                     self.series.insert(key.clone(), series);
                 }
                 let series = self.series.get_mut(&key).expect("inserted above");
+                series.last_seen = now_nanos;
                 let seconds = span
                     .end_time_unix_nano
                     .saturating_sub(span.start_time_unix_nano) as f64
@@ -588,6 +613,13 @@ fn exemplar(slowest: &[(f64, Vec<u8>, Vec<u8>, u64)], value: f64) -> Vec<Exempla
 impl Processor for RedConnector {
     fn process(&mut self, batch: Batch, now: SystemTime, _out: &mut Vec<Batch>) {
         self.record(&batch, now);
+        self.stats.publish(self.series.len(), self.overflowed_spans);
+    }
+
+    fn cardinality(
+        &self,
+    ) -> Option<std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>> {
+        Some(self.stats.clone())
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -606,6 +638,9 @@ impl Processor for RedConnector {
         }
         self.next_emit = Some(now + self.config.emit_interval);
         out.push(Batch::Metrics(self.metrics(now).into()));
+        // After emitting, so a series' last figures still go out once.
+        self.expire(now);
+        self.stats.publish(self.series.len(), self.overflowed_spans);
     }
 
     fn flush(&mut self, out: &mut Vec<Batch>) {
