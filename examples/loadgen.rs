@@ -260,6 +260,8 @@ impl Client {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // reqwest is built without a bundled TLS provider, like sidewatch.
+    sidewatch::tls::install_provider();
     let args = Args::parse();
     let body = request(args.signal, args.batch_size);
     let (path, suffix) = match args.signal {

@@ -21,3 +21,4 @@ pub mod signal;
 pub mod stats;
 pub mod telemetry;
 pub mod timestamp;
+pub mod tls;

@@ -33,6 +33,10 @@ pub struct AlertmanagerExporterConfig {
     pub sending_queue: QueueSettings,
     #[serde(default)]
     pub retry_on_failure: RetrySettings,
+    /// TLS settings for https:// endpoints (a private CA, a client
+    /// certificate).
+    #[serde(default)]
+    pub tls: Option<crate::tls::client::ClientTlsConfig>,
 }
 
 fn default_resend() -> Duration {
@@ -99,8 +103,12 @@ pub struct AlertmanagerExporter {
 
 impl AlertmanagerExporter {
     pub fn new(config: &AlertmanagerExporterConfig) -> Result<Self, String> {
-        let client = reqwest::Client::builder()
-            .timeout(config.timeout)
+        let builder = reqwest::Client::builder().timeout(config.timeout);
+        let client = config
+            .tls
+            .clone()
+            .unwrap_or_default()
+            .apply_to_reqwest(builder)?
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let shared = Arc::new(Shared {

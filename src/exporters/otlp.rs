@@ -51,6 +51,10 @@ pub struct OtlpExporterConfig {
     pub sending_queue: QueueSettings,
     #[serde(default)]
     pub retry_on_failure: RetrySettings,
+    /// TLS settings for https:// endpoints (a private CA, a client
+    /// certificate).
+    #[serde(default)]
+    pub tls: Option<crate::tls::client::ClientTlsConfig>,
 }
 
 fn default_timeout() -> std::time::Duration {
@@ -128,16 +132,23 @@ pub struct OtlpExporter {
 
 impl OtlpExporter {
     pub fn new(config: &OtlpExporterConfig, signal: Signal) -> Result<Self, String> {
-        if config.endpoint.0.scheme_str() == Some("https") {
+        let mut endpoint = tonic::transport::Endpoint::from_shared(config.endpoint.as_str())
+            .map_err(|e| format!("invalid endpoint {}: {e}", config.endpoint))?
+            .tcp_nodelay(true);
+        let https = config.endpoint.0.scheme_str() == Some("https");
+        if https {
+            let host = config.endpoint.0.host().unwrap_or_default();
+            let tls = config.tls.clone().unwrap_or_default().tonic(host)?;
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| format!("TLS settings for {}: {e}", config.endpoint))?;
+        } else if config.tls.is_some() {
             return Err(format!(
-                "endpoint {}: TLS is not supported yet; use an http:// endpoint on a trusted network",
+                "endpoint {}: tls is set but the endpoint is http://; write https:// to use it",
                 config.endpoint
             ));
         }
-        let channel = tonic::transport::Endpoint::from_shared(config.endpoint.as_str())
-            .map_err(|e| format!("invalid endpoint {}: {e}", config.endpoint))?
-            .tcp_nodelay(true)
-            .connect_lazy();
+        let channel = endpoint.connect_lazy();
         let mut metadata = MetadataMap::new();
         for (name, value) in &config.headers {
             let key = MetadataKey::from_str(&name.to_ascii_lowercase())

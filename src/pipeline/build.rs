@@ -50,6 +50,7 @@ pub struct RunningCollector {
 }
 
 pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
+    crate::tls::install_provider();
     let telemetry = Arc::new(Telemetry::default());
     let component_error =
         |component: String, message: String| StartError::Component { component, message };

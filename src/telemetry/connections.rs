@@ -1,5 +1,8 @@
-//! Counting a listener's open connections: each accepted stream carries a
-//! guard that decrements the gauge when the server drops the connection.
+//! Accepting a receiver's connections: counting them (each stream carries a
+//! guard that decrements the gauge when the server drops it), closing those
+//! beyond `max_connections`, and the TLS handshake when TLS is on. One task
+//! accepts; handshakes run in their own tasks under a deadline, so a slow
+//! or silent client cannot hold up the others.
 
 use std::io;
 use std::net::SocketAddr;
@@ -7,9 +10,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
+
+/// A client that has not finished its TLS handshake by then is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug)]
 pub struct ListenerStats {
@@ -19,6 +27,9 @@ pub struct ListenerStats {
     pub accepted_connections: AtomicU64,
     /// Connections closed at once because `max_connections` were open.
     pub refused_connections: AtomicU64,
+    /// TLS handshakes that failed: no or a foreign client certificate, an
+    /// old protocol version, plaintext on a TLS port, a timeout.
+    pub failed_handshakes: AtomicU64,
     pub max_connections: i64,
 }
 
@@ -47,18 +58,15 @@ impl ListenerStats {
 #[derive(Debug)]
 pub struct CountedStream {
     inner: TcpStream,
+    peer: SocketAddr,
     stats: Arc<ListenerStats>,
 }
 
 impl CountedStream {
-    pub fn new(inner: TcpStream, stats: Arc<ListenerStats>) -> Self {
+    pub fn new(inner: TcpStream, peer: SocketAddr, stats: Arc<ListenerStats>) -> Self {
         stats.active_connections.fetch_add(1, Ordering::Relaxed);
         stats.accepted_connections.fetch_add(1, Ordering::Relaxed);
-        CountedStream { inner, stats }
-    }
-
-    pub fn get_ref(&self) -> &TcpStream {
-        &self.inner
+        CountedStream { inner, peer, stats }
     }
 }
 
@@ -110,63 +118,182 @@ impl AsyncWrite for CountedStream {
     }
 }
 
-impl tonic::transport::server::Connected for CountedStream {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+/// An accepted connection, plain or TLS.
+#[derive(Debug)]
+pub enum Conn {
+    Plain(CountedStream),
+    Tls(Box<tokio_rustls::server::TlsStream<CountedStream>>),
+}
 
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.inner.connect_info()
+impl Conn {
+    fn tcp(&self) -> &CountedStream {
+        match self {
+            Conn::Plain(s) => s,
+            Conn::Tls(s) => s.get_ref().0,
+        }
+    }
+
+    pub fn peer(&self) -> SocketAddr {
+        self.tcp().peer
     }
 }
 
-/// A listener for axum whose connections are counted.
-pub struct CountedListener {
-    pub listener: TcpListener,
-    pub stats: Arc<ListenerStats>,
+macro_rules! delegate {
+    ($self:ident, $s:ident => $e:expr) => {
+        match $self.get_mut() {
+            Conn::Plain($s) => {
+                let $s = Pin::new($s);
+                $e
+            }
+            Conn::Tls($s) => {
+                let $s = Pin::new(&mut **$s);
+                $e
+            }
+        }
+    };
 }
 
-impl axum::serve::Listener for CountedListener {
-    type Io = CountedStream;
-    type Addr = SocketAddr;
+impl AsyncRead for Conn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_read(cx, buf))
+    }
+}
 
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+impl AsyncWrite for Conn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, s => s.poll_write(cx, buf))
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        delegate!(self, s => s.poll_write_vectored(cx, bufs))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Conn::Plain(s) => s.inner.is_write_vectored(),
+            Conn::Tls(s) => s.is_write_vectored(),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_flush(cx))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        delegate!(self, s => s.poll_shutdown(cx))
+    }
+}
+
+impl tonic::transport::server::Connected for Conn {
+    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
+
+    fn connect_info(&self) -> Self::ConnectInfo {
+        self.tcp().inner.connect_info()
+    }
+}
+
+/// Accepts on `listener` until the returned receiver is dropped, yielding
+/// counted (and, with `tls`, handshaken) connections.
+pub fn accept_loop(
+    listener: TcpListener,
+    stats: Arc<ListenerStats>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+) -> mpsc::Receiver<Conn> {
+    let (sender, receiver) = mpsc::channel(64);
+    tokio::spawn(async move {
         loop {
-            let (stream, address) = axum::serve::Listener::accept(&mut self.listener).await;
-            if !self.stats.has_room() {
-                drop(stream);
+            let accepted = tokio::select! {
+                accepted = listener.accept() => accepted,
+                _ = sender.closed() => return,
+            };
+            let (stream, peer) = match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of file descriptors, say: pause rather than spin.
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if !stats.has_room() {
                 continue;
             }
             let _ = stream.set_nodelay(true);
-            return (CountedStream::new(stream, self.stats.clone()), address);
+            let counted = CountedStream::new(stream, peer, stats.clone());
+            match &tls {
+                None => {
+                    if sender.send(Conn::Plain(counted)).await.is_err() {
+                        return;
+                    }
+                }
+                Some(acceptor) => {
+                    let (acceptor, sender, stats) =
+                        (acceptor.clone(), sender.clone(), stats.clone());
+                    tokio::spawn(async move {
+                        let handshake =
+                            tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(counted)).await;
+                        match handshake {
+                            Ok(Ok(stream)) => {
+                                let _ = sender.send(Conn::Tls(Box::new(stream))).await;
+                            }
+                            Ok(Err(e)) => {
+                                stats.failed_handshakes.fetch_add(1, Ordering::Relaxed);
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            }
+                            Err(_) => {
+                                stats.failed_handshakes.fetch_add(1, Ordering::Relaxed);
+                                tracing::debug!(%peer, "TLS handshake timed out");
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    });
+    receiver
+}
+
+/// The accepted connections as a stream, for tonic.
+pub fn incoming(receiver: mpsc::Receiver<Conn>) -> impl futures::Stream<Item = io::Result<Conn>> {
+    futures::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|conn| (Ok(conn), receiver))
+    })
+}
+
+/// The accepted connections as a listener, for axum.
+pub struct AcceptedListener {
+    pub receiver: mpsc::Receiver<Conn>,
+    pub local: SocketAddr,
+}
+
+impl axum::serve::Listener for AcceptedListener {
+    type Io = Conn;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.receiver.recv().await {
+            Some(conn) => {
+                let peer = conn.peer();
+                (conn, peer)
+            }
+            // The accept task ended: only shutdown ends it.
+            None => std::future::pending().await,
         }
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.listener.local_addr()
+        Ok(self.local)
     }
-}
-
-/// Accepted connections of `listener` as a stream for tonic, counted.
-pub fn counted_incoming(
-    listener: TcpListener,
-    stats: Arc<ListenerStats>,
-) -> impl futures::Stream<Item = io::Result<CountedStream>> {
-    futures::stream::unfold((listener, stats), |(listener, stats)| async move {
-        let accepted = loop {
-            match listener.accept().await {
-                Ok((stream, _)) if !stats.has_room() => drop(stream),
-                Ok((stream, _)) => {
-                    let _ = stream.set_nodelay(true);
-                    break Ok(CountedStream::new(stream, stats.clone()));
-                }
-                Err(e) => break Err(e),
-            }
-        };
-        if let Err(e) = &accepted {
-            // Out of file descriptors, say: tonic retries at once, so pause
-            // rather than spin (axum does the same).
-            tracing::warn!(error = %e, "accepting a connection failed");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        Some((accepted, (listener, stats)))
-    })
 }

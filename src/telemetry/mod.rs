@@ -178,6 +178,7 @@ impl Telemetry {
             active_connections: AtomicI64::new(0),
             accepted_connections: AtomicU64::new(0),
             refused_connections: AtomicU64::new(0),
+            failed_handshakes: AtomicU64::new(0),
             max_connections: i64::try_from(max_connections).unwrap_or(i64::MAX),
         });
         self.listeners
@@ -312,7 +313,7 @@ impl Telemetry {
             }
         }
         let listeners = self.listeners();
-        let listener_families: [Family<ListenerStats, i64>; 3] = [
+        let listener_families: [Family<ListenerStats, i64>; 4] = [
             (
                 "sidewatch_receiver_active_connections",
                 "gauge",
@@ -330,6 +331,12 @@ impl Telemetry {
                 "counter",
                 "Connections closed at once because the listener had max_connections open.",
                 |l| l.refused_connections.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "sidewatch_receiver_failed_tls_handshakes_total",
+                "counter",
+                "TLS handshakes that failed (no or a foreign client certificate, old protocol, timeout).",
+                |l| l.failed_handshakes.load(Ordering::Relaxed) as i64,
             ),
         ];
         for (name, kind, help, read) in listener_families {

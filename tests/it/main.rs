@@ -26,3 +26,15 @@ mod sdk_end_to_end;
 mod shutdown;
 mod telemetry;
 mod webhook_sink;
+
+/// reqwest (built with `rustls-no-provider`, as sidewatch is) needs a
+/// process-wide rustls provider before any client is built, TLS or not;
+/// tests build clients before any collector starts, so install it first.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static INSTALL_TLS_PROVIDER: extern "C" fn() = {
+    extern "C" fn install() {
+        sidewatch::tls::install_provider();
+    }
+    install
+};

@@ -4,9 +4,9 @@
 //!
 //! The presented credentials are compared in constant time and never
 //! logged or echoed: the answer is a bare UNAUTHENTICATED / 401.
-//! Credentials over plaintext are refused at config time unless
-//! `allow_plaintext: true` says the network is trusted (TLS on receivers
-//! is not built yet).
+//! Credentials over plaintext are refused at config time unless every
+//! protocol serves TLS or `allow_plaintext: true` says the network is
+//! trusted.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -65,7 +65,8 @@ impl std::fmt::Debug for BasicAuth {
 }
 
 impl AuthConfig {
-    pub fn validate(&self) -> Vec<(&'static str, String)> {
+    /// `plaintext`: some protocol of the receiver serves without TLS.
+    pub fn validate(&self, plaintext: bool) -> Vec<(&'static str, String)> {
         let mut errors = Vec::new();
         let methods = usize::from(self.bearer_token.is_some())
             + usize::from(self.bearer_token_file.is_some())
@@ -88,11 +89,11 @@ impl AuthConfig {
         {
             errors.push(("bearer_token_file", e));
         }
-        if !self.allow_plaintext {
+        if plaintext && !self.allow_plaintext {
             errors.push((
                 "allow_plaintext",
-                "credentials would travel unencrypted (TLS on receivers is not built yet): \
-                 set allow_plaintext: true only on a trusted network such as loopback"
+                "credentials would travel unencrypted: give every protocol a `tls` section, \
+                 or set allow_plaintext: true on a trusted network such as loopback"
                     .to_string(),
             ));
         }
@@ -256,7 +257,7 @@ mod tests {
     #[test]
     fn plaintext_and_ambiguous_settings_are_config_errors() {
         let fields: Vec<_> = config("{ bearer_token: abc, basic: { username: u, password: p } }")
-            .validate()
+            .validate(true)
             .into_iter()
             .map(|(f, _)| f)
             .collect();

@@ -109,8 +109,16 @@ pub async fn start(
     let stats = context
         .telemetry
         .listener(&context.id, "grpc", config.max_connections);
+    let tls = match &config.tls {
+        Some(tls) => Some(
+            tls.acceptor(&[b"h2"])
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+        ),
+        None => None,
+    };
     let task = tokio::spawn(async move {
-        let incoming = crate::telemetry::connections::counted_incoming(listener, stats);
+        let accepted = crate::telemetry::connections::accept_loop(listener, stats, tls);
+        let incoming = crate::telemetry::connections::incoming(accepted);
         if let Err(e) = router
             .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
             .await

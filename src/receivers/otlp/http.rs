@@ -79,8 +79,18 @@ pub async fn start(
     let stats = context
         .telemetry
         .listener(&context.id, "http", config.max_connections);
+    let tls = match &config.tls {
+        Some(tls) => Some(
+            tls.acceptor(&[b"h2", b"http/1.1"])
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+        ),
+        None => None,
+    };
     let task = tokio::spawn(async move {
-        let listener = crate::telemetry::connections::CountedListener { listener, stats };
+        let listener = crate::telemetry::connections::AcceptedListener {
+            receiver: crate::telemetry::connections::accept_loop(listener, stats, tls),
+            local: address,
+        };
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())
             .await;

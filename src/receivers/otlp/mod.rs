@@ -67,6 +67,8 @@ pub struct GrpcConfig {
     pub max_concurrent_streams: u32,
     /// Connections open at once; further ones are closed on arrival.
     pub max_connections: usize,
+    /// Serve TLS (and with `client_ca_file`, require client certificates).
+    pub tls: Option<crate::tls::server::ServerTlsConfig>,
 }
 
 impl Default for GrpcConfig {
@@ -76,6 +78,7 @@ impl Default for GrpcConfig {
             max_recv_msg_size_mib: 4,
             max_concurrent_streams: 100,
             max_connections: 1000,
+            tls: None,
         }
     }
 }
@@ -91,6 +94,8 @@ pub struct HttpConfig {
     pub logs_url_path: String,
     /// Connections open at once; further ones are closed on arrival.
     pub max_connections: usize,
+    /// Serve TLS (and with `client_ca_file`, require client certificates).
+    pub tls: Option<crate::tls::server::ServerTlsConfig>,
 }
 
 impl Default for HttpConfig {
@@ -102,6 +107,7 @@ impl Default for HttpConfig {
             metrics_url_path: "/v1/metrics".into(),
             logs_url_path: "/v1/logs".into(),
             max_connections: 1000,
+            tls: None,
         }
     }
 }

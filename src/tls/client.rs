@@ -1,0 +1,76 @@
+//! Client-side TLS settings of exporters: `tls: { ca_file, cert_file,
+//! key_file, server_name }`, in the Collector's names. Without `ca_file`
+//! the system's roots are trusted.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientTlsConfig {
+    /// PEM roots to trust instead of the system's (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// A client certificate and key, for servers that require mutual TLS.
+    pub cert_file: Option<PathBuf>,
+    pub key_file: Option<PathBuf>,
+    /// The name to verify the server's certificate against, when it differs
+    /// from the endpoint's host.
+    pub server_name: Option<String>,
+}
+
+impl ClientTlsConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cert_file.is_some() != self.key_file.is_some() {
+            return Err("set both cert_file and key_file, or neither".to_string());
+        }
+        Ok(())
+    }
+
+    fn pem(path: &PathBuf) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    }
+
+    /// A reqwest client builder with these settings (TLS 1.2 at least).
+    pub fn apply_to_reqwest(
+        &self,
+        mut builder: reqwest::ClientBuilder,
+    ) -> Result<reqwest::ClientBuilder, String> {
+        self.validate()?;
+        super::install_provider();
+        builder = builder.tls_version_min(reqwest::tls::Version::TLS_1_2);
+        if let Some(ca) = &self.ca_file {
+            let certificates = reqwest::Certificate::from_pem_bundle(&Self::pem(ca)?)
+                .map_err(|e| format!("{}: {e}", ca.display()))?;
+            builder = builder.tls_certs_only(certificates);
+        }
+        if let (Some(cert), Some(key)) = (&self.cert_file, &self.key_file) {
+            let mut pem = Self::pem(cert)?;
+            pem.push(b'\n');
+            pem.extend(Self::pem(key)?);
+            let identity = reqwest::Identity::from_pem(&pem)
+                .map_err(|e| format!("client certificate {}: {e}", cert.display()))?;
+            builder = builder.identity(identity);
+        }
+        Ok(builder)
+    }
+
+    /// tonic's settings for a channel to `host`.
+    pub fn tonic(&self, host: &str) -> Result<tonic::transport::ClientTlsConfig, String> {
+        self.validate()?;
+        super::install_provider();
+        let mut tls = tonic::transport::ClientTlsConfig::new()
+            .domain_name(self.server_name.clone().unwrap_or_else(|| host.to_string()));
+        tls = match &self.ca_file {
+            Some(ca) => tls.ca_certificate(tonic::transport::Certificate::from_pem(Self::pem(ca)?)),
+            None => tls.with_native_roots(),
+        };
+        if let (Some(cert), Some(key)) = (&self.cert_file, &self.key_file) {
+            tls = tls.identity(tonic::transport::Identity::from_pem(
+                Self::pem(cert)?,
+                Self::pem(key)?,
+            ));
+        }
+        Ok(tls)
+    }
+}

@@ -1,0 +1,43 @@
+//! TLS for receivers (server side, optional client certificates, reloaded
+//! when the files change) and exporters (client side, a private CA, a
+//! client certificate), with rustls and the `ring` provider. rustls speaks
+//! TLS 1.2 and 1.3 only, so older versions are refused by construction.
+
+pub mod client;
+pub mod server;
+
+use std::path::Path;
+
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+/// Installs `ring` as the process's rustls provider (reqwest and tonic use
+/// the default one). Idempotent.
+pub fn install_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certificates: Vec<_> = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{}: {e}", path.display()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if certificates.is_empty() {
+        return Err(format!("{}: no PEM certificate in it", path.display()));
+    }
+    Ok(certificates)
+}
+
+pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+pub fn root_store(ca_file: &Path) -> Result<rustls::RootCertStore, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in read_certificates(ca_file)? {
+        roots
+            .add(certificate)
+            .map_err(|e| format!("{}: {e}", ca_file.display()))?;
+    }
+    Ok(roots)
+}
