@@ -226,10 +226,13 @@ pub fn decode_receiver(
     match type_name {
         "otlp" => {
             let config: receivers::otlp::OtlpReceiverConfig = decoder.decode(value, path)?;
+            let protocols = &config.protocols;
+            let plaintext = protocols.grpc.as_ref().is_some_and(|g| g.tls.is_none())
+                || protocols.http.as_ref().is_some_and(|h| h.tls.is_none());
             let errors = config
                 .auth
                 .as_ref()
-                .map(|a| a.validate())
+                .map(|a| a.validate(plaintext))
                 .unwrap_or_default();
             let valid = errors.is_empty();
             for (field, message) in errors {
