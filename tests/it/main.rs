@@ -9,6 +9,7 @@ mod backpressure;
 mod bad_input;
 mod bombs;
 mod cardinality;
+mod certs;
 mod config_errors;
 mod email;
 mod external;
@@ -25,6 +26,7 @@ mod retry;
 mod sdk_end_to_end;
 mod shutdown;
 mod telemetry;
+mod tls;
 mod webhook_sink;
 
 /// reqwest (built with `rustls-no-provider`, as sidewatch is) needs a
