@@ -1,6 +1,7 @@
 //! A counting OTLP/gRPC sink for benchmarks: decodes every request (as a
 //! real backend would), counts spans, data points and log records, and
-//! serves the counts as JSON on `GET /counts`.
+//! serves the counts as JSON on `GET /counts`; `POST /pause` makes it
+//! answer UNAVAILABLE from then on.
 //!
 //!   cargo run --release --example otlp_sink -- --grpc 127.0.0.1:14317 --http 127.0.0.1:14318
 
@@ -44,6 +45,19 @@ struct Counts {
     data_points: AtomicU64,
     log_records: AtomicU64,
     requests: AtomicU64,
+    /// After `POST /pause`, every export is answered UNAVAILABLE, so a
+    /// harness can read final counts before killing the sink without a
+    /// delivery slipping in between.
+    paused: std::sync::atomic::AtomicBool,
+}
+
+impl Counts {
+    fn check(&self) -> Result<(), Status> {
+        if self.paused.load(Ordering::SeqCst) {
+            return Err(Status::unavailable("paused"));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone)]
@@ -55,6 +69,7 @@ impl TraceService for Sink {
         &self,
         r: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        self.0.check()?;
         self.0.requests.fetch_add(1, Ordering::Relaxed);
         self.0.spans.fetch_add(
             sidewatch::signal::span_count(r.get_ref()) as u64,
@@ -70,6 +85,7 @@ impl MetricsService for Sink {
         &self,
         r: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.0.check()?;
         self.0.requests.fetch_add(1, Ordering::Relaxed);
         self.0.data_points.fetch_add(
             sidewatch::signal::data_point_count(r.get_ref()) as u64,
@@ -85,6 +101,7 @@ impl LogsService for Sink {
         &self,
         r: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        self.0.check()?;
         self.0.requests.fetch_add(1, Ordering::Relaxed);
         self.0.log_records.fetch_add(
             sidewatch::signal::log_record_count(r.get_ref()) as u64,
@@ -99,20 +116,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let counts = Arc::new(Counts::default());
     let sink = Sink(counts.clone());
-    let http = axum::Router::new().route(
-        "/counts",
-        axum::routing::get(move || {
-            let c = counts.clone();
-            async move {
-                axum::Json(serde_json::json!({
-                    "spans": c.spans.load(Ordering::Relaxed),
-                    "data_points": c.data_points.load(Ordering::Relaxed),
-                    "log_records": c.log_records.load(Ordering::Relaxed),
-                    "requests": c.requests.load(Ordering::Relaxed),
-                }))
-            }
-        }),
-    );
+    let paused = counts.clone();
+    let http = axum::Router::new()
+        .route(
+            "/pause",
+            axum::routing::post(move || {
+                paused.paused.store(true, Ordering::SeqCst);
+                async {}
+            }),
+        )
+        .route(
+            "/counts",
+            axum::routing::get(move || {
+                let c = counts.clone();
+                async move {
+                    axum::Json(serde_json::json!({
+                        "spans": c.spans.load(Ordering::Relaxed),
+                        "data_points": c.data_points.load(Ordering::Relaxed),
+                        "log_records": c.log_records.load(Ordering::Relaxed),
+                        "requests": c.requests.load(Ordering::Relaxed),
+                    }))
+                }
+            }),
+        );
     let listener = tokio::net::TcpListener::bind(args.http).await?;
     tokio::spawn(async move { axum::serve(listener, http).await });
     eprintln!(

@@ -25,9 +25,18 @@ use super::{ExportError, Exporter};
 use crate::signal::{Batch, Signal};
 use crate::telemetry::ExporterStats;
 
-/// A batch in the channel, with its record in the log if there is one.
+/// A batch in the channel. With a log it waits encoded: the protobuf form
+/// (already made for the log) is several times smaller than the decoded
+/// one, which bounds memory during a long outage; it is decoded again just
+/// before sending.
+enum Payload {
+    Decoded(Batch),
+    Encoded(Vec<u8>),
+}
+
 struct Queued {
-    batch: Batch,
+    payload: Payload,
+    items: usize,
     sequence: Option<u64>,
 }
 
@@ -101,23 +110,32 @@ impl QueueSender {
     /// Enqueues, waiting for room: data that reaches this point has been
     /// admitted and must not be dropped. Fails only after shutdown.
     pub async fn send(&self, batch: Batch) -> Result<(), SendError> {
-        let sequence = match &self.wal {
-            None => None,
+        let items = batch.item_count();
+        let (payload, sequence) = match &self.wal {
+            None => (Payload::Decoded(batch), None),
             Some(wal) => {
-                let (wal, record) = (wal.clone(), batch.clone());
-                // Appending (and fsync) blocks: keep it off the runtime.
-                let appended =
-                    tokio::task::spawn_blocking(move || wal.append(&encode(&record))).await;
+                let wal = wal.clone();
+                // Encoding and appending (and fsync) block: keep them off
+                // the runtime's threads.
+                let appended = tokio::task::spawn_blocking(move || {
+                    let bytes = encode(&batch);
+                    wal.append(&bytes).map(|sequence| (bytes, sequence))
+                })
+                .await;
                 match appended {
-                    Ok(Ok(sequence)) => Some(sequence),
+                    Ok(Ok((bytes, sequence))) => (Payload::Encoded(bytes), Some(sequence)),
                     Ok(Err(e)) => return Err(SendError::Storage(e.to_string())),
                     Err(e) => return Err(SendError::Storage(e.to_string())),
                 }
             }
         };
-        let items = batch.item_count();
         self.stats.enqueued(items);
-        match self.sender.send(Queued { batch, sequence }).await {
+        let queued = Queued {
+            payload,
+            items,
+            sequence,
+        };
+        match self.sender.send(queued).await {
             Ok(()) => Ok(()),
             Err(_) => {
                 // Closed at shutdown; a logged batch stays on disk.
@@ -265,9 +283,11 @@ async fn feed_recovered(
             }
         };
         let items = batch.item_count();
+        drop(batch);
         stats.enqueued(items);
         let queued = Queued {
-            batch,
+            payload: Payload::Encoded(bytes),
+            items,
             sequence: Some(sequence),
         };
         tokio::select! {
@@ -359,11 +379,24 @@ impl Worker {
                     _ = self.closing.cancelled() => receiver.try_recv().ok(),
                 }
             };
-            let Some(Queued { batch, sequence }) = next else {
+            let Some(Queued {
+                payload,
+                items,
+                sequence,
+            }) = next
+            else {
                 return;
             };
-            let items = batch.item_count();
-            let settled = self.send_with_retry(&batch, items).await;
+            let settled = match payload {
+                Payload::Decoded(batch) => self.send_with_retry(&batch, items).await,
+                Payload::Encoded(bytes) => match decode(self.stats.signal, &bytes) {
+                    Ok(batch) => self.send_with_retry(&batch, items).await,
+                    Err(e) => {
+                        self.fail(items, &format!("a queued record does not decode: {e}"));
+                        true
+                    }
+                },
+            };
             if settled
                 && let (Some(wal), Some(sequence)) = (&self.wal, sequence)
                 && let Err(e) = wal.ack(sequence)
