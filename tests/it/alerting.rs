@@ -414,14 +414,8 @@ service:
 }
 
 /// Runs the sidewatch binary with `config`; returns the child.
-fn spawn_sidewatch(config: &std::path::Path) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_sidewatch"))
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+fn spawn_sidewatch(config: &std::path::Path) -> crate::harness::Sidewatch {
+    crate::harness::Sidewatch::run(config)
 }
 
 async fn send_until_accepted(port: u16, request: &ExportMetricsServiceRequest) {

@@ -5,7 +5,6 @@
 //! one bomb would take, bounded by 16 x the 4 MiB limit plus its baseline.
 
 use std::io::Write;
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -59,13 +58,7 @@ service:
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::harness::Sidewatch::run(&config);
     let pid = child.id();
     let url = format!("http://127.0.0.1:{port}/v1/traces");
     let http = reqwest::Client::new();

@@ -78,3 +78,42 @@ pub fn trace_request(
         }],
     }
 }
+
+/// The `sidewatch` binary as a child process, killed when dropped, so a
+/// failing test does not leave it running.
+pub struct Sidewatch(pub std::process::Child);
+
+impl Sidewatch {
+    /// `sidewatch run --config <config>`, output discarded.
+    pub fn run(config: &std::path::Path) -> Sidewatch {
+        Sidewatch(
+            std::process::Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+                .args(["run", "--config"])
+                .arg(config)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("sidewatch starts"),
+        )
+    }
+}
+
+impl std::ops::Deref for Sidewatch {
+    type Target = std::process::Child;
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Sidewatch {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
+}
+
+impl Drop for Sidewatch {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

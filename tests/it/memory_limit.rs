@@ -4,7 +4,6 @@
 //! retryable refusals, and once the backend is back every accepted span is
 //! delivered and new data is accepted again.
 
-use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
@@ -73,13 +72,7 @@ service:
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::harness::Sidewatch::run(&config);
     let pid = child.id();
     let url = format!("http://127.0.0.1:{port}");
     let mut connected = None;

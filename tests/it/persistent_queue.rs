@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -16,14 +16,8 @@ use crate::harness::{free_port, trace_request};
 const REQUESTS: usize = 20;
 const SPANS: usize = 50;
 
-fn spawn(config: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_sidewatch"))
-        .args(["run", "--config"])
-        .arg(config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap()
+fn spawn(config: &Path) -> crate::harness::Sidewatch {
+    crate::harness::Sidewatch::run(config)
 }
 
 fn log_bytes(dir: &Path) -> u64 {

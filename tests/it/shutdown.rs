@@ -1,7 +1,7 @@
 //! SIGTERM: data accepted before the signal reaches the backend, even when
 //! it sits in a batch processor with a long timeout, and the exit code is 0.
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use prost::Message;
@@ -35,12 +35,7 @@ service:
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::harness::Sidewatch::run(&config);
     let http = reqwest::Client::new();
     let health = format!("http://127.0.0.1:{telemetry_port}/healthz");
     let mut ready = false;
