@@ -10,6 +10,7 @@ pub mod expand;
 pub mod locate;
 mod plan;
 mod raw;
+pub mod secret;
 
 use std::path::Path;
 

@@ -81,13 +81,22 @@ impl Shared {
             .json(&alerts)
             .send()
             .await
-            .map_err(|e| ExportError::retryable(format!("POST {}: {e}", self.url)))?;
+            .map_err(|e| {
+                ExportError::retryable(format!(
+                    "POST {}: {}",
+                    crate::config::secret::redacted_url(&self.url),
+                    e.without_url()
+                ))
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
         let body = response.text().await.unwrap_or_default();
-        let message = format!("POST {} answered {status}: {body}", self.url);
+        let message = format!(
+            "POST {} answered {status}: {body}",
+            crate::config::secret::redacted_url(&self.url)
+        );
         if status.is_server_error() || status.as_u16() == 429 {
             Err(ExportError::retryable(message))
         } else {

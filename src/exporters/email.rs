@@ -50,7 +50,7 @@ pub struct EmailExporterConfig {
     #[serde(default)]
     pub auth_username: Option<String>,
     #[serde(default)]
-    pub auth_password: Option<String>,
+    pub auth_password: Option<crate::config::secret::Secret>,
     /// Name sent in EHLO; the host name by default.
     #[serde(default)]
     pub hello: Option<String>,
@@ -157,7 +157,10 @@ impl EmailExporter {
             .tls(tls)
             .timeout(Some(config.timeout));
         if let (Some(user), Some(password)) = (&config.auth_username, &config.auth_password) {
-            builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
+            builder = builder.credentials(Credentials::new(
+                user.clone(),
+                password.expose().to_string(),
+            ));
         }
         if let Some(hello) = &config.hello {
             builder = builder.hello_name(lettre::transport::smtp::extension::ClientId::Domain(

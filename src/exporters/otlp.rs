@@ -44,7 +44,7 @@ pub struct OtlpExporterConfig {
     pub compression: Compression,
     /// Sent as gRPC metadata with every request.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, crate::config::secret::Secret>,
     #[serde(default = "default_timeout", with = "crate::config::duration")]
     pub timeout: std::time::Duration,
     #[serde(default)]
@@ -153,7 +153,7 @@ impl OtlpExporter {
         for (name, value) in &config.headers {
             let key = MetadataKey::from_str(&name.to_ascii_lowercase())
                 .map_err(|_| format!("invalid header name {name:?}"))?;
-            let value = MetadataValue::from_str(value)
+            let value = MetadataValue::from_str(value.expose())
                 .map_err(|_| format!("invalid value for header {name:?}"))?;
             metadata.insert(key, value);
         }

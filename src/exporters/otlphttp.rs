@@ -51,7 +51,7 @@ pub struct OtlpHttpExporterConfig {
     #[serde(default)]
     pub encoding: HttpEncoding,
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, crate::config::secret::Secret>,
     #[serde(default = "default_timeout", with = "crate::config::duration")]
     pub timeout: Duration,
     #[serde(default)]
@@ -101,7 +101,7 @@ impl OtlpHttpExporter {
         for (name, value) in &config.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("invalid header name {name:?}"))?;
-            let value = HeaderValue::from_str(value)
+            let value = HeaderValue::from_str(value.expose())
                 .map_err(|_| format!("invalid value for header {name}"))?;
             headers.insert(name, value);
         }
@@ -187,11 +187,13 @@ impl Exporter for OtlpHttpExporter {
         if self.compression == HttpCompression::Gzip {
             request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
         }
-        let response = request
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| ExportError::retryable(format!("POST {}: {e}", self.url)))?;
+        let response = request.body(body).send().await.map_err(|e| {
+            ExportError::retryable(format!(
+                "POST {}: {}",
+                crate::config::secret::redacted_url(&self.url),
+                e.without_url()
+            ))
+        })?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -211,7 +213,7 @@ impl Exporter for OtlpHttpExporter {
         }
         let message = format!(
             "POST {} answered {status}: {}",
-            self.url,
+            crate::config::secret::redacted_url(&self.url),
             String::from_utf8_lossy(&body[..body.len().min(512)])
         );
         match status.as_u16() {

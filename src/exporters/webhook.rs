@@ -29,7 +29,7 @@ pub struct WebhookExporterConfig {
     #[serde(default)]
     pub format: WebhookFormat,
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, crate::config::secret::Secret>,
     #[serde(default = "default_timeout", with = "crate::config::duration")]
     pub timeout: Duration,
     #[serde(default)]
@@ -70,7 +70,7 @@ impl WebhookExporter {
         for (name, value) in &config.headers {
             let name = HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| format!("invalid header name {name:?}"))?;
-            let value = HeaderValue::from_str(value)
+            let value = HeaderValue::from_str(value.expose())
                 .map_err(|_| format!("invalid value for header {name}"))?;
             headers.insert(name, value);
         }
@@ -111,12 +111,21 @@ impl Exporter for WebhookExporter {
             .json(&payload)
             .send()
             .await
-            .map_err(|e| ExportError::retryable(format!("POST {}: {e}", self.url)))?;
+            .map_err(|e| {
+                ExportError::retryable(format!(
+                    "POST {}: {}",
+                    crate::config::secret::redacted_url(&self.url),
+                    e.without_url()
+                ))
+            })?;
         let status = response.status();
         if status.is_success() {
             return Ok(());
         }
-        let message = format!("POST {} answered {status}", self.url);
+        let message = format!(
+            "POST {} answered {status}",
+            crate::config::secret::redacted_url(&self.url)
+        );
         if status.is_server_error() || status.as_u16() == 429 {
             Err(ExportError::retryable(message))
         } else {

@@ -19,7 +19,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     #[serde(default)]
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<crate::config::secret::Secret>,
     #[serde(default)]
     pub bearer_token_file: Option<PathBuf>,
     #[serde(default)]
@@ -33,7 +33,7 @@ pub struct AuthConfig {
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     pub username: String,
-    pub password: String,
+    pub password: crate::config::secret::Secret,
 }
 
 // Secrets stay out of debug output and config dumps.
@@ -79,8 +79,8 @@ impl AuthConfig {
         }
         if self
             .bearer_token
-            .as_deref()
-            .is_some_and(|t| t.trim().is_empty())
+            .as_ref()
+            .is_some_and(|t| t.expose().trim().is_empty())
         {
             errors.push(("bearer_token", "the token is empty".to_string()));
         }
@@ -137,7 +137,7 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
 impl Authenticator {
     pub fn new(config: &AuthConfig) -> Result<Self, String> {
         let expected = if let Some(token) = &config.bearer_token {
-            Expected::Fixed(format!("Bearer {}", token.trim()).into_bytes())
+            Expected::Fixed(format!("Bearer {}", token.expose().trim()).into_bytes())
         } else if let Some(path) = &config.bearer_token_file {
             Expected::File(Mutex::new(TokenFile {
                 path: path.clone(),
@@ -146,7 +146,7 @@ impl Authenticator {
                 expected: read_token(path)?,
             }))
         } else if let Some(basic) = &config.basic {
-            let pair = format!("{}:{}", basic.username, basic.password);
+            let pair = format!("{}:{}", basic.username, basic.password.expose());
             Expected::Fixed(
                 format!(
                     "Basic {}",
