@@ -59,6 +59,25 @@ pub trait Exporter: Send + Sync {
     /// Sends one batch. Called concurrently by the queue's workers.
     async fn export(&self, batch: &Batch) -> Result<(), ExportError>;
 
+    /// Whether this exporter sends the OTLP protobuf encoding as it is: its
+    /// queue then encodes each batch once, on entry, and holds the bytes,
+    /// several times smaller than the decoded batch, until sent.
+    fn takes_encoded(&self) -> bool {
+        false
+    }
+
+    /// Sends one batch already encoded as an OTLP export request of
+    /// `signal`. Only called when `takes_encoded` is true.
+    async fn export_encoded(
+        &self,
+        _signal: crate::signal::Signal,
+        _encoded: bytes::Bytes,
+    ) -> Result<(), ExportError> {
+        Err(ExportError::permanent(
+            "this exporter does not take encoded batches",
+        ))
+    }
+
     /// Called once after the queue has drained, before exit.
     async fn shutdown(&self) {}
 }

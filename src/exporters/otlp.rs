@@ -112,6 +112,39 @@ impl<Request: prost::Message> Encoder for SharedEncoder<Request> {
     }
 }
 
+/// Sends a request encoded beforehand, as it is.
+struct BytesCodec<Response>(PhantomData<fn() -> Response>);
+
+struct BytesEncoder;
+
+impl<Response> Codec for BytesCodec<Response>
+where
+    Response: prost::Message + Default + Send + 'static,
+{
+    type Encode = bytes::Bytes;
+    type Decode = Response;
+    type Encoder = BytesEncoder;
+    type Decoder = ResponseDecoder<Response>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        BytesEncoder
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        ResponseDecoder(PhantomData)
+    }
+}
+
+impl Encoder for BytesEncoder {
+    type Item = bytes::Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: bytes::Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        bytes::BufMut::put(dst, item);
+        Ok(())
+    }
+}
+
 impl<Response: prost::Message + Default> Decoder for ResponseDecoder<Response> {
     type Item = Response;
     type Error = Status;
@@ -198,8 +231,91 @@ impl OtlpExporter {
     }
 }
 
+impl OtlpExporter {
+    async fn call_encoded<Response>(
+        &self,
+        path: &'static str,
+        encoded: bytes::Bytes,
+    ) -> Result<Response, ExportError>
+    where
+        Response: prost::Message + Default + Send + 'static,
+    {
+        let mut request = tonic::Request::new(encoded);
+        *request.metadata_mut() = self.metadata.clone();
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        client
+            .ready()
+            .await
+            .map_err(|e| ExportError::retryable(format!("connecting: {e}")))?;
+        let path = http::uri::PathAndQuery::from_static(path);
+        client
+            .unary(request, path, BytesCodec::<Response>(PhantomData))
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(classify)
+    }
+}
+
+/// A partial success with rejected items is an error the queue counts;
+/// a warning alone is logged.
+fn outcome(rejected: Option<(i64, String)>) -> Result<(), ExportError> {
+    match rejected {
+        Some((count, message)) if count > 0 => Err(ExportError::PartiallyRejected {
+            rejected: count as u64,
+            message,
+        }),
+        Some((_, message)) if !message.is_empty() => {
+            tracing::warn!(
+                message,
+                "the destination accepted everything with a warning"
+            );
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
 #[async_trait::async_trait]
 impl Exporter for OtlpExporter {
+    fn takes_encoded(&self) -> bool {
+        true
+    }
+
+    async fn export_encoded(
+        &self,
+        signal: Signal,
+        encoded: bytes::Bytes,
+    ) -> Result<(), ExportError> {
+        let rejected = match signal {
+            Signal::Traces => self
+                .call_encoded::<ExportTraceServiceResponse>(
+                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                    encoded,
+                )
+                .await?
+                .partial_success
+                .map(|p| (p.rejected_spans, p.error_message)),
+            Signal::Metrics => self
+                .call_encoded::<ExportMetricsServiceResponse>(
+                    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+                    encoded,
+                )
+                .await?
+                .partial_success
+                .map(|p| (p.rejected_data_points, p.error_message)),
+            Signal::Logs => self
+                .call_encoded::<ExportLogsServiceResponse>(
+                    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+                    encoded,
+                )
+                .await?
+                .partial_success
+                .map(|p| (p.rejected_log_records, p.error_message)),
+        };
+        outcome(rejected)
+    }
+
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         let rejected = match batch {
             Batch::Traces(request) => self
@@ -230,20 +346,7 @@ impl Exporter for OtlpExporter {
         if batch.signal() != self.signal {
             tracing::debug!(expected = %self.signal, got = %batch.signal(), "exporter instance got another signal");
         }
-        match rejected {
-            Some((count, message)) if count > 0 => Err(ExportError::PartiallyRejected {
-                rejected: count as u64,
-                message,
-            }),
-            Some((_, message)) if !message.is_empty() => {
-                tracing::warn!(
-                    message,
-                    "the destination accepted everything with a warning"
-                );
-                Ok(())
-            }
-            _ => Ok(()),
-        }
+        outcome(rejected)
     }
 }
 

@@ -134,6 +134,10 @@ impl OtlpHttpExporter {
             (HttpEncoding::Json, Batch::Metrics(r)) => json(&**r)?,
             (HttpEncoding::Json, Batch::Logs(r)) => json(&**r)?,
         };
+        self.compress(encoded)
+    }
+
+    fn compress(&self, encoded: Vec<u8>) -> Result<Vec<u8>, ExportError> {
         match self.compression {
             HttpCompression::None => Ok(encoded),
             HttpCompression::Gzip => {
@@ -175,8 +179,27 @@ fn json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ExportError> {
 
 #[async_trait::async_trait]
 impl Exporter for OtlpHttpExporter {
+    fn takes_encoded(&self) -> bool {
+        self.encoding == HttpEncoding::Proto
+    }
+
+    async fn export_encoded(
+        &self,
+        _signal: Signal,
+        encoded: bytes::Bytes,
+    ) -> Result<(), ExportError> {
+        let body = self.compress(encoded.to_vec())?;
+        self.post(body).await
+    }
+
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         let body = self.body(batch)?;
+        self.post(body).await
+    }
+}
+
+impl OtlpHttpExporter {
+    async fn post(&self, body: Vec<u8>) -> Result<(), ExportError> {
         let mut request = self.client.post(&self.url).header(
             reqwest::header::CONTENT_TYPE,
             match self.encoding {

@@ -31,7 +31,14 @@ use crate::telemetry::ExporterStats;
 /// before sending.
 enum Payload {
     Decoded(Batch),
-    Encoded(Vec<u8>),
+    Encoded(bytes::Bytes),
+}
+
+/// What a worker sends: a batch, or its encoding (a cheap clone per try).
+#[derive(Clone, Copy)]
+enum Outgoing<'a> {
+    Batch(&'a Batch),
+    Encoded(&'a bytes::Bytes),
 }
 
 struct Queued {
@@ -99,6 +106,8 @@ pub struct QueueSender {
     sender: mpsc::Sender<Queued>,
     pub stats: Arc<ExporterStats>,
     wal: Option<Arc<Wal>>,
+    /// The exporter sends protobuf as is: queue batches encoded.
+    encode: bool,
 }
 
 impl QueueSender {
@@ -112,6 +121,7 @@ impl QueueSender {
     pub async fn send(&self, batch: Batch) -> Result<(), SendError> {
         let items = batch.item_count();
         let (payload, sequence) = match &self.wal {
+            None if self.encode => (Payload::Encoded(encode(&batch).into()), None),
             None => (Payload::Decoded(batch), None),
             Some(wal) => {
                 let wal = wal.clone();
@@ -123,7 +133,7 @@ impl QueueSender {
                 })
                 .await;
                 match appended {
-                    Ok(Ok((bytes, sequence))) => (Payload::Encoded(bytes), Some(sequence)),
+                    Ok(Ok((bytes, sequence))) => (Payload::Encoded(bytes.into()), Some(sequence)),
                     Ok(Err(e)) => return Err(SendError::Storage(e.to_string())),
                     Err(e) => return Err(SendError::Storage(e.to_string())),
                 }
@@ -247,6 +257,7 @@ pub fn start(
             sender,
             stats: stats.clone(),
             wal: wal.clone(),
+            encode: exporter.takes_encoded(),
         },
         QueueRunner {
             name,
@@ -286,7 +297,7 @@ async fn feed_recovered(
         drop(batch);
         stats.enqueued(items);
         let queued = Queued {
-            payload: Payload::Encoded(bytes),
+            payload: Payload::Encoded(bytes.into()),
             items,
             sequence: Some(sequence),
         };
@@ -388,9 +399,14 @@ impl Worker {
                 return;
             };
             let settled = match payload {
-                Payload::Decoded(batch) => self.send_with_retry(&batch, items).await,
+                Payload::Decoded(batch) => {
+                    self.send_with_retry(Outgoing::Batch(&batch), items).await
+                }
+                Payload::Encoded(bytes) if self.exporter.takes_encoded() => {
+                    self.send_with_retry(Outgoing::Encoded(&bytes), items).await
+                }
                 Payload::Encoded(bytes) => match decode(self.stats.signal, &bytes) {
-                    Ok(batch) => self.send_with_retry(&batch, items).await,
+                    Ok(batch) => self.send_with_retry(Outgoing::Batch(&batch), items).await,
                     Err(e) => {
                         self.fail(items, &format!("a queued record does not decode: {e}"));
                         true
@@ -410,16 +426,22 @@ impl Worker {
 
     /// Sends until delivered or deliberately given up (true), or until the
     /// shutdown deadline cuts it off (false: a logged batch stays queued).
-    async fn send_with_retry(&self, batch: &Batch, items: usize) -> bool {
+    async fn send_with_retry(&self, payload: Outgoing<'_>, items: usize) -> bool {
         let retry = &self.settings.retry_on_failure;
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
             let attempt_started = Instant::now();
-            let result = match tokio::time::timeout(
-                self.settings.timeout,
-                self.exporter.export(batch),
-            )
+            let result = match tokio::time::timeout(self.settings.timeout, async {
+                match payload {
+                    Outgoing::Batch(batch) => self.exporter.export(batch).await,
+                    Outgoing::Encoded(bytes) => {
+                        self.exporter
+                            .export_encoded(self.stats.signal, bytes.clone())
+                            .await
+                    }
+                }
+            })
             .await
             {
                 Ok(result) => result,
