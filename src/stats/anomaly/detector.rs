@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use super::likelihood::{Likelihood, log_likelihood};
 use super::robust::RollingMedian;
 use super::rolling::RollingStats;
+use super::seasonal::Seasonal;
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
@@ -178,7 +179,7 @@ pub struct Detector {
     baseline: Baseline,
     /// Baseline of the values themselves.
     plain: Baseline,
-    seasonal: Vec<RollingMedian>,
+    seasonal: Option<Seasonal>,
     likelihood: Likelihood,
     seen: usize,
     min: f64,
@@ -192,10 +193,7 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(config: DetectorConfig) -> Self {
-        let seasonal = match config.seasonal {
-            Some(s) => vec![RollingMedian::new(s.periods.max(1)); s.buckets.max(1)],
-            None => Vec::new(),
-        };
+        let seasonal = config.seasonal.map(|s| Seasonal::new(s.buckets, s.periods));
         Detector {
             baseline: Baseline::new(config.method),
             plain: Baseline::new(config.method),
@@ -234,8 +232,8 @@ impl Detector {
         let bucket = self.season_bucket(timestamp_seconds);
         // Seasonal: compare the residual against this phase's usual value.
         let seasonal_prediction = bucket.and_then(|b| {
-            let m = &self.seasonal[b];
-            (m.len() >= 2).then(|| m.median())
+            let m = self.seasonal.as_ref()?;
+            (m.len(b) >= 2).then(|| m.median(b))
         });
         let (plain_centre, _) = self.plain.estimate();
         if let Some(prediction) = seasonal_prediction {
@@ -294,8 +292,8 @@ impl Detector {
         self.baseline
             .push(value - seasonal_prediction.unwrap_or(0.0));
         self.plain.push(value);
-        if let Some(b) = bucket {
-            self.seasonal[b].push(value);
+        if let (Some(b), Some(seasonal)) = (bucket, self.seasonal.as_mut()) {
+            seasonal.push(b, value);
         }
         self.seen += 1;
         self.min = self.min.min(value);

@@ -6,3 +6,4 @@ pub mod detector;
 pub mod likelihood;
 pub mod robust;
 pub mod rolling;
+pub mod seasonal;

@@ -64,7 +64,7 @@ impl RollingMedian {
     }
 }
 
-fn median_of_sorted(sorted: &[f64]) -> f64 {
+pub fn median_of_sorted(sorted: &[f64]) -> f64 {
     let n = sorted.len();
     match n {
         0 => 0.0,
