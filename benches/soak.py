@@ -73,10 +73,13 @@ def start_sink():
     return sink
 
 
-def queued_items():
+def exporter_figure(name):
     text = urllib.request.urlopen("http://127.0.0.1:24888/metrics", timeout=2).read().decode()
-    return sum(float(l.split()[-1]) for l in text.splitlines()
-               if l.startswith("sidewatch_exporter_queued_items{"))
+    return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith(name + "{"))
+
+
+def queued_items():
+    return exporter_figure("sidewatch_exporter_queued_items")
 
 
 def slope_per_hour(samples):
@@ -139,6 +142,7 @@ def main():
         "accepted": accepted, "delivered": delivered,
         "lost": max(0, accepted - delivered), "duplicates": max(0, delivered - accepted),
         "refused_items": result["refused_items"],
+        "exporter_failed_items": exporter_figure("sidewatch_exporter_failed_items_total"),
         "rss_start_mib": round(steady[0][1], 1) if steady else None,
         "rss_end_mib": round(samples[-1][1], 1) if samples else None,
         "rss_max_mib": round(max(v for _, v in samples), 1) if samples else None,

@@ -356,6 +356,16 @@ pub fn classify(status: Status) -> ExportError {
         .get_details_retry_info()
         .and_then(|info| info.retry_delay);
     let message = format!("gRPC {:?}: {}", status.code(), status.message());
+    // A status tonic made from a transport failure (the connection reset
+    // or closed mid-call, as when the backend restarts) carries the error
+    // as its source; the server never answered, so whatever the code (often
+    // INTERNAL or UNKNOWN) the batch was not refused: retry it.
+    if std::error::Error::source(&status).is_some() {
+        return ExportError::Retryable {
+            message,
+            retry_after,
+        };
+    }
     match status.code() {
         Code::Cancelled
         | Code::DeadlineExceeded
@@ -397,6 +407,17 @@ mod tests {
             classify(Status::resource_exhausted("x")),
             ExportError::Permanent { .. }
         ));
+        // An answer of INTERNAL from the server is final; the same code made
+        // locally from a connection reset is not.
+        assert!(matches!(
+            classify(Status::internal("x")),
+            ExportError::Permanent { .. }
+        ));
+        let reset = Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset by peer",
+        )));
+        assert!(matches!(classify(reset), ExportError::Retryable { .. }));
         let with_info = Status::with_error_details(
             Code::ResourceExhausted,
             "slow down",
