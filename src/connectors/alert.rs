@@ -222,7 +222,7 @@ impl Processor for AlertConnector {
     }
 
     fn tick_interval(&self) -> Option<Duration> {
-        Some((self.interval / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)))
+        Some(crate::processors::schedule::tick_for(self.interval))
     }
 
     fn tick(&mut self, now: SystemTime, out: &mut Vec<Batch>) {

@@ -205,6 +205,35 @@ impl OtlpExporter {
         })
     }
 
+    /// One unary Export call: `message` written by `codec`, the reply
+    /// decoded as `Response`.
+    async fn unary<Message, Response, C>(
+        &self,
+        path: &'static str,
+        message: Message,
+        codec: C,
+    ) -> Result<Response, ExportError>
+    where
+        Message: Send + Sync + 'static,
+        Response: Send + Sync + 'static,
+        C: Codec<Encode = Message, Decode = Response> + Send + 'static,
+    {
+        let mut request = tonic::Request::new(message);
+        *request.metadata_mut() = self.metadata.clone();
+        request.set_timeout(self.timeout);
+        let mut client = self.client.clone();
+        client
+            .ready()
+            .await
+            .map_err(|e| ExportError::retryable(format!("connecting: {e}")))?;
+        let path = http::uri::PathAndQuery::from_static(path);
+        client
+            .unary(request, path, codec)
+            .await
+            .map(tonic::Response::into_inner)
+            .map_err(classify)
+    }
+
     async fn call<Request, Response>(
         &self,
         path: &'static str,
@@ -214,24 +243,14 @@ impl OtlpExporter {
         Request: prost::Message + Send + Sync + 'static,
         Response: prost::Message + Default + Send + 'static,
     {
-        let mut request = tonic::Request::new(message.clone());
-        *request.metadata_mut() = self.metadata.clone();
-        request.set_timeout(self.timeout);
-        let mut client = self.client.clone();
-        client
-            .ready()
-            .await
-            .map_err(|e| ExportError::retryable(format!("connecting: {e}")))?;
-        let path = http::uri::PathAndQuery::from_static(path);
-        client
-            .unary(request, path, SharedCodec::<Request, Response>::default())
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(classify)
+        self.unary(
+            path,
+            message.clone(),
+            SharedCodec::<Request, Response>::default(),
+        )
+        .await
     }
-}
 
-impl OtlpExporter {
     async fn call_encoded<Response>(
         &self,
         path: &'static str,
@@ -240,20 +259,8 @@ impl OtlpExporter {
     where
         Response: prost::Message + Default + Send + 'static,
     {
-        let mut request = tonic::Request::new(encoded);
-        *request.metadata_mut() = self.metadata.clone();
-        request.set_timeout(self.timeout);
-        let mut client = self.client.clone();
-        client
-            .ready()
+        self.unary(path, encoded, BytesCodec::<Response>(PhantomData))
             .await
-            .map_err(|e| ExportError::retryable(format!("connecting: {e}")))?;
-        let path = http::uri::PathAndQuery::from_static(path);
-        client
-            .unary(request, path, BytesCodec::<Response>(PhantomData))
-            .await
-            .map(tonic::Response::into_inner)
-            .map_err(classify)
     }
 }
 

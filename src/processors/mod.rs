@@ -9,6 +9,7 @@
 
 pub mod batch;
 pub mod percentiles;
+pub mod schedule;
 
 use std::time::{Duration, SystemTime};
 

@@ -145,7 +145,7 @@ pub struct PercentilesProcessor {
     names: Vec<regex::Regex>,
     series: HashMap<String, Series>,
     empty: DDSketch,
-    next_emit: Option<SystemTime>,
+    emit: crate::processors::schedule::Every,
     pub overflowed_points: u64,
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
@@ -189,6 +189,7 @@ type Buckets = Vec<(i64, f64, f64, u64)>;
 impl PercentilesProcessor {
     pub fn new(config: PercentilesConfig) -> Self {
         let config_max_series = config.max_series;
+        let config_emit_interval = config.emit_interval;
         let empty = DDSketch::new(config.relative_accuracy)
             .unwrap_or_else(|_| DDSketch::new(0.01).expect("valid accuracy"));
         PercentilesProcessor {
@@ -200,7 +201,7 @@ impl PercentilesProcessor {
             config,
             series: HashMap::new(),
             empty,
-            next_emit: None,
+            emit: crate::processors::schedule::Every::new(config_emit_interval),
             overflowed_points: 0,
             stats: std::sync::Arc::new(crate::telemetry::cardinality::CardinalityStats::new(
                 config_max_series,
@@ -535,20 +536,16 @@ impl Processor for PercentilesProcessor {
     }
 
     fn tick_interval(&self) -> Option<Duration> {
-        Some(
-            (self.config.emit_interval / 4)
-                .clamp(Duration::from_millis(10), Duration::from_secs(1)),
-        )
+        Some(crate::processors::schedule::tick_for(
+            self.config.emit_interval,
+        ))
     }
 
     fn tick(&mut self, now: SystemTime, out: &mut Vec<Batch>) {
-        let due = *self
-            .next_emit
-            .get_or_insert(now + self.config.emit_interval);
-        if now < due || self.series.is_empty() {
+        if !self.emit.is_due(now) || self.series.is_empty() {
             return;
         }
-        self.next_emit = Some(now + self.config.emit_interval);
+        self.emit.emitted(now);
         self.expire(nanos(now));
         self.publish();
         let metrics = self.metrics(now);

@@ -47,6 +47,19 @@ impl Recorded {
             .sum()
     }
 
+    /// The names of every span received (duplicates collapse).
+    pub fn span_names(&self) -> std::collections::BTreeSet<String> {
+        self.traces
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|r| &r.resource_spans)
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
     pub fn data_point_count(&self) -> usize {
         self.metrics
             .lock()

@@ -117,3 +117,29 @@ impl Drop for Sidewatch {
         let _ = self.0.wait();
     }
 }
+
+/// A string attribute of a data point.
+pub fn point_text(
+    point: &opentelemetry_proto::tonic::metrics::v1::NumberDataPoint,
+    key: &str,
+) -> Option<String> {
+    use opentelemetry_proto::tonic::common::v1::any_value::Value;
+    point
+        .attributes
+        .iter()
+        .find(|kv| kv.key == key)
+        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
+            Value::StringValue(s) => Some(s.clone()),
+            _ => None,
+        })
+}
+
+/// A data point's value as f64 (NaN when it has none).
+pub fn point_value(point: &opentelemetry_proto::tonic::metrics::v1::NumberDataPoint) -> f64 {
+    use opentelemetry_proto::tonic::metrics::v1::number_data_point::Value;
+    match point.value {
+        Some(Value::AsDouble(d)) => d,
+        Some(Value::AsInt(i)) => i as f64,
+        None => f64::NAN,
+    }
+}

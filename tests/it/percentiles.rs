@@ -11,31 +11,13 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, metric::Data, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, metric::Data};
 use opentelemetry_sdk::Resource;
 
 use crate::backend::{Backend, wait_until};
 use crate::harness::{address, start};
 
-fn text(point: &NumberDataPoint, key: &str) -> Option<String> {
-    point
-        .attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s.clone()),
-            _ => None,
-        })
-}
-
-fn value(point: &NumberDataPoint) -> f64 {
-    match point.value {
-        Some(number_data_point::Value::AsDouble(d)) => d,
-        Some(number_data_point::Value::AsInt(i)) => i as f64,
-        None => f64::NAN,
-    }
-}
+use crate::harness::{point_text as text, point_value as value};
 
 /// Latencies 1..=1000 ms recorded in two exports (the second cumulative
 /// export must only add its delta), queue depths 1..=200 as gauge values.

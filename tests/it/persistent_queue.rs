@@ -110,18 +110,7 @@ service:
     let backend = Backend::start(format!("127.0.0.1:{backend_port}").parse().unwrap()).await;
     let mut sidewatch = spawn(&config);
     let recorded = backend.recorded.clone();
-    let names = || -> BTreeSet<String> {
-        recorded
-            .traces
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|r| &r.resource_spans)
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-            .map(|s| s.name.clone())
-            .collect()
-    };
+    let names = || recorded.span_names();
     let all = wait_until(Duration::from_secs(20), || {
         names().len() == REQUESTS * SPANS
     })
@@ -206,18 +195,7 @@ service:
     let backend = Backend::start(format!("127.0.0.1:{backend_port}").parse().unwrap()).await;
     let mut sidewatch = spawn(&config);
     let recorded = backend.recorded.clone();
-    let names = || -> BTreeSet<String> {
-        recorded
-            .traces
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|r| &r.resource_spans)
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-            .map(|s| s.name.clone())
-            .collect()
-    };
+    let names = || recorded.span_names();
     let complete = wait_until(Duration::from_secs(30), || {
         names().is_superset(&acknowledged)
     })

@@ -9,8 +9,7 @@ use std::time::{Duration, SystemTime};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_proto::tonic::common::v1::any_value::Value;
-use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, metric::Data, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, metric::Data};
 use opentelemetry_sdk::Resource;
 
 use crate::backend::{Backend, wait_until};
@@ -18,24 +17,7 @@ use crate::harness::{address, start};
 
 const SPANS: u64 = 400;
 
-fn text(point: &NumberDataPoint, key: &str) -> Option<String> {
-    point
-        .attributes
-        .iter()
-        .find(|kv| kv.key == key)
-        .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
-            Value::StringValue(s) => Some(s.clone()),
-            _ => None,
-        })
-}
-
-fn value(point: &NumberDataPoint) -> f64 {
-    match point.value {
-        Some(number_data_point::Value::AsDouble(d)) => d,
-        Some(number_data_point::Value::AsInt(i)) => i as f64,
-        None => f64::NAN,
-    }
-}
+use crate::harness::{point_text as text, point_value as value};
 
 /// Durations 1..=400 ms in a scrambled order; every 10th span fails.
 /// Returns the durations of the ok and of the failed spans.

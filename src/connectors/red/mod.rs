@@ -216,7 +216,7 @@ pub struct RedConnector {
     overflow_key: Vec<String>,
     /// Spans that fell into the overflow series.
     pub overflowed_spans: u64,
-    next_emit: Option<SystemTime>,
+    emit: crate::processors::schedule::Every,
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
 
@@ -268,6 +268,7 @@ impl RedConnector {
             errors: 0,
             slowest: Vec::new(),
         };
+        let config_emit_interval = config.emit_interval;
         RedConnector {
             stats: std::sync::Arc::new(crate::telemetry::cardinality::CardinalityStats::new(
                 config.max_series,
@@ -278,7 +279,7 @@ impl RedConnector {
             series: HashMap::new(),
             empty,
             overflowed_spans: 0,
-            next_emit: None,
+            emit: crate::processors::schedule::Every::new(config_emit_interval),
         }
     }
 
@@ -623,20 +624,16 @@ impl Processor for RedConnector {
     }
 
     fn tick_interval(&self) -> Option<Duration> {
-        Some(
-            (self.config.emit_interval / 4)
-                .clamp(Duration::from_millis(10), Duration::from_secs(1)),
-        )
+        Some(crate::processors::schedule::tick_for(
+            self.config.emit_interval,
+        ))
     }
 
     fn tick(&mut self, now: SystemTime, out: &mut Vec<Batch>) {
-        let due = *self
-            .next_emit
-            .get_or_insert(now + self.config.emit_interval);
-        if now < due || self.series.is_empty() {
+        if !self.emit.is_due(now) || self.series.is_empty() {
             return;
         }
-        self.next_emit = Some(now + self.config.emit_interval);
+        self.emit.emitted(now);
         out.push(Batch::Metrics(self.metrics(now).into()));
         // After emitting, so a series' last figures still go out once.
         self.expire(now);
