@@ -271,29 +271,3 @@ pub fn incoming(receiver: mpsc::Receiver<Conn>) -> impl futures::Stream<Item = i
         receiver.recv().await.map(|conn| (Ok(conn), receiver))
     })
 }
-
-/// The accepted connections as a listener, for axum.
-pub struct AcceptedListener {
-    pub receiver: mpsc::Receiver<Conn>,
-    pub local: SocketAddr,
-}
-
-impl axum::serve::Listener for AcceptedListener {
-    type Io = Conn;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.receiver.recv().await {
-            Some(conn) => {
-                let peer = conn.peer();
-                (conn, peer)
-            }
-            // The accept task ended: only shutdown ends it.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}

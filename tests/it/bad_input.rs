@@ -337,3 +337,70 @@ service:
     assert_eq!(ok.status().as_u16(), 200);
     collector.shutdown().await;
 }
+
+/// A client that never finishes its request headers (slowloris) is cut
+/// off after `header_read_timeout`, freeing its connection slot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_too_slow_with_its_headers_is_disconnected() {
+    use std::io::{Read, Write};
+    use std::sync::atomic::Ordering;
+    let collector = start(
+        r#"
+receivers:
+  otlp: { protocols: { http: { endpoint: 127.0.0.1:0, header_read_timeout: 500ms } } }
+exporters:
+  debug: {}
+service:
+  telemetry: { metrics: { level: none } }
+  pipelines:
+    traces: { receivers: [otlp], exporters: [debug] }
+"#,
+    )
+    .await;
+    let address = address(&collector, "otlp/http");
+    let listener = collector.telemetry.listeners()[0].clone();
+    let (closed_after, bytes) = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(address).unwrap();
+        stream
+            .write_all(b"POST /v1/traces HTTP/1.1\r\nHost: sidewatch\r\n")
+            .unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let started = std::time::Instant::now();
+        let mut buffer = [0u8; 512];
+        let read = stream.read(&mut buffer).unwrap_or(0);
+        (
+            started.elapsed(),
+            String::from_utf8_lossy(&buffer[..read]).to_string(),
+        )
+    })
+    .await
+    .unwrap();
+    assert!(
+        closed_after < Duration::from_secs(5),
+        "the half-sent request was held {closed_after:?}"
+    );
+    // hyper may answer 408 before closing; either way nothing was admitted.
+    assert!(
+        bytes.is_empty() || bytes.starts_with("HTTP/1.1 408"),
+        "{bytes:?}"
+    );
+    assert!(
+        wait_until(Duration::from_secs(5), || listener
+            .active_connections
+            .load(Ordering::Relaxed)
+            == 0)
+        .await
+    );
+    // A well-behaved client is served as before.
+    let ok = reqwest::Client::new()
+        .post(format!("http://{address}/v1/traces"))
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status().as_u16(), 200);
+    collector.shutdown().await;
+}

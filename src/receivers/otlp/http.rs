@@ -86,17 +86,10 @@ pub async fn start(
         ),
         None => None,
     };
+    let header_read_timeout = config.header_read_timeout;
     let task = tokio::spawn(async move {
-        let listener = crate::telemetry::connections::AcceptedListener {
-            receiver: crate::telemetry::connections::accept_loop(listener, stats, tls),
-            local: address,
-        };
-        let served = axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown.cancelled_owned())
-            .await;
-        if let Err(e) = served {
-            tracing::error!(error = %e, "OTLP/HTTP server failed");
-        }
+        let connections = crate::telemetry::connections::accept_loop(listener, stats, tls);
+        super::serve_http::serve(connections, app, header_read_timeout, shutdown).await;
     });
     Ok((address, task))
 }

@@ -9,6 +9,7 @@ pub mod auth;
 mod decode;
 mod grpc;
 mod http;
+mod serve_http;
 
 use serde::{Deserialize, Deserializer};
 
@@ -94,6 +95,9 @@ pub struct HttpConfig {
     pub logs_url_path: String,
     /// Connections open at once; further ones are closed on arrival.
     pub max_connections: usize,
+    /// An HTTP/1 client must send a request's headers within this.
+    #[serde(with = "crate::config::duration")]
+    pub header_read_timeout: std::time::Duration,
     /// Serve TLS (and with `client_ca_file`, require client certificates).
     pub tls: Option<crate::tls::server::ServerTlsConfig>,
 }
@@ -107,6 +111,7 @@ impl Default for HttpConfig {
             metrics_url_path: "/v1/metrics".into(),
             logs_url_path: "/v1/logs".into(),
             max_connections: 1000,
+            header_read_timeout: std::time::Duration::from_secs(10),
             tls: None,
         }
     }
