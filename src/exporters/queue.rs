@@ -117,7 +117,8 @@ impl QueueSender {
     }
 
     /// Enqueues, waiting for room: data that reaches this point has been
-    /// admitted and must not be dropped. Fails only after shutdown.
+    /// admitted and must not be dropped. Fails after shutdown, or when the
+    /// log cannot store it (the client is then refused, nothing is lost).
     pub async fn send(&self, batch: Batch) -> Result<(), SendError> {
         let items = batch.item_count();
         let (payload, sequence) = match &self.wal {
