@@ -112,6 +112,17 @@ impl<'de> Deserialize<'de> for DurationText {
     }
 }
 
+/// A list of durations, `[1m, 5m]`, for `deserialize_with`.
+pub fn list<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<std::time::Duration>, D::Error> {
+    use serde::Deserialize;
+    Vec::<String>::deserialize(deserializer)?
+        .iter()
+        .map(|t| parse_duration(t).map_err(serde::de::Error::custom))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,7 +39,10 @@ pub struct PercentilesConfig {
     pub metrics: Vec<String>,
     #[serde(default = "default_percentiles")]
     pub percentiles: Vec<f64>,
-    #[serde(default = "default_windows", deserialize_with = "durations")]
+    #[serde(
+        default = "default_windows",
+        deserialize_with = "crate::config::duration::list"
+    )]
     pub windows: Vec<Duration>,
     #[serde(default = "default_sub_windows")]
     pub sub_windows: usize,
@@ -68,14 +71,6 @@ fn default_emit() -> Duration {
 }
 fn default_max_series() -> usize {
     10_000
-}
-
-fn durations<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Duration>, D::Error> {
-    let texts = Vec::<String>::deserialize(deserializer)?;
-    texts
-        .iter()
-        .map(|t| crate::config::duration::parse_duration(t).map_err(serde::de::Error::custom))
-        .collect()
 }
 
 impl PercentilesConfig {

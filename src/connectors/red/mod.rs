@@ -46,7 +46,10 @@ pub struct RedConfig {
     /// Span kinds that are requests; others are ignored.
     #[serde(default = "default_kinds")]
     pub span_kinds: Vec<String>,
-    #[serde(default = "default_windows", deserialize_with = "durations")]
+    #[serde(
+        default = "default_windows",
+        deserialize_with = "crate::config::duration::list"
+    )]
     pub windows: Vec<Duration>,
     /// Sub-windows per window: the window slides in steps of window / this.
     #[serde(default = "default_sub_windows")]
@@ -102,14 +105,6 @@ fn default_emit() -> Duration {
 
 fn default_max_series() -> usize {
     10_000
-}
-
-fn durations<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<Duration>, D::Error> {
-    let texts = Vec::<String>::deserialize(deserializer)?;
-    texts
-        .iter()
-        .map(|t| crate::config::duration::parse_duration(t).map_err(serde::de::Error::custom))
-        .collect()
 }
 
 impl RedConfig {
