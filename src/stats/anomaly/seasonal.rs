@@ -46,9 +46,19 @@ impl Seasonal {
     pub fn median(&self, bucket: usize) -> f64 {
         let held = self.len(bucket);
         let start = bucket * self.periods;
-        let mut values: Vec<f64> = self.values[start..start + held].to_vec();
-        values.sort_by(f64::total_cmp);
-        super::robust::median_of_sorted(&values)
+        let values = &self.values[start..start + held];
+        // Scored on every point: sort on the stack when the few values fit.
+        let mut small = [0.0f64; 16];
+        if held <= small.len() {
+            let sorted = &mut small[..held];
+            sorted.copy_from_slice(values);
+            sorted.sort_by(f64::total_cmp);
+            super::robust::median_of_sorted(sorted)
+        } else {
+            let mut sorted = values.to_vec();
+            sorted.sort_by(f64::total_cmp);
+            super::robust::median_of_sorted(&sorted)
+        }
     }
 }
 
