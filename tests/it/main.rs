@@ -21,6 +21,7 @@ mod otlphttp_chain;
 mod percentiles;
 mod persistent_queue;
 mod prometheus;
+mod rapid_reset;
 mod red;
 mod retry;
 mod sdk_end_to_end;
