@@ -107,8 +107,15 @@ service:
                 (client.clone(), accepted.clone(), refused.clone());
             tokio::spawn(async move {
                 let request = heavy_request(&format!("w{worker}"));
-                let until = tokio::time::Instant::now() + Duration::from_secs(6);
-                while tokio::time::Instant::now() < until {
+                // At least 6 s, and on until the limiter has refused
+                // something (a slow machine fills memory later), 30 s at most.
+                let started = tokio::time::Instant::now();
+                let more = |refused: u64| {
+                    let elapsed = started.elapsed();
+                    elapsed < Duration::from_secs(6)
+                        || (refused == 0 && elapsed < Duration::from_secs(30))
+                };
+                while more(refused.load(Ordering::Relaxed)) {
                     match client.export(request.clone()).await {
                         Ok(_) => {
                             accepted.fetch_add(2_000, Ordering::Relaxed);
