@@ -311,10 +311,7 @@ fn a_busy_child_process_reads_close_to_one_core() {
         &[("process.pid", &pid)],
     )
     .expect("the busy child is reported");
-    assert!(
-        kernel > 0.3,
-        "the child barely ran ({kernel} cores): machine overloaded"
-    );
+    assert!(kernel > 0.05, "the child barely ran ({kernel} cores)");
     assert!(
         (cores - kernel).abs() <= 0.1,
         "busy child: we read {cores} cores, the kernel charged {kernel}"
