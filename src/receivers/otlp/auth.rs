@@ -15,7 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 use base64::Engine as _;
 use serde::Deserialize;
 
-#[derive(Clone, Deserialize)]
+/// Tokens and passwords are `Secret`s: they stay out of debug output.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuthConfig {
     #[serde(default)]
@@ -29,39 +30,11 @@ pub struct AuthConfig {
     pub allow_plaintext: bool,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BasicAuth {
     pub username: String,
     pub password: crate::config::secret::Secret,
-}
-
-// Secrets stay out of debug output and config dumps.
-impl std::fmt::Debug for AuthConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthConfig")
-            .field(
-                "bearer_token",
-                &self.bearer_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("bearer_token_file", &self.bearer_token_file)
-            .field(
-                "basic",
-                &self.basic.as_ref().map(|b| (&b.username, "<redacted>")),
-            )
-            .field("allow_plaintext", &self.allow_plaintext)
-            .finish()
-    }
-}
-
-impl std::fmt::Debug for BasicAuth {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "BasicAuth {{ username: {:?}, password: <redacted> }}",
-            self.username
-        )
-    }
 }
 
 impl AuthConfig {
