@@ -25,17 +25,6 @@ fn bombs() -> (Vec<u8>, Vec<u8>) {
     (member.repeat(GIB / MIB), frame.repeat(GIB / MIB))
 }
 
-fn resident_kib(pid: u32) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_gibibyte_bombs_at_once_are_refused_in_bounded_memory() {
     let (gzip, zstd) = bombs();
@@ -71,7 +60,7 @@ service:
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
     assert!(up, "sidewatch listens");
-    let baseline_kib = resident_kib(pid).unwrap();
+    let baseline_kib = crate::harness::resident_kib(pid).unwrap();
 
     let done = Arc::new(AtomicBool::new(false));
     let peak = Arc::new(AtomicU64::new(0));
@@ -79,7 +68,7 @@ service:
         let (done, peak) = (done.clone(), peak.clone());
         tokio::spawn(async move {
             while !done.load(Ordering::Relaxed) {
-                if let Some(kib) = resident_kib(pid) {
+                if let Some(kib) = crate::harness::resident_kib(pid) {
                     peak.fetch_max(kib, Ordering::Relaxed);
                 }
                 tokio::time::sleep(Duration::from_millis(2)).await;

@@ -143,3 +143,32 @@ pub fn point_value(point: &opentelemetry_proto::tonic::metrics::v1::NumberDataPo
         None => f64::NAN,
     }
 }
+
+/// A trace client for a sidewatch process just started on `port`,
+/// retrying until it listens (5 s at most).
+pub async fn connect_traces(
+    port: u16,
+) -> opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient<
+    tonic::transport::Channel,
+> {
+    use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
+    for _ in 0..200 {
+        if let Ok(client) = TraceServiceClient::connect(format!("http://127.0.0.1:{port}")).await {
+            return client;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("sidewatch did not start listening on {port}");
+}
+
+/// Resident memory of process `pid` in KiB, from /proc.
+pub fn resident_kib(pid: u32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}

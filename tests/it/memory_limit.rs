@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use tonic::Code;
 
@@ -16,18 +15,6 @@ use crate::backend::{Backend, wait_until};
 use crate::harness::{free_port, trace_request};
 
 const LIMIT_MIB: u64 = 96;
-
-fn resident_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))?
-        .split_whitespace()
-        .next()?
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
-}
 
 fn heavy_request(
     tag: &str,
@@ -74,16 +61,7 @@ service:
     .unwrap();
     let mut child = crate::harness::Sidewatch::run(&config);
     let pid = child.id();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut connected = None;
-    for _ in 0..200 {
-        if let Ok(client) = TraceServiceClient::connect(url.clone()).await {
-            connected = Some(client);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let client = connected.expect("sidewatch listens");
+    let client = crate::harness::connect_traces(port).await;
 
     // Sample RSS while four clients push for a bounded time.
     let done = Arc::new(AtomicBool::new(false));
@@ -92,8 +70,8 @@ service:
         let (done, peak) = (done.clone(), peak.clone());
         tokio::spawn(async move {
             while !done.load(Ordering::Relaxed) {
-                if let Some(mib) = resident_mib(pid) {
-                    peak.fetch_max((mib * 1024.0) as u64, Ordering::Relaxed);
+                if let Some(kib) = crate::harness::resident_kib(pid) {
+                    peak.fetch_max(kib, Ordering::Relaxed);
                 }
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }

@@ -8,8 +8,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-
 use crate::backend::{Backend, wait_until};
 use crate::harness::{free_port, trace_request};
 
@@ -34,16 +32,6 @@ fn log_bytes(dir: &Path) -> u64 {
     let mut total = 0;
     walk(dir, &mut total);
     total
-}
-
-async fn connect(port: u16) -> TraceServiceClient<tonic::transport::Channel> {
-    for _ in 0..200 {
-        if let Ok(client) = TraceServiceClient::connect(format!("http://127.0.0.1:{port}")).await {
-            return client;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("sidewatch did not start listening on {port}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +65,7 @@ service:
 
     // 1. The backend is down; every request is acknowledged (it is on disk).
     let mut sidewatch = spawn(&config);
-    let mut client = connect(port).await;
+    let mut client = crate::harness::connect_traces(port).await;
     for i in 0..REQUESTS {
         client
             .export(trace_request(&format!("r{i}"), SPANS))
@@ -97,7 +85,7 @@ service:
 
     // 3. Restart, still no backend, then kill -9 mid-retry.
     let mut sidewatch = spawn(&config);
-    connect(port).await;
+    crate::harness::connect_traces(port).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     sidewatch.kill().unwrap();
     sidewatch.wait().unwrap();
@@ -173,7 +161,7 @@ service:
     let mut refused = 0usize;
     for cycle in 0..10 {
         let mut sidewatch = spawn(&config);
-        let mut client = connect(port).await;
+        let mut client = crate::harness::connect_traces(port).await;
         let kill_at =
             tokio::time::Instant::now() + Duration::from_millis(rng.random_range(50..400));
         let mut i = 0;

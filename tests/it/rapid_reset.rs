@@ -12,15 +12,6 @@ use crate::harness::{Sidewatch, free_port, trace_request};
 
 const STREAMS: usize = 20_000;
 
-fn resident_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rapid_reset_does_not_exhaust_the_server() {
     let dir = tempfile::tempdir().unwrap();
@@ -44,17 +35,9 @@ service:
     .unwrap();
     let sidewatch = Sidewatch::run(&config);
     let url = format!("http://127.0.0.1:{port}");
-    let mut client = None;
-    for _ in 0..200 {
-        if let Ok(c) = TraceServiceClient::connect(url.clone()).await {
-            client = Some(c);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    let mut client = client.expect("sidewatch listens");
+    let mut client = crate::harness::connect_traces(port).await;
     client.export(trace_request("before", 1)).await.unwrap();
-    let baseline = resident_kib(sidewatch.id());
+    let baseline = crate::harness::resident_kib(sidewatch.id()).unwrap();
 
     // Open and cancel streams as fast as possible, bounded in count.
     let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
@@ -84,7 +67,7 @@ service:
         sent += 1;
     }
     let closed = tokio::time::timeout(Duration::from_secs(5), driver).await;
-    let peak = resident_kib(sidewatch.id());
+    let peak = crate::harness::resident_kib(sidewatch.id()).unwrap();
     eprintln!(
         "rapid reset: {sent} streams opened and cancelled in {:?}; connection ended by the server: {}; RSS {} -> {} KiB",
         started.elapsed(),
