@@ -118,9 +118,13 @@ impl PipelineRuntime {
             return Ok(());
         }
         let mut result = Ok(());
-        for target in &self.targets {
+        // `repeat_n` moves the batch into the last target instead of
+        // cloning it: a processor downstream then owns it outright and
+        // `Arc::make_mut` / `unwrap_or_clone` copy nothing.
+        let copies = std::iter::repeat_n(batch, self.targets.len());
+        for (target, batch) in self.targets.iter().zip(copies) {
             match target {
-                Target::Exporter(queue) => match queue.send(batch.clone()).await {
+                Target::Exporter(queue) => match queue.send(batch).await {
                     Ok(()) => {}
                     Err(SendError::Closed) => {
                         tracing::error!(exporter = %queue.name, pipeline = %self.id, "exporter queue closed before delivery");
@@ -134,7 +138,7 @@ impl PipelineRuntime {
                     }
                 },
                 Target::Connector(connector) => {
-                    let delivered = connector.consume(batch.clone(), now).await;
+                    let delivered = connector.consume(batch, now).await;
                     result = result.and(delivered);
                 }
             }
@@ -229,12 +233,14 @@ impl ConnectorRuntime {
     async fn send_downstream(&self, outputs: Vec<Batch>, now: SystemTime) -> Result<(), Refused> {
         let mut result = Ok(());
         for output in outputs {
-            for pipeline in self
+            let targets: Vec<_> = self
                 .downstream
                 .iter()
                 .filter(|p| p.signal == output.signal())
-            {
-                let delivered = pipeline.consume_admitted(output.clone(), now).await;
+                .collect();
+            let copies = std::iter::repeat_n(output, targets.len());
+            for (pipeline, output) in targets.into_iter().zip(copies) {
+                let delivered = pipeline.consume_admitted(output, now).await;
                 result = result.and(delivered);
             }
         }
@@ -313,8 +319,9 @@ impl Consumer {
         }
         let now = SystemTime::now();
         let mut result = Ok(());
-        for pipeline in self.pipelines.iter() {
-            let delivered = pipeline.consume_admitted(batch.clone(), now).await;
+        let copies = std::iter::repeat_n(batch, self.pipelines.len());
+        for (pipeline, batch) in self.pipelines.iter().zip(copies) {
+            let delivered = pipeline.consume_admitted(batch, now).await;
             result = result.and(delivered);
         }
         result
