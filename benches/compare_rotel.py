@@ -5,7 +5,9 @@ Each collector runs the same pipeline: OTLP/gRPC in on 127.0.0.1:4317 ->
 batch (8192 spans, 200 ms) -> OTLP/gRPC out, uncompressed, to a counting
 sink on 127.0.0.1:14317. The collector is pinned to CPU 0 with taskset; the
 load generator and the sink share CPU 1. The two collectors alternate for
---rounds rounds; medians and the sidewatch / rotel ratio are printed.
+--rounds rounds, once as fast as each accepts and once at the same fixed
+rate (--fixed-rate, below both maxima: the same load); medians and the
+sidewatch / rotel ratio are printed for each.
 
     python3 benches/compare_rotel.py --rounds 3 --duration 10
 
@@ -113,7 +115,7 @@ def stop(process):
         process.wait()
 
 
-def one_run(name, rotel, args):
+def one_run(name, rotel, args, rate=0):
     sink = subprocess.Popen(["taskset", "-c", "1", os.path.join(TARGET, "examples", "otlp_sink")], stderr=subprocess.DEVNULL)
     wait_port(14318)
     started = time.monotonic()
@@ -127,7 +129,7 @@ def one_run(name, rotel, args):
         out = subprocess.run(
             ["taskset", "-c", "1", os.path.join(TARGET, "examples", "loadgen"), "--endpoint", "http://127.0.0.1:4317",
              "--batch-size", str(args.batch_size), "--connections", "2", "--concurrency", "4",
-             "--duration", f"{args.duration}s"],
+             "--duration", f"{args.duration}s", "--rate", str(rate)],
             capture_output=True, text=True, check=True)
         load = json.loads(out.stdout.strip().splitlines()[-1])
         # Wait for the pipeline to deliver what it accepted (bounded).
@@ -161,27 +163,36 @@ def main():
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=int, default=10, help="seconds of load per run")
     parser.add_argument("--batch-size", type=int, default=512, help="spans per client request")
+    parser.add_argument("--fixed-rate", type=int, default=100000,
+                        help="spans/s of the same-load runs (below both collectors' maximum); 0 skips them")
     parser.add_argument("--skip-build", action="store_true")
     args = parser.parse_args()
     if not args.skip_build:
         run(["cargo", "build", "--release", "--bin", "sidewatch", "--example", "loadgen", "--example", "otlp_sink"], cwd=ROOT)
     rotel = rotel_binary()
-    results = {"sidewatch": [], "rotel": []}
+    # Two loads: as fast as each collector accepts (its maximum), and the
+    # same fixed rate for both (what each costs for the same work).
+    loads = [("max", 0)] + ([("fixed", args.fixed_rate)] if args.fixed_rate else [])
+    results = {(load, name): [] for load, _ in loads for name in ("sidewatch", "rotel")}
     for round_number in range(args.rounds):
-        for name in ("sidewatch", "rotel"):
-            result = one_run(name, rotel, args)
-            results[name].append(result)
-            print(f"round {round_number + 1} {name}: " + json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}), flush=True)
-    print()
+        for load, rate in loads:
+            for name in ("sidewatch", "rotel"):
+                result = one_run(name, rotel, args, rate)
+                results[(load, name)].append(result)
+                print(f"round {round_number + 1} {load} {name}: " + json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}), flush=True)
     keys = ["spans_per_second", "spans_per_cpu_second", "latency_p50_ms", "latency_p99_ms", "peak_rss_mib", "idle_rss_mib", "ready_ms"]
-    print(f"{'median of ' + str(args.rounds):<22}{'sidewatch':>14}{'rotel':>14}{'sidewatch/rotel':>18}")
-    for key in keys:
-        s = statistics.median(r[key] for r in results["sidewatch"])
-        r = statistics.median(x[key] for x in results["rotel"])
-        print(f"{key:<22}{s:>14.1f}{r:>14.1f}{(s / r if r else float('nan')):>18.2f}")
-    for name in results:
-        lost = sum(x["accepted"] - x["delivered"] for x in results[name])
-        print(f"{name}: accepted - delivered over all runs = {lost}")
+    for load, rate in loads:
+        title = "as fast as accepted" if rate == 0 else f"fixed rate {rate} spans/s"
+        print(f"\n{title}")
+        print(f"{'median of ' + str(args.rounds):<22}{'sidewatch':>14}{'rotel':>14}{'sidewatch/rotel':>18}")
+        for key in keys:
+            s = statistics.median(r[key] for r in results[(load, "sidewatch")])
+            r = statistics.median(x[key] for x in results[(load, "rotel")])
+            print(f"{key:<22}{s:>14.1f}{r:>14.1f}{(s / r if r else float('nan')):>18.2f}")
+    for (load, name), runs in results.items():
+        lost = sum(x["accepted"] - x["delivered"] for x in runs)
+        refused = sum(x["refused"] for x in runs)
+        print(f"{load} {name}: accepted - delivered over all runs = {lost}, refused = {refused}")
 
 
 if __name__ == "__main__":

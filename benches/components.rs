@@ -1,5 +1,7 @@
 //! Component hot paths: spans per second through the `red` connector at
-//! 1k series, and one alert evaluation tick over 10k series x 100 rules.
+//! 1k series, one alert evaluation tick over 10k series x 100 rules, and
+//! the receive path: validating a request without decoding it (what a
+//! forwarding pipeline does) against decoding it with prost.
 //!
 //!   cargo bench --bench components
 
@@ -59,6 +61,26 @@ fn traces(spans: usize, routes: usize, now: SystemTime) -> Batch {
         }
         .into(),
     )
+}
+
+fn receive(c: &mut Criterion) {
+    use prost::Message;
+    let Batch::Traces(request) = traces(512, 50, SystemTime::now()) else {
+        unreachable!()
+    };
+    let bytes = bytes::Bytes::from(request.encode_to_vec());
+    let mut group = c.benchmark_group("receive 512 spans");
+    group.throughput(Throughput::Elements(512));
+    group.bench_function("validate and count, encoded", |b| {
+        b.iter(|| {
+            sidewatch::wire::EncodedBatch::parse(sidewatch::signal::Signal::Traces, bytes.clone())
+                .unwrap()
+        })
+    });
+    group.bench_function("decode with prost", |b| {
+        b.iter(|| ExportTraceServiceRequest::decode(black_box(&bytes[..])).unwrap())
+    });
+    group.finish();
 }
 
 fn red(c: &mut Criterion) {
@@ -190,5 +212,5 @@ fn alerts_all_pairs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, red, alerts, alerts_all_pairs);
+criterion_group!(benches, receive, red, alerts, alerts_all_pairs);
 criterion_main!(benches);

@@ -14,14 +14,17 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 
-use crate::signal::{Batch, metric_point_count};
+use crate::signal::{Batch, Signal, metric_point_count};
+use crate::wire::{EncodedBatch, EncodedPending};
 
-/// An owned request of one signal, for processors that accumulate.
-#[derive(Debug, Clone)]
+/// An owned request of one signal, for processors that accumulate:
+/// decoded, or as encoded bytes (see `wire::encoded`).
+#[derive(Debug)]
 pub enum Pending {
     Traces(ExportTraceServiceRequest),
     Metrics(ExportMetricsServiceRequest),
     Logs(ExportLogsServiceRequest),
+    Encoded(EncodedPending),
 }
 
 impl Pending {
@@ -31,6 +34,11 @@ impl Pending {
             Batch::Traces(r) => Pending::Traces(std::sync::Arc::unwrap_or_clone(r)),
             Batch::Metrics(r) => Pending::Metrics(std::sync::Arc::unwrap_or_clone(r)),
             Batch::Logs(r) => Pending::Logs(std::sync::Arc::unwrap_or_clone(r)),
+            Batch::Encoded(e) => {
+                let mut pending = EncodedPending::new(e.signal);
+                pending.append(&e);
+                Pending::Encoded(pending)
+            }
         }
     }
 
@@ -39,25 +47,83 @@ impl Pending {
             Pending::Traces(r) => Batch::Traces(r.into()),
             Pending::Metrics(r) => Batch::Metrics(r.into()),
             Pending::Logs(r) => Batch::Logs(r.into()),
+            Pending::Encoded(mut e) => Batch::Encoded(e.take_all().into()),
         }
     }
 
-    /// Appends `other`; returns it back if the signals differ.
+    fn signal(&self) -> Signal {
+        match self {
+            Pending::Traces(_) => Signal::Traces,
+            Pending::Metrics(_) => Signal::Metrics,
+            Pending::Logs(_) => Signal::Logs,
+            Pending::Encoded(e) => e.signal(),
+        }
+    }
+
+    /// Appends a batch; one that arrived encoded is copied once, straight
+    /// into the held bytes.
+    pub fn append_batch(&mut self, batch: Batch) -> Result<(), Pending> {
+        if let (Pending::Encoded(held), Batch::Encoded(e)) = (&mut *self, &batch)
+            && held.signal() == e.signal
+        {
+            held.append(e);
+            return Ok(());
+        }
+        self.append(Pending::from_batch(batch))
+    }
+
+    /// Appends `other`; returns it back if the signals differ (or, rarely,
+    /// if decoded data cannot join encoded data: see `EncodedBatch::encode`).
+    /// Once encoded data is held, everything is held encoded: a pipeline
+    /// gets encoded data only when everything it feeds sends protobuf as is.
     pub fn append(&mut self, other: Pending) -> Result<(), Pending> {
-        match (self, other) {
+        let signal = self.signal();
+        if signal != other.signal() {
+            return Err(other);
+        }
+        if matches!(other, Pending::Encoded(_)) && !matches!(self, Pending::Encoded(_)) {
+            let placeholder = Pending::Encoded(EncodedPending::new(signal));
+            let held = std::mem::replace(self, placeholder).into_batch();
+            match EncodedBatch::encode(&held) {
+                Some(encoded) => {
+                    let mut pending = EncodedPending::new(signal);
+                    pending.append(&encoded);
+                    *self = Pending::Encoded(pending);
+                }
+                None => {
+                    *self = Pending::from_batch(held);
+                    return Err(other);
+                }
+            }
+        }
+        match (&mut *self, other) {
             (Pending::Traces(a), Pending::Traces(b)) => a.resource_spans.extend(b.resource_spans),
             (Pending::Metrics(a), Pending::Metrics(b)) => {
                 a.resource_metrics.extend(b.resource_metrics)
             }
             (Pending::Logs(a), Pending::Logs(b)) => a.resource_logs.extend(b.resource_logs),
+            (Pending::Encoded(a), Pending::Encoded(b)) => a.absorb(b),
+            (Pending::Encoded(a), decoded) => {
+                let batch = decoded.into_batch();
+                match EncodedBatch::encode(&batch) {
+                    Some(encoded) => a.append(&encoded),
+                    None => return Err(Pending::from_batch(batch)),
+                }
+            }
             (_, other) => return Err(other),
         }
         Ok(())
     }
 
-    /// Removes up to `max_items` items from the front.
+    /// Removes up to `max_items` items from the front (encoded: whole
+    /// resources while they fit, so possibly fewer).
     pub fn take_front(&mut self, max_items: usize) -> Pending {
         match self {
+            Pending::Encoded(e) => {
+                let mut front = EncodedPending::new(e.signal());
+                front.append(&e.take_front(max_items));
+                Pending::Encoded(front)
+            }
             Pending::Traces(r) => Pending::Traces(ExportTraceServiceRequest {
                 resource_spans: take_resource_spans(&mut r.resource_spans, max_items),
             }),
@@ -75,6 +141,7 @@ impl Pending {
             Pending::Traces(r) => r.resource_spans.is_empty(),
             Pending::Metrics(r) => r.resource_metrics.is_empty(),
             Pending::Logs(r) => r.resource_logs.is_empty(),
+            Pending::Encoded(e) => e.is_empty(),
         }
     }
 }

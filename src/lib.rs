@@ -22,3 +22,4 @@ pub mod stats;
 pub mod telemetry;
 pub mod timestamp;
 pub mod tls;
+pub mod wire;

@@ -14,6 +14,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 
+use crate::wire::EncodedBatch;
+
 /// The kinds of data a pipeline carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Signal {
@@ -53,12 +55,14 @@ impl fmt::Display for Signal {
     }
 }
 
-/// One unit of work: an OTLP export request of one signal.
+/// One unit of work: an OTLP export request of one signal, decoded, or
+/// validated but still encoded (for pipelines that only forward it).
 #[derive(Debug, Clone)]
 pub enum Batch {
     Traces(Arc<ExportTraceServiceRequest>),
     Metrics(Arc<ExportMetricsServiceRequest>),
     Logs(Arc<ExportLogsServiceRequest>),
+    Encoded(Arc<EncodedBatch>),
 }
 
 impl Batch {
@@ -67,6 +71,7 @@ impl Batch {
             Batch::Traces(_) => Signal::Traces,
             Batch::Metrics(_) => Signal::Metrics,
             Batch::Logs(_) => Signal::Logs,
+            Batch::Encoded(e) => e.signal,
         }
     }
 
@@ -76,6 +81,7 @@ impl Batch {
             Batch::Traces(r) => span_count(r),
             Batch::Metrics(r) => data_point_count(r),
             Batch::Logs(r) => log_record_count(r),
+            Batch::Encoded(e) => e.items,
         }
     }
 
@@ -84,6 +90,25 @@ impl Batch {
             Batch::Traces(r) => r.resource_spans.is_empty(),
             Batch::Metrics(r) => r.resource_metrics.is_empty(),
             Batch::Logs(r) => r.resource_logs.is_empty(),
+            Batch::Encoded(e) => e.records.is_empty(),
+        }
+    }
+
+    /// The decoded form, borrowed when the batch is decoded already.
+    pub fn decoded(&self) -> Result<std::borrow::Cow<'_, Batch>, prost::DecodeError> {
+        match self {
+            Batch::Encoded(e) => Ok(std::borrow::Cow::Owned(e.decode()?)),
+            decoded => Ok(std::borrow::Cow::Borrowed(decoded)),
+        }
+    }
+
+    /// The decoded form: an encoded batch is decoded, a decoded one is
+    /// returned as is. Encoded batches were validated on arrival, so this
+    /// fails only if that validation and prost disagree.
+    pub fn into_decoded(self) -> Result<Batch, prost::DecodeError> {
+        match self {
+            Batch::Encoded(e) => e.decode(),
+            decoded => Ok(decoded),
         }
     }
 }

@@ -18,4 +18,8 @@ impl Processor for Forward {
     fn process(&mut self, batch: Batch, _now: SystemTime, out: &mut Vec<Batch>) {
         out.push(batch);
     }
+
+    fn accepts_encoded(&self) -> bool {
+        true
+    }
 }

@@ -78,6 +78,13 @@ pub fn summary(batch: &Batch) -> String {
             r.resource_logs.len(),
             batch.item_count()
         ),
+        Batch::Encoded(e) => format!(
+            "{}: {} resources, {} {} (encoded)",
+            e.signal,
+            e.records.len(),
+            e.items,
+            e.signal.item_name()
+        ),
     }
 }
 
@@ -91,7 +98,12 @@ pub fn describe(batch: &Batch, detailed: bool) -> Vec<String> {
             String::new()
         }
     };
-    match batch {
+    let batch = match batch.decoded() {
+        Ok(batch) => batch,
+        Err(e) => return vec![format!("cannot decode the batch: {e}")],
+    };
+    match &*batch {
+        Batch::Encoded(_) => {}
         Batch::Traces(r) => {
             for resource in &r.resource_spans {
                 let resource_attrs = resource

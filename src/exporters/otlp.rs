@@ -325,6 +325,7 @@ impl Exporter for OtlpExporter {
 
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         let rejected = match batch {
+            Batch::Encoded(e) => return self.export_encoded(e.signal, e.bytes.clone()).await,
             Batch::Traces(request) => self
                 .call::<_, ExportTraceServiceResponse>(
                     "/opentelemetry.proto.collector.trace.v1.TraceService/Export",

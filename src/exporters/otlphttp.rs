@@ -126,7 +126,19 @@ impl OtlpHttpExporter {
     }
 
     fn body(&self, batch: &Batch) -> Result<Vec<u8>, ExportError> {
+        let decoded;
+        let batch = match (self.encoding, batch) {
+            (HttpEncoding::Json, Batch::Encoded(e)) => {
+                decoded = e
+                    .decode()
+                    .map_err(|e| ExportError::permanent(format!("decoding the batch: {e}")))?;
+                &decoded
+            }
+            _ => batch,
+        };
         let encoded = match (self.encoding, batch) {
+            (HttpEncoding::Proto, Batch::Encoded(e)) => e.bytes.to_vec(),
+            (HttpEncoding::Json, Batch::Encoded(_)) => unreachable!("decoded above"),
             (HttpEncoding::Proto, Batch::Traces(r)) => r.encode_to_vec(),
             (HttpEncoding::Proto, Batch::Metrics(r)) => r.encode_to_vec(),
             (HttpEncoding::Proto, Batch::Logs(r)) => r.encode_to_vec(),

@@ -19,6 +19,9 @@ use tokio_util::sync::CancellationToken;
 
 use prost::Message;
 
+use crate::wire::encoded::{decode, schema_of};
+use crate::wire::scan::scan;
+
 use super::settings::ExporterSettings;
 use super::wal::Wal;
 use super::{ExportError, Exporter};
@@ -55,35 +58,14 @@ pub enum SendError {
     Storage(String),
 }
 
-fn encode(batch: &Batch) -> Vec<u8> {
+/// The protobuf form; free for a batch that arrived encoded.
+fn encode(batch: &Batch) -> bytes::Bytes {
     match batch {
-        Batch::Traces(r) => r.encode_to_vec(),
-        Batch::Metrics(r) => r.encode_to_vec(),
-        Batch::Logs(r) => r.encode_to_vec(),
+        Batch::Traces(r) => r.encode_to_vec().into(),
+        Batch::Metrics(r) => r.encode_to_vec().into(),
+        Batch::Logs(r) => r.encode_to_vec().into(),
+        Batch::Encoded(e) => e.bytes.clone(),
     }
-}
-
-fn decode(signal: Signal, bytes: &[u8]) -> Result<Batch, prost::DecodeError> {
-    Ok(match signal {
-        Signal::Traces => Batch::Traces(
-            opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest::decode(
-                bytes,
-            )?
-            .into(),
-        ),
-        Signal::Metrics => Batch::Metrics(
-            opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest::decode(
-                bytes,
-            )?
-            .into(),
-        ),
-        Signal::Logs => Batch::Logs(
-            opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest::decode(
-                bytes,
-            )?
-            .into(),
-        ),
-    })
 }
 
 /// A directory name from an exporter id such as `otlp/backend`.
@@ -111,6 +93,12 @@ pub struct QueueSender {
 }
 
 impl QueueSender {
+    /// Whether encoded batches suit this queue: its exporter sends
+    /// protobuf as is, or its log stores it.
+    pub fn prefers_encoded(&self) -> bool {
+        self.encode || self.wal.is_some()
+    }
+
     /// True when the queue has no room; receivers then refuse new data.
     pub fn is_full(&self) -> bool {
         self.sender.capacity() == 0
@@ -122,7 +110,9 @@ impl QueueSender {
     pub async fn send(&self, batch: Batch) -> Result<(), SendError> {
         let items = batch.item_count();
         let (payload, sequence) = match &self.wal {
-            None if self.encode => (Payload::Encoded(encode(&batch).into()), None),
+            None if self.encode || matches!(batch, Batch::Encoded(_)) => {
+                (Payload::Encoded(encode(&batch)), None)
+            }
             None => (Payload::Decoded(batch), None),
             Some(wal) => {
                 let wal = wal.clone();
@@ -134,7 +124,7 @@ impl QueueSender {
                 })
                 .await;
                 match appended {
-                    Ok(Ok((bytes, sequence))) => (Payload::Encoded(bytes.into()), Some(sequence)),
+                    Ok(Ok((bytes, sequence))) => (Payload::Encoded(bytes), Some(sequence)),
                     Ok(Err(e)) => return Err(SendError::Storage(e.to_string())),
                     Err(e) => return Err(SendError::Storage(e.to_string())),
                 }
@@ -284,8 +274,9 @@ async fn feed_recovered(
     closing: CancellationToken,
 ) {
     for (sequence, bytes) in records {
-        let batch = match decode(signal, &bytes) {
-            Ok(batch) => batch,
+        // Counting needs no decoding.
+        let items = match scan(schema_of(signal), &bytes) {
+            Ok(scanned) => scanned.items,
             Err(e) => {
                 // The CRC held, so this is not disk damage: a record from
                 // an incompatible version. Say so, and let it go.
@@ -294,8 +285,6 @@ async fn feed_recovered(
                 continue;
             }
         };
-        let items = batch.item_count();
-        drop(batch);
         stats.enqueued(items);
         let queued = Queued {
             payload: Payload::Encoded(bytes.into()),

@@ -159,10 +159,11 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
                 .map(|p| built[&p.id].clone())
                 .collect();
             if !feeding.is_empty() {
-                consumers.set(
-                    signal,
-                    Consumer::new(feeding, receivers_closed.clone(), memory.clone()),
-                );
+                let consumer = Consumer::new(feeding, receivers_closed.clone(), memory.clone());
+                if consumer.accepts_encoded() && matches!(config, ReceiverConfig::Otlp(_)) {
+                    tracing::info!(receiver = %id, %signal, "OTLP protobuf passes through encoded: validated and counted, not decoded, since nothing on its way looks inside");
+                }
+                consumers.set(signal, consumer);
             }
         }
         let receiver = build_receiver(config);

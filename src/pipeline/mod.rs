@@ -32,6 +32,10 @@ pub enum Refused {
     /// disk, say): nothing is acknowledged that is not stored.
     #[error("the queue of exporter `{exporter}` cannot store data: {message}; retry later")]
     Storage { exporter: Arc<str>, message: String },
+    /// Accepted by the wire scanner but not by prost: a disagreement
+    /// between the two, answered like any malformed request.
+    #[error("invalid OTLP protobuf: {0}")]
+    Malformed(String),
 }
 
 pub(crate) enum Target {
@@ -45,12 +49,17 @@ pub struct PipelineRuntime {
     /// `None` when the pipeline has no processors: no lock on that path.
     chain: Option<Mutex<Vec<Box<dyn Processor>>>>,
     targets: Vec<Target>,
+    /// Every processor and target takes encoded batches as they are.
+    accepts_encoded: bool,
 }
 
 pub struct ConnectorRuntime {
     pub id: String,
     state: Mutex<Box<dyn Processor>>,
     downstream: Vec<Arc<PipelineRuntime>>,
+    /// The connector and every pipeline it feeds take encoded batches.
+    accepts_encoded: bool,
+    state_accepts_encoded: bool,
 }
 
 impl PipelineRuntime {
@@ -60,12 +69,23 @@ impl PipelineRuntime {
         processors: Vec<Box<dyn Processor>>,
         targets: Vec<Target>,
     ) -> Self {
+        let accepts_encoded = processors.iter().all(|p| p.accepts_encoded())
+            && targets.iter().all(|target| match target {
+                Target::Exporter(queue) => queue.prefers_encoded(),
+                Target::Connector(connector) => connector.accepts_encoded,
+            });
         PipelineRuntime {
             id,
             signal,
             chain: (!processors.is_empty()).then(|| Mutex::new(processors)),
             targets,
+            accepts_encoded,
         }
+    }
+
+    /// Whether receivers may hand this pipeline encoded batches.
+    pub fn accepts_encoded(&self) -> bool {
+        self.accepts_encoded
     }
 
     /// The first full queue this pipeline's data would reach, if any.
@@ -94,6 +114,13 @@ impl PipelineRuntime {
         now: SystemTime,
     ) -> BoxFuture<'_, Result<(), Refused>> {
         Box::pin(async move {
+            let batch = if self.accepts_encoded {
+                batch
+            } else {
+                batch
+                    .into_decoded()
+                    .map_err(|e| Refused::Malformed(e.to_string()))?
+            };
             let outputs = match &self.chain {
                 None => vec![batch],
                 Some(chain) => {
@@ -213,14 +240,24 @@ impl ConnectorRuntime {
         state: Box<dyn Processor>,
         downstream: Vec<Arc<PipelineRuntime>>,
     ) -> Self {
+        let state_accepts_encoded = state.accepts_encoded();
         ConnectorRuntime {
             id,
+            accepts_encoded: state_accepts_encoded && downstream.iter().all(|p| p.accepts_encoded),
+            state_accepts_encoded,
             state: Mutex::new(state),
             downstream,
         }
     }
 
     async fn consume(&self, batch: Batch, now: SystemTime) -> Result<(), Refused> {
+        let batch = if self.state_accepts_encoded {
+            batch
+        } else {
+            batch
+                .into_decoded()
+                .map_err(|e| Refused::Malformed(e.to_string()))?
+        };
         let outputs = {
             let mut state = self.state.lock().expect("connector lock");
             let mut outputs = Vec::new();
@@ -295,6 +332,12 @@ impl Consumer {
             closed,
             memory,
         }
+    }
+
+    /// Whether requests may be handed over encoded (validated, not
+    /// decoded): true when every pipeline they reach only forwards them.
+    pub fn accepts_encoded(&self) -> bool {
+        self.pipelines.iter().all(|p| p.accepts_encoded())
     }
 
     /// Whether a request may be read and decoded at all: false while

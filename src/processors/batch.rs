@@ -70,12 +70,13 @@ impl BatchProcessor {
         };
         if self.config.send_batch_max_size > 0 {
             while self.pending_items > self.config.send_batch_max_size {
-                out.push(
-                    pending
-                        .take_front(self.config.send_batch_max_size)
-                        .into_batch(),
-                );
-                self.pending_items -= self.config.send_batch_max_size;
+                let front = pending
+                    .take_front(self.config.send_batch_max_size)
+                    .into_batch();
+                // Encoded data is cut at resource boundaries: a part may
+                // hold fewer items than the maximum.
+                self.pending_items -= front.item_count();
+                out.push(front);
             }
         }
         if !pending.is_empty() {
@@ -92,14 +93,13 @@ impl Processor for BatchProcessor {
         if items == 0 {
             return;
         }
-        let incoming = Pending::from_batch(batch);
         match &mut self.pending {
             None => {
-                self.pending = Some(incoming);
+                self.pending = Some(Pending::from_batch(batch));
                 self.oldest = Some(now);
             }
             Some(pending) => {
-                if let Err(other) = pending.append(incoming) {
+                if let Err(other) = pending.append_batch(batch) {
                     // A pipeline carries one signal, so this cannot happen;
                     // pass it on rather than lose it.
                     out.push(other.into_batch());
@@ -111,6 +111,10 @@ impl Processor for BatchProcessor {
         if self.pending_items >= self.config.send_batch_size {
             self.emit_all(out);
         }
+    }
+
+    fn accepts_encoded(&self) -> bool {
+        true
     }
 
     fn tick_interval(&self) -> Option<Duration> {
@@ -154,6 +158,59 @@ mod tests {
         assert!(out.is_empty());
         batch.process(Batch::Traces(traces(&[&[20]]).into()), now, &mut out);
         assert_eq!(spans(&out), vec![12, 12, 2]);
+    }
+
+    fn encoded(
+        request: &opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest,
+    ) -> Batch {
+        use prost::Message;
+        let bytes = request.encode_to_vec().into();
+        Batch::Encoded(
+            crate::wire::EncodedBatch::parse(crate::signal::Signal::Traces, bytes)
+                .unwrap()
+                .into(),
+        )
+    }
+
+    fn names(batch: &Batch) -> Vec<String> {
+        let Batch::Traces(r) = batch.clone().into_decoded().unwrap() else {
+            panic!("not traces")
+        };
+        r.resource_spans
+            .iter()
+            .flat_map(|r| &r.scope_spans)
+            .flat_map(|s| &s.spans)
+            .map(|s| s.name.clone())
+            .collect()
+    }
+
+    #[test]
+    fn encoded_and_decoded_batches_join_encoded_in_order() {
+        let mut batch = BatchProcessor::new(BatchConfig {
+            send_batch_size: 10,
+            send_batch_max_size: 10,
+            timeout: Duration::from_secs(1),
+        });
+        let now = SystemTime::UNIX_EPOCH;
+        let mut out = Vec::new();
+        // Decoded first, then encoded: what is held turns encoded.
+        let first = traces(&[&[4]]);
+        batch.process(Batch::Traces(first.clone().into()), now, &mut out);
+        let mut second = traces(&[&[3, 2]]);
+        second.resource_spans[0].scope_spans[0].spans[0].name = "second".into();
+        batch.process(encoded(&second), now, &mut out);
+        assert!(out.is_empty());
+        // 9 held in two resources; 12 more in one. Cuts fall between
+        // resources (9), then inside the one too large for a batch (10 + 2).
+        let third = traces(&[&[12]]);
+        batch.process(Batch::Traces(third.clone().into()), now, &mut out);
+        assert!(out.iter().all(|b| matches!(b, Batch::Encoded(_))));
+        assert_eq!(spans(&out), vec![9, 10, 2]);
+        let all: Vec<String> = out.iter().flat_map(names).collect();
+        assert_eq!(all.len(), 21);
+        assert_eq!(all[9..], names(&Batch::Traces(third.into()))[..]);
+        assert_eq!(all[4], "second");
+        assert_eq!(all[0], names(&Batch::Traces(first.into()))[0]);
     }
 
     #[test]

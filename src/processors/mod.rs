@@ -30,6 +30,12 @@ pub trait Processor: Send {
     /// Emits everything held back; called once at shutdown.
     fn flush(&mut self, _out: &mut Vec<Batch>) {}
 
+    /// Whether `process` takes `Batch::Encoded` as it is, without looking
+    /// inside. Others are given decoded batches.
+    fn accepts_encoded(&self) -> bool {
+        false
+    }
+
     /// Series counts for self-telemetry, for components that keep state
     /// per series.
     fn cardinality(

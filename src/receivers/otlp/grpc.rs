@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Buf;
 use futures::future::BoxFuture;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -39,6 +40,7 @@ use crate::pipeline::{Consumer, Refused};
 use crate::receivers::ReceiverContext;
 use crate::signal::{Batch, Signal};
 use crate::telemetry::ReceiverStats;
+use crate::wire::EncodedBatch;
 
 /// What differs between the three OTLP services.
 pub trait OtlpService: Send + Sync + 'static {
@@ -131,6 +133,8 @@ pub async fn start(
 
 struct Handler {
     consumer: Option<Consumer>,
+    /// Requests are validated and passed on encoded, not decoded.
+    encoded: bool,
     stats: Arc<ReceiverStats>,
     auth: Option<Arc<super::auth::Authenticator>>,
 }
@@ -160,6 +164,10 @@ impl<S: OtlpService> Service<S> {
         Service {
             handler: Arc::new(Handler {
                 consumer: context.consumers.get(S::SIGNAL).cloned(),
+                encoded: context
+                    .consumers
+                    .get(S::SIGNAL)
+                    .is_some_and(|c| c.accepts_encoded()),
                 stats: context.telemetry.receiver(&context.id, "grpc", S::SIGNAL),
                 auth,
             }),
@@ -220,9 +228,12 @@ impl<S: OtlpService> tower_service::Service<http::Request<tonic::body::Body>> fo
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);
             accept.enable(CompressionEncoding::Zstd);
-            let mut grpc = Grpc::new(OtlpCodec::<S>(PhantomData))
-                .apply_compression_config(accept, EnabledCompressionEncodings::default())
-                .apply_max_message_size_config(Some(max_bytes), None);
+            let mut grpc = Grpc::new(OtlpCodec::<S> {
+                encoded: handler.encoded,
+                _service: PhantomData,
+            })
+            .apply_compression_config(accept, EnabledCompressionEncodings::default())
+            .apply_max_message_size_config(Some(max_bytes), None);
             let reached_handler = Arc::new(AtomicBool::new(false));
             let unary = Unary::<S> {
                 handler: handler.clone(),
@@ -267,11 +278,11 @@ struct Unary<S> {
     _service: PhantomData<fn() -> S>,
 }
 
-impl<S: OtlpService> UnaryService<S::Request> for Unary<S> {
+impl<S: OtlpService> UnaryService<Incoming<S::Request>> for Unary<S> {
     type Response = S::Response;
     type Future = BoxFuture<'static, Result<tonic::Response<S::Response>, Status>>;
 
-    fn call(&mut self, request: tonic::Request<S::Request>) -> Self::Future {
+    fn call(&mut self, request: tonic::Request<Incoming<S::Request>>) -> Self::Future {
         self.reached.store(true, Ordering::Relaxed);
         let handler = self.handler.clone();
         Box::pin(async move {
@@ -282,7 +293,10 @@ impl<S: OtlpService> UnaryService<S::Request> for Unary<S> {
                     S::SIGNAL
                 )));
             };
-            let batch = S::into_batch(request.into_inner());
+            let batch = match request.into_inner() {
+                Incoming::Decoded(request) => S::into_batch(request),
+                Incoming::Encoded(encoded) => Batch::Encoded(Arc::new(encoded)),
+            };
             let items = batch.item_count() as u64;
             match consumer.consume(batch).await {
                 Ok(()) => {
@@ -305,6 +319,7 @@ impl<S: OtlpService> UnaryService<S::Request> for Unary<S> {
                         Refused::ShuttingDown | Refused::Storage { .. } => {
                             Status::unavailable(refused.to_string())
                         }
+                        Refused::Malformed(_) => Status::invalid_argument(refused.to_string()),
                     })
                 }
             }
@@ -312,21 +327,35 @@ impl<S: OtlpService> UnaryService<S::Request> for Unary<S> {
     }
 }
 
-/// prost encoding, with decode errors reported as INVALID_ARGUMENT.
-struct OtlpCodec<S>(PhantomData<fn() -> S>);
+/// A request as the codec hands it over.
+enum Incoming<T> {
+    Decoded(T),
+    /// Validated by the wire scanner, still encoded.
+    Encoded(EncodedBatch),
+}
+
+/// prost encoding, with decode errors reported as INVALID_ARGUMENT; or,
+/// with `encoded`, validation without decoding.
+struct OtlpCodec<S> {
+    encoded: bool,
+    _service: PhantomData<fn() -> S>,
+}
 
 impl<S: OtlpService> Codec for OtlpCodec<S> {
     type Encode = S::Response;
-    type Decode = S::Request;
+    type Decode = Incoming<S::Request>;
     type Encoder = OtlpEncoder<S::Response>;
-    type Decoder = OtlpDecoder<S::Request>;
+    type Decoder = OtlpDecoder<S>;
 
     fn encoder(&mut self) -> Self::Encoder {
         OtlpEncoder(PhantomData)
     }
 
     fn decoder(&mut self) -> Self::Decoder {
-        OtlpDecoder(PhantomData)
+        OtlpDecoder {
+            encoded: self.encoded,
+            _service: PhantomData,
+        }
     }
 }
 
@@ -342,15 +371,24 @@ impl<T: prost::Message> Encoder for OtlpEncoder<T> {
     }
 }
 
-struct OtlpDecoder<T>(PhantomData<fn() -> T>);
+struct OtlpDecoder<S> {
+    encoded: bool,
+    _service: PhantomData<fn() -> S>,
+}
 
-impl<T: prost::Message + Default> Decoder for OtlpDecoder<T> {
-    type Item = T;
+impl<S: OtlpService> Decoder for OtlpDecoder<S> {
+    type Item = Incoming<S::Request>;
     type Error = Status;
 
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<T>, Status> {
-        T::decode(src)
-            .map(Some)
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
+        if self.encoded {
+            let bytes = src.copy_to_bytes(src.remaining());
+            return EncodedBatch::parse(S::SIGNAL, bytes)
+                .map(|encoded| Some(Incoming::Encoded(encoded)))
+                .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")));
+        }
+        <S::Request as prost::Message>::decode(src)
+            .map(|request| Some(Incoming::Decoded(request)))
             .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")))
     }
 }

@@ -35,6 +35,7 @@ use crate::pipeline::{Consumer, Refused};
 use crate::receivers::ReceiverContext;
 use crate::signal::{Batch, Signal};
 use crate::telemetry::ReceiverStats;
+use crate::wire::EncodedBatch;
 
 struct Route {
     consumer: Option<Consumer>,
@@ -232,14 +233,10 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
             );
         }
     };
-    let decompressed;
-    let bytes: &[u8] = match encoding {
-        Encoding::Identity => &raw,
+    let bytes: bytes::Bytes = match encoding {
+        Encoding::Identity => raw,
         _ => match decode::decompress(&raw, encoding, route.max_bytes) {
-            Ok(out) => {
-                decompressed = out;
-                &decompressed
-            }
+            Ok(out) => out.into(),
             Err(BodyError::TooLarge { limit }) => return too_large(limit),
             Err(BodyError::Malformed(message)) => {
                 return fail(
@@ -251,13 +248,18 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
         },
     };
     let decoded = match route.signal {
-        Signal::Traces => decode::decode::<ExportTraceServiceRequest>(bytes, format)
-            .map(|r| Batch::Traces(r.into())),
-        Signal::Metrics => decode::decode::<ExportMetricsServiceRequest>(bytes, format)
-            .map(|r| Batch::Metrics(r.into())),
-        Signal::Logs => {
-            decode::decode::<ExportLogsServiceRequest>(bytes, format).map(|r| Batch::Logs(r.into()))
+        // Validated, counted and passed on as received.
+        _ if format == Format::Protobuf && consumer.accepts_encoded() => {
+            EncodedBatch::parse(route.signal, bytes)
+                .map(|encoded| Batch::Encoded(Arc::new(encoded)))
+                .map_err(|e| BodyError::Malformed(format!("invalid OTLP protobuf: {e}")))
         }
+        Signal::Traces => decode::decode::<ExportTraceServiceRequest>(&bytes, format)
+            .map(|r| Batch::Traces(r.into())),
+        Signal::Metrics => decode::decode::<ExportMetricsServiceRequest>(&bytes, format)
+            .map(|r| Batch::Metrics(r.into())),
+        Signal::Logs => decode::decode::<ExportLogsServiceRequest>(&bytes, format)
+            .map(|r| Batch::Logs(r.into())),
     };
     let batch = match decoded {
         Ok(batch) => batch,
@@ -283,9 +285,18 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
                 .stats
                 .refused_items
                 .fetch_add(items, Ordering::Relaxed);
+            if let Refused::Malformed(message) = refused {
+                return fail(
+                    StatusCode::BAD_REQUEST,
+                    tonic::Code::InvalidArgument,
+                    format!("invalid OTLP protobuf: {message}"),
+                );
+            }
             let code = match refused {
                 Refused::QueueFull { .. } | Refused::MemoryLimit => tonic::Code::ResourceExhausted,
-                Refused::ShuttingDown | Refused::Storage { .. } => tonic::Code::Unavailable,
+                Refused::ShuttingDown | Refused::Storage { .. } | Refused::Malformed(_) => {
+                    tonic::Code::Unavailable
+                }
             };
             let mut response = fail(StatusCode::SERVICE_UNAVAILABLE, code, refused.to_string());
             response
