@@ -23,18 +23,19 @@ use crate::wire::encoded::{decode, schema_of};
 use crate::wire::scan::scan;
 
 use super::settings::ExporterSettings;
-use super::wal::Wal;
+use super::wal::{Location, Wal};
 use super::{ExportError, Exporter};
 use crate::signal::{Batch, Signal};
 use crate::telemetry::ExporterStats;
 
-/// A batch in the channel. With a log it waits encoded: the protobuf form
-/// (already made for the log) is several times smaller than the decoded
-/// one, which bounds memory during a long outage; it is decoded again just
-/// before sending.
+/// A batch in the channel: decoded, encoded (for exporters that send
+/// protobuf as is), or, with a log, only where the log holds it: a long
+/// outage then fills the disk, not memory, and the worker reads the batch
+/// back just before sending it.
 enum Payload {
     Decoded(Batch),
     Encoded(bytes::Bytes),
+    Stored(Location),
 }
 
 /// What a worker sends: a batch, or its encoding (a cheap clone per try).
@@ -47,7 +48,15 @@ enum Outgoing<'a> {
 struct Queued {
     payload: Payload,
     items: usize,
-    sequence: Option<u64>,
+}
+
+impl Queued {
+    fn location(&self) -> Option<Location> {
+        match self.payload {
+            Payload::Stored(location) => Some(location),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,33 +118,26 @@ impl QueueSender {
     /// log cannot store it (the client is then refused, nothing is lost).
     pub async fn send(&self, batch: Batch) -> Result<(), SendError> {
         let items = batch.item_count();
-        let (payload, sequence) = match &self.wal {
+        let payload = match &self.wal {
             None if self.encode || matches!(batch, Batch::Encoded(_)) => {
-                (Payload::Encoded(encode(&batch)), None)
+                Payload::Encoded(encode(&batch))
             }
-            None => (Payload::Decoded(batch), None),
+            None => Payload::Decoded(batch),
             Some(wal) => {
                 let wal = wal.clone();
                 // Encoding and appending (and fsync) block: keep them off
                 // the runtime's threads.
-                let appended = tokio::task::spawn_blocking(move || {
-                    let bytes = encode(&batch);
-                    wal.append(&bytes).map(|sequence| (bytes, sequence))
-                })
-                .await;
+                let appended =
+                    tokio::task::spawn_blocking(move || wal.append(&encode(&batch))).await;
                 match appended {
-                    Ok(Ok((bytes, sequence))) => (Payload::Encoded(bytes), Some(sequence)),
+                    Ok(Ok(location)) => Payload::Stored(location),
                     Ok(Err(e)) => return Err(SendError::Storage(e.to_string())),
                     Err(e) => return Err(SendError::Storage(e.to_string())),
                 }
             }
         };
         self.stats.enqueued(items);
-        let queued = Queued {
-            payload,
-            items,
-            sequence,
-        };
+        let queued = Queued { payload, items };
         match self.sender.send(queued).await {
             Ok(()) => Ok(()),
             Err(_) => {
@@ -160,8 +162,8 @@ pub struct QueueRunner {
     wal: Option<Arc<Wal>>,
 }
 
-/// Records recovered from a log: (sequence, encoded batch), oldest first.
-type Recovered = Vec<(u64, Vec<u8>)>;
+/// Where the records recovered from a log are, oldest first.
+type Recovered = Vec<Location>;
 
 /// Opens the exporter's log for `signal`, if it has storage, logging what
 /// recovery found.
@@ -273,23 +275,34 @@ async fn feed_recovered(
     stats: Arc<ExporterStats>,
     closing: CancellationToken,
 ) {
-    for (sequence, bytes) in records {
-        // Counting needs no decoding.
-        let items = match scan(schema_of(signal), &bytes) {
-            Ok(scanned) => scanned.items,
-            Err(e) => {
+    for location in records {
+        // Read one at a time to count its items (no decoding needed), so a
+        // large backlog is never in memory at once.
+        let read = {
+            let wal = wal.clone();
+            tokio::task::spawn_blocking(move || wal.read(location)).await
+        };
+        let counted = match read {
+            Ok(Ok(bytes)) => scan(schema_of(signal), &bytes)
+                .map(|scanned| scanned.items)
                 // The CRC held, so this is not disk damage: a record from
-                // an incompatible version. Say so, and let it go.
-                tracing::error!(sequence, error = %e, "a queued record does not decode; dropping it");
-                let _ = wal.ack(sequence);
+                // an incompatible version.
+                .map_err(|e| format!("a queued record does not decode: {e}")),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        let items = match counted {
+            Ok(items) => items,
+            Err(e) => {
+                tracing::error!(sequence = location.sequence, error = %e, "dropping a queued record that cannot be read");
+                let _ = wal.ack(location.sequence);
                 continue;
             }
         };
         stats.enqueued(items);
         let queued = Queued {
-            payload: Payload::Encoded(bytes.into()),
+            payload: Payload::Stored(location),
             items,
-            sequence: Some(sequence),
         };
         tokio::select! {
             sent = sender.send(queued) => if sent.is_err() {
@@ -380,37 +393,66 @@ impl Worker {
                     _ = self.closing.cancelled() => receiver.try_recv().ok(),
                 }
             };
-            let Some(Queued {
-                payload,
-                items,
-                sequence,
-            }) = next
-            else {
+            let Some(queued) = next else {
                 return;
             };
+            let location = queued.location();
+            let Queued { payload, items } = queued;
             let settled = match payload {
                 Payload::Decoded(batch) => {
                     self.send_with_retry(Outgoing::Batch(&batch), items).await
                 }
-                Payload::Encoded(bytes) if self.exporter.takes_encoded() => {
-                    self.send_with_retry(Outgoing::Encoded(&bytes), items).await
-                }
-                Payload::Encoded(bytes) => match decode(self.stats.signal, &bytes) {
-                    Ok(batch) => self.send_with_retry(Outgoing::Batch(&batch), items).await,
+                Payload::Encoded(bytes) => self.send_encoded(bytes, items).await,
+                Payload::Stored(location) => match self.read_back(location).await {
+                    Ok(bytes) => self.send_encoded(bytes, items).await,
                     Err(e) => {
-                        self.fail(items, &format!("a queued record does not decode: {e}"));
+                        self.fail(
+                            items,
+                            &format!("cannot read the batch back from the queue's log: {e}"),
+                        );
                         true
                     }
                 },
             };
-            if settled
-                && let (Some(wal), Some(sequence)) = (&self.wal, sequence)
-                && let Err(e) = wal.ack(sequence)
-            {
-                // The batch will be sent again after a restart: a duplicate.
-                tracing::warn!(exporter = %self.name, error = %e, "cannot record a delivery in the queue's log");
+            if settled {
+                self.settle(location);
             }
             self.stats.dequeued(items);
+        }
+    }
+
+    /// Sends protobuf as is, or decoded for exporters that need that.
+    async fn send_encoded(&self, bytes: bytes::Bytes, items: usize) -> bool {
+        if self.exporter.takes_encoded() {
+            return self.send_with_retry(Outgoing::Encoded(&bytes), items).await;
+        }
+        match decode(self.stats.signal, &bytes) {
+            Ok(batch) => self.send_with_retry(Outgoing::Batch(&batch), items).await,
+            Err(e) => {
+                self.fail(items, &format!("a queued record does not decode: {e}"));
+                true
+            }
+        }
+    }
+
+    async fn read_back(&self, location: Location) -> std::io::Result<bytes::Bytes> {
+        let Some(wal) = self.wal.clone() else {
+            return Err(std::io::Error::other("no log"));
+        };
+        match tokio::task::spawn_blocking(move || wal.read(location)).await {
+            Ok(read) => read.map(Into::into),
+            Err(e) => Err(std::io::Error::other(e)),
+        }
+    }
+
+    /// Records in the log that a batch is done with (delivered, or failed
+    /// and counted), so it is not sent again after a restart.
+    fn settle(&self, location: Option<Location>) {
+        if let (Some(wal), Some(location)) = (&self.wal, location)
+            && let Err(e) = wal.ack(location.sequence)
+        {
+            // The batch will be sent again after a restart: a duplicate.
+            tracing::warn!(exporter = %self.name, error = %e, "cannot record a delivery in the queue's log");
         }
     }
 

@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -40,10 +41,21 @@ pub enum Fsync {
     Never,
 }
 
+/// Where a record is: enough to read it back without an index. Queues
+/// hold these, not the data, so a long outage costs disk, not memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Location {
+    pub sequence: u64,
+    /// The segment's first sequence (its file name).
+    segment: u64,
+    offset: u64,
+    length: u32,
+}
+
 #[derive(Debug, Default)]
 pub struct Recovery {
     /// Unacknowledged records, oldest first.
-    pub records: Vec<(u64, Vec<u8>)>,
+    pub records: Vec<Location>,
     /// Bytes that did not form a valid record.
     pub corrupt_bytes: u64,
     /// Places where a record was unreadable (each lost one record or more).
@@ -91,15 +103,16 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// The valid records of one segment, and how much of it was not valid.
-fn read_segment(bytes: &[u8]) -> (Vec<(u64, Vec<u8>)>, u64, u64) {
+/// The valid records of one segment as (sequence, offset, payload
+/// length), and how much of it was not valid.
+fn read_segment(bytes: &[u8]) -> (Vec<(u64, usize, usize)>, u64, u64) {
     let mut records = Vec::new();
     let (mut corrupt_bytes, mut regions) = (0u64, 0u64);
     let mut at = 0usize;
     let mut in_corruption = false;
     while at < bytes.len() {
         if let Some((sequence, payload, next)) = record_at(bytes, at) {
-            records.push((sequence, payload.to_vec()));
+            records.push((sequence, at, payload.len()));
             at = next;
             in_corruption = false;
         } else {
@@ -180,12 +193,18 @@ impl Wal {
             let (records, corrupt, regions) = read_segment(&bytes);
             recovery.corrupt_bytes += corrupt;
             recovery.corrupt_regions += regions;
+            drop(bytes);
             let mut live = 0;
-            for (sequence, payload) in records {
+            for (sequence, offset, length) in records {
                 next_sequence = next_sequence.max(sequence + 1);
                 if !acked.contains(&sequence) {
                     live += 1;
-                    recovery.records.push((sequence, payload));
+                    recovery.records.push(Location {
+                        sequence,
+                        segment: first,
+                        offset: offset as u64,
+                        length: length as u32,
+                    });
                 }
             }
             if live == 0 {
@@ -194,7 +213,7 @@ impl Wal {
                 segments.insert(first, Segment { path, live });
             }
         }
-        recovery.records.sort_by_key(|(sequence, _)| *sequence);
+        recovery.records.sort_by_key(|l| l.sequence);
         let oldest = segments.keys().next().copied().unwrap_or(next_sequence);
         let acked: BTreeSet<u64> = acked.range(oldest..).copied().collect();
         let (acks, acks_size) = rewrite_acks(dir, &acked)?;
@@ -238,7 +257,7 @@ impl Wal {
 
     /// Appends a record, durable per the fsync policy when this returns.
     /// An error (a full disk, say) means nothing was stored.
-    pub fn append(&self, payload: &[u8]) -> io::Result<u64> {
+    pub fn append(&self, payload: &[u8]) -> io::Result<Location> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.active_size >= self.segment_bytes {
             self.roll(&mut inner)?;
@@ -264,13 +283,37 @@ impl Wal {
             let _ = inner.active.set_len(size);
             return Err(e);
         }
+        let location = Location {
+            sequence,
+            segment: inner.active_first,
+            offset: inner.active_size,
+            length: payload.len() as u32,
+        };
         inner.active_size += record.len() as u64;
         inner.next_sequence += 1;
         let first = inner.active_first;
         if let Some(segment) = inner.segments.get_mut(&first) {
             segment.live += 1;
         }
-        Ok(sequence)
+        Ok(location)
+    }
+
+    /// Reads a record back, checking it is still the one written there
+    /// (an error if the disk has damaged it since).
+    pub fn read(&self, location: Location) -> io::Result<Vec<u8>> {
+        let file = File::open(segment_path(&self.dir, location.segment))?;
+        let mut record = vec![0u8; HEADER + location.length as usize];
+        file.read_exact_at(&mut record, location.offset)?;
+        match record_at(&record, 0) {
+            Some((sequence, _, _)) if sequence == location.sequence => {
+                record.drain(..HEADER);
+                Ok(record)
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("record {} in the queue's log is damaged", location.sequence),
+            )),
+        }
     }
 
     fn roll(&self, inner: &mut Inner) -> io::Result<()> {
@@ -386,7 +429,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (wal, recovery) = Wal::open(dir.path(), Fsync::Never, 200).unwrap();
         assert!(recovery.records.is_empty());
-        let sequences: Vec<u64> = (0..20).map(|i| wal.append(&payload(i)).unwrap()).collect();
+        let sequences: Vec<u64> = (0..20)
+            .map(|i| wal.append(&payload(i)).unwrap().sequence)
+            .collect();
         assert_eq!(sequences, (1..=20).collect::<Vec<_>>());
         for s in 1..=15 {
             wal.ack(s).unwrap();
@@ -395,12 +440,12 @@ mod tests {
         assert!(files < 8, "acked segments are deleted ({files} files)");
         drop(wal);
         let (wal, recovery) = Wal::open(dir.path(), Fsync::Never, 200).unwrap();
-        let left: Vec<u64> = recovery.records.iter().map(|(s, _)| *s).collect();
+        let left: Vec<u64> = recovery.records.iter().map(|l| l.sequence).collect();
         assert_eq!(left, [16, 17, 18, 19, 20]);
-        assert_eq!(recovery.records[0].1, payload(15));
+        assert_eq!(wal.read(recovery.records[0]).unwrap(), payload(15));
         assert_eq!(recovery.corrupt_bytes, 0);
         // Numbering continues after what was recovered.
-        assert_eq!(wal.append(b"next").unwrap(), 21);
+        assert_eq!(wal.append(b"next").unwrap().sequence, 21);
         for s in 16..=21 {
             wal.ack(s).unwrap();
         }
@@ -449,8 +494,8 @@ mod tests {
             let (all, _, _) = read_segment(&original);
             let mut offset = 0usize;
             let mut intact = Vec::new();
-            for (sequence, payload) in &all {
-                let range = offset..offset + HEADER + payload.len();
+            for (sequence, _, length) in &all {
+                let range = offset..offset + HEADER + length;
                 if !damaged
                     .iter()
                     .any(|d| d.start < range.end && range.start < d.end)
@@ -459,21 +504,22 @@ mod tests {
                 }
                 offset = range.end;
             }
-            let recovered: Vec<u64> = recovery.records.iter().map(|(s, _)| *s).collect();
+            let recovered: Vec<u64> = recovery.records.iter().map(|l| l.sequence).collect();
             for sequence in &intact {
                 assert!(
                     recovered.contains(sequence),
                     "trial {trial}: intact record {sequence} lost"
                 );
             }
-            for (sequence, payload) in &recovery.records {
-                assert_eq!(payload, &self::payload(sequence - 1), "trial {trial}");
+            for location in &recovery.records {
+                let read = wal.read(*location).unwrap();
+                assert_eq!(read, payload(location.sequence - 1), "trial {trial}");
             }
             // A cut exactly between two records looks like a shorter log;
             // any other damage is reported.
             let mut boundaries = vec![0usize];
-            for (_, payload) in &all {
-                boundaries.push(boundaries.last().unwrap() + HEADER + payload.len());
+            for (_, _, length) in &all {
+                boundaries.push(boundaries.last().unwrap() + HEADER + length);
             }
             let clean_cut = trial % 2 == 0 && boundaries.contains(&bytes.len());
             if recovered.len() < count as usize && !clean_cut {
@@ -499,10 +545,27 @@ mod tests {
         assert_eq!(wal.live(), 0, "nothing counted as stored");
         // With space again, appending works and numbering has no gap.
         wal.inner.lock().unwrap().active = real;
-        assert_eq!(wal.append(b"stored").unwrap(), 1);
+        assert_eq!(wal.append(b"stored").unwrap().sequence, 1);
         assert_eq!(wal.live(), 1);
         drop(wal);
-        let (_, recovery) = Wal::open(dir.path(), Fsync::Always, 1 << 20).unwrap();
-        assert_eq!(recovery.records, vec![(1, b"stored".to_vec())]);
+        let (wal, recovery) = Wal::open(dir.path(), Fsync::Always, 1 << 20).unwrap();
+        assert_eq!(recovery.records.len(), 1);
+        assert_eq!(wal.read(recovery.records[0]).unwrap(), b"stored");
+    }
+
+    #[test]
+    fn a_record_damaged_after_writing_reads_back_as_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = Wal::open(dir.path(), Fsync::Never, 1 << 20).unwrap();
+        let first = wal.append(b"first record").unwrap();
+        let second = wal.append(b"second record").unwrap();
+        let segment = segment_path(dir.path(), second.segment);
+        let mut bytes = fs::read(&segment).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x40;
+        fs::write(&segment, &bytes).unwrap();
+        assert_eq!(wal.read(first).unwrap(), b"first record");
+        let error = wal.read(second).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData, "{error}");
     }
 }

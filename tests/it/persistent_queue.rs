@@ -1,7 +1,8 @@
 //! The persistent queue with real processes: data acknowledged while the
 //! backend is down survives a graceful stop (the log stays on disk), a
 //! `kill -9`, and a restart, and is delivered once the backend is back;
-//! the log is emptied as deliveries are acknowledged.
+//! the log is emptied as deliveries are acknowledged; a long outage fills
+//! the disk, not memory.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -198,5 +199,89 @@ service:
     assert!(complete, "{missing} acknowledged spans lost");
     sidewatch.kill().unwrap();
     sidewatch.wait().unwrap();
+    backend.stop().await;
+}
+
+/// Backend down while 64 MiB of spans arrive: the queue holds where they
+/// are in its log, not the data, so memory grows by a fraction of it;
+/// when the backend returns, every span is read back and delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_outage_fills_the_disk_not_memory() {
+    use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+    const REQUESTS: usize = 128;
+    const SPANS: usize = 512;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("queue");
+    let (port, backend_port) = (free_port(), free_port());
+    let config = dir.path().join("sidewatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+receivers:
+  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:{port} }} }} }}
+exporters:
+  otlp:
+    endpoint: http://127.0.0.1:{backend_port}
+    sending_queue: {{ storage: {storage}, queue_size: 100000, fsync: never }}
+    retry_on_failure: {{ initial_interval: 100ms, max_interval: 300ms, max_elapsed_time: 0s }}
+service:
+  telemetry: {{ metrics: {{ level: none }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [otlp] }}
+"#,
+            storage = storage.display()
+        ),
+    )
+    .unwrap();
+    let sidewatch = spawn(&config);
+    let mut client = crate::harness::connect_traces(port).await;
+    let before = crate::harness::resident_kib(sidewatch.id()).unwrap();
+    let padding = "x".repeat(1024);
+    for i in 0..REQUESTS {
+        let mut request = trace_request(&format!("o{i}"), SPANS);
+        for span in request.resource_spans[0].scope_spans[0].spans.iter_mut() {
+            span.attributes.push(KeyValue {
+                key: "padding".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::StringValue(padding.clone())),
+                }),
+                ..Default::default()
+            });
+        }
+        client
+            .export(request)
+            .await
+            .unwrap_or_else(|e| panic!("request {i} refused: {e:?}"));
+    }
+    let logged = log_bytes(&storage);
+    let peak = crate::harness::peak_resident_kib(sidewatch.id()).unwrap();
+    eprintln!(
+        "long outage: {} MiB logged, RSS {} MiB before, peak {} MiB",
+        logged >> 20,
+        before >> 10,
+        peak >> 10
+    );
+    assert!(logged >= 64 << 20, "{logged} bytes logged");
+    // Held in memory, the queue alone would add 64 MiB.
+    assert!(
+        (peak - before) < 24 << 10,
+        "memory grew by {} MiB for 64 MiB queued",
+        (peak - before) >> 10
+    );
+
+    let backend = Backend::start(format!("127.0.0.1:{backend_port}").parse().unwrap()).await;
+    let recorded = backend.recorded.clone();
+    let delivered = wait_until(Duration::from_secs(60), || {
+        recorded.span_names().len() == REQUESTS * SPANS
+    })
+    .await;
+    assert!(
+        delivered,
+        "{} of {} spans delivered after the outage",
+        recorded.span_names().len(),
+        REQUESTS * SPANS
+    );
+    drop(sidewatch);
     backend.stop().await;
 }
