@@ -514,3 +514,40 @@ fn appended_requests_decode_as_one_and_split_at_resources() {
     assert!(pending.is_empty());
     assert_eq!(pending.items(), 0);
 }
+
+/// Writes the samples above as seeds for the `cargo fuzz` targets, so the
+/// fuzzer starts from real OTLP rather than from nothing:
+/// `SIDEWATCH_FUZZ_SEEDS=fuzz/seeds cargo test --lib write_fuzz_seeds -- --ignored`
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let Ok(dir) = std::env::var("SIDEWATCH_FUZZ_SEEDS") else {
+        panic!("set SIDEWATCH_FUZZ_SEEDS to the seeds directory")
+    };
+    let dir = std::path::Path::new(&dir);
+    let write = |target: &str, name: &str, bytes: &[u8]| {
+        std::fs::create_dir_all(dir.join(target)).unwrap();
+        std::fs::write(dir.join(target).join(name), bytes).unwrap();
+    };
+    let json = [
+        serde_json::to_vec(&traces(2)).unwrap(),
+        serde_json::to_vec(&metrics()).unwrap(),
+        serde_json::to_vec(&logs(2)).unwrap(),
+    ];
+    for (i, (signal, bytes)) in samples().into_iter().enumerate() {
+        write("otlp_protobuf", signal.as_str(), &bytes);
+        // otlp_body: a selector byte (signal in the top bits, JSON in bit
+        // 4, 0 for no compression in the low bits), then the body.
+        let selector = (i as u8 * 2) << 5;
+        write(
+            "otlp_body",
+            &format!("{signal}.pb"),
+            &[&[selector][..], &bytes].concat(),
+        );
+        write(
+            "otlp_body",
+            &format!("{signal}.json"),
+            &[&[selector | 0x10][..], &json[i]].concat(),
+        );
+    }
+}

@@ -6,7 +6,7 @@
 //! nothing of it is delivered.
 
 pub mod auth;
-mod decode;
+pub mod decode;
 mod grpc;
 mod http;
 mod serve_http;
