@@ -285,3 +285,119 @@ service:
     drop(sidewatch);
     backend.stop().await;
 }
+
+/// The disk fills up (a file size limit on the process makes every write
+/// past 2 MiB fail, as a full disk does): requests are refused with the
+/// retryable UNAVAILABLE and nothing unstored is acknowledged; once there
+/// is room again, requests are taken again, and every acknowledged span
+/// is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_refuses_retryably_and_loses_nothing_acknowledged() {
+    use std::os::unix::process::CommandExt;
+    const LIMIT: u64 = 2 << 20;
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("queue");
+    let (port, backend_port) = (free_port(), free_port());
+    let config = dir.path().join("sidewatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+receivers:
+  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:{port} }} }} }}
+exporters:
+  otlp:
+    endpoint: http://127.0.0.1:{backend_port}
+    sending_queue: {{ storage: {storage}, queue_size: 100000 }}
+    retry_on_failure: {{ initial_interval: 100ms, max_interval: 300ms, max_elapsed_time: 0s }}
+service:
+  telemetry: {{ metrics: {{ level: none }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [otlp] }}
+"#,
+            storage = storage.display()
+        ),
+    )
+    .unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sidewatch"));
+    command
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: LIMIT,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            if libc::setrlimit(libc::RLIMIT_FSIZE, &limit) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // A write past the limit then fails with EFBIG instead of
+            // killing the process.
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let sidewatch = crate::harness::Sidewatch(command.spawn().unwrap());
+    let mut client = crate::harness::connect_traces(port).await;
+
+    let mut acknowledged = BTreeSet::new();
+    let mut refusal = None;
+    for i in 0..2000 {
+        let prefix = format!("f{i}");
+        match client.export(trace_request(&prefix, 100)).await {
+            Ok(_) => acknowledged.extend((0..100).map(|s| format!("{prefix}-{s}"))),
+            Err(status) => {
+                refusal = Some(status);
+                break;
+            }
+        }
+    }
+    let refusal = refusal.expect("the disk never filled up");
+    assert_eq!(refusal.code(), tonic::Code::Unavailable, "{refusal:?}");
+    assert!(log_bytes(&storage) <= LIMIT, "the log is within the limit");
+    let stored = acknowledged.len();
+
+    // Room again: the same process takes data again.
+    let unlimited = libc::rlimit {
+        rlim_cur: libc::RLIM_INFINITY,
+        rlim_max: libc::RLIM_INFINITY,
+    };
+    // SAFETY: plain syscall on our own child's pid.
+    let lifted = unsafe {
+        libc::prlimit(
+            sidewatch.id() as libc::pid_t,
+            libc::RLIMIT_FSIZE,
+            &unlimited,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(lifted, 0, "{}", std::io::Error::last_os_error());
+    for i in 0..10 {
+        let prefix = format!("after{i}");
+        client
+            .export(trace_request(&prefix, 100))
+            .await
+            .unwrap_or_else(|e| panic!("refused with room on disk: {e:?}"));
+        acknowledged.extend((0..100).map(|s| format!("{prefix}-{s}")));
+    }
+
+    let backend = Backend::start(format!("127.0.0.1:{backend_port}").parse().unwrap()).await;
+    let recorded = backend.recorded.clone();
+    let complete = wait_until(Duration::from_secs(30), || {
+        recorded.span_names().is_superset(&acknowledged)
+    })
+    .await;
+    let missing = acknowledged.difference(&recorded.span_names()).count();
+    eprintln!(
+        "full disk: {stored} spans stored before the disk filled, refused with {:?}, {} acknowledged in all, {missing} missing",
+        refusal.code(),
+        acknowledged.len()
+    );
+    assert!(complete, "{missing} acknowledged spans lost");
+    drop(sidewatch);
+    backend.stop().await;
+}
