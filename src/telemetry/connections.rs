@@ -209,7 +209,7 @@ impl tonic::transport::server::Connected for Conn {
 pub fn accept_loop(
     listener: TcpListener,
     stats: Arc<ListenerStats>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<crate::tls::server::ReloadingAcceptor>>,
 ) -> mpsc::Receiver<Conn> {
     let (sender, receiver) = mpsc::channel(64);
     tokio::spawn(async move {
@@ -240,7 +240,7 @@ pub fn accept_loop(
                 }
                 Some(acceptor) => {
                     let (acceptor, sender, stats) =
-                        (acceptor.clone(), sender.clone(), stats.clone());
+                        (acceptor.current(), sender.clone(), stats.clone());
                     tokio::spawn(async move {
                         let handshake =
                             tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(counted)).await;

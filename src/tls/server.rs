@@ -1,10 +1,10 @@
 //! Server-side TLS of receivers: `tls: { cert_file, key_file,
 //! client_ca_file, reload_interval }`. With `client_ca_file` every client
-//! must present a certificate signed by that CA (mutual TLS). The
-//! certificate and key are re-read when their files change (checked at
-//! most every `reload_interval`, on handshakes), so a renewed certificate
-//! takes effect without a restart; a bad new pair is logged and the old
-//! one kept.
+//! must present a certificate signed by that CA (mutual TLS). All three
+//! files are re-read when they change (checked at most every
+//! `reload_interval`, on handshakes), so a renewed certificate or a
+//! rotated client CA takes effect without a restart; an unusable new file
+//! is logged and the old one kept.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -88,9 +88,9 @@ impl ResolvesServerCert for Reloading {
 
 impl ServerTlsConfig {
     /// A TLS acceptor offering `alpn` protocols (`h2` for gRPC).
-    pub fn acceptor(&self, alpn: &[&[u8]]) -> Result<tokio_rustls::TlsAcceptor, String> {
+    pub fn acceptor(&self, alpn: &[&[u8]]) -> Result<Arc<ReloadingAcceptor>, String> {
         super::install_provider();
-        let resolver = Reloading {
+        let resolver = Arc::new(Reloading {
             cert: self.cert_file.clone(),
             key: self.key_file.clone(),
             interval: self.reload_interval,
@@ -99,18 +99,83 @@ impl ServerTlsConfig {
                 stamps: (modified(&self.cert_file), modified(&self.key_file)),
                 checked: Instant::now(),
             }),
-        };
-        let builder = rustls::ServerConfig::builder();
-        let builder = match &self.client_ca_file {
-            Some(ca) => builder.with_client_cert_verifier(
-                WebPkiClientVerifier::builder(Arc::new(super::root_store(ca)?))
-                    .build()
-                    .map_err(|e| format!("{}: {e}", ca.display()))?,
-            ),
-            None => builder.with_no_client_auth(),
-        };
-        let mut config = builder.with_cert_resolver(Arc::new(resolver));
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+        });
+        let alpn: Vec<Vec<u8>> = alpn.iter().map(|p| p.to_vec()).collect();
+        let acceptor = build(self.client_ca_file.as_deref(), &alpn, &resolver)?;
+        Ok(Arc::new(ReloadingAcceptor {
+            client_ca_file: self.client_ca_file.clone(),
+            interval: self.reload_interval,
+            alpn,
+            resolver,
+            state: Mutex::new(AcceptorState {
+                acceptor,
+                ca_stamp: self.client_ca_file.as_deref().and_then(modified),
+                checked: Instant::now(),
+            }),
+        }))
     }
+}
+
+/// A TLS acceptor that follows its files: the certificate and key through
+/// the resolver, the client CA by building a new server config when the
+/// CA file changes (a verifier cannot be swapped inside a config).
+pub struct ReloadingAcceptor {
+    client_ca_file: Option<PathBuf>,
+    interval: Duration,
+    alpn: Vec<Vec<u8>>,
+    resolver: Arc<Reloading>,
+    state: Mutex<AcceptorState>,
+}
+
+struct AcceptorState {
+    acceptor: tokio_rustls::TlsAcceptor,
+    ca_stamp: Option<SystemTime>,
+    checked: Instant,
+}
+
+impl ReloadingAcceptor {
+    /// The acceptor for the next connection.
+    pub fn current(&self) -> tokio_rustls::TlsAcceptor {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(ca) = &self.client_ca_file
+            && state.checked.elapsed() >= self.interval
+        {
+            state.checked = Instant::now();
+            let stamp = modified(ca);
+            if stamp != state.ca_stamp {
+                match build(Some(ca), &self.alpn, &self.resolver) {
+                    Ok(acceptor) => {
+                        state.acceptor = acceptor;
+                        state.ca_stamp = stamp;
+                        tracing::info!(client_ca = %ca.display(), "TLS client CA reloaded");
+                    }
+                    // Mid-rotation the file may be half written: try again
+                    // at the next interval.
+                    Err(e) => {
+                        tracing::warn!(error = %e, "new TLS client CA not usable yet; keeping the current one")
+                    }
+                }
+            }
+        }
+        state.acceptor.clone()
+    }
+}
+
+fn build(
+    client_ca_file: Option<&Path>,
+    alpn: &[Vec<u8>],
+    resolver: &Arc<Reloading>,
+) -> Result<tokio_rustls::TlsAcceptor, String> {
+    let builder = rustls::ServerConfig::builder();
+    let builder = match client_ca_file {
+        Some(ca) => builder.with_client_cert_verifier(
+            WebPkiClientVerifier::builder(Arc::new(super::root_store(ca)?))
+                .build()
+                .map_err(|e| format!("{}: {e}", ca.display()))?,
+        ),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(resolver.clone());
+    config.alpn_protocols = alpn.to_vec();
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
 }

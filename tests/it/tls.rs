@@ -256,3 +256,64 @@ service:
     client.export(trace_request("renewed", 1)).await.unwrap();
     collector.shutdown().await;
 }
+
+/// The client CA is rotated by writing a new CA over its file: clients of
+/// the old CA are refused from then on and clients of the new one
+/// admitted, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_client_ca_takes_effect_without_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    certs::ca(d, "ca");
+    certs::ca(d, "ca2");
+    certs::leaf(d, "ca", "server", true);
+    certs::leaf(d, "ca", "client", false);
+    certs::leaf(d, "ca2", "client2", false);
+    let client_ca = d.join("client-ca.pem");
+    std::fs::copy(d.join("ca.pem"), &client_ca).unwrap();
+    let collector = start(&format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc:
+        endpoint: 127.0.0.1:0
+        tls: {{ cert_file: {}, key_file: {}, client_ca_file: {}, reload_interval: 100ms }}
+exporters:
+  debug: {{}}
+service:
+  telemetry: {{ metrics: {{ level: none }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [debug] }}
+"#,
+        path(d, "server.pem"),
+        path(d, "server.key"),
+        client_ca.display()
+    ))
+    .await;
+    let grpc = address(&collector, "otlp/grpc");
+    let exports = |identity: &'static str| {
+        let d = d.to_path_buf();
+        async move {
+            match tls_client(grpc, &d, Some(identity)).await {
+                Ok(mut client) => client.export(trace_request(identity, 1)).await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    };
+    assert!(exports("client").await, "a client of the configured CA");
+    assert!(!exports("client2").await, "a client of another CA");
+
+    std::fs::copy(d.join("ca2.pem"), &client_ca).unwrap();
+    let mut rotated = false;
+    for _ in 0..50 {
+        if exports("client2").await {
+            rotated = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(rotated, "a client of the new CA is admitted after the rotation");
+    assert!(!exports("client").await, "a client of the old CA is refused");
+    collector.shutdown().await;
+}
