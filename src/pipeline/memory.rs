@@ -25,6 +25,10 @@ pub struct MemoryLimiterConfig {
     pub spike_limit_mib: Option<u64>,
     #[serde(default = "default_check", with = "crate::config::duration")]
     pub check_interval: Duration,
+    /// Request bytes that may be in flight at once (read, decompressed,
+    /// decoded), in MiB; default the spike headroom (see `in_flight`).
+    #[serde(default)]
+    pub in_flight_mib: Option<u64>,
 }
 
 fn default_check() -> Duration {
@@ -32,9 +36,16 @@ fn default_check() -> Duration {
 }
 
 impl MemoryLimiterConfig {
+    fn spike_mib(&self) -> u64 {
+        self.spike_limit_mib.unwrap_or(self.limit_mib / 5)
+    }
+
     pub fn soft_limit_bytes(&self) -> u64 {
-        let spike = self.spike_limit_mib.unwrap_or(self.limit_mib / 5);
-        self.limit_mib.saturating_sub(spike) * 1024 * 1024
+        self.limit_mib.saturating_sub(self.spike_mib()) * 1024 * 1024
+    }
+
+    pub fn in_flight_bytes(&self) -> usize {
+        (self.in_flight_mib.unwrap_or(self.spike_mib()).max(1) * 1024 * 1024) as usize
     }
 
     pub fn validate(&self) -> Vec<(&'static str, String)> {
@@ -55,6 +66,12 @@ impl MemoryLimiterConfig {
                     .to_string(),
             ));
         }
+        if self.in_flight_mib == Some(0) {
+            errors.push((
+                "in_flight_mib",
+                "must be at least 1: no request could be read".to_string(),
+            ));
+        }
         if self.check_interval.is_zero() {
             errors.push(("check_interval", "must be longer than 0".to_string()));
         }
@@ -62,12 +79,14 @@ impl MemoryLimiterConfig {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryLimiter {
     over: AtomicBool,
     /// Requests refused because memory was high.
     pub refused_requests: AtomicU64,
     pub soft_limit_bytes: u64,
+    /// Request bytes in flight, against their own budget.
+    pub in_flight: Arc<super::in_flight::InFlight>,
 }
 
 /// Resident memory of this process, from /proc/self/statm.
@@ -83,8 +102,10 @@ impl MemoryLimiter {
     /// Starts checking every `check_interval` until `stop`.
     pub fn start(config: &MemoryLimiterConfig, stop: CancellationToken) -> Arc<Self> {
         let limiter = Arc::new(MemoryLimiter {
+            over: AtomicBool::new(false),
+            refused_requests: AtomicU64::new(0),
             soft_limit_bytes: config.soft_limit_bytes(),
-            ..Default::default()
+            in_flight: super::in_flight::InFlight::new(config.in_flight_bytes()),
         });
         let checked = limiter.clone();
         let interval = config.check_interval;
@@ -139,8 +160,10 @@ mod tests {
     #[test]
     fn refuses_while_over_and_resumes_below() {
         let limiter = MemoryLimiter {
+            over: AtomicBool::new(false),
+            refused_requests: AtomicU64::new(0),
             soft_limit_bytes: 100,
-            ..Default::default()
+            in_flight: crate::pipeline::in_flight::InFlight::new(1),
         };
         assert!(limiter.admits());
         limiter.check(Some(101));
@@ -157,6 +180,7 @@ mod tests {
     fn the_soft_limit_leaves_room_for_spikes() {
         let config: MemoryLimiterConfig = yaml_serde::from_str("{ limit_mib: 100 }").unwrap();
         assert_eq!(config.soft_limit_bytes(), 80 * 1024 * 1024);
+        assert_eq!(config.in_flight_bytes(), 20 * 1024 * 1024);
         let bad: MemoryLimiterConfig =
             yaml_serde::from_str("{ limit_mib: 8, spike_limit_mib: 8 }").unwrap();
         let fields: Vec<_> = bad.validate().into_iter().map(|(f, _)| f).collect();

@@ -8,6 +8,7 @@
 //! queue. (`build` wires the graph; `lifecycle` starts and stops it.)
 
 pub mod build;
+pub mod in_flight;
 pub mod memory;
 
 use std::sync::{Arc, Mutex};
@@ -28,6 +29,8 @@ pub enum Refused {
     ShuttingDown,
     #[error("sidewatch's memory is above its limit; retry later")]
     MemoryLimit,
+    #[error("too many request bytes in flight; retry later")]
+    InFlightBytes,
     /// The exporter's persistent queue could not store the data (a full
     /// disk, say): nothing is acknowledged that is not stored.
     #[error("the queue of exporter `{exporter}` cannot store data: {message}; retry later")]
@@ -346,6 +349,18 @@ impl Consumer {
         match &self.memory {
             Some(memory) if !memory.admits() => Err(Refused::MemoryLimit),
             _ => Ok(()),
+        }
+    }
+
+    /// Reserves `bytes` of the in-flight budget for a request about to be
+    /// read (`None` without a memory limiter), or refuses it.
+    pub fn reserve(&self, bytes: usize) -> Result<Option<in_flight::Reservation>, Refused> {
+        match &self.memory {
+            None => Ok(None),
+            Some(memory) => match memory.in_flight.reserve(bytes) {
+                Some(reservation) => Ok(Some(reservation)),
+                None => Err(Refused::InFlightBytes),
+            },
         }
     }
 

@@ -157,3 +157,141 @@ service:
     child.wait().unwrap();
     backend.stop().await;
 }
+
+/// A 1 MiB in-flight budget (the RSS limit is far away): concurrent
+/// requests of about 0.5 MiB over gRPC and HTTP overlap and some are
+/// refused retryably before they are read in full (RESOURCE_EXHAUSTED with
+/// RetryInfo, 503 with Retry-After), one larger than the whole budget
+/// still goes through alone, and every accepted span is delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_beyond_the_in_flight_budget_are_refused_retryably() {
+    use prost::Message;
+    use tonic_types::StatusExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (grpc_port, http_port, backend_port) = (free_port(), free_port(), free_port());
+    let config = dir.path().join("sidewatch.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: {{ endpoint: 127.0.0.1:{grpc_port}, max_recv_msg_size_mib: 16 }}
+      http: {{ endpoint: 127.0.0.1:{http_port}, max_request_body_size: 16777216 }}
+exporters:
+  otlp:
+    endpoint: http://127.0.0.1:{backend_port}
+    sending_queue: {{ queue_size: 100000 }}
+service:
+  memory_limiter: {{ limit_mib: 1024, in_flight_mib: 1 }}
+  telemetry: {{ metrics: {{ level: none }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [otlp] }}
+"#
+        ),
+    )
+    .unwrap();
+    let backend = Backend::start(format!("127.0.0.1:{backend_port}").parse().unwrap()).await;
+    let sidewatch = crate::harness::Sidewatch::run(&config);
+    let client = crate::harness::connect_traces(grpc_port).await;
+    let size = heavy_request("size").encoded_len();
+    assert!(size > 400 << 10 && size < 1 << 20, "{size} bytes");
+
+    // Alone, a request larger than the whole budget is taken.
+    let mut big = heavy_request("big");
+    let spans = big.resource_spans[0].scope_spans[0].spans.clone();
+    big.resource_spans[0].scope_spans[0].spans.extend(spans);
+    big.resource_spans[0].scope_spans[0].spans.extend(
+        heavy_request("big2").resource_spans[0].scope_spans[0]
+            .spans
+            .clone(),
+    );
+    assert!(big.encoded_len() > 1 << 20);
+    let mut accepted = 6_000u64;
+    client
+        .clone()
+        .export(big)
+        .await
+        .expect("a lone large request");
+
+    let http = reqwest::Client::new();
+    let mut grpc_refused = 0;
+    let mut http_refused = 0;
+    for round in 0..20 {
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let mut client = client.clone();
+            tasks.push(tokio::spawn(async move {
+                match client.export(heavy_request(&format!("g{round}-{i}"))).await {
+                    Ok(_) => Ok(true),
+                    Err(status) => Err(status),
+                }
+            }));
+            let http = http.clone();
+            let body = heavy_request(&format!("h{round}-{i}")).encode_to_vec();
+            tasks.push(tokio::spawn(async move {
+                let response = http
+                    .post(format!("http://127.0.0.1:{http_port}/v1/traces"))
+                    .header("content-type", "application/x-protobuf")
+                    .body(body)
+                    .send()
+                    .await
+                    .unwrap();
+                match response.status().as_u16() {
+                    200 => Ok(false),
+                    503 => {
+                        assert_eq!(
+                            response.headers().get("retry-after").map(|v| v.as_bytes()),
+                            Some(&b"1"[..])
+                        );
+                        Err(tonic::Status::unavailable("http 503"))
+                    }
+                    other => panic!("HTTP answered {other}"),
+                }
+            }));
+        }
+        for task in tasks {
+            match task.await.unwrap() {
+                Ok(_) => accepted += 2_000,
+                Err(status) if status.message() == "http 503" => http_refused += 1,
+                Err(status) => {
+                    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                    assert!(
+                        status.get_details_retry_info().is_some(),
+                        "a retryable refusal carries RetryInfo"
+                    );
+                    grpc_refused += 1;
+                }
+            }
+        }
+        if grpc_refused > 0 && http_refused > 0 && round >= 2 {
+            break;
+        }
+    }
+    let recorded = backend.recorded.clone();
+    let delivered = wait_until(Duration::from_secs(30), || {
+        recorded.span_count() as u64 >= accepted
+    })
+    .await;
+    eprintln!(
+        "in-flight budget 1 MiB: {accepted} spans accepted, {} delivered, {grpc_refused} gRPC and {http_refused} HTTP requests refused",
+        recorded.span_count()
+    );
+    assert!(
+        grpc_refused > 0,
+        "concurrent gRPC requests overran the budget"
+    );
+    assert!(
+        http_refused > 0,
+        "concurrent HTTP requests overran the budget"
+    );
+    assert!(delivered, "every accepted span delivered");
+    assert_eq!(
+        recorded.span_count() as u64,
+        accepted,
+        "and nothing refused"
+    );
+    drop(sidewatch);
+    backend.stop().await;
+}

@@ -313,7 +313,13 @@ service:
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(rotated, "a client of the new CA is admitted after the rotation");
-    assert!(!exports("client").await, "a client of the old CA is refused");
+    assert!(
+        rotated,
+        "a client of the new CA is admitted after the rotation"
+    );
+    assert!(
+        !exports("client").await,
+        "a client of the old CA is refused"
+    );
     collector.shutdown().await;
 }

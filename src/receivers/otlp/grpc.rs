@@ -10,8 +10,8 @@
 use std::convert::Infallible;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -36,6 +36,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{GrpcConfig, MIB};
+use crate::pipeline::in_flight::Reservation;
 use crate::pipeline::{Consumer, Refused};
 use crate::receivers::ReceiverContext;
 use crate::signal::{Batch, Signal};
@@ -225,6 +226,25 @@ impl<S: OtlpService> tower_service::Service<http::Request<tonic::body::Body>> fo
                 )
                 .into_http());
             }
+            // The body's bytes count against the in-flight budget as they
+            // arrive (a gRPC request declares no length up front); the
+            // reservation is held until the request is answered.
+            let reservation = match &handler.consumer {
+                Some(consumer) => match consumer.reserve(0) {
+                    Ok(reservation) => reservation.map(|r| Arc::new(Mutex::new(r))),
+                    Err(refused) => return Ok(retry_later(refused).into_http()),
+                },
+                None => None,
+            };
+            let request = match &reservation {
+                Some(reservation) => request.map(|body| {
+                    tonic::body::Body::new(Budgeted {
+                        inner: body,
+                        reservation: reservation.clone(),
+                    })
+                }),
+                None => request,
+            };
             let mut accept = EnabledCompressionEncodings::default();
             accept.enable(CompressionEncoding::Gzip);
             accept.enable(CompressionEncoding::Zstd);
@@ -252,8 +272,54 @@ impl<S: OtlpService> tower_service::Service<http::Request<tonic::body::Body>> fo
                 .get("grpc-status")
                 .is_some_and(|code| code.as_bytes() != b"0");
             handler.stats.answered(started, failed);
+            drop(reservation);
             Ok(response)
         })
+    }
+}
+
+fn retry_later(refused: Refused) -> Status {
+    Status::with_error_details(
+        Code::ResourceExhausted,
+        refused.to_string(),
+        ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
+    )
+}
+
+/// A request body whose bytes are reserved in the in-flight budget as
+/// they arrive; past the budget it fails with a retryable status, which
+/// tonic answers with.
+struct Budgeted {
+    inner: tonic::body::Body,
+    reservation: Arc<Mutex<Reservation>>,
+}
+
+impl http_body::Body for Budgeted {
+    type Data = bytes::Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Status>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            let mut reservation = self.reservation.lock().unwrap_or_else(|e| e.into_inner());
+            if !reservation.grow(data.len()) {
+                return Poll::Ready(Some(Err(retry_later(Refused::InFlightBytes))));
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -311,11 +377,7 @@ impl<S: OtlpService> UnaryService<Incoming<S::Request>> for Unary<S> {
                             refused.to_string(),
                             ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
                         ),
-                        Refused::MemoryLimit => Status::with_error_details(
-                            Code::ResourceExhausted,
-                            refused.to_string(),
-                            ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
-                        ),
+                        Refused::MemoryLimit | Refused::InFlightBytes => retry_later(refused),
                         Refused::ShuttingDown | Refused::Storage { .. } => {
                             Status::unavailable(refused.to_string())
                         }

@@ -219,6 +219,23 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
     if declared.is_some_and(|length| length > route.max_bytes) {
         return too_large(route.max_bytes);
     }
+    let retry_later = |refused: Refused| {
+        let mut response = fail(
+            StatusCode::SERVICE_UNAVAILABLE,
+            tonic::Code::ResourceExhausted,
+            refused.to_string(),
+        );
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        response
+    };
+    // The body's bytes are reserved before it is read: as declared, or
+    // the most it may be when undeclared (chunked).
+    let mut reservation = match consumer.reserve(declared.unwrap_or(route.max_bytes)) {
+        Ok(reservation) => reservation,
+        Err(refused) => return retry_later(refused),
+    };
     let raw = match http_body_util::Limited::new(body, route.max_bytes)
         .collect()
         .await
@@ -233,10 +250,22 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
             );
         }
     };
+    if let Some(reservation) = &mut reservation {
+        reservation.shrink_to(raw.len());
+        // Decompression may produce up to the limit: reserved first.
+        if encoding != Encoding::Identity && !reservation.grow(route.max_bytes) {
+            return retry_later(Refused::InFlightBytes);
+        }
+    }
     let bytes: bytes::Bytes = match encoding {
         Encoding::Identity => raw,
         _ => match decode::decompress(&raw, encoding, route.max_bytes) {
-            Ok(out) => out.into(),
+            Ok(out) => {
+                if let Some(reservation) = &mut reservation {
+                    reservation.shrink_to(raw.len() + out.len());
+                }
+                out.into()
+            }
             Err(BodyError::TooLarge { limit }) => return too_large(limit),
             Err(BodyError::Malformed(message)) => {
                 return fail(
@@ -293,7 +322,9 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
                 );
             }
             let code = match refused {
-                Refused::QueueFull { .. } | Refused::MemoryLimit => tonic::Code::ResourceExhausted,
+                Refused::QueueFull { .. } | Refused::MemoryLimit | Refused::InFlightBytes => {
+                    tonic::Code::ResourceExhausted
+                }
                 Refused::ShuttingDown | Refused::Storage { .. } | Refused::Malformed(_) => {
                     tonic::Code::Unavailable
                 }
