@@ -127,7 +127,7 @@ service:
     backend.stop().await;
 }
 
-/// `kill -9` at random moments under load, 10 cycles, backend down
+/// `kill -9` at random moments under load, 20 cycles, backend down
 /// throughout; then the backend comes back: every span whose request was
 /// acknowledged in any cycle is delivered.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -160,7 +160,7 @@ service:
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     let mut acknowledged = BTreeSet::new();
     let mut refused = 0usize;
-    for cycle in 0..10 {
+    for cycle in 0..20 {
         let mut sidewatch = spawn(&config);
         let mut client = crate::harness::connect_traces(port).await;
         let kill_at =
@@ -191,7 +191,7 @@ service:
     .await;
     let missing = acknowledged.difference(&names()).count();
     eprintln!(
-        "kill -9 x10: {} spans acknowledged, {missing} missing, {} received in all, {refused} requests refused",
+        "kill -9 x20: {} spans acknowledged, {missing} missing, {} received in all, {refused} requests refused",
         acknowledged.len(),
         recorded.span_count()
     );
