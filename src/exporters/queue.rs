@@ -99,6 +99,8 @@ pub struct QueueSender {
     wal: Option<Arc<Wal>>,
     /// The exporter sends protobuf as is: queue batches encoded.
     encode: bool,
+    /// Wait for room rather than refuse when full.
+    pub block_on_overflow: bool,
 }
 
 impl QueueSender {
@@ -251,6 +253,7 @@ pub fn start(
             stats: stats.clone(),
             wal: wal.clone(),
             encode: exporter.takes_encoded(),
+            block_on_overflow: settings.sending_queue.block_on_overflow,
         },
         QueueRunner {
             name,

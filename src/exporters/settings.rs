@@ -9,8 +9,12 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields, default)]
 pub struct QueueSettings {
     /// Batches the queue holds; when full, receivers refuse new data with a
-    /// retryable answer instead of growing memory.
+    /// retryable answer instead of growing memory (or wait: below).
     pub queue_size: usize,
+    /// When full, hold the client's request until there is room instead of
+    /// refusing it (the Collector's `block_on_overflow`): for clients that
+    /// do not retry. The client's own deadline bounds the wait.
+    pub block_on_overflow: bool,
     /// Workers sending concurrently.
     pub num_consumers: usize,
     /// A directory for a write-ahead log: every batch is on disk before the
@@ -27,6 +31,7 @@ impl Default for QueueSettings {
     fn default() -> Self {
         QueueSettings {
             queue_size: 1000,
+            block_on_overflow: false,
             num_consumers: 4,
             storage: None,
             fsync: super::wal::Fsync::Always,

@@ -91,11 +91,14 @@ impl PipelineRuntime {
         self.accepts_encoded
     }
 
-    /// The first full queue this pipeline's data would reach, if any.
+    /// The first full queue this pipeline's data would reach, if any
+    /// (queues that block on overflow make the request wait instead).
     pub fn full_queue(&self) -> Option<Arc<str>> {
         for target in &self.targets {
             match target {
-                Target::Exporter(queue) if queue.is_full() => return Some(queue.name.clone()),
+                Target::Exporter(queue) if queue.is_full() && !queue.block_on_overflow => {
+                    return Some(queue.name.clone());
+                }
                 Target::Exporter(_) => {}
                 Target::Connector(connector) => {
                     for pipeline in &connector.downstream {

@@ -96,3 +96,61 @@ service:
     assert!(collector.shutdown().await.clean);
     backend.stop().await;
 }
+
+/// With `block_on_overflow`, a full queue makes the request wait for room
+/// instead of refusing it: the client's call completes once the backend is
+/// back and the queue drains, and nothing is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocking_queue_holds_the_request_until_there_is_room() {
+    let backend_address = format!("127.0.0.1:{}", free_port());
+    let yaml = format!(
+        r#"
+receivers:
+  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:0 }} }} }}
+exporters:
+  otlp:
+    endpoint: http://{backend_address}
+    sending_queue: {{ queue_size: 1, num_consumers: 1, block_on_overflow: true }}
+    retry_on_failure: {{ initial_interval: 100ms, max_interval: 100ms }}
+service:
+  telemetry: {{ metrics: {{ address: 127.0.0.1:0 }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [otlp] }}
+"#
+    );
+    let collector = start(&yaml).await;
+    let grpc = TraceServiceClient::connect(format!("http://{}", address(&collector, "otlp/grpc")))
+        .await
+        .unwrap();
+    // The worker holds the first batch, the queue the second; the third
+    // has to wait.
+    grpc.clone()
+        .export(trace_request("first", 2))
+        .await
+        .unwrap();
+    grpc.clone()
+        .export(trace_request("second", 2))
+        .await
+        .unwrap();
+    let mut waiting = grpc.clone();
+    let third = tokio::spawn(async move { waiting.export(trace_request("third", 2)).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!third.is_finished(), "the third request waits for room");
+
+    let backend = Backend::start(backend_address.parse().unwrap()).await;
+    third
+        .await
+        .unwrap()
+        .expect("answered once the queue had room");
+    let recorded = backend.recorded.clone();
+    assert!(wait_until(Duration::from_secs(10), || recorded.span_count() == 6).await);
+    let refused: u64 = collector
+        .telemetry
+        .receivers()
+        .iter()
+        .map(|r| r.refused_items.load(Ordering::Relaxed))
+        .sum();
+    assert_eq!(refused, 0, "nothing refused");
+    assert!(collector.shutdown().await.clean);
+    backend.stop().await;
+}
