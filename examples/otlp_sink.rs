@@ -37,6 +37,10 @@ struct Args {
     grpc: SocketAddr,
     #[arg(long, default_value = "127.0.0.1:14318")]
     http: SocketAddr,
+    /// Answer each export only after this many milliseconds: a slow
+    /// backend.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
 }
 
 #[derive(Default)]
@@ -49,9 +53,16 @@ struct Counts {
     /// harness can read final counts before killing the sink without a
     /// delivery slipping in between.
     paused: std::sync::atomic::AtomicBool,
+    delay: std::time::Duration,
 }
 
 impl Counts {
+    async fn slow(&self) {
+        if !self.delay.is_zero() {
+            tokio::time::sleep(self.delay).await;
+        }
+    }
+
     fn check(&self) -> Result<(), Status> {
         if self.paused.load(Ordering::SeqCst) {
             return Err(Status::unavailable("paused"));
@@ -69,6 +80,7 @@ impl TraceService for Sink {
         &self,
         r: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        self.0.slow().await;
         self.0.check()?;
         self.0.requests.fetch_add(1, Ordering::Relaxed);
         self.0.spans.fetch_add(
@@ -85,6 +97,7 @@ impl MetricsService for Sink {
         &self,
         r: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        self.0.slow().await;
         self.0.check()?;
         self.0.requests.fetch_add(1, Ordering::Relaxed);
         self.0.data_points.fetch_add(
@@ -101,6 +114,7 @@ impl LogsService for Sink {
         &self,
         r: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        self.0.slow().await;
         self.0.check()?;
         self.0.requests.fetch_add(1, Ordering::Relaxed);
         self.0.log_records.fetch_add(
@@ -114,7 +128,10 @@ impl LogsService for Sink {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
-    let counts = Arc::new(Counts::default());
+    let counts = Arc::new(Counts {
+        delay: std::time::Duration::from_millis(args.delay_ms),
+        ..Default::default()
+    });
     let sink = Sink(counts.clone());
     let paused = counts.clone();
     let http = axum::Router::new()

@@ -29,6 +29,10 @@ impl InFlight {
         })
     }
 
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
     }

@@ -437,6 +437,13 @@ impl Telemetry {
                 "# HELP sidewatch_memory_limiter_soft_limit_bytes Resident memory above which new data is refused.\n# TYPE sidewatch_memory_limiter_soft_limit_bytes gauge\nsidewatch_memory_limiter_soft_limit_bytes {}",
                 limiter.soft_limit_bytes
             );
+            let _ = writeln!(
+                out,
+                "# HELP sidewatch_in_flight_bytes Request bytes being read, decompressed or decoded now, against the in-flight budget.\n# TYPE sidewatch_in_flight_bytes gauge\nsidewatch_in_flight_bytes {}\n# HELP sidewatch_in_flight_limit_bytes The in-flight budget.\n# TYPE sidewatch_in_flight_limit_bytes gauge\nsidewatch_in_flight_limit_bytes {}\n# HELP sidewatch_in_flight_refused_requests_total Requests refused because the in-flight budget was spent.\n# TYPE sidewatch_in_flight_refused_requests_total counter\nsidewatch_in_flight_refused_requests_total {}",
+                limiter.in_flight.used(),
+                limiter.in_flight.limit(),
+                limiter.in_flight.refused_requests.load(Ordering::Relaxed)
+            );
         }
         out
     }
