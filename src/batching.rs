@@ -382,13 +382,21 @@ pub(crate) mod tests {
         }
     }
 
-    fn names(r: &ExportTraceServiceRequest) -> Vec<String> {
+    pub fn names(r: &ExportTraceServiceRequest) -> Vec<String> {
         r.resource_spans
             .iter()
             .flat_map(|r| &r.scope_spans)
             .flat_map(|s| &s.spans)
             .map(|s| s.name.clone())
             .collect()
+    }
+
+    /// Span names of a traces batch, decoded or encoded, in order.
+    pub fn batch_names(batch: &Batch) -> Vec<String> {
+        match batch.decoded().unwrap().as_ref() {
+            Batch::Traces(r) => names(r),
+            _ => panic!("not traces"),
+        }
     }
 
     #[test]

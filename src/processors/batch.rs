@@ -139,7 +139,7 @@ impl Processor for BatchProcessor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::batching::tests::traces;
+    use crate::batching::tests::{batch_names as names, traces};
 
     fn spans(batches: &[Batch]) -> Vec<usize> {
         batches.iter().map(Batch::item_count).collect()
@@ -170,18 +170,6 @@ mod tests {
                 .unwrap()
                 .into(),
         )
-    }
-
-    fn names(batch: &Batch) -> Vec<String> {
-        let Batch::Traces(r) = batch.clone().into_decoded().unwrap() else {
-            panic!("not traces")
-        };
-        r.resource_spans
-            .iter()
-            .flat_map(|r| &r.scope_spans)
-            .flat_map(|s| &s.spans)
-            .map(|s| s.name.clone())
-            .collect()
     }
 
     #[test]

@@ -484,15 +484,7 @@ fn encoded(request: &ExportTraceServiceRequest) -> EncodedBatch {
 }
 
 fn span_names(batch: &EncodedBatch) -> Vec<String> {
-    let Batch::Traces(r) = batch.decode().unwrap() else {
-        panic!("not traces")
-    };
-    r.resource_spans
-        .iter()
-        .flat_map(|r| &r.scope_spans)
-        .flat_map(|s| &s.spans)
-        .map(|s| s.name.clone())
-        .collect()
+    crate::batching::tests::batch_names(&Batch::Encoded(batch.clone().into()))
 }
 
 #[test]

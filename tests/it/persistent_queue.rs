@@ -35,12 +35,28 @@ fn log_bytes(dir: &Path) -> u64 {
     total
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_data_survives_stop_kill_and_restart() {
+/// A config in a temporary directory: OTLP/gRPC in on `port`, the `otlp`
+/// exporter to `backend_port` with a persistent queue in `storage`
+/// (`queue`: more `sending_queue` settings), retrying until delivered.
+/// `short_timeouts`: export and shutdown give up after a second.
+struct Setup {
+    dir: tempfile::TempDir,
+    storage: std::path::PathBuf,
+    config: std::path::PathBuf,
+    port: u16,
+    backend_port: u16,
+}
+
+fn setup(queue: &str, short_timeouts: bool) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("queue");
     let (port, backend_port) = (free_port(), free_port());
     let config = dir.path().join("sidewatch.yaml");
+    let (export_timeout, shutdown_timeout) = if short_timeouts {
+        ("timeout: 1s", "shutdown_timeout: 1s")
+    } else {
+        ("", "")
+    };
     std::fs::write(
         &config,
         format!(
@@ -50,11 +66,11 @@ receivers:
 exporters:
   otlp:
     endpoint: http://127.0.0.1:{backend_port}
-    timeout: 1s
-    sending_queue: {{ storage: {storage}, queue_size: 100, num_consumers: 2 }}
+    {export_timeout}
+    sending_queue: {{ storage: {storage}, {queue} }}
     retry_on_failure: {{ initial_interval: 100ms, max_interval: 300ms, max_elapsed_time: 0s }}
 service:
-  shutdown_timeout: 1s
+  {shutdown_timeout}
   telemetry: {{ metrics: {{ level: none }} }}
   pipelines:
     traces: {{ receivers: [otlp], exporters: [otlp] }}
@@ -63,6 +79,24 @@ service:
         ),
     )
     .unwrap();
+    Setup {
+        dir,
+        storage,
+        config,
+        port,
+        backend_port,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_data_survives_stop_kill_and_restart() {
+    let Setup {
+        dir: _dir,
+        storage,
+        config,
+        port,
+        backend_port,
+    } = setup("queue_size: 100, num_consumers: 2", true);
 
     // 1. The backend is down; every request is acknowledged (it is on disk).
     let mut sidewatch = spawn(&config);
@@ -133,30 +167,13 @@ service:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_nine_under_load_loses_nothing_acknowledged() {
     use rand::{Rng, SeedableRng};
-    let dir = tempfile::tempdir().unwrap();
-    let storage = dir.path().join("queue");
-    let (port, backend_port) = (free_port(), free_port());
-    let config = dir.path().join("sidewatch.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-receivers:
-  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:{port} }} }} }}
-exporters:
-  otlp:
-    endpoint: http://127.0.0.1:{backend_port}
-    sending_queue: {{ storage: {storage}, queue_size: 5000, fsync: never }}
-    retry_on_failure: {{ initial_interval: 100ms, max_interval: 300ms, max_elapsed_time: 0s }}
-service:
-  telemetry: {{ metrics: {{ level: none }} }}
-  pipelines:
-    traces: {{ receivers: [otlp], exporters: [otlp] }}
-"#,
-            storage = storage.display()
-        ),
-    )
-    .unwrap();
+    let Setup {
+        dir: _dir,
+        config,
+        port,
+        backend_port,
+        ..
+    } = setup("queue_size: 5000, fsync: never", false);
     let mut rng = rand::rngs::StdRng::seed_from_u64(9);
     let mut acknowledged = BTreeSet::new();
     let mut refused = 0usize;
@@ -210,30 +227,13 @@ async fn a_long_outage_fills_the_disk_not_memory() {
     use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
     const REQUESTS: usize = 128;
     const SPANS: usize = 512;
-    let dir = tempfile::tempdir().unwrap();
-    let storage = dir.path().join("queue");
-    let (port, backend_port) = (free_port(), free_port());
-    let config = dir.path().join("sidewatch.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-receivers:
-  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:{port} }} }} }}
-exporters:
-  otlp:
-    endpoint: http://127.0.0.1:{backend_port}
-    sending_queue: {{ storage: {storage}, queue_size: 100000, fsync: never }}
-    retry_on_failure: {{ initial_interval: 100ms, max_interval: 300ms, max_elapsed_time: 0s }}
-service:
-  telemetry: {{ metrics: {{ level: none }} }}
-  pipelines:
-    traces: {{ receivers: [otlp], exporters: [otlp] }}
-"#,
-            storage = storage.display()
-        ),
-    )
-    .unwrap();
+    let Setup {
+        dir: _dir,
+        storage,
+        config,
+        port,
+        backend_port,
+    } = setup("queue_size: 100000, fsync: never", false);
     let sidewatch = spawn(&config);
     let mut client = crate::harness::connect_traces(port).await;
     let before = crate::harness::resident_kib(sidewatch.id()).unwrap();
@@ -295,30 +295,13 @@ service:
 async fn a_full_disk_refuses_retryably_and_loses_nothing_acknowledged() {
     use std::os::unix::process::CommandExt;
     const LIMIT: u64 = 2 << 20;
-    let dir = tempfile::tempdir().unwrap();
-    let storage = dir.path().join("queue");
-    let (port, backend_port) = (free_port(), free_port());
-    let config = dir.path().join("sidewatch.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-receivers:
-  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:{port} }} }} }}
-exporters:
-  otlp:
-    endpoint: http://127.0.0.1:{backend_port}
-    sending_queue: {{ storage: {storage}, queue_size: 100000 }}
-    retry_on_failure: {{ initial_interval: 100ms, max_interval: 300ms, max_elapsed_time: 0s }}
-service:
-  telemetry: {{ metrics: {{ level: none }} }}
-  pipelines:
-    traces: {{ receivers: [otlp], exporters: [otlp] }}
-"#,
-            storage = storage.display()
-        ),
-    )
-    .unwrap();
+    let Setup {
+        dir: _dir,
+        storage,
+        config,
+        port,
+        backend_port,
+    } = setup("queue_size: 100000", false);
     let mut command = Command::new(env!("CARGO_BIN_EXE_sidewatch"));
     command
         .args(["run", "--config"])
