@@ -124,6 +124,17 @@ async fn http_bad_requests_get_the_right_status_and_the_collector_keeps_serving(
         }
         let response = request.send().await.unwrap();
         assert_eq!(response.status().as_u16(), status, "{name}");
+        // Answered before its body was read: the connection is not reused
+        // (the next request would race the server closing it).
+        let unread = matches!(
+            name,
+            "wrong content type" | "unsupported encoding" | "oversized body"
+        );
+        assert_eq!(
+            response.headers().get("connection").map(|v| v.as_bytes()),
+            unread.then_some(&b"close"[..]),
+            "{name}"
+        );
         let is_protobuf = response.headers()["content-type"] == "application/x-protobuf";
         let body = response.bytes().await.unwrap();
         let message = if is_protobuf {

@@ -150,7 +150,7 @@ async fn export(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body)
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Bearer, Basic realm=\"sidewatch\""),
         );
-        return response;
+        return close_unread(response);
     }
     if let Some(consumer) = &route.consumer
         && let Err(refused) = consumer.admits_memory()
@@ -166,13 +166,69 @@ async fn export(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body)
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        return response;
+        return close_unread(response);
     }
+    let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let body = Body::new(Tracked {
+        inner: body,
+        read: read.clone(),
+    });
     let response = handle(&route, &headers, body).await;
     route
         .stats
         .answered(started, !response.status().is_success());
+    if read.load(Ordering::Relaxed) {
+        response
+    } else {
+        close_unread(response)
+    }
+}
+
+/// An answer given before the request body was read to its end: the
+/// connection is closed after it rather than left for a next request
+/// that would be read from the middle of the unread body (or find the
+/// connection reset under it).
+fn close_unread(mut response: Response) -> Response {
+    response.headers_mut().insert(
+        header::CONNECTION,
+        header::HeaderValue::from_static("close"),
+    );
     response
+}
+
+/// A request body that records whether it was read to its end.
+struct Tracked {
+    inner: Body,
+    read: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl http_body::Body for Tracked {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        let ended = match &polled {
+            std::task::Poll::Ready(None) => true,
+            std::task::Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
+            _ => false,
+        };
+        if ended {
+            self.read.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
