@@ -17,7 +17,7 @@ generator sends --overload times that. Loopback only; bounded by
 import argparse, json, os, signal, subprocess, sys, tempfile, time, urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from soak import RELEASE, rss_mib, wait_port  # noqa: E402
+from soak import RELEASE, exporter_figure, rss_mib, sink_spans, wait_port  # noqa: E402
 
 CONFIG = """
 receivers:
@@ -36,13 +36,7 @@ service:
 
 
 def metric(name):
-    text = urllib.request.urlopen("http://127.0.0.1:34888/metrics", timeout=2).read().decode()
-    return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith(name + "{") or l.startswith(name + " "))
-
-
-def sink_spans():
-    with urllib.request.urlopen("http://127.0.0.1:34418/counts", timeout=2) as r:
-        return json.load(r)["spans"]
+    return exporter_figure(name, port=34888)
 
 
 def main():
@@ -80,7 +74,7 @@ def main():
         peak = max(peak, rss_mib(collector.pid))
         time.sleep(0.5)
     time.sleep(1)
-    delivered = sink_spans()
+    delivered = sink_spans(port=34418)
     accepted = result["accepted_items"]
     print(json.dumps({
         "minutes": a.minutes, "limit_mib": a.limit_mib, "backend_spans_per_second": int(capacity),

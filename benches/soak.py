@@ -52,8 +52,8 @@ def wait_port(port, seconds=10):
     raise SystemExit(f"nothing listens on {port}")
 
 
-def sink_spans():
-    with urllib.request.urlopen("http://127.0.0.1:24418/counts", timeout=2) as r:
+def sink_spans(port=24418):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/counts", timeout=2) as r:
         return json.load(r)["spans"]
 
 
@@ -73,9 +73,10 @@ def start_sink():
     return sink
 
 
-def exporter_figure(name):
-    text = urllib.request.urlopen("http://127.0.0.1:24888/metrics", timeout=2).read().decode()
-    return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith(name + "{"))
+def exporter_figure(name, port=24888):
+    """The sum of a metric's series on sidewatch's /metrics."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    return sum(float(l.split()[-1]) for l in text.splitlines() if l.startswith((name + "{", name + " ")))
 
 
 def queued_items():

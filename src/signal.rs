@@ -94,6 +94,31 @@ impl Batch {
         }
     }
 
+    /// The protobuf encoding; free for a batch that arrived encoded.
+    pub fn to_protobuf(&self) -> bytes::Bytes {
+        use prost::Message;
+        match self {
+            Batch::Traces(r) => r.encode_to_vec().into(),
+            Batch::Metrics(r) => r.encode_to_vec().into(),
+            Batch::Logs(r) => r.encode_to_vec().into(),
+            Batch::Encoded(e) => e.bytes.clone(),
+        }
+    }
+
+    /// OTLP/JSON, decoding an encoded batch first.
+    pub fn to_json(&self) -> Result<Vec<u8>, String> {
+        let json = match self {
+            Batch::Traces(r) => serde_json::to_vec(&**r),
+            Batch::Metrics(r) => serde_json::to_vec(&**r),
+            Batch::Logs(r) => serde_json::to_vec(&**r),
+            Batch::Encoded(e) => {
+                let decoded = e.decode().map_err(|e| format!("decoding the batch: {e}"))?;
+                return decoded.to_json();
+            }
+        };
+        json.map_err(|e| format!("JSON encoding: {e}"))
+    }
+
     /// The decoded form, borrowed when the batch is decoded already.
     pub fn decoded(&self) -> Result<std::borrow::Cow<'_, Batch>, prost::DecodeError> {
         match self {

@@ -130,16 +130,7 @@ impl FileExporter {
 #[async_trait::async_trait]
 impl Exporter for FileExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
-        let batch = batch
-            .decoded()
-            .map_err(|e| ExportError::permanent(format!("decoding the batch: {e}")))?;
-        let line = match &*batch {
-            Batch::Traces(r) => serde_json::to_vec(&**r),
-            Batch::Metrics(r) => serde_json::to_vec(&**r),
-            Batch::Logs(r) => serde_json::to_vec(&**r),
-            Batch::Encoded(_) => unreachable!("decoded above"),
-        }
-        .map_err(|e| ExportError::permanent(format!("JSON encoding: {e}")))?;
+        let line = batch.to_json().map_err(ExportError::permanent)?;
         let writer = self.writer.clone();
         tokio::task::spawn_blocking(move || {
             writer.lock().expect("file writer lock").write_line(&line)

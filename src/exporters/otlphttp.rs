@@ -126,25 +126,9 @@ impl OtlpHttpExporter {
     }
 
     fn body(&self, batch: &Batch) -> Result<Vec<u8>, ExportError> {
-        let decoded;
-        let batch = match (self.encoding, batch) {
-            (HttpEncoding::Json, Batch::Encoded(e)) => {
-                decoded = e
-                    .decode()
-                    .map_err(|e| ExportError::permanent(format!("decoding the batch: {e}")))?;
-                &decoded
-            }
-            _ => batch,
-        };
-        let encoded = match (self.encoding, batch) {
-            (HttpEncoding::Proto, Batch::Encoded(e)) => e.bytes.to_vec(),
-            (HttpEncoding::Json, Batch::Encoded(_)) => unreachable!("decoded above"),
-            (HttpEncoding::Proto, Batch::Traces(r)) => r.encode_to_vec(),
-            (HttpEncoding::Proto, Batch::Metrics(r)) => r.encode_to_vec(),
-            (HttpEncoding::Proto, Batch::Logs(r)) => r.encode_to_vec(),
-            (HttpEncoding::Json, Batch::Traces(r)) => json(&**r)?,
-            (HttpEncoding::Json, Batch::Metrics(r)) => json(&**r)?,
-            (HttpEncoding::Json, Batch::Logs(r)) => json(&**r)?,
+        let encoded = match self.encoding {
+            HttpEncoding::Proto => batch.to_protobuf().to_vec(),
+            HttpEncoding::Json => batch.to_json().map_err(ExportError::permanent)?,
         };
         self.compress(encoded)
     }
@@ -183,10 +167,6 @@ impl OtlpHttpExporter {
                 .map(|p| (p.rejected_log_records, p.error_message)),
         }
     }
-}
-
-fn json<T: serde::Serialize>(value: &T) -> Result<Vec<u8>, ExportError> {
-    serde_json::to_vec(value).map_err(|e| ExportError::permanent(format!("JSON encoding: {e}")))
 }
 
 #[async_trait::async_trait]

@@ -17,8 +17,6 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use prost::Message;
-
 use crate::wire::encoded::{decode, schema_of};
 use crate::wire::scan::scan;
 
@@ -67,16 +65,6 @@ pub enum SendError {
     Storage(String),
 }
 
-/// The protobuf form; free for a batch that arrived encoded.
-fn encode(batch: &Batch) -> bytes::Bytes {
-    match batch {
-        Batch::Traces(r) => r.encode_to_vec().into(),
-        Batch::Metrics(r) => r.encode_to_vec().into(),
-        Batch::Logs(r) => r.encode_to_vec().into(),
-        Batch::Encoded(e) => e.bytes.clone(),
-    }
-}
-
 /// A directory name from an exporter id such as `otlp/backend`.
 fn directory_name(name: &str) -> String {
     name.chars()
@@ -122,7 +110,7 @@ impl QueueSender {
         let items = batch.item_count();
         let payload = match &self.wal {
             None if self.encode || matches!(batch, Batch::Encoded(_)) => {
-                Payload::Encoded(encode(&batch))
+                Payload::Encoded(batch.to_protobuf())
             }
             None => Payload::Decoded(batch),
             Some(wal) => {
@@ -130,7 +118,7 @@ impl QueueSender {
                 // Encoding and appending (and fsync) block: keep them off
                 // the runtime's threads.
                 let appended =
-                    tokio::task::spawn_blocking(move || wal.append(&encode(&batch))).await;
+                    tokio::task::spawn_blocking(move || wal.append(&batch.to_protobuf())).await;
                 match appended {
                     Ok(Ok(location)) => Payload::Stored(location),
                     Ok(Err(e)) => return Err(SendError::Storage(e.to_string())),

@@ -325,6 +325,8 @@ pub struct Consumer {
     pipelines: Arc<[Arc<PipelineRuntime>]>,
     closed: tokio_util::sync::CancellationToken,
     memory: Option<Arc<memory::MemoryLimiter>>,
+    /// Every pipeline reached only forwards: fixed once the graph is built.
+    accepts_encoded: bool,
 }
 
 impl Consumer {
@@ -334,6 +336,7 @@ impl Consumer {
         memory: Option<Arc<memory::MemoryLimiter>>,
     ) -> Self {
         Consumer {
+            accepts_encoded: pipelines.iter().all(|p| p.accepts_encoded()),
             pipelines: pipelines.into(),
             closed,
             memory,
@@ -343,7 +346,7 @@ impl Consumer {
     /// Whether requests may be handed over encoded (validated, not
     /// decoded): true when every pipeline they reach only forwards them.
     pub fn accepts_encoded(&self) -> bool {
-        self.pipelines.iter().all(|p| p.accepts_encoded())
+        self.accepts_encoded
     }
 
     /// Whether a request may be read and decoded at all: false while

@@ -54,13 +54,10 @@ impl EncodedBatch {
     /// already, or that prost could not read back: nesting deeper than
     /// its recursion limit, which JSON allows).
     pub fn encode(batch: &Batch) -> Option<EncodedBatch> {
-        let bytes = match batch {
-            Batch::Traces(r) => r.encode_to_vec(),
-            Batch::Metrics(r) => r.encode_to_vec(),
-            Batch::Logs(r) => r.encode_to_vec(),
-            Batch::Encoded(_) => return None,
-        };
-        EncodedBatch::parse(batch.signal(), bytes.into()).ok()
+        if let Batch::Encoded(_) = batch {
+            return None;
+        }
+        EncodedBatch::parse(batch.signal(), batch.to_protobuf()).ok()
     }
 
     /// The decoded form, for components that look inside.

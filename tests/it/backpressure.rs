@@ -12,6 +12,16 @@ use tonic_types::StatusExt;
 use crate::backend::{Backend, wait_until};
 use crate::harness::{address, free_port, start, trace_request};
 
+/// Items refused by all receivers of `collector`.
+fn refused_items(collector: &sidewatch::pipeline::build::RunningCollector) -> u64 {
+    collector
+        .telemetry
+        .receivers()
+        .iter()
+        .map(|r| r.refused_items.load(Ordering::Relaxed))
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_queue_refuses_with_retryable_answers() {
     let backend_address = format!("127.0.0.1:{}", free_port());
@@ -77,12 +87,7 @@ service:
     assert_eq!(response.status().as_u16(), 503);
     assert_eq!(response.headers()["retry-after"], "1");
 
-    let refused: u64 = collector
-        .telemetry
-        .receivers()
-        .iter()
-        .map(|r| r.refused_items.load(Ordering::Relaxed))
-        .sum();
+    let refused = refused_items(&collector);
     assert_eq!(refused, 4, "two refused requests of two spans each");
 
     // The backend comes up: the queue drains and new data is accepted.
@@ -144,12 +149,7 @@ service:
         .expect("answered once the queue had room");
     let recorded = backend.recorded.clone();
     assert!(wait_until(Duration::from_secs(10), || recorded.span_count() == 6).await);
-    let refused: u64 = collector
-        .telemetry
-        .receivers()
-        .iter()
-        .map(|r| r.refused_items.load(Ordering::Relaxed))
-        .sum();
+    let refused = refused_items(&collector);
     assert_eq!(refused, 0, "nothing refused");
     assert!(collector.shutdown().await.clean);
     backend.stop().await;

@@ -134,8 +134,6 @@ pub async fn start(
 
 struct Handler {
     consumer: Option<Consumer>,
-    /// Requests are validated and passed on encoded, not decoded.
-    encoded: bool,
     stats: Arc<ReceiverStats>,
     auth: Option<Arc<super::auth::Authenticator>>,
 }
@@ -165,10 +163,6 @@ impl<S: OtlpService> Service<S> {
         Service {
             handler: Arc::new(Handler {
                 consumer: context.consumers.get(S::SIGNAL).cloned(),
-                encoded: context
-                    .consumers
-                    .get(S::SIGNAL)
-                    .is_some_and(|c| c.accepts_encoded()),
                 stats: context.telemetry.receiver(&context.id, "grpc", S::SIGNAL),
                 auth,
             }),
@@ -219,12 +213,7 @@ impl<S: OtlpService> tower_service::Service<http::Request<tonic::body::Body>> fo
             {
                 // Before reading the body: a refused request costs nothing.
                 handler.stats.answered(started, true);
-                return Ok(Status::with_error_details(
-                    Code::ResourceExhausted,
-                    refused.to_string(),
-                    ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
-                )
-                .into_http());
+                return Ok(retry_later(refused).into_http());
             }
             // The body's bytes count against the in-flight budget as they
             // arrive (a gRPC request declares no length up front); the
@@ -249,7 +238,10 @@ impl<S: OtlpService> tower_service::Service<http::Request<tonic::body::Body>> fo
             accept.enable(CompressionEncoding::Gzip);
             accept.enable(CompressionEncoding::Zstd);
             let mut grpc = Grpc::new(OtlpCodec::<S> {
-                encoded: handler.encoded,
+                encoded: handler
+                    .consumer
+                    .as_ref()
+                    .is_some_and(|c| c.accepts_encoded()),
                 _service: PhantomData,
             })
             .apply_compression_config(accept, EnabledCompressionEncodings::default())

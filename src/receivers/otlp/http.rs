@@ -157,16 +157,7 @@ async fn export(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body)
     {
         // Before reading the body: a refused request costs nothing.
         route.stats.answered(started, true);
-        let mut response = error_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            tonic::Code::ResourceExhausted,
-            refused.to_string(),
-            Format::Json,
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        return close_unread(response);
+        return close_unread(refused_response(refused, Format::Json));
     }
     let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let body = Body::new(Tracked {
@@ -275,22 +266,11 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
     if declared.is_some_and(|length| length > route.max_bytes) {
         return too_large(route.max_bytes);
     }
-    let retry_later = |refused: Refused| {
-        let mut response = fail(
-            StatusCode::SERVICE_UNAVAILABLE,
-            tonic::Code::ResourceExhausted,
-            refused.to_string(),
-        );
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        response
-    };
     // The body's bytes are reserved before it is read: as declared, or
     // the most it may be when undeclared (chunked).
     let mut reservation = match consumer.reserve(declared.unwrap_or(route.max_bytes)) {
         Ok(reservation) => reservation,
-        Err(refused) => return retry_later(refused),
+        Err(refused) => return refused_response(refused, format),
     };
     let raw = match http_body_util::Limited::new(body, route.max_bytes)
         .collect()
@@ -310,7 +290,7 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
         reservation.shrink_to(raw.len());
         // Decompression may produce up to the limit: reserved first.
         if encoding != Encoding::Identity && !reservation.grow(route.max_bytes) {
-            return retry_later(Refused::InFlightBytes);
+            return refused_response(Refused::InFlightBytes, format);
         }
     }
     let bytes: bytes::Bytes = match encoding {
@@ -370,28 +350,38 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
                 .stats
                 .refused_items
                 .fetch_add(items, Ordering::Relaxed);
-            if let Refused::Malformed(message) = refused {
-                return fail(
-                    StatusCode::BAD_REQUEST,
-                    tonic::Code::InvalidArgument,
-                    format!("invalid OTLP protobuf: {message}"),
-                );
-            }
-            let code = match refused {
-                Refused::QueueFull { .. } | Refused::MemoryLimit | Refused::InFlightBytes => {
-                    tonic::Code::ResourceExhausted
-                }
-                Refused::ShuttingDown | Refused::Storage { .. } | Refused::Malformed(_) => {
-                    tonic::Code::Unavailable
-                }
-            };
-            let mut response = fail(StatusCode::SERVICE_UNAVAILABLE, code, refused.to_string());
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-            response
+            refused_response(refused, format)
         }
     }
+}
+
+/// The answer to a refused request: 503 with Retry-After for everything
+/// retryable, 400 for data the scanner passed and prost did not.
+fn refused_response(refused: Refused, format: Format) -> Response {
+    let code = match refused {
+        Refused::Malformed(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                tonic::Code::InvalidArgument,
+                refused.to_string(),
+                format,
+            );
+        }
+        Refused::QueueFull { .. } | Refused::MemoryLimit | Refused::InFlightBytes => {
+            tonic::Code::ResourceExhausted
+        }
+        Refused::ShuttingDown | Refused::Storage { .. } => tonic::Code::Unavailable,
+    };
+    let mut response = error_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        code,
+        refused.to_string(),
+        format,
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    response
 }
 
 fn success(signal: Signal, format: Format) -> Response {
