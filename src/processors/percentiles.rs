@@ -1,11 +1,12 @@
 //! `percentiles` processor: windowed percentiles of selected metrics.
 //!
 //! - Histograms (explicit and exponential): the processor turns each point
-//!   into bucket deltas (cumulative points are differenced against the
-//!   previous point of the series; a count or bucket that went down is a
-//!   reset, and the point counts from zero), then spreads each bucket's new
-//!   observations evenly over the bucket, as Prometheus's
-//!   `histogram_quantile` assumes, into a DDSketch per sub-window.
+//!   into bucket deltas (`cumulative`: cumulative points are differenced
+//!   against the previous point of the series, exponential ones brought to
+//!   common buckets first by `exponential`; a reset makes the point count
+//!   from zero), then spreads each bucket's new observations evenly over
+//!   the bucket, as Prometheus's `histogram_quantile` assumes, into a
+//!   DDSketch per sub-window.
 //! - Gauges and sums: each value is one observation.
 //!
 //! Every `emit_interval` it emits one gauge per metric, `<name>.quantile`,
@@ -14,6 +15,9 @@
 //! shape of a Prometheus summary. The metrics themselves pass unchanged.
 //! Series are capped by `max_series`; the rest fold into one overflow
 //! series marked `otel.metric.overflow=true`.
+
+mod cumulative;
+mod exponential;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -31,6 +35,7 @@ use crate::processors::Processor;
 use crate::signal::Batch;
 use crate::stats::sketch::DDSketch;
 use crate::stats::window::SlidingWindow;
+use cumulative::Point;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,19 +123,12 @@ impl PercentilesConfig {
     }
 }
 
-/// The last cumulative state of a histogram series, to take deltas.
-#[derive(Debug, Clone, Default)]
-struct Previous {
-    count: u64,
-    /// Bucket key (explicit index, or exponential index with sign) -> count.
-    buckets: HashMap<i64, u64>,
-}
-
 struct Series {
     name: String,
     attributes: Vec<KeyValue>,
     windows: Vec<SlidingWindow<DDSketch>>,
-    previous: Option<Previous>,
+    /// The series' last cumulative histogram point, to take deltas.
+    previous: Option<Point>,
     /// When a point last arrived (Unix nanos), for expiry.
     last_seen: u64,
 }
@@ -177,9 +175,6 @@ fn spread(sketch: &mut DDSketch, low: f64, high: f64, n: u64) {
         sketch.add_n(at, share);
     }
 }
-
-/// Observations in a histogram point as (bucket key, lower, upper, count).
-type Buckets = Vec<(i64, f64, f64, u64)>;
 
 impl PercentilesProcessor {
     pub fn new(config: PercentilesConfig) -> Self {
@@ -301,32 +296,11 @@ impl PercentilesProcessor {
                         let delta =
                             h.aggregation_temporality == AggregationTemporality::Delta as i32;
                         for p in &h.data_points {
-                            let bounds = &p.explicit_bounds;
-                            let buckets: Buckets = p
-                                .bucket_counts
-                                .iter()
-                                .enumerate()
-                                .map(|(i, count)| {
-                                    let low = if i == 0 {
-                                        p.min
-                                            .unwrap_or(0.0)
-                                            .min(bounds.first().copied().unwrap_or(0.0))
-                                    } else {
-                                        bounds[i - 1]
-                                    };
-                                    let high = bounds
-                                        .get(i)
-                                        .copied()
-                                        .unwrap_or_else(|| p.max.unwrap_or(low).max(low));
-                                    (i as i64, low, high, *count)
-                                })
-                                .collect();
-                            self.record_buckets(
+                            self.record_histogram(
                                 &metric.name,
                                 resource_attributes,
                                 &p.attributes,
-                                buckets,
-                                p.count,
+                                Point::explicit(p),
                                 delta,
                                 p.time_unix_nano,
                                 now_nanos,
@@ -337,36 +311,11 @@ impl PercentilesProcessor {
                         let delta =
                             h.aggregation_temporality == AggregationTemporality::Delta as i32;
                         for p in &h.data_points {
-                            let base = 2f64.powf(2f64.powi(-p.scale));
-                            let mut buckets: Buckets = vec![(i64::MIN, 0.0, 0.0, p.zero_count)];
-                            if let Some(positive) = &p.positive {
-                                for (i, count) in positive.bucket_counts.iter().enumerate() {
-                                    let index = positive.offset + i as i32;
-                                    buckets.push((
-                                        index as i64 * 2,
-                                        base.powi(index),
-                                        base.powi(index + 1),
-                                        *count,
-                                    ));
-                                }
-                            }
-                            if let Some(negative) = &p.negative {
-                                for (i, count) in negative.bucket_counts.iter().enumerate() {
-                                    let index = negative.offset + i as i32;
-                                    buckets.push((
-                                        index as i64 * 2 + 1,
-                                        -base.powi(index + 1),
-                                        -base.powi(index),
-                                        *count,
-                                    ));
-                                }
-                            }
-                            self.record_buckets(
+                            self.record_histogram(
                                 &metric.name,
                                 resource_attributes,
                                 &p.attributes,
-                                buckets,
-                                p.count,
+                                Point::exponential(p),
                                 delta,
                                 p.time_unix_nano,
                                 now_nanos,
@@ -408,54 +357,29 @@ impl PercentilesProcessor {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record_buckets(
+    fn record_histogram(
         &mut self,
         name: &str,
         resource: &[KeyValue],
         attributes: &[KeyValue],
-        buckets: Buckets,
-        count: u64,
+        point: Point,
         delta: bool,
         time: u64,
         now: u64,
     ) {
         let series = self.series_for(name, resource, attributes);
         series.last_seen = now;
-        let current = Previous {
-            count,
-            buckets: buckets.iter().map(|(k, _, _, c)| (*k, *c)).collect(),
+        let new_observations = if delta {
+            point.histogram.ranges()
+        } else {
+            let ranges = point.since(series.previous.as_ref()).ranges();
+            series.previous = Some(point);
+            ranges
         };
-        let new_counts: Vec<(f64, f64, u64)> = match (&series.previous, delta) {
-            (Some(previous), false) => {
-                let reset = count < previous.count
-                    || buckets
-                        .iter()
-                        .any(|(k, _, _, c)| previous.buckets.get(k).is_some_and(|p| c < p));
-                buckets
-                    .iter()
-                    .map(|(k, low, high, c)| {
-                        let before = if reset {
-                            0
-                        } else {
-                            previous.buckets.get(k).copied().unwrap_or(0)
-                        };
-                        (*low, *high, c - before)
-                    })
-                    .collect()
-            }
-            // A first cumulative point: its whole count is new to us.
-            _ => buckets
-                .iter()
-                .map(|(_, low, high, c)| (*low, *high, *c))
-                .collect(),
-        };
-        if !delta {
-            series.previous = Some(current);
-        }
         let at = if time > 0 { time } else { now };
         for window in &mut series.windows {
             if let Some(sketch) = window.at(at, now) {
-                for (low, high, n) in &new_counts {
+                for (low, high, n) in &new_observations {
                     spread(sketch, *low, *high, *n);
                 }
             }
