@@ -260,6 +260,7 @@ service:
         // Exact quantile of 0.001, 0.002, ..., 2.000, each counted once.
         let exact = ((q * 1999.0).floor() + 1.0) / 1000.0;
         let got = value(point);
+        eprintln!("q {q}: {got:.4} s, exact {exact:.3} s");
         assert!(
             (got - exact).abs() <= tolerance * exact,
             "q {q}: {got} vs exact {exact} (tolerance {:.1} %)",
