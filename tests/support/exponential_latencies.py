@@ -2,13 +2,13 @@
 """Records latencies into an exponential histogram with the OpenTelemetry
 Python SDK and exports them over OTLP/gRPC, as an instrumented app would.
 
-    python exponential_latencies.py --endpoint http://127.0.0.1:N [--unit s|ms]
+    python exponential_latencies.py --endpoint http://127.0.0.1:N
 
-Two batches, each exported (cumulative) before the next: 0.001..1 s, then
-1.001..2 s (1000 values each, or 1..1000 and 1001..2000 with --unit ms).
-The SDK picks the finest scale that holds what it has seen in 160 buckets,
-so the wider second batch makes it rescale (4 -> 3 in seconds) between the
-two exports. Prints DONE once both are exported and the SDK is shut down.
+Two batches of 1000 values, each exported (cumulative) before the next:
+0.001..1 s, then 1.001..2 s. The SDK picks the finest scale that holds what
+it has seen in 160 buckets, so the wider second batch makes it rescale
+(4 -> 3) between the two exports, and the buckets below 1 s have negative
+indices. Prints DONE once both are exported and the SDK is shut down.
 """
 import argparse
 
@@ -25,7 +25,6 @@ from opentelemetry.sdk.resources import Resource
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--endpoint", required=True)
-    parser.add_argument("--unit", choices=["s", "ms"], default="s")
     args = parser.parse_args()
 
     exporter = OTLPMetricExporter(
@@ -46,15 +45,14 @@ def main():
         ],
     )
     latency = provider.get_meter("exponential-latencies").create_histogram(
-        "http.server.request.duration", unit=args.unit
+        "http.server.request.duration", unit="s"
     )
-    scale = 1000.0 if args.unit == "s" else 1.0
     route = {"http.route": "/checkout"}
     for batch in range(2):
         for i in range(1, 1001):
             # Scrambled order, so nothing depends on arrival order.
             n = batch * 1000 + (i * 7919) % 1000 + 1
-            latency.record(n / scale, route)
+            latency.record(n / 1000.0, route)
         if not provider.force_flush(timeout_millis=10_000):
             raise SystemExit("export did not finish")
     provider.shutdown()
