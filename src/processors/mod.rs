@@ -10,6 +10,7 @@
 pub mod batch;
 pub mod percentiles;
 pub mod schedule;
+pub mod window_gauges;
 
 use std::time::{Duration, SystemTime};
 

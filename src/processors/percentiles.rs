@@ -1,19 +1,25 @@
 //! `percentiles` processor: windowed percentiles of selected metrics.
 //!
 //! - Histograms (explicit and exponential): the processor turns each point
-//!   into bucket deltas (cumulative points are differenced against the
-//!   previous point of the series; a count or bucket that went down is a
-//!   reset, and the point counts from zero), then spreads each bucket's new
-//!   observations evenly over the bucket, as Prometheus's
-//!   `histogram_quantile` assumes, into a DDSketch per sub-window.
+//!   into bucket deltas (`cumulative`: cumulative points are differenced
+//!   against the previous point of the series, exponential ones brought to
+//!   common buckets first by `exponential`; a reset makes the point count
+//!   from zero), then spreads each bucket's new observations evenly over
+//!   the bucket, as Prometheus's `histogram_quantile` assumes, into a
+//!   DDSketch per sub-window.
 //! - Gauges and sums: each value is one observation.
 //!
 //! Every `emit_interval` it emits one gauge per metric, `<name>.quantile`,
 //! with the series' attributes plus `quantile` (`0.5`..`0.99`, `1` = max)
 //! and `window` (`1m`, `5m`): the same scheme as the `red` connector, the
-//! shape of a Prometheus summary. The metrics themselves pass unchanged.
-//! Series are capped by `max_series`; the rest fold into one overflow
-//! series marked `otel.metric.overflow=true`.
+//! shape of a Prometheus summary (`processors::window_gauges`). A window
+//! without observations emits `NO_RECORDED_VALUE` points, so its series
+//! stop rather than repeat the last value. The metrics themselves pass
+//! unchanged. Series are capped by `max_series`; the rest fold into one
+//! overflow series marked `otel.metric.overflow=true`.
+
+mod cumulative;
+mod exponential;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,9 +34,11 @@ use serde::Deserialize;
 
 use crate::exporters::debug::any_value_text;
 use crate::processors::Processor;
+use crate::processors::window_gauges;
 use crate::signal::Batch;
 use crate::stats::sketch::DDSketch;
 use crate::stats::window::SlidingWindow;
+use cumulative::Point;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,19 +126,12 @@ impl PercentilesConfig {
     }
 }
 
-/// The last cumulative state of a histogram series, to take deltas.
-#[derive(Debug, Clone, Default)]
-struct Previous {
-    count: u64,
-    /// Bucket key (explicit index, or exponential index with sign) -> count.
-    buckets: HashMap<i64, u64>,
-}
-
 struct Series {
     name: String,
     attributes: Vec<KeyValue>,
     windows: Vec<SlidingWindow<DDSketch>>,
-    previous: Option<Previous>,
+    /// The series' last cumulative histogram point, to take deltas.
+    previous: Option<Point>,
     /// When a point last arrived (Unix nanos), for expiry.
     last_seen: u64,
 }
@@ -177,9 +178,6 @@ fn spread(sketch: &mut DDSketch, low: f64, high: f64, n: u64) {
         sketch.add_n(at, share);
     }
 }
-
-/// Observations in a histogram point as (bucket key, lower, upper, count).
-type Buckets = Vec<(i64, f64, f64, u64)>;
 
 impl PercentilesProcessor {
     pub fn new(config: PercentilesConfig) -> Self {
@@ -301,32 +299,11 @@ impl PercentilesProcessor {
                         let delta =
                             h.aggregation_temporality == AggregationTemporality::Delta as i32;
                         for p in &h.data_points {
-                            let bounds = &p.explicit_bounds;
-                            let buckets: Buckets = p
-                                .bucket_counts
-                                .iter()
-                                .enumerate()
-                                .map(|(i, count)| {
-                                    let low = if i == 0 {
-                                        p.min
-                                            .unwrap_or(0.0)
-                                            .min(bounds.first().copied().unwrap_or(0.0))
-                                    } else {
-                                        bounds[i - 1]
-                                    };
-                                    let high = bounds
-                                        .get(i)
-                                        .copied()
-                                        .unwrap_or_else(|| p.max.unwrap_or(low).max(low));
-                                    (i as i64, low, high, *count)
-                                })
-                                .collect();
-                            self.record_buckets(
+                            self.record_histogram(
                                 &metric.name,
                                 resource_attributes,
                                 &p.attributes,
-                                buckets,
-                                p.count,
+                                Point::explicit(p),
                                 delta,
                                 p.time_unix_nano,
                                 now_nanos,
@@ -337,36 +314,11 @@ impl PercentilesProcessor {
                         let delta =
                             h.aggregation_temporality == AggregationTemporality::Delta as i32;
                         for p in &h.data_points {
-                            let base = 2f64.powf(2f64.powi(-p.scale));
-                            let mut buckets: Buckets = vec![(i64::MIN, 0.0, 0.0, p.zero_count)];
-                            if let Some(positive) = &p.positive {
-                                for (i, count) in positive.bucket_counts.iter().enumerate() {
-                                    let index = positive.offset + i as i32;
-                                    buckets.push((
-                                        index as i64 * 2,
-                                        base.powi(index),
-                                        base.powi(index + 1),
-                                        *count,
-                                    ));
-                                }
-                            }
-                            if let Some(negative) = &p.negative {
-                                for (i, count) in negative.bucket_counts.iter().enumerate() {
-                                    let index = negative.offset + i as i32;
-                                    buckets.push((
-                                        index as i64 * 2 + 1,
-                                        -base.powi(index + 1),
-                                        -base.powi(index),
-                                        *count,
-                                    ));
-                                }
-                            }
-                            self.record_buckets(
+                            self.record_histogram(
                                 &metric.name,
                                 resource_attributes,
                                 &p.attributes,
-                                buckets,
-                                p.count,
+                                Point::exponential(p),
                                 delta,
                                 p.time_unix_nano,
                                 now_nanos,
@@ -408,54 +360,29 @@ impl PercentilesProcessor {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn record_buckets(
+    fn record_histogram(
         &mut self,
         name: &str,
         resource: &[KeyValue],
         attributes: &[KeyValue],
-        buckets: Buckets,
-        count: u64,
+        point: Point,
         delta: bool,
         time: u64,
         now: u64,
     ) {
         let series = self.series_for(name, resource, attributes);
         series.last_seen = now;
-        let current = Previous {
-            count,
-            buckets: buckets.iter().map(|(k, _, _, c)| (*k, *c)).collect(),
+        let new_observations = if delta {
+            point.histogram.ranges()
+        } else {
+            let ranges = point.since(series.previous.as_ref()).ranges();
+            series.previous = Some(point);
+            ranges
         };
-        let new_counts: Vec<(f64, f64, u64)> = match (&series.previous, delta) {
-            (Some(previous), false) => {
-                let reset = count < previous.count
-                    || buckets
-                        .iter()
-                        .any(|(k, _, _, c)| previous.buckets.get(k).is_some_and(|p| c < p));
-                buckets
-                    .iter()
-                    .map(|(k, low, high, c)| {
-                        let before = if reset {
-                            0
-                        } else {
-                            previous.buckets.get(k).copied().unwrap_or(0)
-                        };
-                        (*low, *high, c - before)
-                    })
-                    .collect()
-            }
-            // A first cumulative point: its whole count is new to us.
-            _ => buckets
-                .iter()
-                .map(|(_, low, high, c)| (*low, *high, *c))
-                .collect(),
-        };
-        if !delta {
-            series.previous = Some(current);
-        }
         let at = if time > 0 { time } else { now };
         for window in &mut series.windows {
             if let Some(sketch) = window.at(at, now) {
-                for (low, high, n) in &new_counts {
+                for (low, high, n) in &new_observations {
                     spread(sketch, *low, *high, *n);
                 }
             }
@@ -465,42 +392,17 @@ impl PercentilesProcessor {
     pub fn metrics(&self, now: SystemTime) -> Vec<Metric> {
         let now_nanos = nanos(now);
         let mut by_name: HashMap<&str, Vec<NumberDataPoint>> = HashMap::new();
+        let levels = window_gauges::quantile_levels(&self.config.percentiles);
         for series in self.series.values() {
             for (window, sliding) in self.config.windows.iter().zip(&series.windows) {
                 let merged = sliding.merged(now_nanos, self.empty.clone());
-                if merged.is_empty() {
-                    continue;
-                }
-                let mut wanted = self.config.percentiles.clone();
-                wanted.push(1.0);
-                wanted.dedup();
-                for q in wanted {
-                    let Some(value) = (if q == 1.0 {
-                        merged.max()
-                    } else {
-                        merged.quantile(q)
-                    }) else {
-                        continue;
-                    };
-                    let mut attributes = series.attributes.clone();
-                    attributes.push(string_kv(
-                        "quantile",
-                        crate::exporters::prometheus::encode::number(q),
-                    ));
-                    attributes.push(string_kv(
-                        "window",
-                        crate::connectors::red::window_label(*window),
-                    ));
-                    by_name
-                        .entry(&series.name)
-                        .or_default()
-                        .push(NumberDataPoint {
-                            attributes,
-                            time_unix_nano: now_nanos,
-                            value: Some(number_data_point::Value::AsDouble(value)),
-                            ..Default::default()
-                        });
-                }
+                let mut attributes = series.attributes.clone();
+                attributes.push(string_kv("window", window_gauges::window_label(*window)));
+                by_name.entry(&series.name).or_default().extend(
+                    window_gauges::quantile_points(&merged, &levels, &attributes, now_nanos)
+                        .into_iter()
+                        .map(|(_, point)| point),
+                );
             }
         }
         by_name
@@ -541,9 +443,11 @@ impl Processor for PercentilesProcessor {
             return;
         }
         self.emit.emitted(now);
+        let metrics = self.metrics(now);
+        // After emitting: an expired series' windows are all empty, so its
+        // last emission is the "no data" that ends its series downstream.
         self.expire(nanos(now));
         self.publish();
-        let metrics = self.metrics(now);
         if metrics.is_empty() {
             return;
         }
@@ -765,5 +669,108 @@ mod tests {
             .find(|s| s.attributes.iter().any(|a| a.key == "otel.metric.overflow"))
             .expect("an overflow series");
         assert_eq!(overflow.windows[0].merged(t0, p.empty.clone()).count(), 2);
+    }
+
+    fn points(metrics: &[Metric]) -> Vec<&NumberDataPoint> {
+        metrics
+            .iter()
+            .filter_map(|m| match &m.data {
+                Some(metric::Data::Gauge(g)) => Some(&g.data_points),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    fn label(point: &NumberDataPoint, key: &str) -> String {
+        point
+            .attributes
+            .iter()
+            .find(|a| a.key == key)
+            .and_then(|a| a.value.as_ref())
+            .map(any_value_text)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_maximum_is_emitted_once_even_when_percentiles_list_it_first() {
+        let config: PercentilesConfig =
+            yaml_serde::from_str("{ metrics: [queue], windows: [1m], percentiles: [1, 0.5, 0.9] }")
+                .unwrap();
+        let mut p = PercentilesProcessor::new(config);
+        let t0 = 1_700_000_000 * 1_000_000_000u64;
+        p.record(
+            &gauge("queue", "a", 3.0, t0),
+            UNIX_EPOCH + Duration::from_nanos(t0),
+        );
+        let metrics = p.metrics(UNIX_EPOCH + Duration::from_nanos(t0));
+        let mut levels: Vec<String> = points(&metrics)
+            .iter()
+            .map(|p| label(p, "quantile"))
+            .collect();
+        levels.sort();
+        assert_eq!(levels, ["0.5", "0.9", "1"]);
+    }
+
+    #[test]
+    fn an_empty_window_emits_no_recorded_values_until_the_series_expires() {
+        let config: PercentilesConfig = yaml_serde::from_str(
+            "{ metrics: [queue], windows: [1m, 5m], percentiles: [0.5], emit_interval: 10s }",
+        )
+        .unwrap();
+        let mut p = PercentilesProcessor::new(config);
+        let s = 1_000_000_000u64;
+        let t0 = 1_700_000_000 * s;
+        let at = |n: u64| UNIX_EPOCH + Duration::from_nanos(t0 + n * s);
+        p.record(&gauge("queue", "a", 3.0, t0), at(0));
+        let by_window = |metrics: &[Metric], window: &str| -> Vec<NumberDataPoint> {
+            points(metrics)
+                .into_iter()
+                .filter(|p| label(p, "window") == window)
+                .cloned()
+                .collect()
+        };
+        let no_data = |point: &NumberDataPoint| {
+            window_gauges::has_no_recorded_value(point.flags) && point.value.is_none()
+        };
+        // 70 s later the 1m window is empty, the 5m one is not.
+        let metrics = p.metrics(at(70));
+        let one_minute = by_window(&metrics, "1m");
+        assert_eq!(one_minute.len(), 2, "p50 and max, both without data");
+        assert!(one_minute.iter().all(no_data), "{one_minute:?}");
+        let five_minutes = by_window(&metrics, "5m");
+        assert_eq!(five_minutes.len(), 2);
+        assert!(
+            five_minutes
+                .iter()
+                .all(|p| p.flags == 0 && value_of(p) == 3.0)
+        );
+
+        // Past the longest window the series expires, but only after one
+        // last emission saying that neither window has data.
+        let mut out = Vec::new();
+        p.tick(at(290), &mut out);
+        assert!(out.is_empty(), "the first tick starts the emission clock");
+        p.tick(at(301), &mut out);
+        p.tick(at(312), &mut out);
+        assert_eq!(
+            out.len(),
+            1,
+            "one emission, then nothing: the series is gone"
+        );
+        let Batch::Metrics(last) = &out[0] else {
+            panic!("metrics expected");
+        };
+        let last = &last.resource_metrics[0].scope_metrics[0].metrics;
+        assert_eq!(points(last).len(), 4);
+        assert!(points(last).into_iter().all(no_data));
+        assert!(p.series.is_empty());
+    }
+
+    fn value_of(point: &NumberDataPoint) -> f64 {
+        match point.value {
+            Some(number_data_point::Value::AsDouble(v)) => v,
+            _ => f64::NAN,
+        }
     }
 }

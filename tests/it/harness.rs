@@ -181,3 +181,32 @@ fn status_kib(pid: u32, key: &str) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// A Python that can import `module`: `SIDEWATCH_TEST_PYTHON`, or the venv
+/// `.ci/run` makes (target/test-venv). Missing: skip loudly, or fail under
+/// CI=true.
+pub fn python_with(module: &str) -> Option<std::path::PathBuf> {
+    use std::path::{Path, PathBuf};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let candidates = [
+        std::env::var_os("SIDEWATCH_TEST_PYTHON").map(PathBuf::from),
+        Some(root.join("target/test-venv/bin/python")),
+    ];
+    for python in candidates.into_iter().flatten() {
+        let works = std::process::Command::new(&python)
+            .args(["-c", &format!("import {module}")])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if works {
+            return Some(python);
+        }
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("no Python with {module}, and CI=true: .ci/run must create target/test-venv");
+    }
+    eprintln!(
+        "\n*** SKIPPING: no Python with {module} (run .ci/run, or python3 -m venv target/test-venv and pip install the packages it names); this test needs the real OpenTelemetry Python SDK ***\n"
+    );
+    None
+}

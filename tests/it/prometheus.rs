@@ -1,9 +1,12 @@
 //! A real Prometheus scrapes sidewatch's prometheus exporter: host metrics
 //! and a histogram sent over OTLP are there, with the right values,
-//! through Prometheus's own query API.
+//! through Prometheus's own query API; windowed percentiles and ratios
+//! leave it once their window holds nothing, while rates read 0.
 
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
@@ -67,7 +70,8 @@ fn histogram() -> ExportMetricsServiceRequest {
     }
 }
 
-async fn query(client: &reqwest::Client, base: &str, expr: &str) -> Option<f64> {
+/// The values of an instant query; `None` when Prometheus does not answer.
+async fn query_all(client: &reqwest::Client, base: &str, expr: &str) -> Option<Vec<f64>> {
     let encoded: String = expr
         .bytes()
         .map(|b| {
@@ -84,7 +88,59 @@ async fn query(client: &reqwest::Client, base: &str, expr: &str) -> Option<f64> 
         .await
         .ok()?;
     let body: serde_json::Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
-    body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    body["data"]["result"]
+        .as_array()?
+        .iter()
+        .map(|r| r["value"][1].as_str()?.parse().ok())
+        .collect()
+}
+
+async fn query(client: &reqwest::Client, base: &str, expr: &str) -> Option<f64> {
+    query_all(client, base, expr).await?.first().copied()
+}
+
+/// A Prometheus on 127.0.0.1 scraping `scrape_port` every second, killed
+/// when dropped.
+struct Prometheus {
+    child: std::process::Child,
+    base: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(binary: &std::path::Path, scrape_port: u16) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!("global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: sidewatch\n    static_configs: [ {{ targets: ['127.0.0.1:{scrape_port}'] }} ]\n"),
+        )
+        .unwrap();
+        let web_port = free_port();
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{web_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Prometheus {
+            child,
+            base: format!("http://127.0.0.1:{web_port}"),
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn meminfo_total_bytes() -> f64 {
@@ -126,26 +182,8 @@ service:
             .unwrap();
     client.export(histogram()).await.unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("prometheus.yml");
-    std::fs::write(
-        &config,
-        format!("global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: sidewatch\n    static_configs: [ {{ targets: ['127.0.0.1:{scrape_port}'] }} ]\n"),
-    )
-    .unwrap();
-    let web_port = free_port();
-    let mut child = Command::new(prometheus)
-        .arg(format!("--config.file={}", config.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{web_port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{web_port}");
+    let server = Prometheus::start(&prometheus, scrape_port);
+    let base = server.base.clone();
     let http = reqwest::Client::new();
     type Check = (&'static str, Box<dyn Fn(f64) -> bool>);
     let checks: Vec<Check> = vec![
@@ -202,12 +240,173 @@ service:
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(server);
     assert!(
         failing.is_empty(),
         "queries not as expected after 40 s:\n{}",
         failing.join("\n")
     );
     collector.shutdown().await;
+}
+
+/// Server spans (every 10th failing) and a queue-depth gauge from the
+/// OpenTelemetry SDK, a batch every 200 ms until `stop` is set (at most
+/// 150 batches).
+fn send_until(grpc: String, stop: Arc<AtomicBool>) {
+    use opentelemetry::KeyValue as Attribute;
+    use opentelemetry::metrics::MeterProvider as _;
+    use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvider as _};
+    use opentelemetry_otlp::WithExportConfig;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name("checkout")
+        .build();
+    let spans = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(grpc.clone())
+        .build()
+        .unwrap();
+    let tracing = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(spans)
+        .with_resource(resource.clone())
+        .build();
+    let metrics = opentelemetry_otlp::MetricExporter::builder()
+        .with_tonic()
+        .with_endpoint(grpc)
+        .build()
+        .unwrap();
+    let metering = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_periodic_exporter(metrics)
+        .with_resource(resource)
+        .build();
+    let tracer = tracing.tracer("prometheus-windows");
+    let depth = metering
+        .meter("prometheus-windows")
+        .u64_gauge("queue.depth")
+        .build();
+    for batch in 0..150u64 {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let now = SystemTime::now();
+        for i in 0..10u64 {
+            let mut span = tracer
+                .span_builder("GET /orders")
+                .with_kind(SpanKind::Server)
+                .with_start_time(now - Duration::from_millis(10 * (i + 1)))
+                .with_attributes(vec![Attribute::new("http.route", "/orders")])
+                .start(&tracer);
+            if i == 0 {
+                span.set_status(Status::error("boom"));
+            }
+            span.end_with_timestamp(now);
+        }
+        depth.record(batch % 7 + 1, &[]);
+        tracing.force_flush().unwrap();
+        metering.force_flush().unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    tracing.shutdown().unwrap();
+    metering.shutdown().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn windowed_quantiles_and_ratios_leave_prometheus_once_their_window_empties() {
+    let Some(prometheus) = binary("prometheus", "prometheus") else {
+        return;
+    };
+    let scrape_port = free_port();
+    // metric_expiration stays at its 5 m default: what ends the series
+    // must be the components saying their window is empty.
+    let collector = start(&format!(
+        r#"
+receivers:
+  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:0 }} }} }}
+connectors:
+  red: {{ windows: [5s], emit_interval: 250ms }}
+processors:
+  percentiles: {{ metrics: [queue\.depth], windows: [5s], emit_interval: 250ms }}
+exporters:
+  prometheus: {{ endpoint: 127.0.0.1:{scrape_port} }}
+service:
+  telemetry: {{ metrics: {{ level: none }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [red] }}
+    metrics: {{ receivers: [otlp, red], processors: [percentiles], exporters: [prometheus] }}
+"#
+    ))
+    .await;
+    let server = Prometheus::start(&prometheus, scrape_port);
+    let http = reqwest::Client::new();
+    let grpc = format!("http://{}", address(&collector, "otlp/grpc"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = tokio::task::spawn_blocking({
+        let stop = stop.clone();
+        move || send_until(grpc, stop)
+    });
+
+    let p99 = r#"red_duration_quantile_seconds{window="5s",quantile="0.99"}"#;
+    let ratio = r#"red_error_ratio{window="5s"}"#;
+    let depth = r#"queue_depth_quantile{window="5s",quantile="0.5"}"#;
+    let rate = r#"red_request_rate_per_second{window="5s"}"#;
+    // While data flows, Prometheus has every series.
+    let started = Instant::now();
+    let mut state = String::new();
+    let mut seen = false;
+    while !seen && started.elapsed() < Duration::from_secs(40) {
+        let p99s = query_all(&http, &server.base, p99).await;
+        let ratios = query_all(&http, &server.base, ratio).await;
+        let depths = query_all(&http, &server.base, depth).await;
+        let rates = query_all(&http, &server.base, rate).await;
+        // Two series each: status.class ok and error.
+        let any = |v: &Option<Vec<f64>>, ok: &dyn Fn(f64) -> bool| {
+            v.as_ref().is_some_and(|v| v.iter().any(|x| ok(*x)))
+        };
+        seen = any(&p99s, &|v| v > 0.0)
+            && any(&ratios, &|v| v == 1.0)
+            && any(&depths, &|v| v >= 1.0)
+            && any(&rates, &|v| v > 0.0);
+        state = format!("p99 {p99s:?}, ratios {ratios:?}, depths {depths:?}, rates {rates:?}");
+        if !seen {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    stop.store(true, Ordering::SeqCst);
+    client.await.unwrap();
+    assert!(
+        seen,
+        "while spans flowed, not every windowed series: {state}"
+    );
+
+    // Once the 5 s window holds nothing, the quantile and ratio series are
+    // gone (not the last value, kept for the 5 m metric_expiration) and
+    // the rate reads 0.
+    let started = Instant::now();
+    let mut gone = false;
+    while !gone && started.elapsed() < Duration::from_secs(40) {
+        let quantiles = query_all(
+            &http,
+            &server.base,
+            r#"red_duration_quantile_seconds{window="5s"}"#,
+        )
+        .await;
+        let ratios = query_all(&http, &server.base, ratio).await;
+        let depths = query_all(&http, &server.base, r#"queue_depth_quantile{window="5s"}"#).await;
+        let rates = query_all(&http, &server.base, rate).await;
+        let empty = |v: &Option<Vec<f64>>| v.as_ref().is_some_and(Vec::is_empty);
+        gone = empty(&quantiles)
+            && empty(&ratios)
+            && empty(&depths)
+            && rates
+                .as_ref()
+                .is_some_and(|r| !r.is_empty() && r.iter().all(|v| *v == 0.0));
+        state = format!(
+            "quantiles {quantiles:?}, ratios {ratios:?}, depths {depths:?}, rates {rates:?}"
+        );
+        if !gone {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    drop(server);
+    collector.shutdown().await;
+    assert!(gone, "40 s after the last span: {state}");
 }

@@ -1,7 +1,9 @@
 //! RED metrics from spans: an app using the OpenTelemetry SDK sends server
 //! spans with known durations; the percentiles sidewatch exports match the
 //! exact ones within the sketch's 1 % relative accuracy, per window, and
-//! the p99 and max points carry the trace id of a slow span.
+//! the p99 and max points carry the trace id of a slow span. Once a window
+//! holds no spans, an OTLP backend receives its quantile and ratio series
+//! as NO_RECORDED_VALUE points, and rates of 0.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
@@ -157,6 +159,77 @@ service:
             .sum()
     };
     assert_eq!(errors, (SPANS / 10) as f64);
+    collector.shutdown().await;
+    backend.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_otlp_backend_receives_no_recorded_value_points_once_a_window_empties() {
+    let backend = Backend::start("127.0.0.1:0".parse().unwrap()).await;
+    let collector = start(&format!(
+        r#"
+receivers:
+  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:0 }} }} }}
+connectors:
+  red: {{ windows: [2s], emit_interval: 200ms }}
+exporters:
+  otlp: {{ endpoint: {} }}
+service:
+  telemetry: {{ metrics: {{ level: none }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [red] }}
+    metrics: {{ receivers: [red], exporters: [otlp] }}
+"#,
+        backend.url()
+    ))
+    .await;
+    let grpc = format!("http://{}", address(&collector, "otlp/grpc"));
+    tokio::task::spawn_blocking(move || send_spans(grpc))
+        .await
+        .unwrap();
+
+    // The points of `name` in the latest emission.
+    let recorded = backend.recorded.clone();
+    let latest = |name: &str| -> Vec<NumberDataPoint> {
+        let metrics = recorded.metrics.lock().unwrap();
+        metrics
+            .iter()
+            .rev()
+            .flat_map(|r| &r.resource_metrics)
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+            .find(|m| m.name == name)
+            .and_then(|m| match &m.data {
+                Some(Data::Gauge(g)) => Some(g.data_points.clone()),
+                _ => None,
+            })
+            .unwrap_or_default()
+    };
+    let no_value = |points: &[NumberDataPoint]| {
+        !points.is_empty() && points.iter().all(|p| p.flags & 1 == 1 && p.value.is_none())
+    };
+    let had_values = wait_until(Duration::from_secs(10), || {
+        latest("red.duration.quantile")
+            .iter()
+            .any(|p| p.value.is_some())
+    })
+    .await;
+    assert!(had_values, "no quantiles while the window held spans");
+    let ended = wait_until(Duration::from_secs(15), || {
+        no_value(&latest("red.duration.quantile")) && no_value(&latest("red.error.ratio")) && {
+            let rates = latest("red.request.rate");
+            !rates.is_empty() && rates.iter().all(|p| value(p) == 0.0)
+        }
+    })
+    .await;
+    let quantiles = latest("red.duration.quantile");
+    let shown: Vec<_> = quantiles.iter().map(|p| (p.flags, p.value)).collect();
+    assert!(
+        ended,
+        "the window emptied, yet quantiles (flags, value): {shown:?}"
+    );
+    // Two series (ok, error) x five quantiles, each ended, none missing.
+    assert_eq!(quantiles.len(), 2 * 5);
     collector.shutdown().await;
     backend.stop().await;
 }

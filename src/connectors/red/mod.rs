@@ -16,10 +16,16 @@
 //!   percentile by label. The p99 and max points carry an exemplar with
 //!   the trace id of a span at that latency.
 //!
+//! A window without spans has rates of 0, and its ratio and quantile
+//! series get `NO_RECORDED_VALUE` points (`processors::window_gauges`), so
+//! they end downstream instead of repeating the last value.
+//!
 //! Cardinality is capped by `max_series`: spans of further series fold into
 //! one series marked `otel.metric.overflow=true`, and are counted.
 
 mod dimensions;
+#[cfg(test)]
+mod tests;
 
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -34,6 +40,7 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Deserialize;
 
 use crate::processors::Processor;
+use crate::processors::window_gauges::{self, gauge_point, no_recorded_value, window_label};
 use crate::signal::Batch;
 use crate::stats::sketch::DDSketch;
 use crate::stats::window::{Mergeable, SlidingWindow};
@@ -231,17 +238,6 @@ fn string_kv(key: &str, value: impl Into<String>) -> KeyValue {
     }
 }
 
-pub fn window_label(window: Duration) -> String {
-    let s = window.as_secs();
-    if s > 0 && s.is_multiple_of(3600) {
-        format!("{}h", s / 3600)
-    } else if s > 0 && s.is_multiple_of(60) {
-        format!("{}m", s / 60)
-    } else {
-        format!("{}s", window.as_secs_f64())
-    }
-}
-
 impl RedConnector {
     pub fn new(config: RedConfig) -> Self {
         let kinds = config
@@ -416,6 +412,7 @@ impl RedConnector {
     /// The metrics for every series at `now`.
     pub fn metrics(&self, now: SystemTime) -> ExportMetricsServiceRequest {
         let now_nanos = nanos(now);
+        let levels = window_gauges::quantile_levels(&self.config.percentiles);
         let (mut requests, mut errors, mut histograms) = (Vec::new(), Vec::new(), Vec::new());
         let (mut request_rate, mut error_rate, mut error_ratio, mut quantiles) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -443,57 +440,35 @@ impl RedConnector {
                 let merged = sliding.merged(now_nanos, self.empty.clone());
                 let mut attributes = series.attributes.clone();
                 attributes.push(string_kv("window", window_label(*window)));
-                let gauge = |value: f64, attributes: Vec<KeyValue>, exemplars: Vec<Exemplar>| {
-                    NumberDataPoint {
-                        attributes,
-                        time_unix_nano: now_nanos,
-                        value: Some(number_data_point::Value::AsDouble(value)),
-                        exemplars,
-                        ..Default::default()
-                    }
-                };
                 let seconds = window.as_secs_f64();
-                request_rate.push(gauge(
+                request_rate.push(gauge_point(
                     merged.requests as f64 / seconds,
                     attributes.clone(),
-                    Vec::new(),
+                    now_nanos,
                 ));
-                error_rate.push(gauge(
+                error_rate.push(gauge_point(
                     merged.errors as f64 / seconds,
                     attributes.clone(),
-                    Vec::new(),
+                    now_nanos,
                 ));
-                if merged.requests > 0 {
-                    error_ratio.push(gauge(
+                error_ratio.push(if merged.requests > 0 {
+                    gauge_point(
                         merged.errors as f64 / merged.requests as f64,
                         attributes.clone(),
-                        Vec::new(),
-                    ));
-                }
-                if merged.sketch.is_empty() {
-                    continue;
-                }
-                let mut wanted: Vec<f64> = self.config.percentiles.clone();
-                wanted.push(1.0);
-                wanted.dedup();
-                for q in wanted {
-                    let value = if q == 1.0 {
-                        merged.sketch.max()
-                    } else {
-                        merged.sketch.quantile(q)
-                    };
-                    let Some(value) = value else { continue };
-                    let mut with_quantile = attributes.clone();
-                    with_quantile.push(string_kv(
-                        "quantile",
-                        crate::exporters::prometheus::encode::number(q),
-                    ));
-                    let exemplars = if q >= 0.99 {
-                        exemplar(&merged.slowest, value)
-                    } else {
-                        Vec::new()
-                    };
-                    quantiles.push(gauge(value, with_quantile, exemplars));
+                        now_nanos,
+                    )
+                } else {
+                    no_recorded_value(attributes.clone(), now_nanos)
+                });
+                for (level, mut point) in
+                    window_gauges::quantile_points(&merged.sketch, &levels, &attributes, now_nanos)
+                {
+                    if let Some(number_data_point::Value::AsDouble(value)) = point.value
+                        && level >= 0.99
+                    {
+                        point.exemplars = exemplar(&merged.slowest, value);
+                    }
+                    quantiles.push(point);
                 }
             }
         }

@@ -2,7 +2,11 @@
 //! scrape endpoint. Cumulative points replace; delta points accumulate
 //! into cumulative; exponential histograms become explicit buckets. Series
 //! not updated for `expiration` are dropped, and at most `max_series` are
-//! kept (beyond that, new series are counted and dropped).
+//! kept (beyond that, new series are counted and dropped). A point flagged
+//! `NO_RECORDED_VALUE` (OTLP's staleness marker: the series has no value
+//! now) drops its series at once, as the Collector's prometheus exporter
+//! does, so the scrape stops showing a value that no longer holds and
+//! Prometheus marks the series stale.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +18,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 
 use super::naming::{label_name, metric_name};
 use crate::exporters::debug::any_value_text;
+use crate::processors::window_gauges::has_no_recorded_value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -212,6 +217,20 @@ impl MetricStore {
         }
     }
 
+    /// Drops the series `labels` of `info`'s family, if it holds one.
+    fn end(&mut self, info: &FamilyInfo, labels: &Labels) {
+        let Some(family) = self.families.get_mut(&info.name) else {
+            return;
+        };
+        if family.kind != info.kind || family.series.remove(labels).is_none() {
+            return;
+        }
+        self.series_count -= 1;
+        if family.series.is_empty() {
+            self.families.remove(&info.name);
+        }
+    }
+
     pub fn ingest(&mut self, resource_metrics: &[ResourceMetrics], now: u64) {
         for resource in resource_metrics {
             let resource_attrs = resource
@@ -259,13 +278,18 @@ impl MetricStore {
                         Some(Data::Gauge(g)) => {
                             let name = metric_name(&metric.name, unit, true, false);
                             for p in &g.data_points {
+                                let info = FamilyInfo {
+                                    name: name.clone(),
+                                    kind: Kind::Gauge,
+                                    help,
+                                    unit,
+                                };
+                                if has_no_recorded_value(p.flags) {
+                                    self.end(&info, &labels_of(&p.attributes));
+                                    continue;
+                                }
                                 self.put(
-                                    &FamilyInfo {
-                                        name: name.clone(),
-                                        kind: Kind::Gauge,
-                                        help,
-                                        unit,
-                                    },
+                                    &info,
                                     labels_of(&p.attributes),
                                     Value::Number(number(&p.value)),
                                     false,
@@ -282,13 +306,18 @@ impl MetricStore {
                                 (Kind::Gauge, metric_name(&metric.name, unit, true, false))
                             };
                             for p in &s.data_points {
+                                let info = FamilyInfo {
+                                    name: name.clone(),
+                                    kind,
+                                    help,
+                                    unit,
+                                };
+                                if has_no_recorded_value(p.flags) {
+                                    self.end(&info, &labels_of(&p.attributes));
+                                    continue;
+                                }
                                 self.put(
-                                    &FamilyInfo {
-                                        name: name.clone(),
-                                        kind,
-                                        help,
-                                        unit,
-                                    },
+                                    &info,
                                     labels_of(&p.attributes),
                                     Value::Number(number(&p.value)),
                                     delta,
@@ -300,7 +329,17 @@ impl MetricStore {
                             let delta =
                                 h.aggregation_temporality == AggregationTemporality::Delta as i32;
                             let name = metric_name(&metric.name, unit, false, false);
+                            let histogram_info = || FamilyInfo {
+                                name: name.clone(),
+                                kind: Kind::Histogram,
+                                help,
+                                unit,
+                            };
                             for p in &h.data_points {
+                                if has_no_recorded_value(p.flags) {
+                                    self.end(&histogram_info(), &labels_of(&p.attributes));
+                                    continue;
+                                }
                                 let mut counts = p.bucket_counts.clone();
                                 counts.resize(p.explicit_bounds.len() + 1, 0);
                                 let value = Value::Histogram {
@@ -310,12 +349,7 @@ impl MetricStore {
                                     count: p.count,
                                 };
                                 self.put(
-                                    &FamilyInfo {
-                                        name: name.clone(),
-                                        kind: Kind::Histogram,
-                                        help,
-                                        unit,
-                                    },
+                                    &histogram_info(),
                                     labels_of(&p.attributes),
                                     value,
                                     delta,
@@ -327,7 +361,17 @@ impl MetricStore {
                             let delta =
                                 h.aggregation_temporality == AggregationTemporality::Delta as i32;
                             let name = metric_name(&metric.name, unit, false, false);
+                            let histogram_info = || FamilyInfo {
+                                name: name.clone(),
+                                kind: Kind::Histogram,
+                                help,
+                                unit,
+                            };
                             for p in &h.data_points {
+                                if has_no_recorded_value(p.flags) {
+                                    self.end(&histogram_info(), &labels_of(&p.attributes));
+                                    continue;
+                                }
                                 let (bounds, counts) = exponential_to_explicit(p);
                                 let value = Value::Histogram {
                                     bounds,
@@ -336,12 +380,7 @@ impl MetricStore {
                                     count: p.count,
                                 };
                                 self.put(
-                                    &FamilyInfo {
-                                        name: name.clone(),
-                                        kind: Kind::Histogram,
-                                        help,
-                                        unit,
-                                    },
+                                    &histogram_info(),
                                     labels_of(&p.attributes),
                                     value,
                                     delta,
@@ -351,7 +390,17 @@ impl MetricStore {
                         }
                         Some(Data::Summary(s)) => {
                             let name = metric_name(&metric.name, unit, false, false);
+                            let summary_info = || FamilyInfo {
+                                name: name.clone(),
+                                kind: Kind::Summary,
+                                help,
+                                unit,
+                            };
                             for p in &s.data_points {
+                                if has_no_recorded_value(p.flags) {
+                                    self.end(&summary_info(), &labels_of(&p.attributes));
+                                    continue;
+                                }
                                 let quantiles = p
                                     .quantile_values
                                     .iter()
@@ -363,12 +412,7 @@ impl MetricStore {
                                     count: p.count,
                                 };
                                 self.put(
-                                    &FamilyInfo {
-                                        name: name.clone(),
-                                        kind: Kind::Summary,
-                                        help,
-                                        unit,
-                                    },
+                                    &summary_info(),
                                     labels_of(&p.attributes),
                                     value,
                                     false,
@@ -401,3 +445,6 @@ impl MetricStore {
         self.series_count
     }
 }
+
+#[cfg(test)]
+mod tests;
