@@ -204,7 +204,7 @@ fn fires_and_resolves_at_the_same_steps_as_prometheus() {
     assert!(any_firing > 5, "the cases must actually fire");
 }
 
-async fn wait_for<T>(limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+pub async fn wait_for<T>(limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> Option<T> {
     let start = Instant::now();
     while start.elapsed() < limit {
         if let Some(found) = check().await {
@@ -215,9 +215,9 @@ async fn wait_for<T>(limit: Duration, mut check: impl AsyncFnMut() -> Option<T>)
     None
 }
 
-struct Alertmanager {
+pub struct Alertmanager {
     child: std::process::Child,
-    url: String,
+    pub url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -228,7 +228,7 @@ impl Drop for Alertmanager {
     }
 }
 
-async fn start_alertmanager() -> Option<Alertmanager> {
+pub async fn start_alertmanager() -> Option<Alertmanager> {
     let binary = binary("prometheus-alertmanager", "prometheus-alertmanager")?;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("alertmanager.yml");

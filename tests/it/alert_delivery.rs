@@ -1,0 +1,141 @@
+//! What receivers of alerts see as a value moves, with an app using the
+//! OpenTelemetry SDK as the source: a real Alertmanager never shows a
+//! severity the alert has left, and shows nothing once it resolved.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use opentelemetry::KeyValue;
+use opentelemetry::metrics::{Gauge, MeterProvider as _};
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
+
+use crate::alerting::{start_alertmanager, wait_for};
+use crate::harness::{address, start};
+
+/// A gauge `temperature{room="server"}` in an app instrumented with the
+/// OpenTelemetry SDK, exporting over OTLP/gRPC every 250 ms (as an app
+/// does) and on every change.
+struct SdkGauge {
+    provider: SdkMeterProvider,
+    gauge: Gauge<f64>,
+}
+
+impl SdkGauge {
+    async fn start(grpc: String) -> Arc<SdkGauge> {
+        // The SDK's exporter blocks: keep it off the async workers.
+        tokio::task::spawn_blocking(move || {
+            let exporter = opentelemetry_otlp::MetricExporter::builder()
+                .with_tonic()
+                .with_endpoint(grpc)
+                .build()
+                .expect("metric exporter");
+            let reader = PeriodicReader::builder(exporter)
+                .with_interval(Duration::from_millis(250))
+                .build();
+            let provider = SdkMeterProvider::builder().with_reader(reader).build();
+            let gauge = provider
+                .meter("alert-delivery-test")
+                .f64_gauge("temperature")
+                .build();
+            Arc::new(SdkGauge { provider, gauge })
+        })
+        .await
+        .unwrap()
+    }
+
+    async fn set(self: &Arc<Self>, value: f64) {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || {
+            this.gauge.record(value, &[KeyValue::new("room", "server")]);
+            this.provider.force_flush().expect("the SDK exports");
+        })
+        .await
+        .unwrap();
+    }
+
+    async fn stop(self: Arc<Self>) {
+        tokio::task::spawn_blocking(move || {
+            let _ = self.provider.shutdown();
+        })
+        .await
+        .unwrap();
+    }
+}
+
+/// The `severity` labels of the `Hot` alerts Alertmanager holds as not
+/// yet ended (its API leaves out resolved ones; `endsAt` is checked too).
+async fn shown_severities(alertmanager_url: &str) -> BTreeSet<String> {
+    let body = reqwest::get(format!("{alertmanager_url}/api/v2/alerts"))
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    let alerts: Vec<serde_json::Value> = serde_json::from_slice(&body).unwrap();
+    alerts
+        .iter()
+        .filter(|a| a["labels"]["alertname"] == "Hot")
+        .filter(|a| {
+            a["endsAt"]
+                .as_str()
+                .and_then(|t| humantime::parse_rfc3339_weak(t).ok())
+                .is_none_or(|end| end > SystemTime::now())
+        })
+        .filter_map(|a| a["labels"]["severity"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alertmanager_never_shows_a_severity_the_alert_has_left() {
+    let Some(alertmanager) = start_alertmanager().await else {
+        return;
+    };
+    // endsAt is four resend intervals (2 minutes) ahead: a left-behind
+    // alert would stay far longer than the waits below.
+    let collector = start(&format!(
+        r#"
+receivers:
+  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:0 }} }} }}
+connectors:
+  alert:
+    evaluation_interval: 200ms
+    rules:
+      - {{ name: Hot, metric: temperature, op: ">", warning: 80, critical: 90 }}
+exporters:
+  alertmanager: {{ endpoint: {}, resend_interval: 30s, retry_on_failure: {{ initial_interval: 100ms }} }}
+service:
+  telemetry: {{ metrics: {{ level: none }} }}
+  pipelines:
+    metrics: {{ receivers: [otlp], exporters: [alert] }}
+    logs/alerts: {{ receivers: [alert], exporters: [alertmanager] }}
+"#,
+        alertmanager.url
+    ))
+    .await;
+    let app = SdkGauge::start(format!("http://{}", address(&collector, "otlp/grpc"))).await;
+    // Each step: the value, and exactly the severities Alertmanager must
+    // then show, within a wait shorter than one resend interval.
+    for (value, expected) in [
+        (85.0, vec!["warning"]),
+        (95.0, vec!["critical"]),
+        (85.0, vec!["warning"]),
+        (95.0, vec!["critical"]),
+        (50.0, vec![]),
+    ] {
+        app.set(value).await;
+        let expected: BTreeSet<String> = expected.into_iter().map(str::to_string).collect();
+        let reached = wait_for(Duration::from_secs(15), async || {
+            (shown_severities(&alertmanager.url).await == expected).then_some(())
+        })
+        .await;
+        assert!(
+            reached.is_some(),
+            "after the value went to {value}, Alertmanager shows {:?}, expected {expected:?}",
+            shown_severities(&alertmanager.url).await
+        );
+    }
+    app.stop().await;
+    assert!(collector.shutdown().await.clean);
+}
