@@ -321,7 +321,14 @@ impl RuleRuntime {
         let grouped = self.rule.config.group_by.is_some();
         for member in 0..self.members.len() {
             let series = &all[self.members[member].0];
-            let last_seen = series.samples.back().map(|(t, _)| *t);
+            // Event time: a sample after `now` (an evaluation caught up
+            // after a gap, in replay or after a pause) is not seen yet.
+            let last_seen = series
+                .samples
+                .iter()
+                .rev()
+                .map(|(t, _)| *t)
+                .find(|t| *t <= now);
             // Range selectors include their left edge in Prometheus 2.x,
             // the version the semantics tests run against.
             let silent = match (absent_for, last_seen) {
