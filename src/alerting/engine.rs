@@ -48,7 +48,12 @@ pub struct Instance {
     /// First evaluation at which the condition stopped holding while firing.
     pub inactive_since: Option<f64>,
     pub severity: Severity,
+    /// The value at the last evaluation at which the condition held.
     pub value: f64,
+    /// (evaluation time, value) of the latest evaluation that had a value
+    /// for this instance, held or not: what a resolve reports.
+    #[serde(default)]
+    pub latest: Option<(f64, f64)>,
     pub threshold: f64,
     pub last_notified_at: Option<f64>,
     pub predicted_crossing_at: Option<f64>,
@@ -351,6 +356,16 @@ impl RuleRuntime {
                 self.apply(&key, labels, &verdict, now, &mut active, events);
                 continue;
             }
+            if absent_for.is_some()
+                && !self.instances.is_empty()
+                && let Some((_, value)) = series.samples.iter().rev().find(|(t, _)| *t <= now)
+                && let Some(absent) = self
+                    .instances
+                    .get_mut(&format!("absent\u{1e}{}", series.key))
+            {
+                // Data is back: the value that ends the absence.
+                absent.latest = Some((now, *value));
+            }
             if self.rule.thresholds.is_empty() {
                 continue;
             }
@@ -465,6 +480,9 @@ impl RuleRuntime {
         if !self.restored.is_empty() {
             self.restored.remove(key);
         }
+        if let Some(instance) = self.instances.get_mut(key) {
+            instance.latest = Some((now, verdict.value));
+        }
         let existing = self.instances.get(key);
         let firing = existing.is_some_and(|i| i.state == State::Firing);
         // Hysteresis: a firing instance stays active above `resolve`.
@@ -492,6 +510,7 @@ impl RuleRuntime {
                     inactive_since: None,
                     severity,
                     value: verdict.value,
+                    latest: Some((now, verdict.value)),
                     threshold,
                     last_notified_at: None,
                     predicted_crossing_at: verdict.predicted_crossing_at,
@@ -619,6 +638,11 @@ fn fingerprint(rule: &str, key: &str) -> String {
     format!("{:016x}", hasher.finish())
 }
 
+/// The event for `transition` of `instance`. A resolved event reports the
+/// value that resolved it (NaN when there was none: the series went
+/// silent) and the firing value beside it; annotations are rendered with
+/// the value reported, labels with the firing value, since labels name
+/// the alert and must match the ones it fired with.
 fn event(
     rule: &Rule,
     key: &str,
@@ -626,8 +650,17 @@ fn event(
     transition: Transition,
     now: f64,
 ) -> AlertEvent {
+    let resolved = transition == Transition::Resolved;
+    let value = if resolved {
+        instance
+            .latest
+            .filter(|(at, _)| *at == now)
+            .map_or(f64::NAN, |(_, value)| value)
+    } else {
+        instance.value
+    };
     let severity = instance.severity.as_str();
-    let data = TemplateData {
+    let mut data = TemplateData {
         labels: &instance.labels,
         value: instance.value,
         threshold: instance.threshold,
@@ -639,13 +672,13 @@ fn event(
     }
     labels.insert("alertname".into(), rule.config.name.clone());
     labels.insert("severity".into(), severity.into());
+    data.value = value;
     let annotations = rule
         .config
         .annotations
         .iter()
         .map(|(k, v)| (k.clone(), render(v, &data)))
         .collect();
-    let resolved = transition == Transition::Resolved;
     AlertEvent {
         rule: rule.config.name.clone(),
         status: if resolved {
@@ -657,7 +690,8 @@ fn event(
         severity: instance.severity,
         labels,
         annotations,
-        value: instance.value,
+        value,
+        firing_value: resolved.then_some(instance.value),
         threshold: instance.threshold,
         starts_at: instance.active_at,
         ends_at: resolved.then_some(now),
@@ -777,6 +811,30 @@ mod tests {
     }
 
     #[test]
+    fn a_resolve_reports_the_value_that_resolved_it() {
+        let mut e = engine(
+            "{ name: Hot, metric: t, op: '>', critical: 90, annotations: { summary: 'at {{ $value }}' } }",
+        );
+        e.observe("t", &labels("a"), 0.0, 95.0);
+        let fired = e.evaluate(0.0);
+        assert_eq!((fired[0].value, fired[0].firing_value), (95.0, None));
+        e.observe("t", &labels("a"), 60.0, 50.0);
+        let resolved = e.evaluate(60.0);
+        assert_eq!(resolved[0].transition, Transition::Resolved);
+        assert_eq!(resolved[0].value, 50.0);
+        assert_eq!(resolved[0].firing_value, Some(95.0));
+        assert_eq!(resolved[0].annotations["summary"], "at 50");
+
+        // A series that goes silent resolves with no value, not the old one.
+        e.observe("t", &labels("b"), 100.0, 97.0);
+        assert_eq!(e.evaluate(100.0).len(), 1);
+        let silent = e.evaluate(100.0 + LOOKBACK.as_secs_f64() + 1.0);
+        assert_eq!(silent[0].transition, Transition::Resolved);
+        assert!(silent[0].value.is_nan());
+        assert_eq!(silent[0].firing_value, Some(97.0));
+    }
+
+    #[test]
     fn absent_series_fires() {
         let mut e = engine("{ name: Down, metric: up, absent_for: 1m }");
         e.observe("up", &labels("a"), 0.0, 1.0);
@@ -792,6 +850,10 @@ mod tests {
             Some("absent")
         );
         assert_eq!(events[0].labels.get("host").map(String::as_str), Some("a"));
+        e.observe("up", &labels("a"), 90.0, 1.0);
+        let back = e.evaluate(90.0);
+        assert_eq!(back[0].transition, Transition::Resolved);
+        assert_eq!(back[0].value, 1.0, "the value that ended the absence");
     }
 
     #[test]

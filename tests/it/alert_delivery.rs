@@ -1,6 +1,7 @@
 //! What receivers of alerts see as a value moves, with an app using the
 //! OpenTelemetry SDK as the source: a real Alertmanager never shows a
-//! severity the alert has left, and shows nothing once it resolved.
+//! severity the alert has left, and shows nothing once it resolved; a
+//! resolved webhook or Slack message shows the value that resolved it.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -13,6 +14,7 @@ use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 
 use crate::alerting::{start_alertmanager, wait_for};
 use crate::harness::{address, start};
+use crate::webhook_sink::WebhookSink;
 
 /// A gauge `temperature{room="server"}` in an app instrumented with the
 /// OpenTelemetry SDK, exporting over OTLP/gRPC every 250 ms (as an app
@@ -136,6 +138,94 @@ service:
             shown_severities(&alertmanager.url).await
         );
     }
+    app.stop().await;
+    assert!(collector.shutdown().await.clean);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resolved_messages_show_the_value_that_resolved_the_alert() {
+    let hook = WebhookSink::start().await;
+    let slack = WebhookSink::start().await;
+    let collector = start(&format!(
+        r#"
+receivers:
+  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:0 }} }} }}
+connectors:
+  alert:
+    evaluation_interval: 200ms
+    rules:
+      - name: Hot
+        metric: temperature
+        op: ">"
+        critical: 90
+        annotations: {{ summary: "the server room is at {{{{ $value }}}} degrees" }}
+exporters:
+  webhook/ops: {{ url: {}, retry_on_failure: {{ initial_interval: 100ms }} }}
+  webhook/slack: {{ url: {}, format: slack, retry_on_failure: {{ initial_interval: 100ms }} }}
+service:
+  telemetry: {{ metrics: {{ level: none }} }}
+  pipelines:
+    metrics: {{ receivers: [otlp], exporters: [alert] }}
+    logs/alerts: {{ receivers: [alert], exporters: [webhook/ops, webhook/slack] }}
+"#,
+        hook.url(),
+        slack.url()
+    ))
+    .await;
+    let app = SdkGauge::start(format!("http://{}", address(&collector, "otlp/grpc"))).await;
+    let posted_with_status = async |sink: &WebhookSink, status: &str| {
+        let status = status.to_string();
+        wait_for(Duration::from_secs(15), async || {
+            sink.posted.all().into_iter().find(|p| {
+                p["status"] == status.as_str()
+                    || p["attachments"][0]["title"]
+                        .as_str()
+                        .is_some_and(|t| t.starts_with(&format!("[{}]", status.to_uppercase())))
+            })
+        })
+        .await
+        .unwrap_or_else(|| panic!("no {status} message: {:?}", sink.posted.all()))
+    };
+    app.set(95.0).await;
+    let firing = posted_with_status(&slack, "firing").await;
+    assert_eq!(
+        firing["attachments"][0]["text"],
+        "the server room is at 95 degrees"
+    );
+    app.set(50.0).await;
+
+    let resolved = posted_with_status(&slack, "resolved").await;
+    let attachment = &resolved["attachments"][0];
+    assert_eq!(attachment["title"], "[RESOLVED] Hot (critical)");
+    assert_eq!(attachment["text"], "the server room is at 50 degrees");
+    let field = |title: &str| {
+        attachment["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["title"] == title)
+            .map(|f| f["value"].clone())
+    };
+    assert_eq!(field("value"), Some("50".into()));
+    assert_eq!(
+        field("firing value"),
+        Some("95".into()),
+        "the firing value is there, under its own name"
+    );
+
+    let resolved = posted_with_status(&hook, "resolved").await;
+    let annotations = &resolved["alerts"][0]["annotations"];
+    assert_eq!(annotations["summary"], "the server room is at 50 degrees");
+    assert_eq!(annotations["value"], "50");
+    assert_eq!(annotations["firing_value"], "95");
+    let firing = posted_with_status(&hook, "firing").await;
+    assert_eq!(firing["alerts"][0]["annotations"]["value"], "95");
+    assert!(
+        firing["alerts"][0]["annotations"]
+            .get("firing_value")
+            .is_none(),
+        "a firing alert's value is its firing value"
+    );
     app.stop().await;
     assert!(collector.shutdown().await.clean);
 }
