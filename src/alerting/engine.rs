@@ -10,8 +10,18 @@
 //!   not held for `keep_firing_for`, and is kept 15 minutes as resolved.
 //!
 //! On top: severities (the highest threshold passed), hysteresis (`resolve`),
-//! re-notification every `repeat_interval`, absence (`absent_for`) and
-//! forecasts (`predict`). Time is passed in: live, replay and tests alike.
+//! re-notification every `repeat_interval`, a `cooldown` between
+//! notifications of one alert, absence (`absent_for`) and forecasts
+//! (`predict`). Time is passed in: live, replay and tests alike.
+//!
+//! Cooldown: a fire (also a re-fire after a resolve) or a repeat within
+//! `cooldown` of the alert's last notification is held back; if the alert
+//! still fires when the cooldown ends, the fire goes out then, so an outage
+//! that starts with flapping is never lost. A held-back fire that resolves
+//! ends silently: a receiver never gets a resolve for a fire it was not
+//! told of, and always gets the resolve of one it was. Severity changes
+//! always go out (an escalation must page; and Alertmanager must not keep
+//! showing a severity the alert has left) and count as notifications.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -55,7 +65,11 @@ pub struct Instance {
     #[serde(default)]
     pub latest: Option<(f64, f64)>,
     pub threshold: f64,
+    /// Kept across resolve and re-fire, for `cooldown`.
     pub last_notified_at: Option<f64>,
+    /// Firing, but the fire was held back by `cooldown`: nobody was told.
+    #[serde(default)]
+    pub held_back: bool,
     pub predicted_crossing_at: Option<f64>,
 }
 
@@ -435,6 +449,8 @@ impl RuleRuntime {
 
         // Instances whose condition did not hold this round.
         let keep_firing_for = self.rule.config.keep_firing_for.as_secs_f64();
+        // A resolved instance remembers its last notification for cooldown.
+        let retention = RESOLVED_RETENTION.max(self.rule.config.cooldown.as_secs_f64());
         let mut dropped = Vec::new();
         for (key, instance) in self.instances.iter_mut() {
             if active.contains(key) || (in_restart_grace && self.restored.contains(key)) {
@@ -447,14 +463,19 @@ impl RuleRuntime {
                     if now - since >= keep_firing_for {
                         instance.state = State::Resolved;
                         instance.resolved_at = Some(now);
-                        events.push(event(&self.rule, key, instance, Transition::Resolved, now));
+                        if !std::mem::take(&mut instance.held_back) {
+                            events.push(event(
+                                &self.rule,
+                                key,
+                                instance,
+                                Transition::Resolved,
+                                now,
+                            ));
+                        }
                     }
                 }
                 State::Resolved => {
-                    if instance
-                        .resolved_at
-                        .is_some_and(|t| now - t >= RESOLVED_RETENTION)
-                    {
+                    if instance.resolved_at.is_some_and(|t| now - t >= retention) {
                         dropped.push(key.clone());
                     }
                 }
@@ -499,6 +520,8 @@ impl RuleRuntime {
             .or(lowest)
             .unwrap_or((Severity::Critical, f64::NAN));
         if !matches!(existing, Some(i) if i.state != State::Resolved) {
+            // A re-fire after a resolve is the same alert to `cooldown`.
+            let last_notified_at = existing.and_then(|i| i.last_notified_at);
             self.instances.insert(
                 key.to_string(),
                 Instance {
@@ -512,7 +535,8 @@ impl RuleRuntime {
                     value: verdict.value,
                     latest: Some((now, verdict.value)),
                     threshold,
-                    last_notified_at: None,
+                    last_notified_at,
+                    held_back: false,
                     predicted_crossing_at: verdict.predicted_crossing_at,
                 },
             );
@@ -527,13 +551,27 @@ impl RuleRuntime {
         let previous_severity = instance.severity;
         instance.severity = severity;
         instance.threshold = threshold;
+        let cooldown = self.rule.config.cooldown.as_secs_f64();
+        let cooling = instance
+            .last_notified_at
+            .is_some_and(|t| now - t < cooldown);
         if instance.state == State::Pending
             && now - instance.active_at >= self.rule.config.for_duration.as_secs_f64()
         {
             instance.state = State::Firing;
             instance.fired_at = Some(now);
-            instance.last_notified_at = Some(now);
-            events.push(event(&self.rule, key, instance, Transition::Fired, now));
+            if cooling {
+                instance.held_back = true;
+            } else {
+                instance.last_notified_at = Some(now);
+                events.push(event(&self.rule, key, instance, Transition::Fired, now));
+            }
+        } else if instance.state == State::Firing && instance.held_back {
+            if !cooling {
+                instance.held_back = false;
+                instance.last_notified_at = Some(now);
+                events.push(event(&self.rule, key, instance, Transition::Fired, now));
+            }
         } else if instance.state == State::Firing {
             let repeat = self.rule.config.repeat_interval.as_secs_f64();
             if severity != previous_severity {
@@ -545,7 +583,10 @@ impl RuleRuntime {
                     Transition::SeverityChanged,
                     now,
                 ));
-            } else if repeat > 0.0 && instance.last_notified_at.is_some_and(|t| now - t >= repeat) {
+            } else if repeat > 0.0
+                && !cooling
+                && instance.last_notified_at.is_some_and(|t| now - t >= repeat)
+            {
                 instance.last_notified_at = Some(now);
                 events.push(event(&self.rule, key, instance, Transition::Repeated, now));
             }
@@ -832,6 +873,105 @@ mod tests {
         assert_eq!(silent[0].transition, Transition::Resolved);
         assert!(silent[0].value.is_nan());
         assert_eq!(silent[0].firing_value, Some(97.0));
+    }
+
+    /// Evaluates every minute for `minutes`, the value at each minute from
+    /// `value`; returns (transition, severity, minute) of every event.
+    fn run_minutes(
+        e: &mut Engine,
+        minutes: std::ops::Range<u32>,
+        value: impl Fn(u32) -> f64,
+    ) -> Vec<(Transition, &'static str, u32)> {
+        let mut seen = Vec::new();
+        for minute in minutes {
+            let t = f64::from(minute) * 60.0;
+            e.observe("m", &labels("a"), t, value(minute));
+            for ev in e.evaluate(t) {
+                seen.push((ev.transition, ev.severity.as_str(), minute));
+            }
+        }
+        seen
+    }
+
+    fn flapping(minute: u32) -> f64 {
+        if minute.is_multiple_of(2) { 15.0 } else { 1.0 }
+    }
+
+    #[test]
+    fn cooldown_holds_back_the_refires_of_a_flapping_alert() {
+        use Transition::{Fired, Resolved};
+        let rule = "{ name: Flap, metric: m, op: '>', warning: 10 }";
+        let without = run_minutes(&mut engine(rule), 0..30, flapping);
+        assert_eq!(
+            without.len(),
+            30,
+            "a notification every minute: {without:?}"
+        );
+
+        let cooled = "{ name: Flap, metric: m, op: '>', warning: 10, cooldown: 10m }";
+        assert_eq!(
+            run_minutes(&mut engine(cooled), 0..30, flapping),
+            vec![
+                (Fired, "warning", 0),
+                (Resolved, "warning", 1),
+                // Fires at 2..8 are within 10m of the notification at 0.
+                (Fired, "warning", 10),
+                (Resolved, "warning", 11),
+                (Fired, "warning", 20),
+                (Resolved, "warning", 21),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_held_back_fire_goes_out_when_the_cooldown_ends_if_still_firing() {
+        use Transition::{Fired, Resolved};
+        let mut e = engine("{ name: Flap, metric: m, op: '>', warning: 10, cooldown: 10m }");
+        // Flaps, then stays high from minute 4 on.
+        let seen = run_minutes(&mut e, 0..40, |m| if m < 4 { flapping(m) } else { 15.0 });
+        assert_eq!(
+            seen,
+            vec![
+                (Fired, "warning", 0),
+                (Resolved, "warning", 1),
+                (Fired, "warning", 10)
+            ]
+        );
+    }
+
+    #[test]
+    fn cooldown_lets_severity_changes_through_and_stretches_repeats() {
+        use Transition::{Fired, Repeated, SeverityChanged};
+        let mut e = engine(
+            "{ name: Hot, metric: m, op: '>', warning: 10, critical: 20, repeat_interval: 1m, cooldown: 10m }",
+        );
+        let seen = run_minutes(&mut e, 0..25, |m| if m == 0 { 15.0 } else { 25.0 });
+        assert_eq!(
+            seen,
+            vec![
+                (Fired, "warning", 0),
+                (SeverityChanged, "critical", 1),
+                // Repeats are due every minute, but 10m from the last one.
+                (Repeated, "critical", 11),
+                (Repeated, "critical", 21),
+            ]
+        );
+    }
+
+    #[test]
+    fn cooldown_survives_a_restart() {
+        let rule = "{ name: Flap, metric: m, op: '>', warning: 10, cooldown: 1h }";
+        let mut before = engine(rule);
+        let seen = run_minutes(&mut before, 0..2, flapping);
+        assert_eq!(seen.len(), 2, "fired and resolved: {seen:?}");
+        let saved = serde_json::to_string(&before.snapshot()).unwrap();
+        let mut after = engine(rule);
+        after.restore(serde_json::from_str(&saved).unwrap());
+        assert_eq!(
+            run_minutes(&mut after, 2..30, flapping),
+            vec![],
+            "every re-fire is within the hour"
+        );
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! What receivers of alerts see as a value moves, with an app using the
 //! OpenTelemetry SDK as the source: a real Alertmanager never shows a
 //! severity the alert has left, and shows nothing once it resolved; a
-//! resolved webhook or Slack message shows the value that resolved it.
+//! resolved webhook or Slack message shows the value that resolved it; and
+//! a `cooldown` stops a flapping alert from notifying on every flap.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -225,6 +226,83 @@ service:
             .get("firing_value")
             .is_none(),
         "a firing alert's value is its firing value"
+    );
+    app.stop().await;
+    assert!(collector.shutdown().await.clean);
+}
+
+/// (alertname, status) of every alert in every webhook payload posted.
+fn notifications(sink: &WebhookSink) -> Vec<(String, String)> {
+    sink.posted
+        .all()
+        .iter()
+        .flat_map(|p| p["alerts"].as_array().cloned().unwrap_or_default())
+        .map(|a| {
+            (
+                a["labels"]["alertname"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+                a["status"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cooldown_stops_a_flapping_alert_from_notifying_on_every_flap() {
+    let hook = WebhookSink::start().await;
+    // Two rules on one series: `Flapping` shows each flap was evaluated,
+    // `Cooled` is the same rule with a cooldown.
+    let collector = start(&format!(
+        r#"
+receivers:
+  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:0 }} }} }}
+connectors:
+  alert:
+    evaluation_interval: 100ms
+    rules:
+      - {{ name: Flapping, metric: temperature, op: ">", critical: 90 }}
+      - {{ name: Cooled, metric: temperature, op: ">", critical: 90, cooldown: 1h }}
+exporters:
+  webhook: {{ url: {}, retry_on_failure: {{ initial_interval: 100ms }} }}
+service:
+  telemetry: {{ metrics: {{ level: none }} }}
+  pipelines:
+    metrics: {{ receivers: [otlp], exporters: [alert] }}
+    logs/alerts: {{ receivers: [alert], exporters: [webhook] }}
+"#,
+        hook.url()
+    ))
+    .await;
+    let app = SdkGauge::start(format!("http://{}", address(&collector, "otlp/grpc"))).await;
+    let count = |alert: &str, status: &str| {
+        notifications(&hook)
+            .iter()
+            .filter(|(a, s)| a == alert && s == status)
+            .count()
+    };
+    const FLAPS: usize = 5;
+    for flap in 1..=FLAPS {
+        for (value, status) in [(95.0, "firing"), (50.0, "resolved")] {
+            app.set(value).await;
+            let seen = wait_for(Duration::from_secs(15), async || {
+                (count("Flapping", status) == flap).then_some(())
+            })
+            .await;
+            assert!(
+                seen.is_some(),
+                "flap {flap}: the rule without cooldown did not notify {status}: {:?}",
+                notifications(&hook)
+            );
+        }
+    }
+    assert_eq!(count("Cooled", "firing"), 1, "{:?}", notifications(&hook));
+    assert_eq!(
+        count("Cooled", "resolved"),
+        1,
+        "the resolve of the notified fire goes out, no other: {:?}",
+        notifications(&hook)
     );
     app.stop().await;
     assert!(collector.shutdown().await.clean);
