@@ -17,6 +17,7 @@ mod external;
 mod fuzz;
 mod harness;
 mod hostmetrics;
+mod logs;
 mod memory_limit;
 mod otlphttp_chain;
 mod percentiles;
