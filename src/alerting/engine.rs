@@ -338,6 +338,8 @@ impl RuleRuntime {
         let mut active: HashSet<String> = HashSet::new();
         let mut groups: BTreeMap<String, (Labels, Vec<f64>, Option<f64>)> = BTreeMap::new();
         let grouped = self.rule.config.group_by.is_some();
+        // Reused for every member: no allocation per series and evaluation.
+        let mut absent_key = String::new();
         for member in 0..self.members.len() {
             let series = &all[self.members[member].0];
             // Event time: a sample after `now` (an evaluation caught up
@@ -370,15 +372,16 @@ impl RuleRuntime {
                 self.apply(&key, labels, &verdict, now, &mut active, events);
                 continue;
             }
-            if absent_for.is_some()
-                && !self.instances.is_empty()
-                && let Some((_, value)) = series.samples.iter().rev().find(|(t, _)| *t <= now)
-                && let Some(absent) = self
-                    .instances
-                    .get_mut(&format!("absent\u{1e}{}", series.key))
-            {
-                // Data is back: the value that ends the absence.
-                absent.latest = Some((now, *value));
+            if absent_for.is_some() && !self.instances.is_empty() {
+                absent_key.clear();
+                absent_key.push_str("absent\u{1e}");
+                absent_key.push_str(&series.key);
+                if let Some(absent) = self.instances.get_mut(absent_key.as_str())
+                    && let Some((_, value)) = series.samples.iter().rev().find(|(t, _)| *t <= now)
+                {
+                    // Data is back: the value that ends the absence.
+                    absent.latest = Some((now, *value));
+                }
             }
             if self.rule.thresholds.is_empty() {
                 continue;
