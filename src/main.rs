@@ -1,4 +1,4 @@
-//! The `sidewatch` command line: run, validate, components.
+//! The `sidewatch` command line: run, validate, components, replay.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -159,7 +159,11 @@ fn main() -> ExitCode {
                 Ok(loaded) => loaded,
                 Err(errors) => return config_failed(errors),
             };
-            init_logging(loaded.plan.service.telemetry.log_filter.as_deref());
+            let telemetry = &loaded.plan.service.telemetry;
+            sidewatch::telemetry::logs::init(
+                telemetry.log_filter.as_deref(),
+                telemetry.log_encoding,
+            );
             let source = config
                 .map(|p| p.display().to_string())
                 .unwrap_or_else(|| "embedded default pipeline".into());
@@ -187,17 +191,6 @@ fn print_warnings(source: &str, loaded: &Loaded) {
     for warning in &loaded.warnings {
         eprintln!("{source}: warning: {warning}");
     }
-}
-
-fn init_logging(config_filter: Option<&str>) {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .or_else(|| config_filter.map(str::to_string))
-        .unwrap_or_else(|| "info".into());
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 async fn run(loaded: Loaded) -> ExitCode {

@@ -39,7 +39,8 @@ fn time(seconds: f64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs_f64(seconds.max(0.0))
 }
 
-fn gauge_batch(metric: &str, seconds: f64, value: f64) -> Batch {
+/// One gauge point of `metric` at `seconds`, as replay feeds a CSV row.
+pub(crate) fn gauge_batch(metric: &str, seconds: f64, value: f64) -> Batch {
     Batch::Metrics(
         ExportMetricsServiceRequest {
             resource_metrics: vec![ResourceMetrics {

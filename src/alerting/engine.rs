@@ -10,8 +10,18 @@
 //!   not held for `keep_firing_for`, and is kept 15 minutes as resolved.
 //!
 //! On top: severities (the highest threshold passed), hysteresis (`resolve`),
-//! re-notification every `repeat_interval`, absence (`absent_for`) and
-//! forecasts (`predict`). Time is passed in: live, replay and tests alike.
+//! re-notification every `repeat_interval`, a `cooldown` between
+//! notifications of one alert, absence (`absent_for`) and forecasts
+//! (`predict`). Time is passed in: live, replay and tests alike.
+//!
+//! Cooldown: a fire (also a re-fire after a resolve) or a repeat within
+//! `cooldown` of the alert's last notification is held back; if the alert
+//! still fires when the cooldown ends, the fire goes out then, so an outage
+//! that starts with flapping is never lost. A held-back fire that resolves
+//! ends silently: a receiver never gets a resolve for a fire it was not
+//! told of, and always gets the resolve of one it was. Severity changes
+//! always go out (an escalation must page; and Alertmanager must not keep
+//! showing a severity the alert has left) and count as notifications.
 
 use std::collections::hash_map::DefaultHasher;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -48,9 +58,18 @@ pub struct Instance {
     /// First evaluation at which the condition stopped holding while firing.
     pub inactive_since: Option<f64>,
     pub severity: Severity,
+    /// The value at the last evaluation at which the condition held.
     pub value: f64,
+    /// (evaluation time, value) of the latest evaluation that had a value
+    /// for this instance, held or not: what a resolve reports.
+    #[serde(default)]
+    pub latest: Option<(f64, f64)>,
     pub threshold: f64,
+    /// Kept across resolve and re-fire, for `cooldown`.
     pub last_notified_at: Option<f64>,
+    /// Firing, but the fire was held back by `cooldown`: nobody was told.
+    #[serde(default)]
+    pub held_back: bool,
     pub predicted_crossing_at: Option<f64>,
 }
 
@@ -319,9 +338,18 @@ impl RuleRuntime {
         let mut active: HashSet<String> = HashSet::new();
         let mut groups: BTreeMap<String, (Labels, Vec<f64>, Option<f64>)> = BTreeMap::new();
         let grouped = self.rule.config.group_by.is_some();
+        // Reused for every member: no allocation per series and evaluation.
+        let mut absent_key = String::new();
         for member in 0..self.members.len() {
             let series = &all[self.members[member].0];
-            let last_seen = series.samples.back().map(|(t, _)| *t);
+            // Event time: a sample after `now` (an evaluation caught up
+            // after a gap, in replay or after a pause) is not seen yet.
+            let last_seen = series
+                .samples
+                .iter()
+                .rev()
+                .map(|(t, _)| *t)
+                .find(|t| *t <= now);
             // Range selectors include their left edge in Prometheus 2.x,
             // the version the semantics tests run against.
             let silent = match (absent_for, last_seen) {
@@ -343,6 +371,17 @@ impl RuleRuntime {
                 };
                 self.apply(&key, labels, &verdict, now, &mut active, events);
                 continue;
+            }
+            if absent_for.is_some() && !self.instances.is_empty() {
+                absent_key.clear();
+                absent_key.push_str("absent\u{1e}");
+                absent_key.push_str(&series.key);
+                if let Some(absent) = self.instances.get_mut(absent_key.as_str())
+                    && let Some((_, value)) = series.samples.iter().rev().find(|(t, _)| *t <= now)
+                {
+                    // Data is back: the value that ends the absence.
+                    absent.latest = Some((now, *value));
+                }
             }
             if self.rule.thresholds.is_empty() {
                 continue;
@@ -413,6 +452,8 @@ impl RuleRuntime {
 
         // Instances whose condition did not hold this round.
         let keep_firing_for = self.rule.config.keep_firing_for.as_secs_f64();
+        // A resolved instance remembers its last notification for cooldown.
+        let retention = RESOLVED_RETENTION.max(self.rule.config.cooldown.as_secs_f64());
         let mut dropped = Vec::new();
         for (key, instance) in self.instances.iter_mut() {
             if active.contains(key) || (in_restart_grace && self.restored.contains(key)) {
@@ -425,14 +466,19 @@ impl RuleRuntime {
                     if now - since >= keep_firing_for {
                         instance.state = State::Resolved;
                         instance.resolved_at = Some(now);
-                        events.push(event(&self.rule, key, instance, Transition::Resolved, now));
+                        if !std::mem::take(&mut instance.held_back) {
+                            events.push(event(
+                                &self.rule,
+                                key,
+                                instance,
+                                Transition::Resolved,
+                                now,
+                            ));
+                        }
                     }
                 }
                 State::Resolved => {
-                    if instance
-                        .resolved_at
-                        .is_some_and(|t| now - t >= RESOLVED_RETENTION)
-                    {
+                    if instance.resolved_at.is_some_and(|t| now - t >= retention) {
                         dropped.push(key.clone());
                     }
                 }
@@ -458,6 +504,9 @@ impl RuleRuntime {
         if !self.restored.is_empty() {
             self.restored.remove(key);
         }
+        if let Some(instance) = self.instances.get_mut(key) {
+            instance.latest = Some((now, verdict.value));
+        }
         let existing = self.instances.get(key);
         let firing = existing.is_some_and(|i| i.state == State::Firing);
         // Hysteresis: a firing instance stays active above `resolve`.
@@ -474,6 +523,8 @@ impl RuleRuntime {
             .or(lowest)
             .unwrap_or((Severity::Critical, f64::NAN));
         if !matches!(existing, Some(i) if i.state != State::Resolved) {
+            // A re-fire after a resolve is the same alert to `cooldown`.
+            let last_notified_at = existing.and_then(|i| i.last_notified_at);
             self.instances.insert(
                 key.to_string(),
                 Instance {
@@ -485,8 +536,10 @@ impl RuleRuntime {
                     inactive_since: None,
                     severity,
                     value: verdict.value,
+                    latest: Some((now, verdict.value)),
                     threshold,
-                    last_notified_at: None,
+                    last_notified_at,
+                    held_back: false,
                     predicted_crossing_at: verdict.predicted_crossing_at,
                 },
             );
@@ -501,13 +554,27 @@ impl RuleRuntime {
         let previous_severity = instance.severity;
         instance.severity = severity;
         instance.threshold = threshold;
+        let cooldown = self.rule.config.cooldown.as_secs_f64();
+        let cooling = instance
+            .last_notified_at
+            .is_some_and(|t| now - t < cooldown);
         if instance.state == State::Pending
             && now - instance.active_at >= self.rule.config.for_duration.as_secs_f64()
         {
             instance.state = State::Firing;
             instance.fired_at = Some(now);
-            instance.last_notified_at = Some(now);
-            events.push(event(&self.rule, key, instance, Transition::Fired, now));
+            if cooling {
+                instance.held_back = true;
+            } else {
+                instance.last_notified_at = Some(now);
+                events.push(event(&self.rule, key, instance, Transition::Fired, now));
+            }
+        } else if instance.state == State::Firing && instance.held_back {
+            if !cooling {
+                instance.held_back = false;
+                instance.last_notified_at = Some(now);
+                events.push(event(&self.rule, key, instance, Transition::Fired, now));
+            }
         } else if instance.state == State::Firing {
             let repeat = self.rule.config.repeat_interval.as_secs_f64();
             if severity != previous_severity {
@@ -519,7 +586,10 @@ impl RuleRuntime {
                     Transition::SeverityChanged,
                     now,
                 ));
-            } else if repeat > 0.0 && instance.last_notified_at.is_some_and(|t| now - t >= repeat) {
+            } else if repeat > 0.0
+                && !cooling
+                && instance.last_notified_at.is_some_and(|t| now - t >= repeat)
+            {
                 instance.last_notified_at = Some(now);
                 events.push(event(&self.rule, key, instance, Transition::Repeated, now));
             }
@@ -612,6 +682,11 @@ fn fingerprint(rule: &str, key: &str) -> String {
     format!("{:016x}", hasher.finish())
 }
 
+/// The event for `transition` of `instance`. A resolved event reports the
+/// value that resolved it (NaN when there was none: the series went
+/// silent) and the firing value beside it; annotations are rendered with
+/// the value reported, labels with the firing value, since labels name
+/// the alert and must match the ones it fired with.
 fn event(
     rule: &Rule,
     key: &str,
@@ -619,8 +694,17 @@ fn event(
     transition: Transition,
     now: f64,
 ) -> AlertEvent {
+    let resolved = transition == Transition::Resolved;
+    let value = if resolved {
+        instance
+            .latest
+            .filter(|(at, _)| *at == now)
+            .map_or(f64::NAN, |(_, value)| value)
+    } else {
+        instance.value
+    };
     let severity = instance.severity.as_str();
-    let data = TemplateData {
+    let mut data = TemplateData {
         labels: &instance.labels,
         value: instance.value,
         threshold: instance.threshold,
@@ -632,13 +716,13 @@ fn event(
     }
     labels.insert("alertname".into(), rule.config.name.clone());
     labels.insert("severity".into(), severity.into());
+    data.value = value;
     let annotations = rule
         .config
         .annotations
         .iter()
         .map(|(k, v)| (k.clone(), render(v, &data)))
         .collect();
-    let resolved = transition == Transition::Resolved;
     AlertEvent {
         rule: rule.config.name.clone(),
         status: if resolved {
@@ -650,7 +734,8 @@ fn event(
         severity: instance.severity,
         labels,
         annotations,
-        value: instance.value,
+        value,
+        firing_value: resolved.then_some(instance.value),
         threshold: instance.threshold,
         starts_at: instance.active_at,
         ends_at: resolved.then_some(now),
@@ -770,6 +855,129 @@ mod tests {
     }
 
     #[test]
+    fn a_resolve_reports_the_value_that_resolved_it() {
+        let mut e = engine(
+            "{ name: Hot, metric: t, op: '>', critical: 90, annotations: { summary: 'at {{ $value }}' } }",
+        );
+        e.observe("t", &labels("a"), 0.0, 95.0);
+        let fired = e.evaluate(0.0);
+        assert_eq!((fired[0].value, fired[0].firing_value), (95.0, None));
+        e.observe("t", &labels("a"), 60.0, 50.0);
+        let resolved = e.evaluate(60.0);
+        assert_eq!(resolved[0].transition, Transition::Resolved);
+        assert_eq!(resolved[0].value, 50.0);
+        assert_eq!(resolved[0].firing_value, Some(95.0));
+        assert_eq!(resolved[0].annotations["summary"], "at 50");
+
+        // A series that goes silent resolves with no value, not the old one.
+        e.observe("t", &labels("b"), 100.0, 97.0);
+        assert_eq!(e.evaluate(100.0).len(), 1);
+        let silent = e.evaluate(100.0 + LOOKBACK.as_secs_f64() + 1.0);
+        assert_eq!(silent[0].transition, Transition::Resolved);
+        assert!(silent[0].value.is_nan());
+        assert_eq!(silent[0].firing_value, Some(97.0));
+    }
+
+    /// Evaluates every minute for `minutes`, the value at each minute from
+    /// `value`; returns (transition, severity, minute) of every event.
+    fn run_minutes(
+        e: &mut Engine,
+        minutes: std::ops::Range<u32>,
+        value: impl Fn(u32) -> f64,
+    ) -> Vec<(Transition, &'static str, u32)> {
+        let mut seen = Vec::new();
+        for minute in minutes {
+            let t = f64::from(minute) * 60.0;
+            e.observe("m", &labels("a"), t, value(minute));
+            for ev in e.evaluate(t) {
+                seen.push((ev.transition, ev.severity.as_str(), minute));
+            }
+        }
+        seen
+    }
+
+    fn flapping(minute: u32) -> f64 {
+        if minute.is_multiple_of(2) { 15.0 } else { 1.0 }
+    }
+
+    #[test]
+    fn cooldown_holds_back_the_refires_of_a_flapping_alert() {
+        use Transition::{Fired, Resolved};
+        let rule = "{ name: Flap, metric: m, op: '>', warning: 10 }";
+        let without = run_minutes(&mut engine(rule), 0..30, flapping);
+        assert_eq!(
+            without.len(),
+            30,
+            "a notification every minute: {without:?}"
+        );
+
+        let cooled = "{ name: Flap, metric: m, op: '>', warning: 10, cooldown: 10m }";
+        assert_eq!(
+            run_minutes(&mut engine(cooled), 0..30, flapping),
+            vec![
+                (Fired, "warning", 0),
+                (Resolved, "warning", 1),
+                // Fires at 2..8 are within 10m of the notification at 0.
+                (Fired, "warning", 10),
+                (Resolved, "warning", 11),
+                (Fired, "warning", 20),
+                (Resolved, "warning", 21),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_held_back_fire_goes_out_when_the_cooldown_ends_if_still_firing() {
+        use Transition::{Fired, Resolved};
+        let mut e = engine("{ name: Flap, metric: m, op: '>', warning: 10, cooldown: 10m }");
+        // Flaps, then stays high from minute 4 on.
+        let seen = run_minutes(&mut e, 0..40, |m| if m < 4 { flapping(m) } else { 15.0 });
+        assert_eq!(
+            seen,
+            vec![
+                (Fired, "warning", 0),
+                (Resolved, "warning", 1),
+                (Fired, "warning", 10)
+            ]
+        );
+    }
+
+    #[test]
+    fn cooldown_lets_severity_changes_through_and_stretches_repeats() {
+        use Transition::{Fired, Repeated, SeverityChanged};
+        let mut e = engine(
+            "{ name: Hot, metric: m, op: '>', warning: 10, critical: 20, repeat_interval: 1m, cooldown: 10m }",
+        );
+        let seen = run_minutes(&mut e, 0..25, |m| if m == 0 { 15.0 } else { 25.0 });
+        assert_eq!(
+            seen,
+            vec![
+                (Fired, "warning", 0),
+                (SeverityChanged, "critical", 1),
+                // Repeats are due every minute, but 10m from the last one.
+                (Repeated, "critical", 11),
+                (Repeated, "critical", 21),
+            ]
+        );
+    }
+
+    #[test]
+    fn cooldown_survives_a_restart() {
+        let rule = "{ name: Flap, metric: m, op: '>', warning: 10, cooldown: 1h }";
+        let mut before = engine(rule);
+        let seen = run_minutes(&mut before, 0..2, flapping);
+        assert_eq!(seen.len(), 2, "fired and resolved: {seen:?}");
+        let saved = serde_json::to_string(&before.snapshot()).unwrap();
+        let mut after = engine(rule);
+        after.restore(serde_json::from_str(&saved).unwrap());
+        assert_eq!(
+            run_minutes(&mut after, 2..30, flapping),
+            vec![],
+            "every re-fire is within the hour"
+        );
+    }
+
+    #[test]
     fn absent_series_fires() {
         let mut e = engine("{ name: Down, metric: up, absent_for: 1m }");
         e.observe("up", &labels("a"), 0.0, 1.0);
@@ -785,6 +993,10 @@ mod tests {
             Some("absent")
         );
         assert_eq!(events[0].labels.get("host").map(String::as_str), Some("a"));
+        e.observe("up", &labels("a"), 90.0, 1.0);
+        let back = e.evaluate(90.0);
+        assert_eq!(back[0].transition, Transition::Resolved);
+        assert_eq!(back[0].value, 1.0, "the value that ended the absence");
     }
 
     #[test]

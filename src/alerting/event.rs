@@ -58,7 +58,13 @@ pub struct AlertEvent {
     /// Series labels, rule labels, `alertname` and `severity`.
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+    /// The value now: for a firing alert the value that fires it, for a
+    /// resolved one the value that resolved it (NaN when the series went
+    /// silent, so there is no value).
     pub value: f64,
+    /// For a resolved alert: the value at the last evaluation that held it
+    /// firing, to be shown labelled as such, never as current.
+    pub firing_value: Option<f64>,
     pub threshold: f64,
     /// Unix seconds: when the condition first held (Prometheus's activeAt).
     pub starts_at: f64,
@@ -111,6 +117,9 @@ impl AlertEvent {
         ];
         if let Some(end) = self.ends_at {
             attributes.push(double("alert.ends_at", end));
+        }
+        if let Some(value) = self.firing_value {
+            attributes.push(double("alert.firing_value", value));
         }
         if let Some(at) = self.predicted_crossing_at {
             attributes.push(double("alert.predicted_crossing_at", at));
@@ -186,6 +195,7 @@ impl AlertEvent {
             labels: prefixed("alert.label."),
             annotations: prefixed("alert.annotation."),
             value: *doubles.get("alert.value")?,
+            firing_value: doubles.get("alert.firing_value").copied(),
             threshold: *doubles.get("alert.threshold")?,
             starts_at: *doubles.get("alert.starts_at")?,
             ends_at: doubles.get("alert.ends_at").copied(),
@@ -217,6 +227,7 @@ mod tests {
                 .into_iter()
                 .collect(),
             value: 0.97,
+            firing_value: Some(0.99),
             threshold: 1.0,
             starts_at: 1_700_000_000.0,
             ends_at: None,

@@ -157,6 +157,13 @@ pub struct RuleConfig {
     /// Re-notify while firing this often; 0 never re-notifies.
     #[serde(default = "default_repeat", with = "crate::config::duration")]
     pub repeat_interval: Duration,
+    /// No fire or repeat notification of an alert within this long of its
+    /// last notification, even across resolve and fire (a flapping alert);
+    /// a fire held back goes out when the cooldown ends if still firing.
+    /// Severity changes and the resolve of a notified fire always go out.
+    /// 0 is no cooldown.
+    #[serde(default, with = "crate::config::duration")]
+    pub cooldown: Duration,
     /// Fire when a series (or, with none seen, the rule) gets no data for this long.
     #[serde(default, with = "crate::config::duration::option")]
     pub absent_for: Option<Duration>,

@@ -161,11 +161,16 @@ impl Decoder {
             Value::Null => Value::Mapping(Default::default()),
             other => other.clone(),
         };
-        match serde_path_to_error::deserialize::<_, T>(value) {
+        match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(decoded) => Some(decoded),
             Err(e) => {
                 let mut at = YamlPath::parse_dotted(path, e.path());
-                let message = e.inner().to_string();
+                let mut message = e.inner().to_string();
+                if let Some(start) = message.find(NAMELESS_ENUM) {
+                    let expected = enum_variants::<T>(&value, e.path())
+                        .unwrap_or_else(|| "expected one of this field's names".into());
+                    message.replace_range(start.., &expected);
+                }
                 // serde reports an unknown field at its parent; point at the key.
                 if let Some(field) = message
                     .strip_prefix("unknown field `")
@@ -179,6 +184,34 @@ impl Decoder {
             }
         }
     }
+}
+
+/// What yaml_serde says when an enum gets a number, list or mapping: it
+/// does not name the variants.
+const NAMELESS_ENUM: &str = "expected a Value::Tagged enum";
+
+/// The variants serde expects at `at`, as "expected one of `a`, `b`": the
+/// value there is replaced with a name no enum has, and the second decode
+/// fails with serde's unknown-variant message, which lists them.
+fn enum_variants<T: DeserializeOwned>(
+    value: &Value,
+    at: &serde_path_to_error::Path,
+) -> Option<String> {
+    const PROBE: &str = "\u{0}not a variant";
+    let mut probe = value.clone();
+    let mut slot = &mut probe;
+    for segment in at.iter() {
+        slot = match segment {
+            serde_path_to_error::Segment::Map { key } => slot.get_mut(key.as_str())?,
+            serde_path_to_error::Segment::Seq { index } => slot.get_mut(*index)?,
+            _ => return None,
+        };
+    }
+    *slot = Value::String(PROBE.into());
+    let error = serde_path_to_error::deserialize::<_, T>(&probe).err()?;
+    let message = error.inner().to_string();
+    let expected = message.strip_prefix(&format!("unknown variant `{PROBE}`, "))?;
+    Some(expected.to_string())
 }
 
 #[cfg(test)]

@@ -75,6 +75,7 @@ pub struct TelemetryPlan {
     /// `None` when the endpoint is switched off (`level: none`).
     pub address: Option<ListenAddress>,
     pub log_filter: Option<String>,
+    pub log_encoding: crate::telemetry::logs::LogEncoding,
 }
 
 #[derive(Debug, Clone)]
@@ -221,6 +222,7 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
             }
         },
         log_filter: service.telemetry.logs.level.clone(),
+        log_encoding: service.telemetry.logs.encoding,
     };
     let keep = |section: &'static str, id: &ComponentId| used.contains(&(section, id.clone()));
     Some(Plan {

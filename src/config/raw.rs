@@ -85,6 +85,9 @@ fn default_telemetry_address() -> super::endpoint::ListenAddress {
 pub struct RawTelemetryLogs {
     /// A tracing filter such as `info` or `sidewatch=debug`; RUST_LOG wins.
     pub level: Option<String>,
+    /// `console` (default) or `json`.
+    #[serde(default)]
+    pub encoding: crate::telemetry::logs::LogEncoding,
 }
 
 #[derive(Debug, Deserialize, Default)]

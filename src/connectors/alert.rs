@@ -68,6 +68,10 @@ fn default_max_series() -> usize {
     100_000
 }
 
+/// Missed evaluations run after a clock jump, at most: a week of 1m
+/// evaluations, enough for any `absent_for` or `for` a rule sensibly has.
+const MAX_CATCH_UP: usize = 10_080;
+
 pub struct AlertConnector {
     engine: Engine,
     interval: Duration,
@@ -225,17 +229,38 @@ impl Processor for AlertConnector {
         Some(crate::processors::schedule::tick_for(self.interval))
     }
 
+    /// Evaluates every `evaluation_interval` on the clock it is given.
+    /// When the clock jumps past several evaluations (replay crossing a gap
+    /// in the data, a paused process), the missed ones run at their own
+    /// times first, as they would have live: absence and `for` are judged
+    /// in event time, not only at the next data point.
     fn tick(&mut self, now: SystemTime, out: &mut Vec<Batch>) {
-        let due = *self.next_evaluation.get_or_insert(now);
+        let mut due = *self.next_evaluation.get_or_insert(now);
         if now < due {
             return;
         }
-        self.next_evaluation = Some(due + self.interval);
-        if now >= due + self.interval {
-            // We fell behind (a paused process, a clock jump): realign.
-            self.next_evaluation = Some(now + self.interval);
+        let mut events = Vec::new();
+        let mut missed = 0;
+        while due + self.interval <= now && !self.interval.is_zero() {
+            if missed == MAX_CATCH_UP {
+                tracing::warn!(
+                    skipped_until = %humantime::format_rfc3339_seconds(now),
+                    evaluations = MAX_CATCH_UP,
+                    "alert evaluation fell far behind its clock; evaluations after the first ones are skipped"
+                );
+                break;
+            }
+            events.extend(self.engine.evaluate(unix_seconds(due)));
+            due += self.interval;
+            missed += 1;
         }
-        let events = self.evaluate(now);
+        events.extend(self.engine.evaluate(unix_seconds(now)));
+        self.save();
+        self.next_evaluation = Some(if now >= due + self.interval {
+            now + self.interval
+        } else {
+            due + self.interval
+        });
         if !events.is_empty() {
             out.push(events_to_batch(&events));
         }
@@ -243,5 +268,65 @@ impl Processor for AlertConnector {
 
     fn flush(&mut self, _out: &mut Vec<Batch>) {
         self.save();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerting::event::Transition;
+
+    fn connector(rule: &str, interval: &str) -> AlertConnector {
+        AlertConnector::new(&AlertConfig {
+            evaluation_interval: crate::config::duration::parse_duration(interval).unwrap(),
+            state_file: None,
+            max_series: 10,
+            rules: vec![yaml_serde::from_str(rule).unwrap()],
+        })
+    }
+
+    fn point(seconds: f64) -> Batch {
+        crate::replay::gauge_batch("up", seconds, 1.0)
+    }
+
+    fn tick(connector: &mut AlertConnector, seconds: f64) -> Vec<(Transition, f64)> {
+        let mut out = Vec::new();
+        connector.tick(UNIX_EPOCH + Duration::from_secs_f64(seconds), &mut out);
+        out.iter()
+            .flat_map(crate::exporters::alert_payload::events)
+            .map(|e| (e.transition, e.emitted_at))
+            .collect()
+    }
+
+    #[test]
+    fn a_clock_jump_runs_the_missed_evaluations_at_their_own_times() {
+        let mut c = connector("{ name: Down, metric: up, absent_for: 1m }", "10s");
+        c.observe_batch(&point(0.0), UNIX_EPOCH);
+        assert!(tick(&mut c, 0.0).is_empty());
+        // Data again at 300 s; the evaluations from 10 s on run first, each
+        // seeing only the points before it.
+        c.observe_batch(&point(300.0), UNIX_EPOCH);
+        assert_eq!(
+            tick(&mut c, 300.0),
+            vec![(Transition::Fired, 70.0), (Transition::Resolved, 300.0)]
+        );
+        assert!(tick(&mut c, 305.0).is_empty(), "next evaluation at 310 s");
+    }
+
+    #[test]
+    fn a_jump_of_years_catches_up_a_bounded_number_of_evaluations() {
+        let mut c = connector("{ name: Down, metric: up, absent_for: 1m }", "1s");
+        c.observe_batch(&point(0.0), UNIX_EPOCH);
+        assert!(tick(&mut c, 0.0).is_empty());
+        let years = 10.0 * 365.0 * 86400.0;
+        // Still absent at the end: the 4h repeat is due by then.
+        assert_eq!(
+            tick(&mut c, years),
+            vec![(Transition::Fired, 61.0), (Transition::Repeated, years)]
+        );
+        assert!(
+            tick(&mut c, years + 0.5).is_empty(),
+            "realigned on the clock after the bounded catch-up"
+        );
     }
 }

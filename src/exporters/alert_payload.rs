@@ -29,6 +29,16 @@ pub fn rfc3339(seconds: f64) -> String {
         .to_string()
 }
 
+/// A value as messages show it: NaN (an absent series, or a resolve
+/// because the series went silent) is "no data".
+pub fn value_text(value: f64) -> String {
+    if value.is_nan() {
+        "no data".to_string()
+    } else {
+        crate::alerting::template::format_number(value)
+    }
+}
+
 /// Alertmanager's "no end time" for firing alerts in webhook payloads.
 const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
 
@@ -64,10 +74,10 @@ pub fn annotations(event: &AlertEvent) -> BTreeMap<String, String> {
         .iter()
         .map(|(k, v)| (label_name(k), v.clone()))
         .collect();
-    out.insert(
-        "value".into(),
-        crate::alerting::template::format_number(event.value),
-    );
+    out.insert("value".into(), value_text(event.value));
+    if let Some(value) = event.firing_value {
+        out.insert("firing_value".into(), value_text(value));
+    }
     if let Some(at) = event.predicted_crossing_at {
         out.insert("predicted_crossing_at".into(), rfc3339(at));
     }
@@ -157,16 +167,18 @@ pub fn slack_payload(events: &[AlertEvent]) -> Value {
                 .get("summary")
                 .or_else(|| e.annotations.get("description"))
                 .cloned()
-                .unwrap_or_else(|| {
-                    format!(
-                        "value {}",
-                        crate::alerting::template::format_number(e.value)
-                    )
-                });
-            let fields: Vec<Value> = e
-                .labels
-                .iter()
-                .filter(|(k, _)| k.as_str() != "alertname")
+                .unwrap_or_else(|| format!("value {}", value_text(e.value)));
+            // The value now first; a resolved alert's firing value only
+            // under its own name, so it is never read as current.
+            let values = std::iter::once(("value", value_text(e.value)))
+                .chain(e.firing_value.map(|v| ("firing value", value_text(v))));
+            let fields: Vec<Value> = values
+                .chain(
+                    e.labels
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "alertname")
+                        .map(|(k, v)| (k.as_str(), v.clone())),
+                )
                 .map(|(k, v)| json!({ "title": k, "value": v, "short": true }))
                 .collect();
             json!({

@@ -3,9 +3,17 @@
 //! alert each `resend_interval` with `endsAt` a few intervals ahead, so
 //! Alertmanager neither forgets a firing alert nor keeps one whose sender
 //! died. A resolved alert is sent with its end time, then forgotten.
+//!
+//! Alertmanager identifies an alert by its label set, and `severity` is a
+//! label, so a severity change makes it a different alert there (as a
+//! Prometheus rule with a templated severity label does): the alert under
+//! the old labels is ended in the same request that starts the new one,
+//! so Alertmanager never shows a stale severity. Sends and re-sends take
+//! one lock for the whole request, so a re-send of the old labels cannot
+//! land after the request that ended them.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
@@ -62,8 +70,9 @@ struct Shared {
     url: String,
     resend_interval: Duration,
     generator_url: String,
-    /// Firing alerts by fingerprint, re-sent until resolved.
-    firing: Mutex<BTreeMap<String, AlertEvent>>,
+    /// Firing alerts by fingerprint (rule and series, not severity),
+    /// re-sent until resolved. Held across each POST: see the header.
+    firing: tokio::sync::Mutex<BTreeMap<String, AlertEvent>>,
 }
 
 impl Shared {
@@ -125,7 +134,7 @@ impl AlertmanagerExporter {
             url: config.endpoint.join("api/v2/alerts"),
             resend_interval: config.resend_interval,
             generator_url: config.generator_url.clone(),
-            firing: Mutex::new(BTreeMap::new()),
+            firing: tokio::sync::Mutex::new(BTreeMap::new()),
         });
         let resender = tokio::spawn(resend(Arc::downgrade(&shared)));
         Ok(AlertmanagerExporter { shared, resender })
@@ -144,15 +153,15 @@ async fn resend(shared: Weak<Shared>) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
+        let firing = shared.firing.lock().await;
         let now = unix_seconds(SystemTime::now());
-        let alerts: Vec<_> = shared
-            .firing
-            .lock()
-            .expect("firing alerts lock")
+        let alerts: Vec<_> = firing
             .values()
             .map(|e| alertmanager_alert(e, shared.valid_until(now), &shared.generator_url))
             .collect();
-        if let Err(e) = shared.post(alerts).await {
+        let sent = shared.post(alerts).await;
+        drop(firing);
+        if let Err(e) = sent {
             tracing::warn!(error = %e, "re-sending firing alerts to Alertmanager failed; will try again");
         }
     }
@@ -162,25 +171,35 @@ async fn resend(shared: Weak<Shared>) {
 impl Exporter for AlertmanagerExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         let events = events(batch);
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut firing = self.shared.firing.lock().await;
         let now = unix_seconds(SystemTime::now());
-        let alerts: Vec<_> = events
-            .iter()
-            .map(|e| {
-                alertmanager_alert(e, self.shared.valid_until(now), &self.shared.generator_url)
-            })
-            .collect();
-        self.shared.post(alerts).await?;
-        let mut firing = self.shared.firing.lock().expect("firing alerts lock");
-        for event in events {
+        let valid_until = self.shared.valid_until(now);
+        let generator_url = &self.shared.generator_url;
+        let mut alerts = Vec::new();
+        // What Alertmanager holds after this request, if it succeeds.
+        let mut after = firing.clone();
+        for event in &events {
+            if let Some(previous) = after.get(&event.fingerprint)
+                && previous.labels != event.labels
+            {
+                // A firing alert "valid until now" is an ended one.
+                alerts.push(alertmanager_alert(previous, now, generator_url));
+            }
+            alerts.push(alertmanager_alert(event, valid_until, generator_url));
             match event.status {
                 Status::Firing => {
-                    firing.insert(event.fingerprint.clone(), event);
+                    after.insert(event.fingerprint.clone(), event.clone());
                 }
                 Status::Resolved => {
-                    firing.remove(&event.fingerprint);
+                    after.remove(&event.fingerprint);
                 }
             }
         }
+        self.shared.post(alerts).await?;
+        *firing = after;
         Ok(())
     }
 

@@ -16,7 +16,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
-use super::alert_payload::{annotations, events, labels, rfc3339};
+use super::alert_payload::{annotations, events, labels, rfc3339, value_text};
 use super::settings::{ExporterSettings, QueueSettings, RetrySettings};
 use super::{ExportError, Exporter};
 use crate::alerting::event::{AlertEvent, Status};
@@ -209,19 +209,29 @@ pub fn subject(events: &[AlertEvent]) -> String {
 pub fn body(events: &[AlertEvent]) -> String {
     let mut out = String::new();
     for e in events {
-        let _ = writeln!(
+        let _ = write!(
             out,
             "{} {} ({}), value {}",
             e.status.as_str().to_uppercase(),
             e.rule,
             e.severity.as_str(),
-            crate::alerting::template::format_number(e.value)
+            value_text(e.value)
         );
+        match e.firing_value {
+            Some(fired) => {
+                let _ = writeln!(out, " (firing value {})", value_text(fired));
+            }
+            None => out.push('\n'),
+        }
         let _ = writeln!(out, "  since {}", rfc3339(e.starts_at));
         if let Some(end) = e.ends_at {
             let _ = writeln!(out, "  ended {}", rfc3339(end));
         }
-        for (k, v) in annotations(e) {
+        // The values are on the first line already.
+        for (k, v) in annotations(e)
+            .into_iter()
+            .filter(|(k, _)| k != "value" && k != "firing_value")
+        {
             let _ = writeln!(out, "  {k}: {v}");
         }
         let _ = writeln!(out, "  labels:");

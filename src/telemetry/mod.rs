@@ -1,5 +1,6 @@
 //! sidewatch's own telemetry: counters every component updates, rendered
-//! as Prometheus text on the telemetry endpoint (`server`).
+//! as Prometheus text on the telemetry endpoint (`server`); its own log
+//! output (`logs`).
 //!
 //! Counters are plain atomics owned by the component that updates them; the
 //! registry only keeps an `Arc` to each for rendering, so the hot path
@@ -7,6 +8,7 @@
 
 pub mod cardinality;
 pub mod connections;
+pub mod logs;
 pub mod requests;
 pub mod server;
 

@@ -204,7 +204,7 @@ fn fires_and_resolves_at_the_same_steps_as_prometheus() {
     assert!(any_firing > 5, "the cases must actually fire");
 }
 
-async fn wait_for<T>(limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> Option<T> {
+pub async fn wait_for<T>(limit: Duration, mut check: impl AsyncFnMut() -> Option<T>) -> Option<T> {
     let start = Instant::now();
     while start.elapsed() < limit {
         if let Some(found) = check().await {
@@ -215,9 +215,9 @@ async fn wait_for<T>(limit: Duration, mut check: impl AsyncFnMut() -> Option<T>)
     None
 }
 
-struct Alertmanager {
+pub struct Alertmanager {
     child: std::process::Child,
-    url: String,
+    pub url: String,
     _dir: tempfile::TempDir,
 }
 
@@ -228,7 +228,7 @@ impl Drop for Alertmanager {
     }
 }
 
-async fn start_alertmanager() -> Option<Alertmanager> {
+pub async fn start_alertmanager() -> Option<Alertmanager> {
     let binary = binary("prometheus-alertmanager", "prometheus-alertmanager")?;
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("alertmanager.yml");
@@ -589,6 +589,86 @@ service:
         vec![
             ("fired", 1_700_000_000.0 + 25.0 * 60.0),
             ("resolved", 1_700_000_000.0 + 40.0 * 60.0)
+        ]
+    );
+}
+
+/// `sidewatch replay` over `csv` with the alert rule `rule` evaluated
+/// every minute: the (transition, event time) of every alert event.
+fn replay_transitions(rule: &str, csv: &str) -> Vec<(String, f64)> {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("rules.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+receivers:
+  otlp: {{}}
+connectors:
+  alert:
+    evaluation_interval: 1m
+    rules:
+      - {rule}
+exporters:
+  debug: {{}}
+service:
+  pipelines:
+    metrics: {{ receivers: [otlp], exporters: [alert] }}
+    logs: {{ receivers: [alert], exporters: [debug] }}
+"#
+        ),
+    )
+    .unwrap();
+    let input = dir.path().join("history.csv");
+    std::fs::write(&input, csv).unwrap();
+    let output = dir.path().join("out.csv");
+    let result = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+        .args(["replay", "--metric", "temperature", "--config"])
+        .arg(&config)
+        .arg("--input")
+        .arg(&input)
+        .arg("--output")
+        .arg(&output)
+        .output()
+        .unwrap();
+    assert!(
+        result.status.success(),
+        "{}",
+        String::from_utf8_lossy(&result.stderr)
+    );
+    std::fs::read_to_string(dir.path().join("out.csv.events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|e| {
+            (
+                e["transition"].as_str().unwrap().to_string(),
+                e["emitted_at"].as_f64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn replay_fires_absent_for_in_event_time_across_a_gap() {
+    // A point a minute for 20 minutes, nothing for 30, then 10 more.
+    let start = 1_700_000_000.0;
+    let mut csv = String::from("timestamp,value\n");
+    for minute in (0..=20).chain(50..60) {
+        csv.push_str(&format!("{},21.5\n", start as i64 + minute * 60));
+    }
+    let transitions = replay_transitions(
+        "{ name: SensorSilent, metric: temperature, absent_for: 5m }",
+        &csv,
+    );
+    // Last point at minute 20; at 25 it is exactly 5m old and still
+    // counts (as in Prometheus), so the evaluation at 26 fires; the point
+    // at 50 ends the absence.
+    assert_eq!(
+        transitions,
+        vec![
+            ("fired".to_string(), start + 26.0 * 60.0),
+            ("resolved".to_string(), start + 50.0 * 60.0)
         ]
     );
 }

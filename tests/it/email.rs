@@ -210,6 +210,21 @@ service:
     let data = firing["data"].as_str().unwrap();
     assert!(data.contains("queue orders holds 150 messages"), "{data}");
     assert!(data.contains("queue = orders"), "{data}");
+    // The resolved mail shows the value that resolved it as the value, and
+    // the firing value only under its own name.
+    let resolved = messages
+        .iter()
+        .map(|m| m["data"].as_str().unwrap())
+        .find(|d| d.contains("[RESOLVED]"))
+        .unwrap();
+    assert!(
+        resolved.contains("RESOLVED QueueBacklog (critical), value 5 (firing value 150)"),
+        "{resolved}"
+    );
+    assert!(
+        resolved.contains("queue orders holds 5 messages"),
+        "{resolved}"
+    );
 
     // The wrong password is refused (535), a permanent failure: counted,
     // not retried forever, and nothing was delivered for it.

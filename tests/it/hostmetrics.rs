@@ -241,6 +241,61 @@ fn network_counters_match_proc_net_dev() {
     assert!(listening >= 1.0);
 }
 
+/// The hostmetrics receiver of the embedded default pipeline.
+fn default_pipeline_scrapers() -> HostScrapers {
+    let loaded = sidewatch::config::load_str(
+        sidewatch::config::DEFAULT_PIPELINE,
+        "embedded default pipeline",
+    )
+    .unwrap();
+    let config = loaded
+        .plan
+        .receivers
+        .values()
+        .find_map(|r| match r {
+            sidewatch::components::ReceiverConfig::HostMetrics(c) => Some(c.clone()),
+            _ => None,
+        })
+        .expect("the default pipeline has a hostmetrics receiver");
+    HostScrapers::new(&config.scrapers)
+}
+
+#[test]
+fn connection_tracking_is_on_unless_switched_off() {
+    let _listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listening = |mut scrapers: HostScrapers| {
+        value(
+            &scrapers.scrape(SystemTime::now()),
+            "system.network.connections",
+            &[
+                ("network.transport", "tcp"),
+                ("network.connection.state", "LISTEN"),
+            ],
+        )
+    };
+    for (how, scrapers) in [
+        ("the default pipeline", default_pipeline_scrapers()),
+        ("no scrapers listed", scrapers("collection_interval: 10s")),
+        ("scrapers: [network]", scrapers("scrapers: [network]")),
+        ("network: {}", scrapers("scrapers: { network: {} }")),
+        (
+            "network with only interfaces set",
+            scrapers("scrapers: { network: { interfaces: { include: [lo] } } }"),
+        ),
+    ] {
+        let count = listening(scrapers);
+        assert!(
+            count.is_some_and(|c| c >= 1.0),
+            "{how}: expected system.network.connections counting our LISTEN socket, got {count:?}"
+        );
+    }
+    assert_eq!(
+        listening(scrapers("scrapers: { network: { connections: false } }")),
+        None,
+        "connections: false switches it off"
+    );
+}
+
 #[test]
 fn own_process_rss_matches_proc_status() {
     let request = scrapers("scrapers: [process]").scrape(SystemTime::now());

@@ -1,6 +1,7 @@
 //! Black-box tests: sidewatch with real OTLP clients (the OpenTelemetry
 //! SDK, raw HTTP and gRPC) and a real OTLP backend, all on 127.0.0.1.
 
+mod alert_delivery;
 mod alerting;
 mod anomaly;
 mod auth;
@@ -16,6 +17,7 @@ mod external;
 mod fuzz;
 mod harness;
 mod hostmetrics;
+mod logs;
 mod memory_limit;
 mod otlphttp_chain;
 mod percentiles;

@@ -11,18 +11,25 @@ use super::filter::NameFilter;
 use super::procfs;
 use super::{Scraper, read};
 
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `Default` is the one place the defaults live: the YAML form takes
+/// missing fields from it (`#[serde(default)]` on the struct), and so do
+/// `scrapers: [network]` and the default pipeline, which build it without
+/// any YAML.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct NetworkConfig {
-    #[serde(default)]
     pub interfaces: NameFilter,
     /// Count sockets by protocol and state (connection tracking).
-    #[serde(default = "yes")]
     pub connections: bool,
 }
 
-fn yes() -> bool {
-    true
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            interfaces: NameFilter::default(),
+            connections: true,
+        }
+    }
 }
 
 pub struct NetworkScraper {
