@@ -1,0 +1,300 @@
+//! The online miner: `observe(line)` masks and tokenizes the line, finds
+//! the most similar template among the prefix tree's candidates, and
+//! either generalises it or learns a new one; it returns the pattern id the
+//! line belongs to. Deterministic: the same lines in the same order give
+//! the same ids, and a restored miner continues exactly where it stopped.
+//!
+//! Ids: a template's id is the hash of its text when first learned. When it
+//! generalises (a token becomes `<*>`), it keeps that id, and the hash of
+//! the new text is recorded as an alias of it, so a lookup by either text's
+//! hash finds the pattern. A new template whose hash is already taken is
+//! salted until free, so two live templates never share an id.
+//!
+//! Memory: at most `max_templates` templates; learning one more evicts the
+//! least recently matched, and the eviction is counted.
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::config::MinerConfig;
+use super::template::{self, PatternId, Token};
+use super::tokenize::{LineToken, TokenLimits, tokenize};
+use super::tree::{Route, Tree, TreeShape};
+
+/// What `observe` learned about one line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match<'a> {
+    pub pattern_id: PatternId,
+    /// The template as it is after this line (with `<*>` and placeholders).
+    pub template: &'a str,
+    /// This line created the template.
+    pub is_new: bool,
+    /// This line made an existing template more general.
+    pub generalised: bool,
+    /// The template evicted to make room for a new one, if any.
+    pub evicted: Option<PatternId>,
+}
+
+#[derive(Debug, Clone)]
+pub(super) struct Cluster {
+    pub id: PatternId,
+    pub tokens: Vec<Token>,
+    pub text: String,
+    pub route: Route,
+    pub count: u64,
+    /// Logical time (lines observed) of the last match, for LRU eviction.
+    pub last_seen: u64,
+    pub first_seen: u64,
+    /// Hashes of the texts this template had after generalising.
+    pub aliases: Vec<PatternId>,
+}
+
+/// Counters, for self-telemetry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MinerStats {
+    pub lines: u64,
+    pub templates: usize,
+    pub learned: u64,
+    pub evicted: u64,
+}
+
+#[derive(Debug)]
+pub struct Miner {
+    pub(super) config: MinerConfig,
+    /// Slots indexed by cluster key; `None` is a free slot.
+    pub(super) clusters: Vec<Option<Cluster>>,
+    free: Vec<u32>,
+    tree: Tree,
+    /// Every live id and alias, to the cluster key holding it.
+    ids: HashMap<PatternId, u32>,
+    /// (last seen, cluster key): the first entry is the least recently used.
+    lru: BTreeSet<(u64, u32)>,
+    pub(super) lines: u64,
+    pub(super) learned: u64,
+    pub(super) evicted: u64,
+}
+
+impl Miner {
+    pub fn new(config: MinerConfig) -> Miner {
+        Miner {
+            config,
+            clusters: Vec::new(),
+            free: Vec::new(),
+            tree: Tree::default(),
+            ids: HashMap::new(),
+            lru: BTreeSet::new(),
+            lines: 0,
+            learned: 0,
+            evicted: 0,
+        }
+    }
+
+    pub fn config(&self) -> &MinerConfig {
+        &self.config
+    }
+
+    fn shape(&self) -> TreeShape {
+        TreeShape {
+            depth: self.config.tree_depth,
+            max_children: self.config.max_children,
+        }
+    }
+
+    fn limits(&self) -> TokenLimits {
+        TokenLimits {
+            max_tokens: self.config.max_line_tokens,
+            max_token_bytes: self.config.max_token_bytes,
+        }
+    }
+
+    /// Learns from one line and says which pattern it belongs to.
+    pub fn observe(&mut self, line: &str) -> Match<'_> {
+        self.lines += 1;
+        let now = self.lines;
+        let tokens = tokenize(line, &self.config.masking, self.limits());
+        match self.best_match(&tokens) {
+            Some(key) => {
+                let cluster = self.clusters[key as usize]
+                    .as_mut()
+                    .expect("the tree only lists live clusters");
+                let generalised = template::generalise(&mut cluster.tokens, &tokens);
+                let old_seen = cluster.last_seen;
+                cluster.count += 1;
+                cluster.last_seen = now;
+                if generalised {
+                    cluster.text = template::render(&cluster.tokens);
+                    let alias = PatternId::of_text(&cluster.text);
+                    if let std::collections::hash_map::Entry::Vacant(entry) = self.ids.entry(alias)
+                    {
+                        entry.insert(key);
+                        cluster.aliases.push(alias);
+                    }
+                }
+                self.lru.remove(&(old_seen, key));
+                self.lru.insert((now, key));
+                let cluster = self.clusters[key as usize].as_ref().expect("live");
+                Match {
+                    pattern_id: cluster.id,
+                    template: &cluster.text,
+                    is_new: false,
+                    generalised,
+                    evicted: None,
+                }
+            }
+            None => self.learn(tokens, now),
+        }
+    }
+
+    /// The candidate with the highest similarity at or above the
+    /// threshold; ties go to the more general, then the older template.
+    fn best_match(&self, tokens: &[LineToken]) -> Option<u32> {
+        let mut best: Option<(f64, usize, u32)> = None;
+        for &key in self.tree.candidates(tokens, self.shape()) {
+            let cluster = self.clusters[key as usize].as_ref().expect("live");
+            let (sim, wildcards) =
+                template::similarity(&cluster.tokens, tokens, self.config.wildcard_weight);
+            if sim < self.config.similarity_threshold {
+                continue;
+            }
+            if self.config.freeze_after > 0
+                && cluster.count >= self.config.freeze_after
+                && template::differs_in_a_word(&cluster.tokens, tokens)
+            {
+                continue;
+            }
+            if best.is_none_or(|(s, w, _)| sim > s || (sim == s && wildcards > w)) {
+                best = Some((sim, wildcards, key));
+            }
+        }
+        best.map(|(_, _, key)| key)
+    }
+
+    fn learn(&mut self, tokens: Vec<LineToken>, now: u64) -> Match<'_> {
+        let evicted = if self.live() >= self.config.max_templates.max(1) {
+            self.evict_lru()
+        } else {
+            None
+        };
+        let route = self.tree.route_for(&tokens, self.shape());
+        let template_tokens = template::from_line(&tokens);
+        let text = template::render(&template_tokens);
+        let id = self.free_id(&text);
+        let key = match self.free.pop() {
+            Some(key) => key,
+            None => {
+                self.clusters.push(None);
+                (self.clusters.len() - 1) as u32
+            }
+        };
+        self.tree.insert(&route, key);
+        self.ids.insert(id, key);
+        self.lru.insert((now, key));
+        self.learned += 1;
+        self.clusters[key as usize] = Some(Cluster {
+            id,
+            tokens: template_tokens,
+            text,
+            route,
+            count: 1,
+            last_seen: now,
+            first_seen: now,
+            aliases: Vec::new(),
+        });
+        let cluster = self.clusters[key as usize].as_ref().expect("just set");
+        Match {
+            pattern_id: cluster.id,
+            template: &cluster.text,
+            is_new: true,
+            generalised: false,
+            evicted,
+        }
+    }
+
+    fn free_id(&self, text: &str) -> PatternId {
+        let mut id = PatternId::of_text(text);
+        let mut salt = 0;
+        while self.ids.contains_key(&id) {
+            salt += 1;
+            id = PatternId::of_text_salted(text, salt);
+        }
+        id
+    }
+
+    fn evict_lru(&mut self) -> Option<PatternId> {
+        let (_, key) = self.lru.pop_first()?;
+        let cluster = self.clusters[key as usize].take()?;
+        self.tree.remove(&cluster.route, key);
+        self.ids.remove(&cluster.id);
+        for alias in &cluster.aliases {
+            self.ids.remove(alias);
+        }
+        self.free.push(key);
+        self.evicted += 1;
+        Some(cluster.id)
+    }
+
+    /// Evicts least recently used templates until within the cap.
+    pub(super) fn evict_down_to_cap(&mut self) {
+        while self.live() > self.config.max_templates.max(1) {
+            self.evict_lru();
+        }
+    }
+
+    fn live(&self) -> usize {
+        self.clusters.len() - self.free.len()
+    }
+
+    /// The template text of a pattern, by its id or any of its aliases.
+    pub fn template(&self, id: PatternId) -> Option<&str> {
+        let key = *self.ids.get(&id)?;
+        self.clusters[key as usize]
+            .as_ref()
+            .map(|c| c.text.as_str())
+    }
+
+    /// The id an alias (or id) resolves to.
+    pub fn resolve(&self, id: PatternId) -> Option<PatternId> {
+        let key = *self.ids.get(&id)?;
+        self.clusters[key as usize].as_ref().map(|c| c.id)
+    }
+
+    /// Live templates: id, text and lines matched, oldest first.
+    pub fn templates(&self) -> impl Iterator<Item = (PatternId, &str, u64)> {
+        let mut live: Vec<&Cluster> = self.clusters.iter().flatten().collect();
+        live.sort_by_key(|c| c.first_seen);
+        live.into_iter().map(|c| (c.id, c.text.as_str(), c.count))
+    }
+
+    pub fn stats(&self) -> MinerStats {
+        MinerStats {
+            lines: self.lines,
+            templates: self.live(),
+            learned: self.learned,
+            evicted: self.evicted,
+        }
+    }
+
+    /// Rebuilds the indexes of a miner whose clusters were just restored.
+    pub(super) fn from_parts(
+        config: MinerConfig,
+        clusters: Vec<Cluster>,
+        lines: u64,
+        learned: u64,
+        evicted: u64,
+    ) -> Miner {
+        let mut miner = Miner::new(config);
+        miner.lines = lines;
+        miner.learned = learned;
+        miner.evicted = evicted;
+        for (key, cluster) in clusters.into_iter().enumerate() {
+            let key = key as u32;
+            miner.tree.insert(&cluster.route, key);
+            miner.ids.insert(cluster.id, key);
+            for alias in &cluster.aliases {
+                miner.ids.insert(*alias, key);
+            }
+            miner.lru.insert((cluster.last_seen, key));
+            miner.clusters.push(Some(cluster));
+        }
+        miner
+    }
+}

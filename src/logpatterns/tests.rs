@@ -1,0 +1,327 @@
+//! Behaviour of the miner as the connector will use it: ids, generalising,
+//! freezing, the template cap, saving and restoring; then properties over
+//! generated lines (never panics, deterministic, restores exactly, every
+//! line fits the template it is given, the cap holds).
+
+use proptest::prelude::*;
+
+use super::template::PatternId;
+use super::{Miner, MinerConfig, StateError};
+
+fn miner() -> Miner {
+    Miner::new(MinerConfig::default())
+}
+
+fn id_of(miner: &mut Miner, line: &str) -> PatternId {
+    miner.observe(line).pattern_id
+}
+
+#[test]
+fn lines_that_differ_only_in_masked_variables_share_one_template() {
+    let mut miner = miner();
+    let first = miner.observe("accepted connection from 10.0.0.1:5432 in 12ms");
+    assert!(first.is_new);
+    let id = first.pattern_id;
+    let second = miner.observe("accepted connection from 192.168.7.20:80 in 3.5s");
+    assert_eq!(second.pattern_id, id);
+    assert!(!second.is_new && !second.generalised);
+    assert_eq!(
+        second.template,
+        "accepted connection from <IP> in <DURATION>"
+    );
+    assert_eq!(miner.stats().templates, 1);
+}
+
+#[test]
+fn different_kinds_of_line_get_different_ids() {
+    let mut miner = miner();
+    let a = id_of(&mut miner, "disk /dev/sda1 is full");
+    let b = id_of(&mut miner, "user alice logged in from 10.1.1.1");
+    let c = id_of(&mut miner, "user alice logged out");
+    assert!(a != b && b != c && a != c);
+    assert_eq!(miner.stats().templates, 3);
+}
+
+#[test]
+fn generalising_keeps_the_first_id_and_records_the_new_text_as_an_alias() {
+    let mut miner = miner();
+    let id = id_of(&mut miner, "opened session for user alice on tty1");
+    assert_eq!(
+        id,
+        PatternId::of_text("opened session for user alice on tty<NUM>")
+    );
+    let m = miner.observe("opened session for user bob on tty2");
+    assert!(m.generalised);
+    assert_eq!(m.pattern_id, id);
+    assert_eq!(m.template, "opened session for user <*> on tty<NUM>");
+    let alias = PatternId::of_text("opened session for user <*> on tty<NUM>");
+    assert_eq!(miner.resolve(alias), Some(id));
+    assert_eq!(miner.template(alias), miner.template(id));
+}
+
+#[test]
+fn ids_do_not_depend_on_the_order_templates_were_learned_in() {
+    let lines = [
+        "worker 3 started",
+        "cache miss for key 0x1f2e",
+        "request failed: timeout after 30s",
+    ];
+    let mut forward = miner();
+    let ids: Vec<PatternId> = lines.iter().map(|l| id_of(&mut forward, l)).collect();
+    let mut backward = miner();
+    let mut reversed: Vec<PatternId> = lines
+        .iter()
+        .rev()
+        .map(|l| id_of(&mut backward, l))
+        .collect();
+    reversed.reverse();
+    assert_eq!(ids, reversed);
+}
+
+#[test]
+fn only_the_first_line_of_a_template_is_new() {
+    let mut miner = miner();
+    let news: Vec<bool> = ["job 1 done", "job 2 done", "job 3 failed", "job 4 done"]
+        .iter()
+        .map(|l| miner.observe(l).is_new)
+        .collect();
+    assert_eq!(news, [true, false, true, false]);
+}
+
+#[test]
+fn a_word_that_held_for_freeze_after_lines_is_part_of_the_template() {
+    let mut miner = miner();
+    for n in 0..3 {
+        miner.observe(&format!("session {n} initialized by client UpdateAgent"));
+    }
+    let other = miner.observe("session 9 initialized by client Scheduler");
+    assert!(
+        other.is_new,
+        "a frozen word that differs makes a new template"
+    );
+    assert_eq!(
+        other.template,
+        "session <NUM> initialized by client Scheduler"
+    );
+
+    let mut early = self::miner();
+    early.observe("session 1 initialized by client UpdateAgent");
+    let m = early.observe("session 2 initialized by client Scheduler");
+    assert!(
+        m.generalised,
+        "before freeze_after lines, words still generalise"
+    );
+    assert_eq!(m.template, "session <NUM> initialized by client <*>");
+}
+
+#[test]
+fn the_cap_evicts_the_least_recently_used_template_and_counts_it() {
+    let config = MinerConfig {
+        max_templates: 2,
+        ..MinerConfig::default()
+    };
+    let mut miner = Miner::new(config);
+    let a = id_of(&mut miner, "alpha event happened");
+    let b = id_of(&mut miner, "beta thing broke down badly");
+    assert_eq!(id_of(&mut miner, "alpha event happened"), a);
+    let c = miner.observe("gamma");
+    assert!(c.is_new);
+    assert_eq!(c.evicted, Some(b));
+    assert_eq!(miner.template(b), None);
+    assert!(miner.template(a).is_some());
+    let stats = miner.stats();
+    assert_eq!((stats.templates, stats.learned, stats.evicted), (2, 3, 1));
+    // Relearned, an evicted template gets its old id back: it is the hash
+    // of the same text.
+    assert_eq!(id_of(&mut miner, "beta thing broke down badly"), b);
+}
+
+#[test]
+fn a_restored_miner_gives_the_same_ids_and_templates_as_the_original() {
+    let mut original = miner();
+    for line in [
+        "user alice logged in from 10.0.0.1",
+        "user bob logged in from 10.0.0.2",
+        "disk sda1 at 91% capacity",
+    ] {
+        original.observe(line);
+    }
+    let mut restored = Miner::restore(&original.save()).expect("restores");
+    assert_eq!(restored.stats(), original.stats());
+    for line in [
+        "user carol logged in from 10.0.0.3",
+        "disk sdb2 at 12% capacity",
+        "a kind of line never seen before",
+    ] {
+        let (a, b) = (original.observe(line), restored.observe(line));
+        assert_eq!(a, b);
+    }
+    assert_eq!(original.save(), restored.save());
+}
+
+#[test]
+fn restoring_with_a_smaller_cap_keeps_the_most_recently_used() {
+    let mut miner = miner();
+    let old = id_of(&mut miner, "old kind of line");
+    let recent = id_of(&mut miner, "recent kind of line here");
+    let config = MinerConfig {
+        max_templates: 1,
+        ..MinerConfig::default()
+    };
+    let restored = Miner::restore_with(config, &miner.save()).expect("restores");
+    assert_eq!(restored.template(old), None);
+    assert!(restored.template(recent).is_some());
+    assert_eq!(restored.stats().evicted, 1);
+}
+
+#[test]
+fn restoring_with_another_tree_depth_refiles_every_template() {
+    let mut miner = miner();
+    let id = id_of(&mut miner, "connection reset by peer 10.0.0.1");
+    id_of(&mut miner, "connection reset by host 10.0.0.2");
+    let config = MinerConfig {
+        tree_depth: 4,
+        ..MinerConfig::default()
+    };
+    let mut restored = Miner::restore_with(config, &miner.save()).expect("restores");
+    assert_eq!(
+        id_of(&mut restored, "connection reset by router 10.0.0.3"),
+        id
+    );
+}
+
+#[test]
+fn restore_rejects_bad_state_with_an_error() {
+    assert!(matches!(
+        Miner::restore(b"not json"),
+        Err(StateError::Decode(_))
+    ));
+    let mut miner = miner();
+    miner.observe("one line");
+    miner.observe("another kind of line");
+    let good = String::from_utf8(miner.save()).expect("JSON is UTF-8");
+    let wrong_format = good.replace("sidewatch.logpatterns.v1", "v0");
+    assert!(matches!(
+        Miner::restore(wrong_format.as_bytes()),
+        Err(StateError::Format { .. })
+    ));
+    let first_id = miner.templates().next().expect("one").0.to_string();
+    let second_id = miner.templates().nth(1).expect("two").0.to_string();
+    let duplicated = good.replace(&second_id, &first_id);
+    assert!(matches!(
+        Miner::restore(duplicated.as_bytes()),
+        Err(StateError::Template(_))
+    ));
+    let bad_config = good.replace("\"max_templates\":10000", "\"max_templates\":0");
+    assert!(matches!(
+        Miner::restore(bad_config.as_bytes()),
+        Err(StateError::Config(_))
+    ));
+}
+
+#[test]
+fn config_validation_names_the_bad_setting() {
+    let config = MinerConfig {
+        similarity_threshold: 1.5,
+        ..MinerConfig::default()
+    };
+    assert_eq!(
+        config.validate().map_err(|e| e.to_string()),
+        Err("similarity_threshold must be in [0, 1], got 1.5".to_string())
+    );
+    let config = MinerConfig {
+        max_line_tokens: 0,
+        ..MinerConfig::default()
+    };
+    assert_eq!(
+        config.validate().map_err(|e| e.to_string()),
+        Err("max_line_tokens must be at least 1".to_string())
+    );
+}
+
+/// Lines from a small vocabulary, so templates repeat and generalise.
+fn log_line() -> impl Strategy<Value = String> {
+    let word = prop_oneof![
+        Just("user".to_string()),
+        Just("login".to_string()),
+        Just("failed".to_string()),
+        Just("from".to_string()),
+        Just("disk".to_string()),
+        Just("=".to_string()),
+        "[a-z]{1,6}",
+        (0u32..100_000).prop_map(|n| n.to_string()),
+        (0u8..=255, 0u8..=255).prop_map(|(a, b)| format!("10.0.{a}.{b}:80")),
+        "0x[0-9a-f]{4,8}",
+        "[ -~]{1,8}",
+    ];
+    prop::collection::vec(word, 0..12).prop_map(|words| words.join(" "))
+}
+
+proptest! {
+    // Each case feeds up to a hundred lines through a debug build; 64 cases
+    // per property keep the module's tests within seconds.
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn observe_never_panics_and_bounds_its_template(line in any::<String>()) {
+        let config = MinerConfig { max_line_tokens: 16, max_token_bytes: 32, ..MinerConfig::default() };
+        let mut miner = Miner::new(config);
+        let m = miner.observe(&line);
+        prop_assert!(m.template.split(' ').count() <= 16);
+    }
+
+    #[test]
+    fn the_same_lines_give_the_same_results(lines in prop::collection::vec(log_line(), 1..60)) {
+        let (mut a, mut b) = (miner(), miner());
+        for line in &lines {
+            let (ma, mb) = (a.observe(line), b.observe(line));
+            prop_assert_eq!(ma, mb);
+        }
+    }
+
+    #[test]
+    fn a_restored_miner_continues_exactly(
+        before in prop::collection::vec(log_line(), 0..40),
+        after in prop::collection::vec(log_line(), 1..40),
+        cap in 1usize..8,
+    ) {
+        let mut original = Miner::new(MinerConfig { max_templates: cap, ..MinerConfig::default() });
+        for line in &before {
+            original.observe(line);
+        }
+        let mut restored = Miner::restore(&original.save()).expect("restores");
+        for line in &after {
+            let (a, b) = (original.observe(line), restored.observe(line));
+            prop_assert_eq!(a, b);
+        }
+    }
+
+    #[test]
+    fn every_line_fits_the_template_it_is_given(lines in prop::collection::vec(log_line(), 1..60)) {
+        let mut miner = miner();
+        let config = miner.config().clone();
+        for line in &lines {
+            let tokens = super::tokenize::tokenize(line, &config.masking, super::tokenize::TokenLimits {
+                max_tokens: config.max_line_tokens,
+                max_token_bytes: config.max_token_bytes,
+            });
+            let m = miner.observe(line);
+            let template: Vec<&str> = if m.template.is_empty() { vec![] } else { m.template.split(' ').collect() };
+            prop_assert_eq!(template.len(), tokens.len());
+            for (t, l) in template.iter().zip(&tokens) {
+                prop_assert!(*t == "<*>" || *t == l.text, "{} does not fit {}", m.template, line);
+            }
+        }
+    }
+
+    #[test]
+    fn the_template_cap_always_holds(lines in prop::collection::vec(log_line(), 1..100), cap in 1usize..5) {
+        let mut miner = Miner::new(MinerConfig { max_templates: cap, ..MinerConfig::default() });
+        for line in &lines {
+            miner.observe(line);
+            let stats = miner.stats();
+            prop_assert!(stats.templates <= cap);
+            prop_assert_eq!(stats.learned - stats.evicted, stats.templates as u64);
+        }
+    }
+}
