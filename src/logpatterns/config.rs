@@ -33,6 +33,8 @@ pub struct MinerConfig {
     pub max_children: usize,
     /// Templates kept; learning one more evicts the least recently used.
     pub max_templates: usize,
+    /// A run of identical variable tokens counts as one (lists of ids).
+    pub fold_repeats: bool,
     /// Tokens per line; the rest of a longer line folds into `<LONG>`.
     pub max_line_tokens: usize,
     /// Bytes per token; a longer token becomes `<LONG>`.
@@ -49,6 +51,7 @@ impl Default for MinerConfig {
             tree_depth: 2,
             max_children: 100,
             max_templates: 10_000,
+            fold_repeats: true,
             max_line_tokens: 256,
             max_token_bytes: 1024,
             masking: MaskConfig::default(),

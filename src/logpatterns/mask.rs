@@ -19,16 +19,20 @@ pub enum VarClass {
     Uuid,
     Duration,
     Date,
+    Unit,
+    Path,
 }
 
 impl VarClass {
-    pub const ALL: [VarClass; 6] = [
+    pub const ALL: [VarClass; 8] = [
         VarClass::Number,
         VarClass::Hex,
         VarClass::Ip,
         VarClass::Uuid,
         VarClass::Duration,
         VarClass::Date,
+        VarClass::Unit,
+        VarClass::Path,
     ];
 
     pub fn placeholder(self) -> &'static str {
@@ -39,6 +43,8 @@ impl VarClass {
             VarClass::Uuid => "<UUID>",
             VarClass::Duration => "<DURATION>",
             VarClass::Date => "<DATE>",
+            VarClass::Unit => "<UNIT>",
+            VarClass::Path => "<PATH>",
         }
     }
 }
@@ -74,6 +80,11 @@ pub struct MaskConfig {
     /// Month and weekday names next to a number or to each other
     /// (`Sun Jul  3 10:05:25 2005`).
     pub dates: bool,
+    /// A size or time unit standing after a number (`5.4 KB`, `30 ms`):
+    /// programs pick the unit by magnitude, so it varies with the value.
+    pub units: bool,
+    /// File paths of two or more segments (`/var/lib/x`, `C:\Windows\x`).
+    pub paths: bool,
 }
 
 impl Default for MaskConfig {
@@ -87,6 +98,8 @@ impl Default for MaskConfig {
             uuid: true,
             durations: true,
             dates: true,
+            units: true,
+            paths: true,
         }
     }
 }
@@ -103,6 +116,8 @@ impl MaskConfig {
             uuid: false,
             durations: false,
             dates: false,
+            units: false,
+            paths: false,
         }
     }
 }
@@ -150,6 +165,20 @@ const DATE_NAMES: &[&str] = &[
     "saturday",
     "sunday",
 ];
+
+const UNITS: &[&str] = &[
+    "B", "KB", "kB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "ns", "us", "µs", "ms",
+    "s", "sec", "secs", "min", "mins",
+];
+
+/// A unit, optionally followed by punctuation: returns that punctuation.
+pub fn unit_suffix(token: &str) -> Option<&str> {
+    let end = token
+        .find(|c: char| c.is_ascii_punctuation())
+        .unwrap_or(token.len());
+    let (word, rest) = token.split_at(end);
+    (UNITS.contains(&word) && rest.bytes().all(|b| b.is_ascii_punctuation())).then_some(rest)
+}
 
 /// A month or weekday name, optionally followed by `,` (`Jul`, `Monday,`).
 pub fn is_date_name(token: &str) -> bool {
@@ -206,6 +235,12 @@ fn char_len(b: u8) -> usize {
 fn match_at(bytes: &[u8], i: usize, config: &MaskConfig) -> Option<(VarClass, usize)> {
     let at_boundary = i == 0 || !is_word_byte(bytes[i - 1]);
     let b = bytes[i];
+    if config.paths
+        && at_boundary
+        && let Some(end) = path_at(bytes, i)
+    {
+        return Some((VarClass::Path, end));
+    }
     if at_boundary && is_hex(b) {
         if config.uuid
             && let Some(end) = uuid_at(bytes, i)
@@ -238,10 +273,13 @@ fn match_at(bytes: &[u8], i: usize, config: &MaskConfig) -> Option<(VarClass, us
     if at_boundary && config.hex && is_hex(b) {
         let end = run(bytes, i, is_hex);
         let span = &bytes[i..end];
+        let digits = span.iter().any(u8::is_ascii_digit);
+        let letters = span.iter().any(u8::is_ascii_alphabetic);
+        // Eight or more of a-f alone (`ffffffff`) is a value, not a word.
         if span.len() >= config.hex_min_len
             && ends_word(bytes, end)
-            && span.iter().any(u8::is_ascii_digit)
-            && span.iter().any(u8::is_ascii_alphabetic)
+            && letters
+            && (digits || span.len() >= 8)
         {
             return Some((VarClass::Hex, end));
         }
@@ -286,6 +324,36 @@ fn duration_unit(bytes: &[u8], end: usize) -> Option<usize> {
         .map(|unit| end + unit.len())
         .filter(|&unit_end| ends_word(bytes, unit_end))
         .max()
+}
+
+fn is_path_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || b >= 0x80
+        || matches!(b, b'.' | b'_' | b'-' | b'~' | b'+' | b'@' | b'%' | b'*')
+}
+
+/// A Unix path (`/a/b...`) or a Windows one (`C:\a\b...`) of two or more
+/// segments; a trailing `.` is punctuation.
+fn path_at(bytes: &[u8], i: usize) -> Option<usize> {
+    let (separator, start) = match bytes.get(i..i + 3) {
+        Some([drive, b':', b'\\']) if drive.is_ascii_alphabetic() => (b'\\', i + 2),
+        _ if bytes[i] == b'/' && (i == 0 || bytes[i - 1] != b'/') => (b'/', i),
+        _ => return None,
+    };
+    let mut end = start;
+    let mut segments = 0;
+    while bytes.get(end) == Some(&separator) {
+        let segment_end = run(bytes, end + 1, is_path_byte);
+        if segment_end == end + 1 {
+            break;
+        }
+        segments += 1;
+        end = segment_end;
+    }
+    while end > start && bytes[end - 1] == b'.' {
+        end -= 1;
+    }
+    (segments >= 2).then_some(end)
 }
 
 fn uuid_at(bytes: &[u8], i: usize) -> Option<usize> {
@@ -381,15 +449,22 @@ mod tests {
         assert_eq!(mask("123e4567-e89b-12d3-a456-426614174000"), "<UUID>");
         assert_eq!(mask("10ms"), "<DURATION>");
         assert_eq!(mask("took=1.5s,"), "took=<DURATION>,");
+        assert_eq!(mask("(/var/lib/ganglia/x.rrd):"), "(<PATH>):");
+        assert_eq!(mask("'/udev/vcs2'"), "'<PATH>'");
+        assert_eq!(mask(r"C:\Windows\winsxs\x.dll,"), "<PATH>,");
+        assert_eq!(mask("/etc/cron.hourly."), "<PATH>.");
     }
 
     #[test]
     fn leaves_words_alone() {
         assert_eq!(mask("cafe"), "cafe");
-        assert_eq!(mask("deadbeef"), "deadbeef");
+        assert_eq!(mask("decade"), "decade");
+        assert_eq!(mask("ffffffff"), "<HEX>");
         assert_eq!(mask("terminating"), "terminating");
         assert_eq!(mask("12:30"), "<NUM>:<NUM>");
         assert_eq!(mask("1.2.3.4.5"), "<NUM>.<NUM>.<NUM>");
+        assert_eq!(mask("/proc"), "/proc");
+        assert_eq!(mask("and/or"), "and/or");
     }
 
     #[test]

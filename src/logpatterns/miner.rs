@@ -99,10 +99,11 @@ impl Miner {
         }
     }
 
-    fn limits(&self) -> TokenLimits {
+    pub(super) fn limits(&self) -> TokenLimits {
         TokenLimits {
             max_tokens: self.config.max_line_tokens,
             max_token_bytes: self.config.max_token_bytes,
+            fold_repeats: self.config.fold_repeats,
         }
     }
 
@@ -147,7 +148,7 @@ impl Miner {
     /// The candidate with the highest similarity at or above the
     /// threshold; ties go to the more general, then the older template.
     fn best_match(&self, tokens: &[LineToken]) -> Option<u32> {
-        let mut best: Option<(f64, usize, u32)> = None;
+        let mut best: Option<(f64, usize, u64, u32)> = None;
         for &key in self.tree.candidates(tokens, self.shape()) {
             let cluster = self.clusters[key as usize].as_ref().expect("live");
             let (sim, wildcards) =
@@ -161,11 +162,15 @@ impl Miner {
             {
                 continue;
             }
-            if best.is_none_or(|(s, w, _)| sim > s || (sim == s && wildcards > w)) {
-                best = Some((sim, wildcards, key));
+            let better = best.is_none_or(|(s, w, first, _)| {
+                (sim, wildcards, std::cmp::Reverse(cluster.first_seen))
+                    > (s, w, std::cmp::Reverse(first))
+            });
+            if better {
+                best = Some((sim, wildcards, cluster.first_seen, key));
             }
         }
-        best.map(|(_, _, key)| key)
+        best.map(|(_, _, _, key)| key)
     }
 
     fn learn(&mut self, tokens: Vec<LineToken>, now: u64) -> Match<'_> {

@@ -107,12 +107,12 @@ pub fn similarity(template: &[Token], line: &[LineToken], wildcard_weight: f64) 
     (same / template.len() as f64, wildcards)
 }
 
-/// Whether a literal of the template differs from the line in its words,
-/// not only in masked placeholders or digits (`tty=NODEVssh` and `tty=:0`
-/// differ in words; `<NUM>` and `<HEX>` do not).
+/// Whether the line differs from one of the template's plain-word literals
+/// (no digit, no placeholder): `tty=NODEVssh` against `tty=:0` does, while
+/// `port=<NUM>` against `port=<HEX>` does not.
 pub fn differs_in_a_word(template: &[Token], line: &[LineToken]) -> bool {
     template.iter().zip(line).any(|(t, l)| match t {
-        Token::Literal(text) => **text != *l.text && is_plain_word(text) && is_plain_word(&l.text),
+        Token::Literal(text) => **text != *l.text && is_plain_word(text),
         Token::Wildcard => false,
     })
 }

@@ -301,10 +301,7 @@ proptest! {
         let mut miner = miner();
         let config = miner.config().clone();
         for line in &lines {
-            let tokens = super::tokenize::tokenize(line, &config.masking, super::tokenize::TokenLimits {
-                max_tokens: config.max_line_tokens,
-                max_token_bytes: config.max_token_bytes,
-            });
+            let tokens = super::tokenize::tokenize(line, &config.masking, miner.limits());
             let m = miner.observe(line);
             let template: Vec<&str> = if m.template.is_empty() { vec![] } else { m.template.split(' ').collect() };
             prop_assert_eq!(template.len(), tokens.len());

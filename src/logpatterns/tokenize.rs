@@ -3,7 +3,7 @@
 //! bytes per token so one huge line cannot make a huge template.
 
 use super::mask::{
-    LONG_PLACEHOLDER, MaskConfig, VarClass, is_date_name, looks_variable, mask_token,
+    LONG_PLACEHOLDER, MaskConfig, VarClass, is_date_name, looks_variable, mask_token, unit_suffix,
 };
 
 /// One token of a line after masking.
@@ -15,49 +15,62 @@ pub struct LineToken {
     pub variable: bool,
 }
 
-/// Limits applied while tokenizing.
+/// Limits and folding applied while tokenizing.
 #[derive(Debug, Clone, Copy)]
 pub struct TokenLimits {
     pub max_tokens: usize,
     pub max_token_bytes: usize,
+    /// Fold a run of identical variable tokens into one, so a list of
+    /// values (`delete blk_1 blk_2 blk_3`) has the shape of a single one.
+    pub fold_repeats: bool,
 }
 
 /// Tokenizes and masks `line`. Tokens past `max_tokens` are folded into one
 /// last `<LONG>` token, so overlong lines keep a bounded, stable shape.
 pub fn tokenize(line: &str, mask: &MaskConfig, limits: TokenLimits) -> Vec<LineToken> {
-    let mut tokens = Vec::new();
-    let mut scratch = String::new();
+    let max_tokens = limits.max_tokens.max(1);
     let raws: Vec<&str> = line.split_ascii_whitespace().collect();
+    let mut tokens: Vec<LineToken> = Vec::new();
+    let mut scratch = String::new();
     for (i, &raw) in raws.iter().enumerate() {
-        if tokens.len() + 1 >= limits.max_tokens.max(1) {
-            tokens.push(LineToken {
-                text: LONG_PLACEHOLDER.to_string(),
-                variable: true,
-            });
+        let token = if raw.len() > limits.max_token_bytes {
+            placeholder(LONG_PLACEHOLDER, "")
+        } else if mask.dates && is_date_name(raw) && date_context(&raws, i) {
+            placeholder(VarClass::Date.placeholder(), "")
+        } else if let Some(suffix) = unit_suffix(raw).filter(|_| {
+            mask.units
+                && tokens
+                    .last()
+                    .is_some_and(|t| t.text == VarClass::Number.placeholder())
+        }) {
+            placeholder(VarClass::Unit.placeholder(), suffix)
+        } else {
+            mask_token(raw, mask, &mut scratch);
+            LineToken {
+                variable: looks_variable(&scratch),
+                text: scratch.clone(),
+            }
+        };
+        if limits.fold_repeats
+            && token.variable
+            && tokens.last().is_some_and(|last| last.text == token.text)
+        {
+            continue;
+        }
+        if tokens.len() + 1 == max_tokens && i + 1 < raws.len() {
+            tokens.push(placeholder(LONG_PLACEHOLDER, ""));
             break;
         }
-        if raw.len() > limits.max_token_bytes {
-            tokens.push(LineToken {
-                text: LONG_PLACEHOLDER.to_string(),
-                variable: true,
-            });
-            continue;
-        }
-        if mask.dates && is_date_name(raw) && date_context(&raws, i) {
-            tokens.push(LineToken {
-                text: VarClass::Date.placeholder().to_string(),
-                variable: true,
-            });
-            continue;
-        }
-        mask_token(raw, mask, &mut scratch);
-        let variable = looks_variable(&scratch);
-        tokens.push(LineToken {
-            text: scratch.clone(),
-            variable,
-        });
+        tokens.push(token);
     }
     tokens
+}
+
+fn placeholder(text: &str, suffix: &str) -> LineToken {
+    LineToken {
+        text: format!("{text}{suffix}"),
+        variable: true,
+    }
 }
 
 /// A date name is a date when a neighbour is a number or another name.
@@ -76,6 +89,7 @@ mod tests {
     const LIMITS: TokenLimits = TokenLimits {
         max_tokens: 8,
         max_token_bytes: 16,
+        fold_repeats: true,
     };
 
     fn texts(line: &str) -> Vec<String> {

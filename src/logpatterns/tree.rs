@@ -71,12 +71,12 @@ impl Tree {
             return &[];
         };
         for token in line.iter().take(shape.depth) {
-            let next = if token.variable {
+            let own = if token.variable {
                 None
             } else {
                 node.children.get(token.text.as_str())
             };
-            match next.or_else(|| node.children.get(WILDCARD)) {
+            match own.or_else(|| node.children.get(WILDCARD)) {
                 Some(child) => node = child,
                 None => return &[],
             }
