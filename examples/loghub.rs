@@ -16,6 +16,10 @@ use std::time::{Duration, Instant};
 
 use sidewatch::logpatterns::{Miner, MinerConfig};
 
+/// The binary's allocator, so lines per second are the binary's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 3 {

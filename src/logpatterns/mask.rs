@@ -52,10 +52,16 @@ impl VarClass {
 /// Whether a (masked) token looks like a variable: it holds a digit or a
 /// placeholder. Such tokens never route the prefix tree and never freeze.
 pub fn looks_variable(text: &str) -> bool {
-    text.bytes().any(|b| b.is_ascii_digit())
-        || (text.contains('<')
-            && (text.contains(LONG_PLACEHOLDER)
-                || VarClass::ALL.iter().any(|c| text.contains(c.placeholder()))))
+    let mut angle = false;
+    for b in text.bytes() {
+        if b.is_ascii_digit() {
+            return true;
+        }
+        angle |= b == b'<';
+    }
+    angle
+        && (text.contains(LONG_PLACEHOLDER)
+            || VarClass::ALL.iter().any(|c| text.contains(c.placeholder())))
 }
 
 /// What a token longer than the configured limit becomes.
@@ -126,46 +132,6 @@ const DURATION_UNITS: &[&str] = &[
     "ns", "us", "µs", "ms", "s", "sec", "secs", "m", "min", "mins", "h", "hr", "hrs", "d",
 ];
 
-const DATE_NAMES: &[&str] = &[
-    "jan",
-    "feb",
-    "mar",
-    "apr",
-    "may",
-    "jun",
-    "jul",
-    "aug",
-    "sep",
-    "oct",
-    "nov",
-    "dec",
-    "mon",
-    "tue",
-    "wed",
-    "thu",
-    "fri",
-    "sat",
-    "sun",
-    "january",
-    "february",
-    "march",
-    "april",
-    "june",
-    "july",
-    "august",
-    "september",
-    "october",
-    "november",
-    "december",
-    "monday",
-    "tuesday",
-    "wednesday",
-    "thursday",
-    "friday",
-    "saturday",
-    "sunday",
-];
-
 const UNITS: &[&str] = &[
     "B", "KB", "kB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "ns", "us", "µs", "ms",
     "s", "sec", "secs", "min", "mins",
@@ -183,10 +149,34 @@ pub fn unit_suffix(token: &str) -> Option<&str> {
 /// A month or weekday name, optionally followed by `,` (`Jul`, `Monday,`).
 pub fn is_date_name(token: &str) -> bool {
     let word = token.strip_suffix(',').unwrap_or(token);
-    word.len() >= 3
-        && DATE_NAMES
-            .iter()
-            .any(|name| name.eq_ignore_ascii_case(word))
+    let bytes = word.as_bytes();
+    if !(3..=9).contains(&bytes.len()) {
+        return false;
+    }
+    // `| 0x20` lowercases ASCII letters and maps nothing else onto one.
+    let full = match [bytes[0] | 0x20, bytes[1] | 0x20, bytes[2] | 0x20] {
+        [b'j', b'a', b'n'] => "january",
+        [b'f', b'e', b'b'] => "february",
+        [b'm', b'a', b'r'] => "march",
+        [b'a', b'p', b'r'] => "april",
+        [b'm', b'a', b'y'] => "may",
+        [b'j', b'u', b'n'] => "june",
+        [b'j', b'u', b'l'] => "july",
+        [b'a', b'u', b'g'] => "august",
+        [b's', b'e', b'p'] => "september",
+        [b'o', b'c', b't'] => "october",
+        [b'n', b'o', b'v'] => "november",
+        [b'd', b'e', b'c'] => "december",
+        [b'm', b'o', b'n'] => "monday",
+        [b't', b'u', b'e'] => "tuesday",
+        [b'w', b'e', b'd'] => "wednesday",
+        [b't', b'h', b'u'] => "thursday",
+        [b'f', b'r', b'i'] => "friday",
+        [b's', b'a', b't'] => "saturday",
+        [b's', b'u', b'n'] => "sunday",
+        _ => return false,
+    };
+    bytes.len() == 3 || full.eq_ignore_ascii_case(word)
 }
 
 fn is_word_byte(b: u8) -> bool {
@@ -197,10 +187,8 @@ fn is_hex(b: u8) -> bool {
     b.is_ascii_hexdigit()
 }
 
-/// Masks `token` into `out` (cleared first). Returns whether anything was
-/// masked; when not, `out` holds the token unchanged.
+/// Appends `token`, masked, to `out`. Returns whether anything was masked.
 pub fn mask_token(token: &str, config: &MaskConfig, out: &mut String) -> bool {
-    out.clear();
     let bytes = token.as_bytes();
     let mut masked = false;
     let mut i = 0;
@@ -212,9 +200,11 @@ pub fn mask_token(token: &str, config: &MaskConfig, out: &mut String) -> bool {
             masked = true;
             i = end;
             literal_start = end;
+        } else if bytes[i].is_ascii_alphabetic() {
+            // No class starts inside a word except at a digit: skip to the
+            // next digit or non-letter.
+            i = run(bytes, i + 1, |b| b.is_ascii_alphabetic());
         } else {
-            // Skip the rest of a word when a match may only start at a
-            // word boundary; step one byte otherwise.
             i += char_len(bytes[i]);
         }
     }
@@ -473,11 +463,14 @@ mod tests {
         let mut config = MaskConfig::default();
         mask_token("eth0", &config, &mut out);
         assert_eq!(out, "eth<NUM>");
+        out.clear();
         config.digits_in_words = false;
         mask_token("eth0", &config, &mut out);
         assert_eq!(out, "eth0");
+        out.clear();
         mask_token("t761", &config, &mut out);
         assert_eq!(out, "t761");
+        out.clear();
         // `_` separates words, so the number after it stands free.
         mask_token("blk_-123", &config, &mut out);
         assert_eq!(out, "blk_<NUM>");

@@ -17,7 +17,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::config::MinerConfig;
 use super::template::{self, PatternId, Token};
-use super::tokenize::{LineToken, TokenLimits, tokenize};
+use super::tokenize::{Line, TokenLimits, tokenize_into};
 use super::tree::{Route, Tree, TreeShape};
 
 /// What `observe` learned about one line.
@@ -71,6 +71,8 @@ pub struct Miner {
     pub(super) lines: u64,
     pub(super) learned: u64,
     pub(super) evicted: u64,
+    /// The tokens of the line being observed, kept to reuse its buffers.
+    line: Line,
 }
 
 impl Miner {
@@ -85,6 +87,7 @@ impl Miner {
             lines: 0,
             learned: 0,
             evicted: 0,
+            line: Line::default(),
         }
     }
 
@@ -111,54 +114,68 @@ impl Miner {
     pub fn observe(&mut self, line: &str) -> Match<'_> {
         self.lines += 1;
         let now = self.lines;
-        let tokens = tokenize(line, &self.config.masking, self.limits());
-        match self.best_match(&tokens) {
-            Some(key) => {
-                let cluster = self.clusters[key as usize]
-                    .as_mut()
-                    .expect("the tree only lists live clusters");
-                let generalised = template::generalise(&mut cluster.tokens, &tokens);
-                let old_seen = cluster.last_seen;
-                cluster.count += 1;
-                cluster.last_seen = now;
-                if generalised {
-                    cluster.text = template::render(&cluster.tokens);
-                    let alias = PatternId::of_text(&cluster.text);
-                    if let std::collections::hash_map::Entry::Vacant(entry) = self.ids.entry(alias)
-                    {
-                        entry.insert(key);
-                        cluster.aliases.push(alias);
-                    }
-                }
-                self.lru.remove(&(old_seen, key));
-                self.lru.insert((now, key));
-                let cluster = self.clusters[key as usize].as_ref().expect("live");
-                Match {
-                    pattern_id: cluster.id,
-                    template: &cluster.text,
-                    is_new: false,
-                    generalised,
-                    evicted: None,
-                }
+        let mut tokens = std::mem::take(&mut self.line);
+        tokenize_into(line, &self.config.masking, self.limits(), &mut tokens);
+        let (key, generalised, evicted) = match self.best_match(&tokens) {
+            Some(key) => (key, self.absorb(key, &tokens, now), None),
+            None => {
+                let (key, evicted) = self.learn(&tokens, now);
+                (key, false, Some(evicted))
             }
-            None => self.learn(tokens, now),
+        };
+        self.line = tokens;
+        let cluster = self.clusters[key as usize].as_ref().expect("live");
+        Match {
+            pattern_id: cluster.id,
+            template: &cluster.text,
+            is_new: evicted.is_some(),
+            generalised,
+            evicted: evicted.flatten(),
         }
+    }
+
+    /// Counts a line into a template, generalising it where they differ;
+    /// returns whether it generalised.
+    fn absorb(&mut self, key: u32, tokens: &Line, now: u64) -> bool {
+        let cluster = self.clusters[key as usize].as_mut().expect("live");
+        let generalised = template::generalise(&mut cluster.tokens, tokens);
+        self.lru.remove(&(cluster.last_seen, key));
+        self.lru.insert((now, key));
+        cluster.count += 1;
+        cluster.last_seen = now;
+        if generalised {
+            cluster.text = template::render(&cluster.tokens);
+            let alias = PatternId::of_text(&cluster.text);
+            if let std::collections::hash_map::Entry::Vacant(entry) = self.ids.entry(alias) {
+                entry.insert(key);
+                cluster.aliases.push(alias);
+            }
+        }
+        generalised
     }
 
     /// The candidate with the highest similarity at or above the
     /// threshold; ties go to the more general, then the older template.
-    fn best_match(&self, tokens: &[LineToken]) -> Option<u32> {
+    fn best_match(&self, tokens: &Line) -> Option<u32> {
+        let threshold = self.config.similarity_threshold;
         let mut best: Option<(f64, usize, u64, u32)> = None;
         for &key in self.tree.candidates(tokens, self.shape()) {
             let cluster = self.clusters[key as usize].as_ref().expect("live");
-            let (sim, wildcards) =
-                template::similarity(&cluster.tokens, tokens, self.config.wildcard_weight);
-            if sim < self.config.similarity_threshold {
+            let Some(comparison) = template::compare(
+                &cluster.tokens,
+                tokens,
+                self.config.wildcard_weight,
+                threshold,
+            ) else {
+                continue;
+            };
+            let (sim, wildcards) = (comparison.similarity, comparison.wildcards);
+            if sim < threshold {
                 continue;
             }
             if self.config.freeze_after > 0
                 && cluster.count >= self.config.freeze_after
-                && template::differs_in_a_word(&cluster.tokens, tokens)
+                && comparison.differs_in_a_word
             {
                 continue;
             }
@@ -173,14 +190,16 @@ impl Miner {
         best.map(|(_, _, _, key)| key)
     }
 
-    fn learn(&mut self, tokens: Vec<LineToken>, now: u64) -> Match<'_> {
+    /// Learns a new template from `tokens`: its cluster key, and the
+    /// template evicted to make room for it, if any.
+    fn learn(&mut self, tokens: &Line, now: u64) -> (u32, Option<PatternId>) {
         let evicted = if self.live() >= self.config.max_templates.max(1) {
             self.evict_lru()
         } else {
             None
         };
-        let route = self.tree.route_for(&tokens, self.shape());
-        let template_tokens = template::from_line(&tokens);
+        let route = self.tree.route_for(tokens, self.shape());
+        let template_tokens = template::from_line(tokens);
         let text = template::render(&template_tokens);
         let id = self.free_id(&text);
         let key = match self.free.pop() {
@@ -204,14 +223,7 @@ impl Miner {
             first_seen: now,
             aliases: Vec::new(),
         });
-        let cluster = self.clusters[key as usize].as_ref().expect("just set");
-        Match {
-            pattern_id: cluster.id,
-            template: &cluster.text,
-            is_new: true,
-            generalised: false,
-            evicted,
-        }
+        (key, evicted)
     }
 
     fn free_id(&self, text: &str) -> PatternId {

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::config::{ConfigError, MinerConfig};
 use super::miner::{Cluster, Miner};
-use super::template::{self, PatternId, Token};
+use super::template::{self, Literal, PatternId, Token};
 use super::tree::Route;
 
 const FORMAT: &str = "sidewatch.logpatterns.v1";
@@ -71,7 +71,7 @@ impl Miner {
                         .tokens
                         .iter()
                         .map(|t| match t {
-                            Token::Literal(text) => Some(text.to_string()),
+                            Token::Literal(literal) => Some(literal.text().to_string()),
                             Token::Wildcard => None,
                         })
                         .collect(),
@@ -143,7 +143,7 @@ fn cluster_from(
         .into_iter()
         .map(|t| match t {
             Some(text) if !text.is_empty() && !text.contains(|c: char| c.is_ascii_whitespace()) => {
-                Ok(Token::Literal(text.into()))
+                Ok(Token::Literal(Literal::new(&text)))
             }
             Some(text) => Err(StateError::Template(format!(
                 "template {id} has the token {text:?}"

@@ -7,23 +7,62 @@
 use std::hash::Hasher;
 
 use super::mask::looks_variable;
-use super::tokenize::LineToken;
+use super::tokenize::{Line, LineToken};
 
 pub const WILDCARD: &str = "<*>";
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Token {
-    Literal(Box<str>),
+    Literal(Literal),
     Wildcard,
 }
 
 impl Token {
     pub fn text(&self) -> &str {
         match self {
-            Token::Literal(text) => text,
+            Token::Literal(literal) => literal.text(),
             Token::Wildcard => WILDCARD,
         }
     }
+}
+
+/// A literal token with what comparing it needs at hand: the hash of its
+/// text (most tokens that differ are told apart without reading them) and
+/// whether it is a plain word (which can freeze).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Literal {
+    text: Box<str>,
+    hash: u64,
+    plain: bool,
+}
+
+impl Literal {
+    pub fn new(text: &str) -> Literal {
+        Literal {
+            text: text.into(),
+            hash: token_hash(text),
+            plain: is_plain_word(text),
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    pub fn is_plain_word(&self) -> bool {
+        self.plain
+    }
+
+    pub fn matches(&self, token: &LineToken) -> bool {
+        self.hash == token.hash && *self.text == *token.text
+    }
+}
+
+/// The hash tokens are compared by before their text.
+pub fn token_hash(text: &str) -> u64 {
+    let mut hasher = fnv::FnvHasher::default();
+    hasher.write(text.as_bytes());
+    hasher.finish()
 }
 
 /// A stable 64-bit pattern id: FNV-1a of the template text as first
@@ -64,10 +103,9 @@ impl std::str::FromStr for PatternId {
     }
 }
 
-pub fn from_line(tokens: &[LineToken]) -> Vec<Token> {
-    tokens
-        .iter()
-        .map(|t| Token::Literal(t.text.as_str().into()))
+pub fn from_line(line: &Line) -> Vec<Token> {
+    line.iter()
+        .map(|t| Token::Literal(Literal::new(t.text)))
         .collect()
 }
 
@@ -82,38 +120,63 @@ pub fn render(tokens: &[Token]) -> String {
     text
 }
 
-/// Similarity of a line to a template of the same length, as in Drain:
-/// the share of positions whose literal equals the line's token; a
-/// wildcard counts `wildcard_weight` (0 in Drain, which makes a template
-/// that has generalised much harder to match). Also returns the number of
-/// wildcards, to break ties towards the more general template.
-pub fn similarity(template: &[Token], line: &[LineToken], wildcard_weight: f64) -> (f64, usize) {
+/// How a line compares with a template of the same length.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Comparison {
+    /// As in Drain: the share of positions whose literal equals the
+    /// line's token, a wildcard counting `wildcard_weight` (0 in Drain,
+    /// which makes a template that has generalised harder to match).
+    pub similarity: f64,
+    /// Wildcards in the template, to break ties towards the more general.
+    pub wildcards: usize,
+    /// The line differs from one of the template's plain-word literals (no
+    /// digit, no placeholder): `tty=NODEVssh` against `tty=:0` does, while
+    /// `port=<NUM>` against `port=<HEX>` does not.
+    pub differs_in_a_word: bool,
+}
+
+/// Compares a line with a template of the same length; `None` as soon as
+/// the similarity can no longer reach `threshold`.
+pub fn compare(
+    template: &[Token],
+    line: &Line,
+    wildcard_weight: f64,
+    threshold: f64,
+) -> Option<Comparison> {
     debug_assert_eq!(template.len(), line.len());
     if template.is_empty() {
-        return (1.0, 0);
+        return Some(Comparison {
+            similarity: 1.0,
+            wildcards: 0,
+            differs_in_a_word: false,
+        });
     }
+    let n = template.len() as f64;
+    // A margin below the threshold keeps float rounding from pruning a
+    // line that would just reach it.
+    let reachable = threshold * n - 1e-9;
     let mut same = 0.0;
     let mut wildcards = 0;
-    for (t, l) in template.iter().zip(line) {
+    let mut differs_in_a_word = false;
+    for (i, (t, l)) in template.iter().zip(line.iter()).enumerate() {
         match t {
             Token::Wildcard => {
                 wildcards += 1;
                 same += wildcard_weight;
             }
-            Token::Literal(text) if **text == *l.text => same += 1.0,
-            Token::Literal(_) => {}
+            Token::Literal(literal) if literal.matches(&l) => same += 1.0,
+            Token::Literal(literal) => {
+                differs_in_a_word |= literal.is_plain_word();
+                if same + ((template.len() - i - 1) as f64) < reachable {
+                    return None;
+                }
+            }
         }
     }
-    (same / template.len() as f64, wildcards)
-}
-
-/// Whether the line differs from one of the template's plain-word literals
-/// (no digit, no placeholder): `tty=NODEVssh` against `tty=:0` does, while
-/// `port=<NUM>` against `port=<HEX>` does not.
-pub fn differs_in_a_word(template: &[Token], line: &[LineToken]) -> bool {
-    template.iter().zip(line).any(|(t, l)| match t {
-        Token::Literal(text) => **text != *l.text && is_plain_word(text),
-        Token::Wildcard => false,
+    Some(Comparison {
+        similarity: same / n,
+        wildcards,
+        differs_in_a_word,
     })
 }
 
@@ -124,11 +187,11 @@ pub fn is_plain_word(text: &str) -> bool {
 
 /// Turns every position where the line disagrees into a wildcard. Returns
 /// whether the template changed.
-pub fn generalise(template: &mut [Token], line: &[LineToken]) -> bool {
+pub fn generalise(template: &mut [Token], line: &Line) -> bool {
     let mut changed = false;
-    for (t, l) in template.iter_mut().zip(line) {
-        if let Token::Literal(text) = t
-            && **text != *l.text
+    for (t, l) in template.iter_mut().zip(line.iter()) {
+        if let Token::Literal(literal) = t
+            && !literal.matches(&l)
         {
             *t = Token::Wildcard;
             changed = true;
@@ -141,14 +204,17 @@ pub fn generalise(template: &mut [Token], line: &[LineToken]) -> bool {
 mod tests {
     use super::*;
 
-    fn line(words: &[&str]) -> Vec<LineToken> {
-        words
-            .iter()
-            .map(|w| LineToken {
-                text: w.to_string(),
-                variable: false,
-            })
-            .collect()
+    fn line(words: &[&str]) -> Line {
+        let limits = super::super::tokenize::TokenLimits {
+            max_tokens: 64,
+            max_token_bytes: 64,
+            fold_repeats: false,
+        };
+        super::super::tokenize::tokenize(
+            &words.join(" "),
+            &super::super::mask::MaskConfig::none(),
+            limits,
+        )
     }
 
     #[test]
@@ -167,26 +233,38 @@ mod tests {
     #[test]
     fn similarity_counts_equal_literals_and_weighs_wildcards() {
         let mut template = from_line(&line(&["user", "bob", "logged", "in"]));
+        let ann = line(&["user", "ann", "logged", "in"]);
+        let c = compare(&template, &ann, 0.0, 0.5).expect("reaches 0.5");
         assert_eq!(
-            similarity(&template, &line(&["user", "ann", "logged", "in"]), 0.0).0,
-            0.75
+            (c.similarity, c.wildcards, c.differs_in_a_word),
+            (0.75, 0, true)
         );
-        assert!(generalise(
-            &mut template,
-            &line(&["user", "ann", "logged", "in"])
-        ));
+        assert!(generalise(&mut template, &ann));
         assert_eq!(render(&template), "user <*> logged in");
+        let eve = line(&["user", "eve", "logged", "in"]);
+        let c = compare(&template, &eve, 0.0, 0.5).expect("reaches 0.5");
         assert_eq!(
-            similarity(&template, &line(&["user", "eve", "logged", "in"]), 0.0),
-            (0.75, 1)
+            (c.similarity, c.wildcards, c.differs_in_a_word),
+            (0.75, 1, false)
         );
         assert_eq!(
-            similarity(&template, &line(&["user", "eve", "logged", "in"]), 1.0).0,
-            1.0
+            compare(&template, &eve, 1.0, 0.5).map(|c| c.similarity),
+            Some(1.0)
         );
-        assert!(!generalise(
-            &mut template,
-            &line(&["user", "eve", "logged", "in"])
-        ));
+        assert!(!generalise(&mut template, &eve));
+    }
+
+    #[test]
+    fn comparing_stops_once_the_threshold_is_out_of_reach() {
+        let template = from_line(&line(&["a", "b", "c", "d"]));
+        assert_eq!(
+            compare(&template, &line(&["x", "y", "c", "d"]), 0.0, 0.75),
+            None
+        );
+        let c = compare(&template, &line(&["x", "b", "c", "d"]), 0.0, 0.75);
+        assert_eq!(c.map(|c| c.similarity), Some(0.75));
+        let numbers = from_line(&line(&["port", "<NUM>"]));
+        let c = compare(&numbers, &line(&["port", "<HEX>"]), 0.0, 0.5).expect("reaches");
+        assert!(!c.differs_in_a_word, "placeholders are not words");
     }
 }

@@ -7,10 +7,10 @@
 //! A cluster is filed under the route its first line took, which is kept
 //! with the cluster, so a restored tree is the same tree.
 
-use std::collections::HashMap;
+use fnv::FnvHashMap as HashMap;
 
-use super::template::{Token, WILDCARD, is_plain_word};
-use super::tokenize::LineToken;
+use super::template::{Token, WILDCARD};
+use super::tokenize::Line;
 
 /// Where a cluster is filed: its token count and its prefix keys.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -30,7 +30,7 @@ impl Route {
                 .iter()
                 .take(depth)
                 .map(|t| match t {
-                    Token::Literal(text) if is_plain_word(text) => text.clone(),
+                    Token::Literal(literal) if literal.is_plain_word() => literal.text().into(),
                     _ => WILDCARD.into(),
                 })
                 .collect(),
@@ -66,7 +66,7 @@ pub struct TreeShape {
 impl Tree {
     /// The clusters a line may belong to: the leaf reached by following
     /// its tokens, taking `<*>` where the token has no branch.
-    pub fn candidates(&self, line: &[LineToken], shape: TreeShape) -> &[u32] {
+    pub fn candidates(&self, line: &Line, shape: TreeShape) -> &[u32] {
         let Some(mut node) = self.by_length.get(&line.len()) else {
             return &[];
         };
@@ -74,7 +74,7 @@ impl Tree {
             let own = if token.variable {
                 None
             } else {
-                node.children.get(token.text.as_str())
+                node.children.get(token.text)
             };
             match own.or_else(|| node.children.get(WILDCARD)) {
                 Some(child) => node = child,
@@ -85,7 +85,7 @@ impl Tree {
     }
 
     /// The route a new cluster made from `line` is filed under.
-    pub fn route_for(&self, line: &[LineToken], shape: TreeShape) -> Route {
+    pub fn route_for(&self, line: &Line, shape: TreeShape) -> Route {
         let mut keys = Vec::new();
         let mut node = self.by_length.get(&line.len());
         for token in line.iter().take(shape.depth) {
@@ -94,12 +94,12 @@ impl Tree {
             } else {
                 match node {
                     Some(n)
-                        if !n.children.contains_key(token.text.as_str())
+                        if !n.children.contains_key(token.text)
                             && n.children.len() >= shape.max_children =>
                     {
                         WILDCARD
                     }
-                    _ => &token.text,
+                    _ => token.text,
                 }
             };
             node = node.and_then(|n| n.children.get(key));
