@@ -2,8 +2,8 @@
 //! (steady state), when learning from nothing, and when every line is new
 //! and the template cap evicts; the heap bytes per template (counted by a
 //! wrapping allocator around mimalloc, the binary's allocator); the size of
-//! the saved state; and, when the loghub samples are at `../shared/loghub`
-//! (or `$LOGHUB_DIR`), lines per second and grouping accuracy on each of
+//! the saved state; and, when the loghub samples are at `$LOGHUB_DIR` or
+//! `../shared/loghub`, lines per second and grouping accuracy on each of
 //! the ten systems with the default configuration.
 //!
 //!   cargo bench --bench logpatterns
@@ -196,8 +196,9 @@ fn group_memory(stream: &[String], unique: &[String]) {
     let saved = miner.save();
     eprintln!(
         "logpatterns memory: {templates} templates of the synthetic stream hold {bytes} heap bytes \
-         ({} per template); saved state {} bytes ({} per template)",
+         ({} per template; memory_bytes() estimates {}); saved state {} bytes ({} per template)",
         bytes / templates as isize,
+        miner.memory_bytes(),
         saved.len(),
         saved.len() / templates
     );
@@ -212,16 +213,22 @@ fn group_memory(stream: &[String], unique: &[String]) {
     let bytes = LIVE.load(Ordering::Relaxed) - before;
     eprintln!(
         "logpatterns memory: {templates} short templates (4 tokens) hold {bytes} heap bytes \
-         ({} per template)",
-        bytes / templates as isize
+         ({} per template; memory_bytes() estimates {})",
+        bytes / templates as isize,
+        miner.memory_bytes()
     );
 }
 
+/// `$LOGHUB_DIR`, else `../shared/loghub` next to the checkout (or next to
+/// the worktrees' folder, for a worktree under `wt/`).
 fn loghub_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LOGHUB_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("../shared/loghub"));
-    dir.is_dir().then_some(dir)
+    match std::env::var_os("LOGHUB_DIR") {
+        Some(dir) => Some(PathBuf::from(dir)),
+        None => ["../shared/loghub", "../../shared/loghub"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|dir| dir.is_dir()),
+    }
 }
 
 /// (`EventId`, `Content`) of every line of one system.

@@ -7,14 +7,20 @@
 //! Templates are mined from each line's `Content` column, with one
 //! configuration for every system (the defaults unless CONFIG is given),
 //! and a fresh miner per system. Each line's id is the one `observe`
-//! returned for it, as a connector would stamp it. Also writes
-//! `<System>.templates.txt` (id, lines, template) to read, and prints lines
-//! per second of mining alone (CSV reading and writing excluded).
+//! returned for it, as a connector would stamp it; `resolved/<System>.csv`
+//! holds the same lines with each id resolved through the miner's aliases
+//! at the end (a template merged into another counts as that one):
+//!
+//!   python3 ../shared/loghub/score.py ../shared/loghub /tmp/loghub-out/resolved
+//!
+//! Also writes `<System>.templates.txt` (id, lines, template) to read, and
+//! prints lines per second of mining alone (CSV reading and writing
+//! excluded).
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use sidewatch::logpatterns::{Miner, MinerConfig};
+use sidewatch::logpatterns::{Miner, MinerConfig, PatternId};
 
 /// The binary's allocator, so lines per second are the binary's.
 #[global_allocator]
@@ -31,7 +37,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => MinerConfig::default(),
     };
     config.validate()?;
-    std::fs::create_dir_all(out)?;
+    std::fs::create_dir_all(out.join("resolved"))?;
     let mut systems: Vec<String> = std::fs::read_dir(data)?
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_dir())
@@ -59,19 +65,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let mut miner = Miner::new(config.clone());
         let started = Instant::now();
-        let ids: Vec<String> = rows
+        let ids: Vec<PatternId> = rows
             .iter()
-            .map(|(_, content)| miner.observe(content).pattern_id.to_string())
+            .map(|(_, content)| miner.observe(content).pattern_id)
             .collect();
         let elapsed = started.elapsed();
         total_lines += rows.len();
         total_time += elapsed;
-        let mut writer = csv::Writer::from_path(out.join(format!("{system}.csv")))?;
-        writer.write_record(["LineId", "PatternId"])?;
-        for ((line, _), id) in rows.iter().zip(&ids) {
-            writer.write_record([line.as_str(), id.as_str()])?;
-        }
-        writer.flush()?;
+        write_ids(&out.join(format!("{system}.csv")), &rows, &ids)?;
+        let resolved: Vec<PatternId> = ids
+            .iter()
+            .map(|id| miner.resolve(*id).unwrap_or(*id))
+            .collect();
+        write_ids(
+            &out.join("resolved").join(format!("{system}.csv")),
+            &rows,
+            &resolved,
+        )?;
         let mut templates = String::new();
         for (id, text, count) in miner.templates() {
             templates.push_str(&format!("{id} {count:>5} {text}\n"));
@@ -89,5 +99,19 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "all          {total_lines:>5} lines           {:>9.0} lines/s",
         total_lines as f64 / total_time.as_secs_f64()
     );
+    Ok(())
+}
+
+fn write_ids(
+    path: &Path,
+    rows: &[(String, String)],
+    ids: &[PatternId],
+) -> Result<(), Box<dyn std::error::Error>> {
+    let mut writer = csv::Writer::from_path(path)?;
+    writer.write_record(["LineId", "PatternId"])?;
+    for ((line, _), id) in rows.iter().zip(ids) {
+        writer.write_record([line.as_str(), id.to_string().as_str()])?;
+    }
+    writer.flush()?;
     Ok(())
 }

@@ -27,6 +27,9 @@ pub struct MinerConfig {
     /// After this many lines, a template's plain-word literals are
     /// frozen: a line that differs in one is another template (0: never).
     pub freeze_after: u64,
+    /// When a template generalises, merge into it the templates of its
+    /// tree leaf that it now covers.
+    pub merge_subsumed: bool,
     /// Prefix-tree levels below the token-count level.
     pub tree_depth: usize,
     /// Children per tree node before new tokens share the `<*>` branch.
@@ -48,6 +51,7 @@ impl Default for MinerConfig {
             similarity_threshold: 0.7,
             wildcard_weight: 1.0,
             freeze_after: 3,
+            merge_subsumed: true,
             tree_depth: 2,
             max_children: 100,
             max_templates: 10_000,

@@ -4,11 +4,22 @@
 //! line belongs to. Deterministic: the same lines in the same order give
 //! the same ids, and a restored miner continues exactly where it stopped.
 //!
+//! Matching, after Drain: a candidate of the same length matches when the
+//! share of equal positions (a `<*>` counting as equal) reaches
+//! `similarity_threshold`. One addition: once a template has matched
+//! `freeze_after` lines, its plain words (no digit, no placeholder) are
+//! frozen, and a line that differs in one of them is another template
+//! (`Starting installer initialization.` / `... finalization.`).
+//!
 //! Ids: a template's id is the hash of its text when first learned. When it
 //! generalises (a token becomes `<*>`), it keeps that id, and the hash of
 //! the new text is recorded as an alias of it, so a lookup by either text's
 //! hash finds the pattern. A new template whose hash is already taken is
-//! salted until free, so two live templates never share an id.
+//! salted until free, so two live templates never share an id. When a
+//! template generalises so that it covers other templates of its tree leaf
+//! (a frozen word that turned out to vary: `for root` / `for <*>`), they
+//! merge into it: the merged template keeps the oldest id, and the other
+//! ids become its aliases (`Match::merged` names them, once).
 //!
 //! Memory: at most `max_templates` templates; learning one more evicts the
 //! least recently matched, and the eviction is counted.
@@ -32,6 +43,11 @@ pub struct Match<'a> {
     pub generalised: bool,
     /// The template evicted to make room for a new one, if any.
     pub evicted: Option<PatternId>,
+    /// Lines this template has matched, this one included.
+    pub count: u64,
+    /// Templates this line's template absorbed as it generalised (it now
+    /// covers them): their ids are aliases of `pattern_id` from now on.
+    pub merged: &'a [PatternId],
 }
 
 #[derive(Debug, Clone)]
@@ -55,6 +71,8 @@ pub struct MinerStats {
     pub templates: usize,
     pub learned: u64,
     pub evicted: u64,
+    /// Templates merged into a more general one.
+    pub merged: u64,
 }
 
 #[derive(Debug)]
@@ -71,8 +89,11 @@ pub struct Miner {
     pub(super) lines: u64,
     pub(super) learned: u64,
     pub(super) evicted: u64,
+    pub(super) merged: u64,
     /// The tokens of the line being observed, kept to reuse its buffers.
     line: Line,
+    /// Ids merged away by the line being observed.
+    merged_now: Vec<PatternId>,
 }
 
 impl Miner {
@@ -87,7 +108,9 @@ impl Miner {
             lines: 0,
             learned: 0,
             evicted: 0,
+            merged: 0,
             line: Line::default(),
+            merged_now: Vec::new(),
         }
     }
 
@@ -114,6 +137,7 @@ impl Miner {
     pub fn observe(&mut self, line: &str) -> Match<'_> {
         self.lines += 1;
         let now = self.lines;
+        self.merged_now.clear();
         let mut tokens = std::mem::take(&mut self.line);
         tokenize_into(line, &self.config.masking, self.limits(), &mut tokens);
         let (key, generalised, evicted) = match self.best_match(&tokens) {
@@ -131,6 +155,8 @@ impl Miner {
             is_new: evicted.is_some(),
             generalised,
             evicted: evicted.flatten(),
+            count: cluster.count,
+            merged: &self.merged_now,
         }
     }
 
@@ -150,8 +176,52 @@ impl Miner {
                 entry.insert(key);
                 cluster.aliases.push(alias);
             }
+            if self.config.merge_subsumed {
+                self.merge_subsumed(key);
+            }
         }
         generalised
+    }
+
+    /// Merges into the template at `key` every template of its leaf that
+    /// it now covers (each of their positions equal, or `<*>` in it): they
+    /// were the same pattern, split before a position showed it varies.
+    /// The merged template keeps the oldest id; the others become aliases.
+    fn merge_subsumed(&mut self, key: u32) {
+        let general = self.clusters[key as usize].as_ref().expect("live");
+        let covered: Vec<u32> = self
+            .tree
+            .leaf(&general.route)
+            .iter()
+            .copied()
+            .filter(|&other| {
+                other != key
+                    && template::covers(
+                        &general.tokens,
+                        &self.clusters[other as usize].as_ref().expect("live").tokens,
+                    )
+            })
+            .collect();
+        for other in covered {
+            let absorbed = self.clusters[other as usize].take().expect("live");
+            self.tree.remove(&absorbed.route, other);
+            self.lru.remove(&(absorbed.last_seen, other));
+            self.free.push(other);
+            self.merged += 1;
+            let survivor = self.clusters[key as usize].as_mut().expect("live");
+            let mut gone = absorbed.id;
+            if absorbed.first_seen < survivor.first_seen {
+                gone = std::mem::replace(&mut survivor.id, absorbed.id);
+                survivor.first_seen = absorbed.first_seen;
+            }
+            survivor.aliases.push(gone);
+            survivor.aliases.extend(&absorbed.aliases);
+            survivor.count += absorbed.count;
+            for id in std::iter::once(absorbed.id).chain(absorbed.aliases) {
+                self.ids.insert(id, key);
+            }
+            self.merged_now.push(gone);
+        }
     }
 
     /// The candidate with the highest similarity at or above the
@@ -287,7 +357,40 @@ impl Miner {
             templates: self.live(),
             learned: self.learned,
             evicted: self.evicted,
+            merged: self.merged,
         }
+    }
+
+    /// An estimate of the heap bytes the miner holds: templates, tree,
+    /// indexes and buffers, by their sizes and capacities (the allocator's
+    /// own overhead comes on top). O(templates + tree nodes): for
+    /// telemetry, not for every line.
+    pub fn memory_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let clusters: usize = self
+            .clusters
+            .iter()
+            .flatten()
+            .map(|c| {
+                c.tokens.capacity() * size_of::<Token>()
+                    + c.tokens.iter().map(|t| t.text().len()).sum::<usize>()
+                    + c.text.capacity()
+                    + c.route.keys.capacity() * size_of::<Box<str>>()
+                    + c.route.keys.iter().map(|k| k.len()).sum::<usize>()
+                    + c.aliases.capacity() * size_of::<PatternId>()
+            })
+            .sum();
+        // A hash map entry costs its key and value plus a control byte;
+        // a B-tree entry about its size again in node overhead.
+        let ids = self.ids.capacity() * (size_of::<(PatternId, u32)>() + 1);
+        let lru = self.lru.len() * 2 * size_of::<(u64, u32)>();
+        self.clusters.capacity() * size_of::<Option<Cluster>>()
+            + self.free.capacity() * size_of::<u32>()
+            + clusters
+            + ids
+            + lru
+            + self.tree.memory_bytes()
+            + self.line.memory_bytes()
     }
 
     /// Rebuilds the indexes of a miner whose clusters were just restored.
@@ -297,11 +400,13 @@ impl Miner {
         lines: u64,
         learned: u64,
         evicted: u64,
+        merged: u64,
     ) -> Miner {
         let mut miner = Miner::new(config);
         miner.lines = lines;
         miner.learned = learned;
         miner.evicted = evicted;
+        miner.merged = merged;
         for (key, cluster) in clusters.into_iter().enumerate() {
             let key = key as u32;
             miner.tree.insert(&cluster.route, key);

@@ -35,6 +35,7 @@ struct State {
     lines: u64,
     learned: u64,
     evicted: u64,
+    merged: u64,
     /// Oldest first: the order the tree's leaves list them in.
     templates: Vec<TemplateState>,
 }
@@ -63,6 +64,7 @@ impl Miner {
             lines: self.lines,
             learned: self.learned,
             evicted: self.evicted,
+            merged: self.merged,
             templates: clusters
                 .into_iter()
                 .map(|c| TemplateState {
@@ -120,8 +122,14 @@ impl Miner {
             }
             clusters.push(cluster);
         }
-        let mut miner =
-            Miner::from_parts(config, clusters, state.lines, state.learned, state.evicted);
+        let mut miner = Miner::from_parts(
+            config,
+            clusters,
+            state.lines,
+            state.learned,
+            state.evicted,
+            state.merged,
+        );
         miner.evict_down_to_cap();
         Ok(miner)
     }

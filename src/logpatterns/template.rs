@@ -185,6 +185,16 @@ pub fn is_plain_word(text: &str) -> bool {
     !looks_variable(text)
 }
 
+/// Whether `general` covers `specific`: same length, and at each position
+/// the same literal or a wildcard in `general`.
+pub fn covers(general: &[Token], specific: &[Token]) -> bool {
+    general.len() == specific.len()
+        && general
+            .iter()
+            .zip(specific)
+            .all(|(g, s)| matches!(g, Token::Wildcard) || g == s)
+}
+
 /// Turns every position where the line disagrees into a wildcard. Returns
 /// whether the template changed.
 pub fn generalise(template: &mut [Token], line: &Line) -> bool {
@@ -252,6 +262,29 @@ mod tests {
             Some(1.0)
         );
         assert!(!generalise(&mut template, &eve));
+    }
+
+    #[test]
+    fn a_template_covers_those_it_equals_or_generalises() {
+        let mut general = from_line(&line(&["for", "root", "from", "x"]));
+        general[1] = Token::Wildcard;
+        assert!(covers(
+            &general,
+            &from_line(&line(&["for", "root", "from", "x"]))
+        ));
+        assert!(covers(&general, &general.clone()));
+        assert!(!covers(
+            &general,
+            &from_line(&line(&["for", "root", "from", "y"]))
+        ));
+        assert!(!covers(
+            &general,
+            &from_line(&line(&["for", "root", "from"]))
+        ));
+        assert!(!covers(
+            &from_line(&line(&["for", "root", "from", "x"])),
+            &general
+        ));
     }
 
     #[test]

@@ -115,6 +115,51 @@ fn a_word_that_held_for_freeze_after_lines_is_part_of_the_template() {
 }
 
 #[test]
+fn a_template_that_generalises_absorbs_the_templates_it_now_covers() {
+    let mut miner = miner();
+    let root = id_of(&mut miner, "login failed for root from 10.0.0.1");
+    id_of(&mut miner, "login failed for root from 10.0.0.2");
+    id_of(&mut miner, "login failed for root from 10.0.0.3");
+    // "root" held for three lines: another user makes another template...
+    let uucp = miner.observe("login failed for uucp from 10.0.0.4");
+    assert!(uucp.is_new);
+    let uucp = uucp.pattern_id;
+    // ...which a third user generalises; it now covers the "root" one.
+    let m = miner.observe("login failed for ftp from 10.0.0.5");
+    assert!(m.generalised);
+    assert_eq!(m.template, "login failed for <*> from <IP>");
+    assert_eq!(
+        m.pattern_id, root,
+        "the merged template keeps the oldest id"
+    );
+    assert_eq!(m.merged, [uucp]);
+    assert_eq!(miner.resolve(uucp), Some(root));
+    assert_eq!(
+        id_of(&mut miner, "login failed for root from 10.0.0.6"),
+        root
+    );
+    let stats = miner.stats();
+    assert_eq!((stats.templates, stats.learned, stats.merged), (1, 2, 1));
+    assert_eq!(miner.templates().next().map(|t| t.2), Some(6));
+
+    let config = MinerConfig {
+        merge_subsumed: false,
+        ..MinerConfig::default()
+    };
+    let mut apart = Miner::new(config);
+    for line in [
+        "login failed for root from 10.0.0.1",
+        "login failed for root from 10.0.0.2",
+        "login failed for root from 10.0.0.3",
+        "login failed for uucp from 10.0.0.4",
+        "login failed for ftp from 10.0.0.5",
+    ] {
+        apart.observe(line);
+    }
+    assert_eq!(apart.stats().templates, 2);
+}
+
+#[test]
 fn the_cap_evicts_the_least_recently_used_template_and_counts_it() {
     let config = MinerConfig {
         max_templates: 2,
@@ -134,6 +179,38 @@ fn the_cap_evicts_the_least_recently_used_template_and_counts_it() {
     // Relearned, an evicted template gets its old id back: it is the hash
     // of the same text.
     assert_eq!(id_of(&mut miner, "beta thing broke down badly"), b);
+}
+
+#[test]
+fn memory_stays_bounded_under_a_flood_of_new_templates() {
+    let config = MinerConfig {
+        max_templates: 100,
+        ..MinerConfig::default()
+    };
+    let mut miner = Miner::new(config);
+    // Letters h..w only, so no masking class takes a word for a value.
+    let word = |i: u64| -> String {
+        let mixed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        (0..8)
+            .map(|k| (b'h' + ((mixed >> (4 * k)) & 15) as u8) as char)
+            .collect()
+    };
+    let line = |i: u64| format!("{} {} {} happened", word(i), word(i + 1), word(i + 2));
+    for i in 0..100 {
+        miner.observe(&line(i * 3));
+    }
+    let full = miner.memory_bytes();
+    for i in 100..10_100 {
+        miner.observe(&line(i * 3));
+    }
+    let stats = miner.stats();
+    assert_eq!(stats.templates, 100);
+    assert!(stats.evicted >= 9_000, "{stats:?}");
+    assert!(
+        miner.memory_bytes() < 2 * full,
+        "{} bytes after the flood, {full} at the cap",
+        miner.memory_bytes()
+    );
 }
 
 #[test]
@@ -319,7 +396,7 @@ proptest! {
             miner.observe(line);
             let stats = miner.stats();
             prop_assert!(stats.templates <= cap);
-            prop_assert_eq!(stats.learned - stats.evicted, stats.templates as u64);
+            prop_assert_eq!(stats.learned - stats.evicted - stats.merged, stats.templates as u64);
         }
     }
 }

@@ -61,6 +61,11 @@ impl Line {
         }
     }
 
+    /// Heap bytes of the buffers.
+    pub fn memory_bytes(&self) -> usize {
+        self.text.capacity() + self.tokens.capacity() * std::mem::size_of::<Span>()
+    }
+
     fn clear(&mut self) {
         self.text.clear();
         self.tokens.clear();

@@ -41,13 +41,24 @@ impl Route {
 #[derive(Debug, Default)]
 struct Node {
     children: HashMap<Box<str>, Node>,
-    /// Cluster keys, oldest first (so ties go to the oldest cluster).
+    /// Cluster keys, in the order they were filed.
     clusters: Vec<u32>,
 }
 
 impl Node {
     fn is_empty(&self) -> bool {
         self.children.is_empty() && self.clusters.is_empty()
+    }
+
+    fn memory_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(Box<str>, Node)>() + 1;
+        self.children.capacity() * entry
+            + self.clusters.capacity() * std::mem::size_of::<u32>()
+            + self
+                .children
+                .iter()
+                .map(|(key, child)| key.len() + child.memory_bytes())
+                .sum::<usize>()
     }
 }
 
@@ -109,6 +120,26 @@ impl Tree {
             length: line.len(),
             keys,
         }
+    }
+
+    /// The clusters filed under exactly `route`.
+    pub fn leaf(&self, route: &Route) -> &[u32] {
+        let mut node = self.by_length.get(&route.length);
+        for key in &route.keys {
+            node = node.and_then(|n| n.children.get(key));
+        }
+        node.map_or(&[], |n| &n.clusters)
+    }
+
+    /// Estimated heap bytes of the nodes, keys and cluster lists.
+    pub fn memory_bytes(&self) -> usize {
+        let entry = std::mem::size_of::<(usize, Node)>() + 1;
+        self.by_length.capacity() * entry
+            + self
+                .by_length
+                .values()
+                .map(Node::memory_bytes)
+                .sum::<usize>()
     }
 
     pub fn insert(&mut self, route: &Route, cluster: u32) {
