@@ -115,7 +115,7 @@ fn observe(c: &mut Criterion) {
     let stream = lines(10_000, 100);
     let mut group = c.benchmark_group("logpatterns observe");
     group.throughput(Throughput::Elements(stream.len() as u64));
-    let mut warm = Miner::new(MinerConfig::default());
+    let mut warm = Miner::default();
     for line in &stream {
         warm.observe(line);
     }
@@ -128,7 +128,7 @@ fn observe(c: &mut Criterion) {
     });
     group.bench_function("10k lines, 100 kinds, learning from empty", |b| {
         b.iter_batched_ref(
-            || Miner::new(MinerConfig::default()),
+            Miner::default,
             |miner| {
                 for line in &stream {
                     black_box(miner.observe(line).pattern_id);
@@ -155,7 +155,7 @@ fn observe(c: &mut Criterion) {
     group.bench_function("10k new templates, cap 1000 (evicting)", |b| {
         b.iter_batched_ref(
             || {
-                let mut miner = Miner::new(capped.clone());
+                let mut miner = Miner::new(capped.clone()).expect("a valid configuration");
                 for line in &unique[..1_000] {
                     miner.observe(line);
                 }
@@ -187,7 +187,7 @@ fn word(mut i: usize) -> String {
 
 fn group_memory(stream: &[String], unique: &[String]) {
     let before = LIVE.load(Ordering::Relaxed);
-    let mut miner = Miner::new(MinerConfig::default());
+    let mut miner = Miner::default();
     for line in stream {
         miner.observe(line);
     }
@@ -205,7 +205,7 @@ fn group_memory(stream: &[String], unique: &[String]) {
     drop(saved);
     drop(miner);
     let before = LIVE.load(Ordering::Relaxed);
-    let mut miner = Miner::new(MinerConfig::default());
+    let mut miner = Miner::default();
     for line in unique {
         miner.observe(line);
     }
@@ -290,7 +290,7 @@ fn loghub(c: &mut Criterion) {
     let mut accuracies = Vec::new();
     for system in SYSTEMS {
         let rows = loghub_system(&dir, system);
-        let mut miner = Miner::new(MinerConfig::default());
+        let mut miner = Miner::default();
         let predicted: Vec<u64> = rows
             .iter()
             .map(|(_, l)| miner.observe(l).pattern_id.0)
@@ -302,7 +302,7 @@ fn loghub(c: &mut Criterion) {
         group.throughput(Throughput::Elements(rows.len() as u64));
         group.bench_function(format!("{system}, 2k lines from empty"), |b| {
             b.iter_batched_ref(
-                || Miner::new(MinerConfig::default()),
+                Miner::default,
                 |miner| {
                     for (_, line) in &rows {
                         black_box(miner.observe(line).pattern_id);

@@ -36,7 +36,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => serde_json::from_str(&std::fs::read_to_string(path)?)?,
         None => MinerConfig::default(),
     };
-    config.validate()?;
     std::fs::create_dir_all(out.join("resolved"))?;
     let mut systems: Vec<String> = std::fs::read_dir(data)?
         .filter_map(|e| e.ok())
@@ -63,7 +62,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let record = record?;
             rows.push((record[line_id].to_string(), record[content].to_string()));
         }
-        let mut miner = Miner::new(config.clone());
+        let mut miner = Miner::new(config.clone())?;
         let started = Instant::now();
         let ids: Vec<PatternId> = rows
             .iter()

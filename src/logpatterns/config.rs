@@ -14,7 +14,18 @@ pub enum ConfigError {
     WildcardWeight(f64),
     #[error("{0} must be at least 1")]
     Zero(&'static str),
+    #[error("{name} must be at most {max}, got {value}")]
+    TooLarge {
+        name: &'static str,
+        max: usize,
+        value: usize,
+    },
 }
+
+/// Bounds on the per-line limits, so a line's masked text always fits the
+/// tokenizer's 32-bit offsets (4096 x 64 KiB = 256 MiB).
+pub const MAX_LINE_TOKENS: usize = 4096;
+pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -79,6 +90,14 @@ impl MinerConfig {
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero(name));
+            }
+        }
+        for (name, max, value) in [
+            ("max_line_tokens", MAX_LINE_TOKENS, self.max_line_tokens),
+            ("max_token_bytes", MAX_TOKEN_BYTES, self.max_token_bytes),
+        ] {
+            if value > max {
+                return Err(ConfigError::TooLarge { name, max, value });
             }
         }
         Ok(())

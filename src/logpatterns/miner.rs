@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::config::MinerConfig;
+use super::config::{ConfigError, MinerConfig};
 use super::template::{self, PatternId, Token};
 use super::tokenize::{Line, TokenLimits, tokenize_into};
 use super::tree::{Route, Tree, TreeShape};
@@ -96,8 +96,20 @@ pub struct Miner {
     merged_now: Vec<PatternId>,
 }
 
+impl Default for Miner {
+    fn default() -> Self {
+        Miner::with_valid(MinerConfig::default())
+    }
+}
+
 impl Miner {
-    pub fn new(config: MinerConfig) -> Miner {
+    /// A miner with no templates yet; the configuration is validated.
+    pub fn new(config: MinerConfig) -> Result<Miner, ConfigError> {
+        config.validate()?;
+        Ok(Miner::with_valid(config))
+    }
+
+    fn with_valid(config: MinerConfig) -> Miner {
         Miner {
             config,
             clusters: Vec::new(),
@@ -402,7 +414,7 @@ impl Miner {
         evicted: u64,
         merged: u64,
     ) -> Miner {
-        let mut miner = Miner::new(config);
+        let mut miner = Miner::with_valid(config);
         miner.lines = lines;
         miner.learned = learned;
         miner.evicted = evicted;

@@ -9,7 +9,11 @@ use super::template::PatternId;
 use super::{Miner, MinerConfig, StateError};
 
 fn miner() -> Miner {
-    Miner::new(MinerConfig::default())
+    Miner::default()
+}
+
+fn miner_with(config: MinerConfig) -> Miner {
+    Miner::new(config).expect("a valid configuration")
 }
 
 fn id_of(miner: &mut Miner, line: &str) -> PatternId {
@@ -146,7 +150,7 @@ fn a_template_that_generalises_absorbs_the_templates_it_now_covers() {
         merge_subsumed: false,
         ..MinerConfig::default()
     };
-    let mut apart = Miner::new(config);
+    let mut apart = miner_with(config);
     for line in [
         "login failed for root from 10.0.0.1",
         "login failed for root from 10.0.0.2",
@@ -160,12 +164,38 @@ fn a_template_that_generalises_absorbs_the_templates_it_now_covers() {
 }
 
 #[test]
+fn units_and_dates_that_vary_with_the_value_do_not_split_a_template() {
+    let mut miner = miner();
+    for size in ["93.0 B", "384.0 B", "12.0 B"] {
+        miner.observe(&format!("stored block in memory, estimated size {size}"));
+    }
+    let m = miner.observe("stored block in memory, estimated size 5.4 KB");
+    assert!(!m.is_new, "B and KB are the same unit class");
+    assert_eq!(
+        m.template,
+        "stored block in memory, estimated size <NUM> <UNIT>"
+    );
+    for day in ["Sun Jul  3", "Sun Jul  3", "Sun Jul  3"] {
+        miner.observe(&format!("connection from 10.0.0.1 at {day} 10:05:25 2005"));
+    }
+    let m = miner.observe("connection from 10.0.0.9 at Mon Aug 15 07:57:30 2005");
+    assert!(
+        !m.is_new,
+        "weekday and month names next to numbers are dates"
+    );
+    assert_eq!(
+        m.template,
+        "connection from <IP> at <DATE> <NUM> <NUM>:<NUM>:<NUM> <NUM>"
+    );
+}
+
+#[test]
 fn the_cap_evicts_the_least_recently_used_template_and_counts_it() {
     let config = MinerConfig {
         max_templates: 2,
         ..MinerConfig::default()
     };
-    let mut miner = Miner::new(config);
+    let mut miner = miner_with(config);
     let a = id_of(&mut miner, "alpha event happened");
     let b = id_of(&mut miner, "beta thing broke down badly");
     assert_eq!(id_of(&mut miner, "alpha event happened"), a);
@@ -187,7 +217,7 @@ fn memory_stays_bounded_under_a_flood_of_new_templates() {
         max_templates: 100,
         ..MinerConfig::default()
     };
-    let mut miner = Miner::new(config);
+    let mut miner = miner_with(config);
     // Letters h..w only, so no masking class takes a word for a value.
     let word = |i: u64| -> String {
         let mixed = i.wrapping_mul(0x9e37_79b9_7f4a_7c15);
@@ -311,8 +341,16 @@ fn config_validation_names_the_bad_setting() {
         ..MinerConfig::default()
     };
     assert_eq!(
-        config.validate().map_err(|e| e.to_string()),
+        Miner::new(config).map(|_| ()).map_err(|e| e.to_string()),
         Err("max_line_tokens must be at least 1".to_string())
+    );
+    let config = MinerConfig {
+        max_token_bytes: 1 << 20,
+        ..MinerConfig::default()
+    };
+    assert_eq!(
+        config.validate().map_err(|e| e.to_string()),
+        Err("max_token_bytes must be at most 65536, got 1048576".to_string())
     );
 }
 
@@ -342,9 +380,40 @@ proptest! {
     #[test]
     fn observe_never_panics_and_bounds_its_template(line in any::<String>()) {
         let config = MinerConfig { max_line_tokens: 16, max_token_bytes: 32, ..MinerConfig::default() };
-        let mut miner = Miner::new(config);
+        let mut miner = miner_with(config);
         let m = miner.observe(&line);
         prop_assert!(m.template.split(' ').count() <= 16);
+    }
+
+    #[test]
+    fn any_sequence_of_lines_is_taken_without_panic(lines in prop::collection::vec(any::<String>(), 1..30)) {
+        let mut miner = miner_with(MinerConfig { max_templates: 4, ..MinerConfig::default() });
+        for line in &lines {
+            miner.observe(line);
+        }
+        let restored = Miner::restore(&miner.save()).expect("restores");
+        prop_assert_eq!(restored.stats(), miner.stats());
+    }
+
+    #[test]
+    fn restore_of_damaged_state_errs_or_works_but_never_panics(
+        lines in prop::collection::vec(log_line(), 1..20),
+        cut in any::<prop::sample::Index>(),
+        byte in any::<u8>(),
+    ) {
+        let mut miner = miner();
+        for line in &lines {
+            miner.observe(line);
+        }
+        let mut state = miner.save();
+        let at = cut.index(state.len());
+        state[at] = byte;
+        if let Ok(mut restored) = Miner::restore(&state) {
+            for line in &lines {
+                restored.observe(line);
+            }
+        }
+        prop_assert!(Miner::restore(&state[..at]).is_err() || at == state.len());
     }
 
     #[test]
@@ -362,7 +431,7 @@ proptest! {
         after in prop::collection::vec(log_line(), 1..40),
         cap in 1usize..8,
     ) {
-        let mut original = Miner::new(MinerConfig { max_templates: cap, ..MinerConfig::default() });
+        let mut original = miner_with(MinerConfig { max_templates: cap, ..MinerConfig::default() });
         for line in &before {
             original.observe(line);
         }
@@ -391,7 +460,7 @@ proptest! {
 
     #[test]
     fn the_template_cap_always_holds(lines in prop::collection::vec(log_line(), 1..100), cap in 1usize..5) {
-        let mut miner = Miner::new(MinerConfig { max_templates: cap, ..MinerConfig::default() });
+        let mut miner = miner_with(MinerConfig { max_templates: cap, ..MinerConfig::default() });
         for line in &lines {
             miner.observe(line);
             let stats = miner.stats();
