@@ -26,6 +26,8 @@ pub enum ConfigError {
 /// tokenizer's 32-bit offsets (4096 x 64 KiB = 256 MiB).
 pub const MAX_LINE_TOKENS: usize = 4096;
 pub const MAX_TOKEN_BYTES: usize = 64 * 1024;
+/// Bounds the tree's recursion; Drain uses 2 to 4 levels.
+pub const MAX_TREE_DEPTH: usize = 16;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -95,6 +97,7 @@ impl MinerConfig {
         for (name, max, value) in [
             ("max_line_tokens", MAX_LINE_TOKENS, self.max_line_tokens),
             ("max_token_bytes", MAX_TOKEN_BYTES, self.max_token_bytes),
+            ("tree_depth", MAX_TREE_DEPTH, self.tree_depth),
         ] {
             if value > max {
                 return Err(ConfigError::TooLarge { name, max, value });

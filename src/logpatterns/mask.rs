@@ -1,12 +1,15 @@
 //! Masking: the variable parts of a token (numbers, hex, IP addresses,
-//! UUIDs, durations) are replaced by a typed placeholder such as `<NUM>`
-//! before mining, so `took 12ms` and `took 3s` look alike from the start
-//! and the miner spends its similarity budget on the words that matter.
+//! UUIDs, durations, paths) are replaced by a typed placeholder such as
+//! `<NUM>` before mining, so `took 12ms` and `took 3s` look alike from the
+//! start and the miner spends its similarity budget on the words that
+//! matter. The classes that depend on the neighbouring tokens (dates,
+//! units) are in `context`; each class can be switched off in
+//! [`MaskConfig`].
 //!
 //! A hand-written byte scanner rather than a list of regexes: one pass per
-//! token, no allocation when nothing is masked, and the classes can look at
-//! their neighbours (an IP address is only one when it is not part of a
-//! longer dotted run). Each class can be switched off in [`MaskConfig`].
+//! token that skips letters quickly, no allocation, and the classes can look
+//! at the bytes around them (an IP address is only one when it is not part
+//! of a longer dotted run).
 
 use serde::{Deserialize, Serialize};
 
@@ -131,53 +134,6 @@ impl MaskConfig {
 const DURATION_UNITS: &[&str] = &[
     "ns", "us", "µs", "ms", "s", "sec", "secs", "m", "min", "mins", "h", "hr", "hrs", "d",
 ];
-
-const UNITS: &[&str] = &[
-    "B", "KB", "kB", "MB", "GB", "TB", "PB", "KiB", "MiB", "GiB", "TiB", "ns", "us", "µs", "ms",
-    "s", "sec", "secs", "min", "mins",
-];
-
-/// A unit, optionally followed by punctuation: returns that punctuation.
-pub fn unit_suffix(token: &str) -> Option<&str> {
-    let end = token
-        .find(|c: char| c.is_ascii_punctuation())
-        .unwrap_or(token.len());
-    let (word, rest) = token.split_at(end);
-    (UNITS.contains(&word) && rest.bytes().all(|b| b.is_ascii_punctuation())).then_some(rest)
-}
-
-/// A month or weekday name, optionally followed by `,` (`Jul`, `Monday,`).
-pub fn is_date_name(token: &str) -> bool {
-    let word = token.strip_suffix(',').unwrap_or(token);
-    let bytes = word.as_bytes();
-    if !(3..=9).contains(&bytes.len()) {
-        return false;
-    }
-    // `| 0x20` lowercases ASCII letters and maps nothing else onto one.
-    let full = match [bytes[0] | 0x20, bytes[1] | 0x20, bytes[2] | 0x20] {
-        [b'j', b'a', b'n'] => "january",
-        [b'f', b'e', b'b'] => "february",
-        [b'm', b'a', b'r'] => "march",
-        [b'a', b'p', b'r'] => "april",
-        [b'm', b'a', b'y'] => "may",
-        [b'j', b'u', b'n'] => "june",
-        [b'j', b'u', b'l'] => "july",
-        [b'a', b'u', b'g'] => "august",
-        [b's', b'e', b'p'] => "september",
-        [b'o', b'c', b't'] => "october",
-        [b'n', b'o', b'v'] => "november",
-        [b'd', b'e', b'c'] => "december",
-        [b'm', b'o', b'n'] => "monday",
-        [b't', b'u', b'e'] => "tuesday",
-        [b'w', b'e', b'd'] => "wednesday",
-        [b't', b'h', b'u'] => "thursday",
-        [b'f', b'r', b'i'] => "friday",
-        [b's', b'a', b't'] => "saturday",
-        [b's', b'u', b'n'] => "sunday",
-        _ => return false,
-    };
-    bytes.len() == 3 || full.eq_ignore_ascii_case(word)
-}
 
 fn is_word_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b >= 0x80

@@ -60,7 +60,8 @@ pub(super) struct Cluster {
     /// Logical time (lines observed) of the last match, for LRU eviction.
     pub last_seen: u64,
     pub first_seen: u64,
-    /// Hashes of the texts this template had after generalising.
+    /// The other ids that resolve to this template: hashes of the texts it
+    /// had after generalising, and the ids of templates merged into it.
     pub aliases: Vec<PatternId>,
 }
 

@@ -3,7 +3,8 @@
 //! per template, stamp each record with its pattern id, and notice a kind
 //! of line never seen before. Pure: no async, no I/O, no clock.
 //!
-//! - `mask`: typed placeholders for numbers, hex, IPs, UUIDs, durations;
+//! - `mask`: typed placeholders for numbers, hex, IPs, UUIDs, durations,
+//!   paths; `context`: the dates and units that depend on their neighbours;
 //! - `tokenize`: a line into bounded, masked tokens;
 //! - `template`: template tokens, similarity, generalisation, pattern ids;
 //! - `tree`: the fixed-depth prefix tree that narrows the search;
@@ -12,6 +13,7 @@
 //! - `config`: settings, defaults and validation.
 
 pub mod config;
+pub mod context;
 pub mod mask;
 pub mod miner;
 pub mod state;

@@ -2,9 +2,8 @@
 //! token is masked (see `mask`), and the line is bounded in tokens and in
 //! bytes per token so one huge line cannot make a huge template.
 
-use super::mask::{
-    LONG_PLACEHOLDER, MaskConfig, VarClass, is_date_name, looks_variable, mask_token, unit_suffix,
-};
+use super::context::{is_date_name, unit_suffix};
+use super::mask::{LONG_PLACEHOLDER, MaskConfig, VarClass, looks_variable, mask_token};
 use super::template::token_hash;
 
 /// A line after masking: the masked text of every token, one after the
