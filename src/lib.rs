@@ -4,6 +4,7 @@
 //! - `components`: the closed registry of component types;
 //! - `pipeline`: the running graph, backpressure, start and shutdown;
 //! - `receivers`, `processors`, `connectors`, `exporters`: the components;
+//! - `logpatterns`: online log-template mining (pure; the engine only);
 //! - `signal`, `batching`: the OTLP batch type and its splitting;
 //! - `telemetry`: self-monitoring counters and the /metrics endpoint.
 
@@ -13,6 +14,7 @@ pub mod components;
 pub mod config;
 pub mod connectors;
 pub mod exporters;
+pub mod logpatterns;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;
