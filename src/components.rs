@@ -62,6 +62,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
         connects: &[],
     },
     ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "prometheus",
+        description: "scrapes Prometheus and OpenMetrics endpoints (scrape_configs with static targets and relabelling)",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
         kind: Kind::Processor,
         type_name: "batch",
         description: "groups items into batches by size or after a timeout; flushes on shutdown",
@@ -187,6 +194,7 @@ pub enum ReceiverConfig {
     Otlp(receivers::otlp::OtlpReceiverConfig),
     HostMetrics(receivers::hostmetrics::HostMetricsConfig),
     Internal(receivers::internal::InternalConfig),
+    Prometheus(receivers::prometheus::PrometheusReceiverConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +251,9 @@ pub fn decode_receiver(
         }
         "hostmetrics" => decoder.decode(value, path).map(ReceiverConfig::HostMetrics),
         "internal" => decoder.decode(value, path).map(ReceiverConfig::Internal),
+        "prometheus" => {
+            receivers::prometheus::decode(value, path, decoder).map(ReceiverConfig::Prometheus)
+        }
         _ => None,
     }
 }
@@ -390,6 +401,10 @@ mod tests {
                 .unwrap(),
                 (Kind::Connector, "alert") => yaml_serde::from_str("rules: []").unwrap(),
                 (Kind::Processor, "percentiles") => yaml_serde::from_str("metrics: [m]").unwrap(),
+                (Kind::Receiver, "prometheus") => yaml_serde::from_str(
+                    "config: { scrape_configs: [ { job_name: j, static_configs: [ { targets: ['127.0.0.1:9090'] } ] } ] }",
+                )
+                .unwrap(),
                 (Kind::Connector, "anomaly") => yaml_serde::from_str("metrics: [m]").unwrap(),
                 _ => Value::Null,
             };

@@ -215,6 +215,14 @@ fn enum_variants<T: DeserializeOwned>(
 }
 
 #[cfg(test)]
+impl Decoder {
+    /// Every error so far, rendered as `validate` prints them.
+    pub(crate) fn messages(&self) -> Vec<String> {
+        self.errors.iter().map(|e| e.to_string()).collect()
+    }
+}
+
+#[cfg(test)]
 pub(crate) fn test_decoder() -> Decoder {
     Decoder {
         lines: LineIndex::default(),

@@ -327,6 +327,9 @@ fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
         ReceiverConfig::Internal(c) => {
             Box::new(receivers::internal::InternalReceiver::new(c.clone()))
         }
+        ReceiverConfig::Prometheus(c) => {
+            Box::new(receivers::prometheus::PrometheusReceiver::new(c.clone()))
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 pub mod hostmetrics;
 pub mod internal;
 pub mod otlp;
+pub mod prometheus;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

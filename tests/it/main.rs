@@ -23,6 +23,7 @@ mod otlphttp_chain;
 mod percentiles;
 mod persistent_queue;
 mod prometheus;
+mod prometheus_receiver;
 mod rapid_reset;
 mod red;
 mod retry;

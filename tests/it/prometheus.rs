@@ -71,7 +71,7 @@ fn histogram() -> ExportMetricsServiceRequest {
 }
 
 /// The values of an instant query; `None` when Prometheus does not answer.
-async fn query_all(client: &reqwest::Client, base: &str, expr: &str) -> Option<Vec<f64>> {
+pub async fn query_all(client: &reqwest::Client, base: &str, expr: &str) -> Option<Vec<f64>> {
     let encoded: String = expr
         .bytes()
         .map(|b| {
@@ -99,23 +99,30 @@ async fn query(client: &reqwest::Client, base: &str, expr: &str) -> Option<f64> 
     query_all(client, base, expr).await?.first().copied()
 }
 
-/// A Prometheus on 127.0.0.1 scraping `scrape_port` every second, killed
+/// A Prometheus on 127.0.0.1 (its own data directory and port), killed
 /// when dropped.
-struct Prometheus {
+pub struct Prometheus {
     child: std::process::Child,
-    base: String,
+    pub base: String,
     _dir: tempfile::TempDir,
 }
 
 impl Prometheus {
+    /// Scraping `scrape_port` every second.
     fn start(binary: &std::path::Path, scrape_port: u16) -> Prometheus {
+        Prometheus::with_config(
+            binary,
+            &format!(
+                "global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: sidewatch\n    static_configs: [ {{ targets: ['127.0.0.1:{scrape_port}'] }} ]\n"
+            ),
+        )
+    }
+
+    /// With `config` as its prometheus.yml.
+    pub fn with_config(binary: &std::path::Path, config_text: &str) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!("global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\nscrape_configs:\n  - job_name: sidewatch\n    static_configs: [ {{ targets: ['127.0.0.1:{scrape_port}'] }} ]\n"),
-        )
-        .unwrap();
+        std::fs::write(&config, config_text).unwrap();
         let web_port = free_port();
         let child = Command::new(binary)
             .arg(format!("--config.file={}", config.display()))
