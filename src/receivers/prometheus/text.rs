@@ -6,8 +6,8 @@
 //! (`prometheus-parse` and its ancestor) are regex-driven, do not know
 //! OpenMetrics' `_created` or exemplars, and allocate a `String` per line;
 //! the format is a small line grammar, and this parser borrows from the
-//! body, reports the line of the first error and never panics (fuzzed with
-//! the other receivers' input in `fuzz/`).
+//! body, reports the line of the first error and never panics (a property
+//! test feeds it arbitrary text).
 
 use std::fmt;
 
