@@ -69,6 +69,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
         connects: &[],
     },
     ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "exec",
+        description: "runs a command on an interval; its output (Prometheus text, Influx line protocol or JSON) as metrics",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
         kind: Kind::Processor,
         type_name: "batch",
         description: "groups items into batches by size or after a timeout; flushes on shutdown",
@@ -195,6 +202,7 @@ pub enum ReceiverConfig {
     HostMetrics(receivers::hostmetrics::HostMetricsConfig),
     Internal(receivers::internal::InternalConfig),
     Prometheus(receivers::prometheus::PrometheusReceiverConfig),
+    Exec(receivers::exec::ExecConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -254,6 +262,7 @@ pub fn decode_receiver(
         "prometheus" => {
             receivers::prometheus::decode(value, path, decoder).map(ReceiverConfig::Prometheus)
         }
+        "exec" => receivers::exec::decode(value, path, decoder).map(ReceiverConfig::Exec),
         _ => None,
     }
 }
@@ -401,6 +410,7 @@ mod tests {
                 .unwrap(),
                 (Kind::Connector, "alert") => yaml_serde::from_str("rules: []").unwrap(),
                 (Kind::Processor, "percentiles") => yaml_serde::from_str("metrics: [m]").unwrap(),
+                (Kind::Receiver, "exec") => yaml_serde::from_str("command: [\"true\"]").unwrap(),
                 (Kind::Receiver, "prometheus") => yaml_serde::from_str(
                     "config: { scrape_configs: [ { job_name: j, static_configs: [ { targets: ['127.0.0.1:9090'] } ] } ] }",
                 )

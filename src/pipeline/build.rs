@@ -330,6 +330,7 @@ fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
         ReceiverConfig::Prometheus(c) => {
             Box::new(receivers::prometheus::PrometheusReceiver::new(c.clone()))
         }
+        ReceiverConfig::Exec(c) => Box::new(receivers::exec::ExecReceiver::new(c.clone())),
     }
 }
 

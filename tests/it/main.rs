@@ -13,6 +13,7 @@ mod cardinality;
 mod certs;
 mod config_errors;
 mod email;
+mod exec;
 mod external;
 mod fuzz;
 mod harness;

@@ -537,15 +537,15 @@ pub fn scrape_gauge(name: &str, value: f64, now_ns: u64) -> Metric {
     }
 }
 
-/// One scrape's families as a resource of metrics; `families` is `None`
-/// when the scrape failed, which marks every series of the target stale.
-pub fn convert(
+/// One exposition's families as OTLP metrics, with the attributes
+/// `target_info` adds to the resource; `families` is `None` when the scrape
+/// failed, which marks every series of the target stale.
+pub fn metrics(
     families: Option<&[Family]>,
     target: &Target,
     now_ns: u64,
     tracker: &mut SeriesTracker,
-    mut extra: Vec<Metric>,
-) -> (ResourceMetrics, Dropped) {
+) -> (Vec<Metric>, Vec<KeyValue>, Dropped) {
     tracker.generation += 1;
     let mut converter = Converter {
         target,
@@ -579,7 +579,19 @@ pub fn convert(
         }
     }
     converter.stale(&mut metrics);
-    let dropped = converter.dropped;
+    (metrics, resource_extra, converter.dropped)
+}
+
+/// A scrape as a resource of metrics: the target's identity on the
+/// resource, `extra` (the scrape's own gauges) after its metrics.
+pub fn convert(
+    families: Option<&[Family]>,
+    target: &Target,
+    now_ns: u64,
+    tracker: &mut SeriesTracker,
+    mut extra: Vec<Metric>,
+) -> (ResourceMetrics, Dropped) {
+    let (mut metrics, resource_extra, dropped) = self::metrics(families, target, now_ns, tracker);
     metrics.append(&mut extra);
     let (host, port) = split_host_port(&target.instance);
     let mut attributes = vec![
@@ -595,25 +607,31 @@ pub fn convert(
         ));
     }
     attributes.extend(resource_extra);
-    (
-        ResourceMetrics {
-            resource: Some(Resource {
-                attributes,
+    (resource("prometheus", attributes, metrics), dropped)
+}
+
+/// Metrics under one resource and the scope `sidewatch/receiver/<receiver>`.
+pub fn resource(
+    receiver: &str,
+    attributes: Vec<KeyValue>,
+    metrics: Vec<Metric>,
+) -> ResourceMetrics {
+    ResourceMetrics {
+        resource: Some(Resource {
+            attributes,
+            ..Default::default()
+        }),
+        scope_metrics: vec![ScopeMetrics {
+            scope: Some(InstrumentationScope {
+                name: format!("sidewatch/receiver/{receiver}"),
+                version: env!("CARGO_PKG_VERSION").into(),
                 ..Default::default()
             }),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope {
-                    name: "sidewatch/receiver/prometheus".into(),
-                    version: env!("CARGO_PKG_VERSION").into(),
-                    ..Default::default()
-                }),
-                metrics,
-                ..Default::default()
-            }],
+            metrics,
             ..Default::default()
-        },
-        dropped,
-    )
+        }],
+        ..Default::default()
+    }
 }
 
 fn split_host_port(instance: &str) -> (String, Option<i64>) {

@@ -23,7 +23,7 @@ use serde::Deserialize;
 use crate::config::secret::Secret;
 use crate::config::{Decoder, YamlPath};
 
-pub use convert::{SeriesTracker, Target};
+pub use convert::{SeriesTracker, Target, metrics, resource, scrape_gauge};
 pub use relabel::{RawRelabel, Relabel};
 pub use scrape::PrometheusReceiver;
 
