@@ -65,3 +65,26 @@ pub struct StartedReceiver {
 pub trait Receiver: Send {
     async fn start(self: Box<Self>, context: ReceiverContext) -> std::io::Result<StartedReceiver>;
 }
+
+/// Hands a polled receiver's batch (a scrape, a command's output) to its
+/// pipeline and counts it; a refusal is logged as `what` dropped.
+pub async fn deliver(
+    consumer: &Consumer,
+    stats: &crate::telemetry::ReceiverStats,
+    batch: crate::signal::Batch,
+    what: &str,
+) {
+    use std::sync::atomic::Ordering;
+    let items = batch.item_count() as u64;
+    stats.requests.fetch_add(1, Ordering::Relaxed);
+    match consumer.consume(batch).await {
+        Ok(()) => {
+            stats.accepted_items.fetch_add(items, Ordering::Relaxed);
+        }
+        Err(refused) => {
+            stats.refused_items.fetch_add(items, Ordering::Relaxed);
+            stats.failed_requests.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %refused, items, "{what} dropped: the pipeline refused it");
+        }
+    }
+}

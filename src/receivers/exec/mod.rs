@@ -16,7 +16,6 @@ mod run;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -373,19 +372,13 @@ impl Receiver for ExecReceiver {
                     request = runner.once() => request,
                     _ = shutdown.cancelled() => return,
                 };
-                let batch = Batch::Metrics(request.into());
-                let items = batch.item_count() as u64;
-                stats.requests.fetch_add(1, Ordering::Relaxed);
-                match consumer.consume(batch).await {
-                    Ok(()) => {
-                        stats.accepted_items.fetch_add(items, Ordering::Relaxed);
-                    }
-                    Err(refused) => {
-                        stats.refused_items.fetch_add(items, Ordering::Relaxed);
-                        stats.failed_requests.fetch_add(1, Ordering::Relaxed);
-                        tracing::warn!(error = %refused, items, "exec output dropped: pipeline refused it");
-                    }
-                }
+                super::deliver(
+                    &consumer,
+                    &stats,
+                    Batch::Metrics(request.into()),
+                    "exec output",
+                )
+                .await;
             }
         });
         Ok(StartedReceiver {

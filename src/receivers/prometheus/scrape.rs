@@ -5,7 +5,6 @@
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -123,21 +122,13 @@ impl Scraper {
                 request = self.scrape_once() => request,
                 _ = shutdown.cancelled() => return,
             };
-            let batch = Batch::Metrics(request.into());
-            let items = batch.item_count() as u64;
-            self.stats.requests.fetch_add(1, Ordering::Relaxed);
-            match self.consumer.consume(batch).await {
-                Ok(()) => {
-                    self.stats
-                        .accepted_items
-                        .fetch_add(items, Ordering::Relaxed);
-                }
-                Err(refused) => {
-                    self.stats.refused_items.fetch_add(items, Ordering::Relaxed);
-                    self.stats.failed_requests.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(target = %self.target.url, error = %refused, items, "prometheus scrape dropped: pipeline refused it");
-                }
-            }
+            crate::receivers::deliver(
+                &self.consumer,
+                &self.stats,
+                Batch::Metrics(request.into()),
+                "prometheus scrape",
+            )
+            .await;
         }
     }
 
