@@ -238,6 +238,7 @@ async fn answer<S: OtlpService>(endpoint: &Endpoint, request: Request) -> Result
     } else {
         message
     };
+    let message_bytes = message.len();
     let batch = if consumer.accepts_encoded() {
         // Validated, counted and passed on as received.
         EncodedBatch::parse(S::SIGNAL, message)
@@ -254,6 +255,7 @@ async fn answer<S: OtlpService>(endpoint: &Endpoint, request: Request) -> Result
     drop(reservation);
     match consumed {
         Ok(()) => {
+            consumer.accepted_bytes(message_bytes);
             stats.accepted_items.fetch_add(items, Ordering::Relaxed);
             Ok(())
         }

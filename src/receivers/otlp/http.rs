@@ -349,6 +349,7 @@ async fn handle(route: &Route, headers: &HeaderMap, body: &mut Body) -> Response
             }
         },
     };
+    let body_bytes = bytes.len();
     let decoded = match route.signal {
         // Validated, counted and passed on as received.
         _ if format == Format::Protobuf && consumer.accepts_encoded() => {
@@ -376,6 +377,7 @@ async fn handle(route: &Route, headers: &HeaderMap, body: &mut Body) -> Response
     let items = batch.item_count() as u64;
     match consumer.consume(batch).await {
         Ok(()) => {
+            consumer.accepted_bytes(body_bytes);
             route
                 .stats
                 .accepted_items
