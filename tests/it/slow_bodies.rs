@@ -11,16 +11,41 @@ use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::harness::{address, start, trace_request};
+use crate::harness::{Sidewatch, free_port, trace_request};
 
-fn config(deadlines: &str) -> String {
+/// The real binary (its own RSS is what the limiter samples), with these
+/// deadlines on both protocols; its gRPC and HTTP addresses.
+async fn sidewatch(
+    dir: &tempfile::TempDir,
+    deadlines: &str,
+) -> (Sidewatch, std::net::SocketAddr, std::net::SocketAddr) {
+    let (grpc, http) = (free_port(), free_port());
+    let path = dir.path().join("sidewatch.yaml");
+    std::fs::write(&path, config(grpc, http, deadlines)).unwrap();
+    let child = Sidewatch::run(&path);
+    for port in [grpc, http] {
+        let mut listening = false;
+        for _ in 0..200 {
+            if TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                listening = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        assert!(listening, "sidewatch did not listen on {port}");
+    }
+    let at = |port: u16| format!("127.0.0.1:{port}").parse().unwrap();
+    (child, at(grpc), at(http))
+}
+
+fn config(grpc: u16, http: u16, deadlines: &str) -> String {
     format!(
         r#"
 receivers:
   otlp:
     protocols:
-      grpc: {{ endpoint: 127.0.0.1:0, {deadlines} }}
-      http: {{ endpoint: 127.0.0.1:0, {deadlines} }}
+      grpc: {{ endpoint: 127.0.0.1:{grpc}, {deadlines} }}
+      http: {{ endpoint: 127.0.0.1:{http}, {deadlines} }}
 exporters:
   debug: {{}}
 service:
@@ -67,9 +92,8 @@ async fn http_status(to: std::net::SocketAddr) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stalled_bodies_are_failed_and_give_their_budget_back() {
-    let collector = start(&config("read_progress_timeout: 1s")).await;
-    let http = address(&collector, "otlp/http");
-    let grpc = address(&collector, "otlp/grpc");
+    let dir = tempfile::tempdir().unwrap();
+    let (_sidewatch, grpc, http) = sidewatch(&dir, "read_progress_timeout: 1s").await;
     // Three HTTP requests that reserve 4 MiB each: the whole budget
     // (limit_mib / 5 = 12 MiB).
     let mut stalled = Vec::new();
@@ -124,13 +148,13 @@ async fn stalled_bodies_are_failed_and_give_their_budget_back() {
         Some((0, false)),
         "served again on the same connection"
     );
-    collector.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trickling_body_is_failed_at_the_read_timeout() {
-    let collector = start(&config("read_progress_timeout: 1s, read_timeout: 2s")).await;
-    let http = address(&collector, "otlp/http");
+    let dir = tempfile::tempdir().unwrap();
+    let (_sidewatch, _, http) =
+        sidewatch(&dir, "read_progress_timeout: 1s, read_timeout: 2s").await;
     let mut stream = partial_post(http, 1000, b"x").await;
     let started = Instant::now();
     // One byte every 200 ms: always making progress, never finishing.
@@ -151,5 +175,4 @@ async fn a_trickling_body_is_failed_at_the_read_timeout() {
         elapsed >= Duration::from_millis(1800) && elapsed < Duration::from_secs(5),
         "{elapsed:?}"
     );
-    collector.shutdown().await;
 }

@@ -34,13 +34,14 @@ pub type Request = http::Request<DeadlineBody<hyper::body::Incoming>>;
 pub type Response = http::Response<axum::body::Body>;
 pub type Handler = Arc<dyn Fn(Request) -> BoxFuture<'static, Response> + Send + Sync>;
 
-/// Header bytes (names and values, as HTTP/2 counts them) an HTTP/2 peer
-/// may send in one request. Large enough that a request with an oversized
-/// header (a 1 MiB token, say) still reaches the handler and gets a
-/// definite, non-retryable answer, rather than h2's connection-level
-/// GOAWAY, which clients retry as UNAVAILABLE; handlers refuse anything
-/// above [`MAX_HEADER_BYTES`].
-const HTTP2_MAX_HEADER_LIST_SIZE: u32 = 1024 * 1024 + 64 * 1024;
+/// Header bytes a peer may send in one request (HTTP/2: as it counts
+/// them; HTTP/1: the read buffer). Large enough that a request with an
+/// oversized header (a 1 MiB token, say) still reaches the handler and gets
+/// a definite, non-retryable answer, rather than h2's connection-level
+/// GOAWAY, which clients retry as UNAVAILABLE, or an HTTP/1 connection
+/// closed under a client still writing; handlers refuse anything above
+/// [`MAX_HEADER_BYTES`].
+const MAX_HEADER_LIST_SIZE: u32 = 1024 * 1024 + 64 * 1024;
 
 /// Header bytes a request may carry; more is answered with 431 (HTTP) or
 /// RESOURCE_EXHAUSTED without RetryInfo (gRPC).
@@ -81,12 +82,13 @@ pub async fn serve(
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(deadlines.read_header_timeout);
+        .header_read_timeout(deadlines.read_header_timeout)
+        .max_buf_size(MAX_HEADER_LIST_SIZE as usize);
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(options.grpc_max_concurrent_streams)
-        .max_header_list_size(HTTP2_MAX_HEADER_LIST_SIZE)
+        .max_header_list_size(MAX_HEADER_LIST_SIZE)
         // Pings find peers that vanished without closing.
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(20));
