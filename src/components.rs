@@ -250,10 +250,21 @@ pub fn decode_receiver(
                 .as_ref()
                 .map(|a| a.validate(plaintext))
                 .unwrap_or_default();
-            let valid = errors.is_empty();
+            let mut valid = errors.is_empty();
             for (field, message) in errors {
                 let at = path.key("auth");
                 decoder.error(if field == "auth" { at } else { at.key(field) }, message);
+            }
+            let deadlines = [
+                ("grpc", protocols.grpc.as_ref().map(|g| g.deadlines())),
+                ("http", protocols.http.as_ref().map(|h| h.deadlines())),
+            ];
+            for (protocol, deadlines) in deadlines {
+                for (field, message) in deadlines.map(|d| d.validate()).unwrap_or_default() {
+                    valid = false;
+                    let at = path.key("protocols").key(protocol).key(field);
+                    decoder.error(at, message);
+                }
             }
             valid.then_some(ReceiverConfig::Otlp(config))
         }

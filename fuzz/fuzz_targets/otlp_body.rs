@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
         Err(BodyError::Malformed(_)) => return,
+        Err(BodyError::OverBudget) => panic!("decompress has no budget to exceed"),
     };
     assert!(bytes.len() <= LIMIT);
     match selector >> 5 {

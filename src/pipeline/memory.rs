@@ -7,6 +7,11 @@
 //! allocator's slack), and RSS is the figure the kernel's OOM killer and the
 //! container limit act on. The soft limit sits `spike_limit_mib` below
 //! `limit_mib` so a burst between two checks does not cross the hard one.
+//! Between two samples, the bytes receivers accepted since the last one
+//! are added to it: a flood admitted faster than the sampling interval
+//! (hundreds of concurrent 4 MB requests) is refused as soon as the
+//! estimate (with the request bytes in flight) crosses the soft limit,
+//! not a whole interval later.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -82,6 +87,10 @@ impl MemoryLimiterConfig {
 #[derive(Debug)]
 pub struct MemoryLimiter {
     over: AtomicBool,
+    /// The last sample of resident memory, in bytes.
+    resident: AtomicU64,
+    /// Request bytes accepted since that sample.
+    accepted_since_sample: AtomicU64,
     /// Requests refused because memory was high.
     pub refused_requests: AtomicU64,
     pub soft_limit_bytes: u64,
@@ -103,6 +112,8 @@ impl MemoryLimiter {
     pub fn start(config: &MemoryLimiterConfig, stop: CancellationToken) -> Arc<Self> {
         let limiter = Arc::new(MemoryLimiter {
             over: AtomicBool::new(false),
+            resident: AtomicU64::new(0),
+            accepted_since_sample: AtomicU64::new(0),
             refused_requests: AtomicU64::new(0),
             soft_limit_bytes: config.soft_limit_bytes(),
             in_flight: super::in_flight::InFlight::new(config.in_flight_bytes()),
@@ -126,6 +137,8 @@ impl MemoryLimiter {
         let Some(resident) = resident else {
             return;
         };
+        self.resident.store(resident, Ordering::Relaxed);
+        self.accepted_since_sample.store(0, Ordering::Relaxed);
         let over = resident > self.soft_limit_bytes;
         let was = self.over.swap(over, Ordering::Relaxed);
         if over != was {
@@ -142,9 +155,25 @@ impl MemoryLimiter {
         }
     }
 
-    /// False while memory is high; the caller refuses the request.
+    /// Counts request bytes accepted into the pipelines (queues, state)
+    /// until the next sample sees them.
+    pub fn accepted(&self, bytes: usize) {
+        self.accepted_since_sample
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    /// False while memory is high (as sampled, plus what was accepted
+    /// since, plus what is in flight); the caller refuses the request.
     pub fn admits(&self) -> bool {
-        if self.over.load(Ordering::Relaxed) {
+        // Bytes in flight count too (they may be counted in the sample
+        // already; erring high keeps a flood's decompressed bytes under
+        // the limit).
+        let estimate = self
+            .resident
+            .load(Ordering::Relaxed)
+            .saturating_add(self.accepted_since_sample.load(Ordering::Relaxed))
+            .saturating_add(self.in_flight.used() as u64);
+        if self.over.load(Ordering::Relaxed) || estimate > self.soft_limit_bytes {
             self.refused_requests.fetch_add(1, Ordering::Relaxed);
             false
         } else {
@@ -161,6 +190,8 @@ mod tests {
     fn refuses_while_over_and_resumes_below() {
         let limiter = MemoryLimiter {
             over: AtomicBool::new(false),
+            resident: AtomicU64::new(0),
+            accepted_since_sample: AtomicU64::new(0),
             refused_requests: AtomicU64::new(0),
             soft_limit_bytes: 100,
             in_flight: crate::pipeline::in_flight::InFlight::new(1),
@@ -173,6 +204,11 @@ mod tests {
         limiter.check(Some(99));
         assert!(limiter.admits());
         assert_eq!(limiter.refused_requests.load(Ordering::Relaxed), 2);
+        // Accepted since the sample counts until the next one.
+        limiter.accepted(2);
+        assert!(!limiter.admits(), "99 + 2 > 100");
+        limiter.check(Some(50));
+        assert!(limiter.admits());
         assert!(resident_bytes().unwrap() > 1024 * 1024);
     }
 

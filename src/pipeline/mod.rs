@@ -358,6 +358,14 @@ impl Consumer {
         }
     }
 
+    /// Tells the memory limiter that a request of `bytes` was accepted, so
+    /// it counts before the next sample of resident memory sees it.
+    pub fn accepted_bytes(&self, bytes: usize) {
+        if let Some(memory) = &self.memory {
+            memory.accepted(bytes);
+        }
+    }
+
     /// Reserves `bytes` of the in-flight budget for a request about to be
     /// read (`None` without a memory limiter), or refuses it.
     pub fn reserve(&self, bytes: usize) -> Result<Option<in_flight::Reservation>, Refused> {

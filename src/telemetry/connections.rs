@@ -1,6 +1,7 @@
 //! Accepting a receiver's connections: counting them (each stream carries a
-//! guard that decrements the gauge when the server drops it), closing those
-//! beyond `max_connections`, and the TLS handshake when TLS is on. One task
+//! guard that decrements the gauge when the server drops it), giving each a
+//! place in the listener's connection table (which evicts the longest-idle
+//! connection when full), and the TLS handshake when TLS is on. One task
 //! accepts; handshakes run in their own tasks under a deadline, so a slow
 //! or silent client cannot hold up the others.
 
@@ -16,8 +17,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-/// A client that has not finished its TLS handshake by then is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+use crate::receivers::otlp::connection_table::{ConnectionTable, SlotGuard};
 
 #[derive(Debug)]
 pub struct ListenerStats {
@@ -25,8 +25,11 @@ pub struct ListenerStats {
     pub transport: &'static str,
     pub active_connections: AtomicI64,
     pub accepted_connections: AtomicU64,
-    /// Connections closed at once because `max_connections` were open.
+    /// Connections closed at once because `max_connections` were open,
+    /// all of them serving a request.
     pub refused_connections: AtomicU64,
+    /// Idle connections closed to make room for a new one.
+    pub evicted_connections: AtomicU64,
     /// TLS handshakes that failed: no or a foreign client certificate, an
     /// old protocol version, plaintext on a TLS port, a timeout.
     pub failed_handshakes: AtomicU64,
@@ -34,23 +37,19 @@ pub struct ListenerStats {
 }
 
 impl ListenerStats {
-    /// Whether another connection may be served; counts the refusal if not.
-    fn has_room(&self) -> bool {
-        if self.active_connections.load(Ordering::Relaxed) < self.max_connections {
-            return true;
-        }
+    /// Counts a connection refused because the table was full and busy.
+    pub fn refused(&self, max_connections: usize) {
         let refused = self.refused_connections.fetch_add(1, Ordering::Relaxed);
         // One line per 1000 refusals: a flood must not flood the log too.
         if refused.is_multiple_of(1000) {
             tracing::warn!(
                 receiver = %self.receiver,
                 transport = self.transport,
-                max_connections = self.max_connections,
+                max_connections,
                 refused = refused + 1,
-                "connection limit reached; closing new connections"
+                "connection limit reached with every connection busy; closing new connections"
             );
         }
-        false
     }
 }
 
@@ -196,21 +195,23 @@ impl AsyncWrite for Conn {
     }
 }
 
-impl tonic::transport::server::Connected for Conn {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        self.tcp().inner.connect_info()
-    }
+/// An accepted connection with its place in the connection table.
+pub struct Accepted {
+    pub conn: Conn,
+    pub slot: SlotGuard,
 }
 
 /// Accepts on `listener` until the returned receiver is dropped, yielding
-/// counted (and, with `tls`, handshaken) connections.
+/// counted (and, with `tls`, handshaken) connections that have a place in
+/// `table`. A TLS handshake must finish within `handshake_timeout` of the
+/// accept, and is abandoned if the table evicts the connection meanwhile.
 pub fn accept_loop(
     listener: TcpListener,
     stats: Arc<ListenerStats>,
+    table: Arc<ConnectionTable>,
     tls: Option<Arc<crate::tls::server::ReloadingAcceptor>>,
-) -> mpsc::Receiver<Conn> {
+    handshake_timeout: Duration,
+) -> mpsc::Receiver<Accepted> {
     let (sender, receiver) = mpsc::channel(64);
     tokio::spawn(async move {
         loop {
@@ -227,14 +228,15 @@ pub fn accept_loop(
                     continue;
                 }
             };
-            if !stats.has_room() {
+            let Some(slot) = table.admit() else {
                 continue;
-            }
+            };
             let _ = stream.set_nodelay(true);
             let counted = CountedStream::new(stream, peer, stats.clone());
             match &tls {
                 None => {
-                    if sender.send(Conn::Plain(counted)).await.is_err() {
+                    let conn = Conn::Plain(counted);
+                    if sender.send(Accepted { conn, slot }).await.is_err() {
                         return;
                     }
                 }
@@ -242,11 +244,16 @@ pub fn accept_loop(
                     let (acceptor, sender, stats) =
                         (acceptor.current(), sender.clone(), stats.clone());
                     tokio::spawn(async move {
-                        let handshake =
-                            tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(counted)).await;
+                        let deadline = slot.slot().accepted() + handshake_timeout;
+                        let handshake = tokio::select! {
+                            handshake = tokio::time::timeout_at(deadline, acceptor.accept(counted)) => handshake,
+                            // Evicted for a newcomer while still handshaking.
+                            _ = slot.slot().evicted() => return,
+                        };
                         match handshake {
                             Ok(Ok(stream)) => {
-                                let _ = sender.send(Conn::Tls(Box::new(stream))).await;
+                                let conn = Conn::Tls(Box::new(stream));
+                                let _ = sender.send(Accepted { conn, slot }).await;
                             }
                             Ok(Err(e)) => {
                                 stats.failed_handshakes.fetch_add(1, Ordering::Relaxed);
@@ -263,11 +270,4 @@ pub fn accept_loop(
         }
     });
     receiver
-}
-
-/// The accepted connections as a stream, for tonic.
-pub fn incoming(receiver: mpsc::Receiver<Conn>) -> impl futures::Stream<Item = io::Result<Conn>> {
-    futures::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|conn| (Ok(conn), receiver))
-    })
 }

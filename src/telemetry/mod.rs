@@ -180,6 +180,7 @@ impl Telemetry {
             active_connections: AtomicI64::new(0),
             accepted_connections: AtomicU64::new(0),
             refused_connections: AtomicU64::new(0),
+            evicted_connections: AtomicU64::new(0),
             failed_handshakes: AtomicU64::new(0),
             max_connections: i64::try_from(max_connections).unwrap_or(i64::MAX),
         });
@@ -315,7 +316,7 @@ impl Telemetry {
             }
         }
         let listeners = self.listeners();
-        let listener_families: [Family<ListenerStats, i64>; 4] = [
+        let listener_families: [Family<ListenerStats, i64>; 5] = [
             (
                 "sidewatch_receiver_active_connections",
                 "gauge",
@@ -331,8 +332,14 @@ impl Telemetry {
             (
                 "sidewatch_receiver_refused_connections_total",
                 "counter",
-                "Connections closed at once because the listener had max_connections open.",
+                "Connections closed at once because the listener had max_connections open, all serving a request.",
                 |l| l.refused_connections.load(Ordering::Relaxed) as i64,
+            ),
+            (
+                "sidewatch_receiver_evicted_connections_total",
+                "counter",
+                "Idle connections closed to make room for a new one when the listener had max_connections open.",
+                |l| l.evicted_connections.load(Ordering::Relaxed) as i64,
             ),
             (
                 "sidewatch_receiver_failed_tls_handshakes_total",

@@ -127,3 +127,132 @@ service:
     );
     assert!(!error.contains("abc"), "the token is not echoed: {error}");
 }
+
+fn authenticated_collector_config(backend: &str) -> String {
+    format!(
+        r#"
+receivers:
+  otlp:
+    protocols:
+      grpc: {{ endpoint: 127.0.0.1:0 }}
+      http: {{ endpoint: 127.0.0.1:0 }}
+    auth: {{ bearer_token: s3cret-token, allow_plaintext: true }}
+exporters:
+  otlp: {{ endpoint: {backend} }}
+service:
+  telemetry: {{ metrics: {{ level: none }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [otlp] }}
+"#
+    )
+}
+
+/// RFC 7235: the scheme is case-insensitive, whitespace around the value
+/// is not part of it, and a request with two Authorization headers is
+/// refused whichever of them is right. gRPC and HTTP answer alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authorization_is_parsed_alike_on_both_protocols() {
+    let backend = Backend::start("127.0.0.1:0".parse().unwrap()).await;
+    let collector = start(&authenticated_collector_config(&backend.url())).await;
+    let grpc = address(&collector, "otlp/grpc");
+    let client = crate::raw_grpc::connect(grpc).await;
+    let url = format!("http://{}/v1/traces", address(&collector, "otlp/http"));
+    let http = reqwest::Client::new();
+    let body = trace_request("auth", 1).encode_to_vec();
+    let cases: [(&[&str], bool); 8] = [
+        (&["Bearer s3cret-token"], true),
+        (&["bearer s3cret-token"], true),
+        (&["BEARER s3cret-token"], true),
+        (&["Bearer s3cret-token "], true),
+        (&["Bearer S3CRET-TOKEN"], false),
+        (&["Bearer s3cret-token", "Bearer wrong"], false),
+        (&["Bearer wrong", "Bearer s3cret-token"], false),
+        (&["Bearer s3cret-token", "Bearer s3cret-token"], false),
+    ];
+    for (values, admitted) in cases {
+        let mut request = crate::raw_grpc::request(grpc, crate::raw_grpc::TRACES_PATH, &[]);
+        for value in values {
+            request
+                .headers_mut()
+                .append("authorization", http::HeaderValue::from_str(value).unwrap());
+        }
+        let status = crate::raw_grpc::call(&client, request, crate::raw_grpc::frame(false, &body))
+            .await
+            .map(|(code, _)| code);
+        let expected = if admitted {
+            0
+        } else {
+            Code::Unauthenticated as i32
+        };
+        assert_eq!(status, Some(expected), "gRPC {values:?}");
+
+        let mut request = http
+            .post(&url)
+            .header("content-type", "application/x-protobuf")
+            .body(body.clone());
+        for value in values {
+            request = request.header("authorization", *value);
+        }
+        let status = request.send().await.unwrap().status().as_u16();
+        assert_eq!(status, if admitted { 200 } else { 401 }, "HTTP {values:?}");
+    }
+    collector.shutdown().await;
+    backend.stop().await;
+}
+
+/// A 64 KiB or 1 MiB token gets a definite answer that clients do not
+/// retry: on gRPC UNAUTHENTICATED or RESOURCE_EXHAUSTED without RetryInfo
+/// (not a GOAWAY, which clients see as UNAVAILABLE and retry), on HTTP 431.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_headers_get_a_non_retryable_answer() {
+    let backend = Backend::start("127.0.0.1:0".parse().unwrap()).await;
+    let collector = start(&authenticated_collector_config(&backend.url())).await;
+    let grpc_address = address(&collector, "otlp/grpc");
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{grpc_address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient::new(channel);
+    let url = format!("http://{}/v1/traces", address(&collector, "otlp/http"));
+    let http = reqwest::Client::new();
+    for size in [64 * 1024, 1024 * 1024] {
+        let token = format!("Bearer {}", "x".repeat(size));
+        let mut request = tonic::Request::new(trace_request("big", 1));
+        request.metadata_mut().insert(
+            "authorization",
+            MetadataValue::try_from(token.as_str()).unwrap(),
+        );
+        let status = client.export(request).await.expect_err("refused");
+        assert!(
+            matches!(
+                status.code(),
+                Code::Unauthenticated | Code::ResourceExhausted
+            ),
+            "{size}: {:?} {}",
+            status.code(),
+            status.message()
+        );
+        let details = tonic_types::StatusExt::get_error_details(&status);
+        assert!(details.retry_info().is_none(), "{size}: no RetryInfo");
+
+        let response = http
+            .post(&url)
+            .header("content-type", "application/x-protobuf")
+            .header("authorization", token.as_str())
+            .body(trace_request("big", 1).encode_to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 431, "{size}");
+    }
+    // The connection still serves.
+    let mut request = tonic::Request::new(trace_request("after", 1));
+    request.metadata_mut().insert(
+        "authorization",
+        MetadataValue::from_static("Bearer s3cret-token"),
+    );
+    client.export(request).await.expect("served after");
+    collector.shutdown().await;
+    backend.stop().await;
+}

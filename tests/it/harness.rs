@@ -84,10 +84,14 @@ pub fn trace_request(
 pub struct Sidewatch(pub std::process::Child);
 
 impl Sidewatch {
-    /// `sidewatch run --config <config>`, output discarded.
+    /// `sidewatch run --config <config>`, output discarded. The binary is
+    /// this build's, or `SIDEWATCH_TEST_BINARY` (to see a test fail
+    /// against an older build).
     pub fn run(config: &std::path::Path) -> Sidewatch {
+        let binary = std::env::var_os("SIDEWATCH_TEST_BINARY")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_sidewatch").into());
         Sidewatch(
-            std::process::Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+            std::process::Command::new(binary)
                 .args(["run", "--config"])
                 .arg(config)
                 .stdout(std::process::Stdio::null())

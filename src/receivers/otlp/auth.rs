@@ -3,7 +3,11 @@
 //! checked on every request before anything is decoded.
 //!
 //! The presented credentials are compared in constant time and never
-//! logged or echoed: the answer is a bare UNAUTHENTICATED / 401.
+//! logged or echoed: the answer is a bare UNAUTHENTICATED / 401. Parsing
+//! follows RFC 7235, the same on HTTP/1, HTTP/2 and gRPC: the scheme is
+//! case-insensitive, whitespace around the value is not part of it (HTTP/1
+//! parsers strip it, HTTP/2 delivers it as sent), and a request with more
+//! than one `Authorization` header is refused, whichever of them is right.
 //! Credentials over plaintext are refused at config time unless every
 //! protocol serves TLS or `allow_plaintext: true` says the network is
 //! trusted.
@@ -81,7 +85,7 @@ fn read_token(path: &PathBuf) -> Result<Vec<u8>, String> {
     if token.is_empty() {
         return Err(format!("{} holds no token", path.display()));
     }
-    Ok(format!("Bearer {token}").into_bytes())
+    Ok(token.as_bytes().to_vec())
 }
 
 /// How often a token file is checked for changes, at most.
@@ -91,15 +95,19 @@ struct TokenFile {
     path: PathBuf,
     checked: Instant,
     modified: Option<SystemTime>,
+    /// The token, without the scheme.
     expected: Vec<u8>,
 }
 
 enum Expected {
+    /// The credentials after the scheme (a token, or base64 of user:password).
     Fixed(Vec<u8>),
     File(Mutex<TokenFile>),
 }
 
 pub struct Authenticator {
+    /// `Bearer` or `Basic`, compared without regard to case.
+    scheme: &'static str,
     expected: Expected,
 }
 
@@ -109,35 +117,59 @@ fn modified(path: &PathBuf) -> Option<SystemTime> {
 
 impl Authenticator {
     pub fn new(config: &AuthConfig) -> Result<Self, String> {
-        let expected = if let Some(token) = &config.bearer_token {
-            Expected::Fixed(format!("Bearer {}", token.expose().trim()).into_bytes())
+        let (scheme, expected) = if let Some(token) = &config.bearer_token {
+            (
+                "Bearer",
+                Expected::Fixed(token.expose().trim().as_bytes().to_vec()),
+            )
         } else if let Some(path) = &config.bearer_token_file {
-            Expected::File(Mutex::new(TokenFile {
-                path: path.clone(),
-                checked: Instant::now(),
-                modified: modified(path),
-                expected: read_token(path)?,
-            }))
+            (
+                "Bearer",
+                Expected::File(Mutex::new(TokenFile {
+                    path: path.clone(),
+                    checked: Instant::now(),
+                    modified: modified(path),
+                    expected: read_token(path)?,
+                })),
+            )
         } else if let Some(basic) = &config.basic {
             let pair = format!("{}:{}", basic.username, basic.password.expose());
-            Expected::Fixed(
-                format!(
-                    "Basic {}",
-                    base64::engine::general_purpose::STANDARD.encode(pair)
-                )
-                .into_bytes(),
+            (
+                "Basic",
+                Expected::Fixed(
+                    base64::engine::general_purpose::STANDARD
+                        .encode(pair)
+                        .into_bytes(),
+                ),
             )
         } else {
             return Err("no authentication method set".to_string());
         };
-        Ok(Authenticator { expected })
+        Ok(Authenticator { scheme, expected })
     }
 
-    /// Whether the `Authorization` header value admits the request.
-    pub fn admits(&self, authorization: Option<&[u8]>) -> bool {
-        let Some(presented) = authorization else {
+    /// Whether the request's `Authorization` headers admit it: exactly one,
+    /// with the configured scheme and credentials.
+    pub fn admits(&self, headers: &http::HeaderMap) -> bool {
+        let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+        match (values.next(), values.next()) {
+            (Some(only), None) => self.admits_value(only.as_bytes()),
+            _ => false,
+        }
+    }
+
+    /// One `Authorization` value: `scheme 1*SP credentials`, with optional
+    /// whitespace around it.
+    fn admits_value(&self, value: &[u8]) -> bool {
+        let value = value.trim_ascii();
+        let Some(space) = value.iter().position(|&b| b == b' ') else {
             return false;
         };
+        let (scheme, rest) = value.split_at(space);
+        if !scheme.eq_ignore_ascii_case(self.scheme.as_bytes()) {
+            return false;
+        }
+        let presented = rest.trim_ascii_start();
         match &self.expected {
             Expected::Fixed(expected) => constant_time_eq(presented, expected),
             Expected::File(file) => {
@@ -183,21 +215,52 @@ mod tests {
         yaml_serde::from_str(yaml).unwrap()
     }
 
+    impl Authenticator {
+        /// A request with these `Authorization` values, in order.
+        fn admits_all(&self, values: &[&[u8]]) -> bool {
+            let mut headers = http::HeaderMap::new();
+            for value in values {
+                headers.append(
+                    http::header::AUTHORIZATION,
+                    http::HeaderValue::from_bytes(value).unwrap(),
+                );
+            }
+            self.admits(&headers)
+        }
+
+        fn admits_one(&self, value: Option<&[u8]>) -> bool {
+            self.admits_all(value.as_slice())
+        }
+    }
+
     #[test]
     fn bearer_and_basic_credentials() {
         let bearer =
             Authenticator::new(&config("{ bearer_token: abc, allow_plaintext: true }")).unwrap();
-        assert!(bearer.admits(Some(b"Bearer abc")));
-        assert!(!bearer.admits(Some(b"Bearer abd")));
-        assert!(!bearer.admits(Some(b"Bearer ab")));
-        assert!(!bearer.admits(None));
+        assert!(bearer.admits_one(Some(b"Bearer abc")));
+        assert!(!bearer.admits_one(Some(b"Bearer abd")));
+        assert!(!bearer.admits_one(Some(b"Bearer ab")));
+        assert!(!bearer.admits_one(None));
+        // RFC 7235: the scheme is case-insensitive; whitespace around the
+        // value is not part of it.
+        assert!(bearer.admits_one(Some(b"bearer abc")));
+        assert!(bearer.admits_one(Some(b"BEARER abc")));
+        assert!(bearer.admits_one(Some(b"Bearer abc ")));
+        assert!(bearer.admits_one(Some(b"Bearer  abc")));
+        assert!(!bearer.admits_one(Some(b"Bearerabc")));
+        assert!(!bearer.admits_one(Some(b"abc")));
+        assert!(!bearer.admits_one(Some(b"Bearer ABC")), "the token is not");
+        // More than one header: refused whichever is right.
+        assert!(!bearer.admits_all(&[b"Bearer abc", b"Bearer wrong"]));
+        assert!(!bearer.admits_all(&[b"Bearer wrong", b"Bearer abc"]));
+        assert!(!bearer.admits_all(&[b"Bearer abc", b"Bearer abc"]));
         let basic = Authenticator::new(&config(
             "{ basic: { username: u, password: p }, allow_plaintext: true }",
         ))
         .unwrap();
         // base64("u:p") = "dTpw"
-        assert!(basic.admits(Some(b"Basic dTpw")));
-        assert!(!basic.admits(Some(b"Bearer dTpw")));
+        assert!(basic.admits_one(Some(b"Basic dTpw")));
+        assert!(!basic.admits_one(Some(b"Bearer dTpw")));
     }
 
     #[test]
@@ -210,7 +273,7 @@ mod tests {
             path.display()
         )))
         .unwrap();
-        assert!(auth.admits(Some(b"Bearer first")));
+        assert!(auth.admits_one(Some(b"Bearer first")));
         std::fs::write(&path, "second\n").unwrap();
         // Make the change visible even on coarse mtime clocks.
         let later = SystemTime::now() + Duration::from_secs(5);
@@ -223,8 +286,8 @@ mod tests {
         if let Expected::File(file) = &auth.expected {
             file.lock().unwrap().checked -= RELOAD_CHECK;
         }
-        assert!(auth.admits(Some(b"Bearer second")));
-        assert!(!auth.admits(Some(b"Bearer first")));
+        assert!(auth.admits_one(Some(b"Bearer second")));
+        assert!(!auth.admits_one(Some(b"Bearer first")));
     }
 
     #[test]

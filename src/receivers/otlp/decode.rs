@@ -1,8 +1,11 @@
 //! Request bodies: bounded decompression and OTLP decoding (protobuf or
-//! JSON), shared by the HTTP transport.
+//! JSON), shared by the HTTP and gRPC transports.
 //!
 //! Decompression reads at most `max_bytes + 1` bytes of output, so a
-//! compression bomb costs at most the limit in memory before it is refused.
+//! compression bomb costs at most the limit in memory before it is refused;
+//! and it asks the caller's budget before each allocation of output, so
+//! many concurrent compressed requests cannot together allocate past the
+//! in-flight budget (which a size check per request alone would allow).
 
 use std::io::Read;
 
@@ -63,10 +66,29 @@ pub enum BodyError {
     TooLarge { limit: usize },
     #[error("{0}")]
     Malformed(String),
+    /// The in-flight budget had no room for the decompressed bytes.
+    #[error("too many request bytes in flight")]
+    OverBudget,
 }
+
+/// Output is allocated in steps that double, from this size: few
+/// reallocations, and never much more reserved than produced.
+const FIRST_STEP: usize = 64 * 1024;
 
 /// Decompresses `body`, refusing output beyond `max_bytes`.
 pub fn decompress(body: &[u8], encoding: Encoding, max_bytes: usize) -> Result<Vec<u8>, BodyError> {
+    decompress_within(body, encoding, max_bytes, &mut |_| true)
+}
+
+/// Decompresses `body`, refusing output beyond `max_bytes`; before the
+/// output buffer grows by `n` bytes, `reserve(n)` must say yes, or the
+/// body is refused with [`BodyError::OverBudget`].
+pub fn decompress_within(
+    body: &[u8],
+    encoding: Encoding,
+    max_bytes: usize,
+    reserve: &mut dyn FnMut(usize) -> bool,
+) -> Result<Vec<u8>, BodyError> {
     let reader: Box<dyn Read + '_> = match encoding {
         Encoding::Identity => return Ok(body.to_vec()),
         Encoding::Gzip => Box::new(flate2::read::MultiGzDecoder::new(body)),
@@ -81,18 +103,67 @@ pub fn decompress(body: &[u8], encoding: Encoding, max_bytes: usize) -> Result<V
             Box::new(decoder)
         }
     };
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max_bytes));
-    let read = reader.take(max_bytes as u64 + 1).read_to_end(&mut out);
-    match read {
-        Ok(_) if out.len() > max_bytes => Err(BodyError::TooLarge { limit: max_bytes }),
-        Ok(_) => Ok(out),
-        Err(e) => Err(BodyError::Malformed(format!(
-            "cannot decompress the {} body: {e}",
-            match encoding {
-                Encoding::Gzip => "gzip",
-                _ => "zstd",
+    let ceiling = max_bytes.saturating_add(1);
+    let mut reader = reader.take(ceiling as u64);
+    let mut out: Vec<u8> = Vec::new();
+    // The size the body says it decompresses to, plus one byte to see
+    // the end without growing again: one allocation, no copies, for an
+    // honest body. A false claim only changes where doubling starts.
+    let mut first = declared_size(body, encoding).map(|size| size.saturating_add(1));
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() >= ceiling {
+                return Err(BodyError::TooLarge { limit: max_bytes });
             }
-        ))),
+            let target = first
+                .take()
+                .unwrap_or_else(|| out.capacity().saturating_mul(2).max(FIRST_STEP))
+                .min(ceiling)
+                .max(out.capacity() + 1);
+            let more = target - out.capacity();
+            if !reserve(more) {
+                return Err(BodyError::OverBudget);
+            }
+            out.reserve_exact(more);
+        }
+        // Fills exactly the spare capacity, never reallocating: the
+        // budget was asked for every byte of it.
+        let spare = (out.capacity() - out.len()) as u64;
+        match (&mut reader).take(spare).read_to_end(&mut out) {
+            Ok(n) if (n as u64) < spare => break,
+            Ok(_) => {}
+            Err(e) => {
+                return Err(BodyError::Malformed(format!(
+                    "cannot decompress the {} body: {e}",
+                    match encoding {
+                        Encoding::Gzip => "gzip",
+                        _ => "zstd",
+                    }
+                )));
+            }
+        }
+    }
+    if out.len() > max_bytes {
+        return Err(BodyError::TooLarge { limit: max_bytes });
+    }
+    Ok(out)
+}
+
+/// The decompressed size a body declares, if it does: gzip's ISIZE
+/// trailer (the size modulo 2^32 of the last member), zstd's frame content
+/// size.
+fn declared_size(body: &[u8], encoding: Encoding) -> Option<usize> {
+    match encoding {
+        Encoding::Identity => None,
+        Encoding::Gzip => {
+            let trailer = body.len().checked_sub(4).and_then(|at| body.get(at..))?;
+            let size = u32::from_le_bytes(trailer.try_into().ok()?);
+            usize::try_from(size).ok()
+        }
+        Encoding::Zstd => zstd::zstd_safe::get_frame_content_size(body)
+            .ok()
+            .flatten()
+            .and_then(|size| usize::try_from(size).ok()),
     }
 }
 
@@ -149,6 +220,31 @@ mod tests {
             decompress(&data, Encoding::Zstd, 9_999),
             Err(BodyError::TooLarge { limit: 9_999 })
         );
+    }
+
+    #[test]
+    fn output_is_reserved_before_it_is_allocated() {
+        let data = gzip(&vec![3u8; 1_000_000]);
+        let mut reserved = 0;
+        let out = decompress_within(&data, Encoding::Gzip, 4_000_000, &mut |n| {
+            reserved += n;
+            true
+        })
+        .unwrap();
+        assert_eq!(out.len(), 1_000_000);
+        assert!(
+            out.capacity() <= reserved,
+            "{} > {reserved}",
+            out.capacity()
+        );
+        assert_eq!(reserved, 1_000_001, "the declared size, in one step");
+        let mut budget = 200_000usize;
+        let refused = decompress_within(&data, Encoding::Gzip, 4_000_000, &mut |n| {
+            let fits = n <= budget;
+            budget = budget.saturating_sub(n);
+            fits
+        });
+        assert_eq!(refused, Err(BodyError::OverBudget));
     }
 
     #[test]

@@ -1,22 +1,29 @@
-//! OTLP/gRPC: the three `Export` services on one tonic server.
+//! OTLP/gRPC: the three `Export` services, served on our own HTTP/2
+//! connection loop (`serve.rs`) with our own unary framing.
 //!
-//! We serve them through our own codec rather than the generated servers
-//! so answers follow the OTLP specification instead of tonic's defaults: a
-//! malformed message is INVALID_ARGUMENT (tonic says INTERNAL), an oversize
-//! one RESOURCE_EXHAUSTED without RetryInfo (tonic says OUT_OF_RANGE, which
-//! clients retry forever), and a full queue RESOURCE_EXHAUSTED with
-//! RetryInfo, which clients retry after the delay.
+//! Why not tonic's server: answers follow the OTLP specification instead of
+//! tonic's defaults (a malformed message is INVALID_ARGUMENT, not INTERNAL;
+//! an oversize one RESOURCE_EXHAUSTED without RetryInfo, not OUT_OF_RANGE,
+//! which clients retry forever; a full queue RESOURCE_EXHAUSTED with
+//! RetryInfo), connections follow the listener's deadlines, and a gzip or
+//! zstd message is decompressed here, its output reserved in the in-flight
+//! budget before it is allocated (tonic inflates it outside any budget, so
+//! concurrent compressed requests could take memory far past the limit).
+//!
+//! A unary gRPC request body is one length-prefixed message: a flag byte
+//! (1 = compressed with the `grpc-encoding`), a 4-byte big-endian length,
+//! the message. The answer is the response message followed by trailers
+//! with `grpc-status`, or, for an error, headers only.
 
 use std::convert::Infallible;
-use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use bytes::Buf;
-use futures::future::BoxFuture;
+use bytes::Bytes;
+use http_body::Frame;
+use http_body_util::BodyExt;
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
@@ -28,13 +35,11 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use tonic::codec::{
-    Codec, CompressionEncoding, DecodeBuf, Decoder, EnabledCompressionEncodings, EncodeBuf, Encoder,
-};
-use tonic::server::{Grpc, NamedService, UnaryService};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+use super::decode::{self, BodyError, Encoding};
+use super::serve::{self, Request, Response};
 use super::{GrpcConfig, MIB};
 use crate::pipeline::in_flight::Reservation;
 use crate::pipeline::{Consumer, Refused};
@@ -47,7 +52,6 @@ use crate::wire::EncodedBatch;
 pub trait OtlpService: Send + Sync + 'static {
     type Request: prost::Message + Default + Send + 'static;
     type Response: prost::Message + Default + Send + 'static;
-    const NAME: &'static str;
     const PATH: &'static str;
     const SIGNAL: Signal;
     fn into_batch(request: Self::Request) -> Batch;
@@ -60,7 +64,6 @@ pub struct Logs;
 impl OtlpService for Traces {
     type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
-    const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
     const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
     const SIGNAL: Signal = Signal::Traces;
     fn into_batch(request: Self::Request) -> Batch {
@@ -71,7 +74,6 @@ impl OtlpService for Traces {
 impl OtlpService for Metrics {
     type Request = ExportMetricsServiceRequest;
     type Response = ExportMetricsServiceResponse;
-    const NAME: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
     const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
     const SIGNAL: Signal = Signal::Metrics;
     fn into_batch(request: Self::Request) -> Batch {
@@ -82,7 +84,6 @@ impl OtlpService for Metrics {
 impl OtlpService for Logs {
     type Request = ExportLogsServiceRequest;
     type Response = ExportLogsServiceResponse;
-    const NAME: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
     const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
     const SIGNAL: Signal = Signal::Logs;
     fn into_batch(request: Self::Request) -> Batch {
@@ -98,20 +99,38 @@ pub async fn start(
     let listener = TcpListener::bind(config.endpoint.0).await?;
     let address = listener.local_addr()?;
     let max_bytes = config.max_recv_msg_size_mib.saturating_mul(MIB);
-    let router = tonic::transport::Server::builder()
-        .max_concurrent_streams(config.max_concurrent_streams)
-        // Pings find peers that vanished without closing, so their
-        // connection slots are freed.
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-        .tcp_keepalive(Some(Duration::from_secs(60)))
-        .add_service(Service::<Traces>::new(context, max_bytes, auth.clone()))
-        .add_service(Service::<Metrics>::new(context, max_bytes, auth.clone()))
-        .add_service(Service::<Logs>::new(context, max_bytes, auth));
+    let endpoint = |signal: Signal| {
+        Arc::new(Endpoint {
+            consumer: context.consumers.get(signal).cloned(),
+            stats: context.telemetry.receiver(&context.id, "grpc", signal),
+            auth: auth.clone(),
+            max_bytes,
+        })
+    };
+    let (traces, metrics, logs) = (
+        endpoint(Signal::Traces),
+        endpoint(Signal::Metrics),
+        endpoint(Signal::Logs),
+    );
+    let handler: serve::Handler = Arc::new(move |request: Request| {
+        let path = request.uri().path();
+        if path == Traces::PATH {
+            Box::pin(export::<Traces>(traces.clone(), request))
+        } else if path == Metrics::PATH {
+            Box::pin(export::<Metrics>(metrics.clone(), request))
+        } else if path == Logs::PATH {
+            Box::pin(export::<Logs>(logs.clone(), request))
+        } else {
+            let status = Status::unimplemented(format!("unknown method {path}"));
+            Box::pin(async move { status_response(status) })
+        }
+    });
     let shutdown = context.shutdown.clone();
     let stats = context
         .telemetry
         .listener(&context.id, "grpc", config.max_connections);
+    let table =
+        super::connection_table::ConnectionTable::new(config.max_connections, stats.clone());
     let tls = match &config.tls {
         Some(tls) => Some(
             tls.acceptor(&[b"h2"])
@@ -119,155 +138,229 @@ pub async fn start(
         ),
         None => None,
     };
+    let options = serve::Options {
+        deadlines: config.deadlines(),
+        grpc_max_concurrent_streams: Some(config.max_concurrent_streams),
+    };
     let task = tokio::spawn(async move {
-        let accepted = crate::telemetry::connections::accept_loop(listener, stats, tls);
-        let incoming = crate::telemetry::connections::incoming(accepted);
-        if let Err(e) = router
-            .serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned())
-            .await
-        {
-            tracing::error!(error = %e, "OTLP/gRPC server failed");
-        }
+        let accepted = crate::telemetry::connections::accept_loop(
+            listener,
+            stats,
+            table,
+            tls,
+            options.deadlines.handshake_timeout,
+        );
+        serve::serve(accepted, handler, options, shutdown).await;
     });
     Ok((address, task))
 }
 
-struct Handler {
+/// One service's state.
+struct Endpoint {
     consumer: Option<Consumer>,
     stats: Arc<ReceiverStats>,
     auth: Option<Arc<super::auth::Authenticator>>,
-}
-
-pub struct Service<S> {
-    handler: Arc<Handler>,
     max_bytes: usize,
-    _service: PhantomData<fn() -> S>,
 }
 
-impl<S> Clone for Service<S> {
-    fn clone(&self) -> Self {
-        Service {
-            handler: self.handler.clone(),
-            max_bytes: self.max_bytes,
-            _service: PhantomData,
+async fn export<S: OtlpService>(endpoint: Arc<Endpoint>, request: Request) -> Response {
+    let started = std::time::Instant::now();
+    let answer = answer::<S>(&endpoint, request).await;
+    endpoint.stats.answered(started, answer.is_err());
+    match answer {
+        Ok(()) => success::<S>(),
+        Err(status) => status_response(status),
+    }
+}
+
+/// Why a request was not accepted, as the gRPC status the client gets.
+async fn answer<S: OtlpService>(endpoint: &Endpoint, request: Request) -> Result<(), Status> {
+    let (parts, mut body) = request.into_parts();
+    if serve::header_bytes(&parts.headers) > serve::MAX_HEADER_BYTES {
+        // Not retryable: the same request would be refused again.
+        return Err(Status::resource_exhausted(format!(
+            "request headers are larger than the limit of {} bytes",
+            serve::MAX_HEADER_BYTES
+        )));
+    }
+    if let Some(auth) = &endpoint.auth
+        && !auth.admits(&parts.headers)
+    {
+        return Err(Status::unauthenticated("missing or invalid credentials"));
+    }
+    let Some(consumer) = &endpoint.consumer else {
+        return Err(Status::unimplemented(format!(
+            "no pipeline receives {} from this receiver",
+            S::SIGNAL
+        )));
+    };
+    // Before reading the body: a refused request costs nothing.
+    consumer.admits_memory().map_err(retry_later)?;
+    let encoding = match parts.headers.get("grpc-encoding").map(|v| v.to_str()) {
+        None => Encoding::Identity,
+        Some(Ok(value)) => Encoding::from_header(Some(value)).map_err(|_| {
+            Status::unimplemented(format!(
+                "unsupported grpc-encoding {value:?}: expected gzip, zstd or identity"
+            ))
+        })?,
+        Some(Err(_)) => return Err(Status::unimplemented("unreadable grpc-encoding")),
+    };
+    // The body's bytes count against the in-flight budget as they arrive
+    // (a gRPC request declares no length up front), the decompressed bytes
+    // before they are allocated; all is held until the request is answered.
+    let mut reservation = consumer.reserve(0).map_err(retry_later)?;
+    let (compressed, message) =
+        read_message(&mut body, endpoint.max_bytes, &mut reservation).await?;
+    drop(body);
+    // Again once the body is in: many requests admitted together (a flood
+    // that arrived before memory rose) must not all be decompressed and
+    // queued.
+    consumer.admits_memory().map_err(retry_later)?;
+    let message = if compressed {
+        if encoding == Encoding::Identity {
+            return Err(Status::invalid_argument(
+                "a compressed message without grpc-encoding",
+            ));
         }
-    }
-}
-
-impl<S: OtlpService> Service<S> {
-    fn new(
-        context: &ReceiverContext,
-        max_bytes: usize,
-        auth: Option<Arc<super::auth::Authenticator>>,
-    ) -> Self {
-        Service {
-            handler: Arc::new(Handler {
-                consumer: context.consumers.get(S::SIGNAL).cloned(),
-                stats: context.telemetry.receiver(&context.id, "grpc", S::SIGNAL),
-                auth,
-            }),
-            max_bytes,
-            _service: PhantomData,
-        }
-    }
-}
-
-impl<S: OtlpService> NamedService for Service<S> {
-    const NAME: &'static str = S::NAME;
-}
-
-impl<S: OtlpService> tower_service::Service<http::Request<tonic::body::Body>> for Service<S> {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        let handler = self.handler.clone();
-        let max_bytes = self.max_bytes;
-        Box::pin(async move {
-            let started = std::time::Instant::now();
-            if request.uri().path() != S::PATH {
-                return Ok(Status::unimplemented(format!(
-                    "unknown method {}",
-                    request.uri().path()
-                ))
-                .into_http());
-            }
-            if let Some(auth) = &handler.auth
-                && !auth.admits(
-                    request
-                        .headers()
-                        .get(http::header::AUTHORIZATION)
-                        .map(|v| v.as_bytes()),
-                )
-            {
-                handler.stats.answered(started, true);
-                return Ok(Status::unauthenticated("missing or invalid credentials").into_http());
-            }
-            if let Some(consumer) = &handler.consumer
-                && let Err(refused) = consumer.admits_memory()
-            {
-                // Before reading the body: a refused request costs nothing.
-                handler.stats.answered(started, true);
-                return Ok(retry_later(refused).into_http());
-            }
-            // The body's bytes count against the in-flight budget as they
-            // arrive (a gRPC request declares no length up front); the
-            // reservation is held until the request is answered.
-            let reservation = match &handler.consumer {
-                Some(consumer) => match consumer.reserve(0) {
-                    Ok(reservation) => reservation.map(|r| Arc::new(Mutex::new(r))),
-                    Err(refused) => return Ok(retry_later(refused).into_http()),
-                },
-                None => None,
-            };
-            let request = match &reservation {
-                Some(reservation) => request.map(|body| {
-                    tonic::body::Body::new(Budgeted {
-                        inner: body,
-                        reservation: reservation.clone(),
-                    })
-                }),
-                None => request,
-            };
-            let mut accept = EnabledCompressionEncodings::default();
-            accept.enable(CompressionEncoding::Gzip);
-            accept.enable(CompressionEncoding::Zstd);
-            let mut grpc = Grpc::new(OtlpCodec::<S> {
-                encoded: handler
-                    .consumer
-                    .as_ref()
-                    .is_some_and(|c| c.accepts_encoded()),
-                _service: PhantomData,
-            })
-            .apply_compression_config(accept, EnabledCompressionEncodings::default())
-            .apply_max_message_size_config(Some(max_bytes), None);
-            let reached_handler = Arc::new(AtomicBool::new(false));
-            let unary = Unary::<S> {
-                handler: handler.clone(),
-                reached: reached_handler.clone(),
-                _service: PhantomData,
-            };
-            let mut response = grpc.unary(unary, request).await;
-            if !reached_handler.load(Ordering::Relaxed) {
-                // The request failed before decoding completed.
-                follow_otlp_codes(&mut response);
-            }
-            // A unary success carries its status in the trailers; an error
-            // is a trailers-only response with the status in the headers.
-            let failed = response
-                .headers()
-                .get("grpc-status")
-                .is_some_and(|code| code.as_bytes() != b"0");
-            handler.stats.answered(started, failed);
-            drop(reservation);
-            Ok(response)
+        let out = decode::decompress_within(&message, encoding, endpoint.max_bytes, &mut |more| {
+            reservation.as_mut().is_none_or(|r| r.grow(more))
         })
+        .map_err(|e| match e {
+            BodyError::TooLarge { limit } => too_large(limit),
+            BodyError::OverBudget => retry_later(Refused::InFlightBytes),
+            BodyError::Malformed(message) => Status::invalid_argument(message),
+        })?;
+        drop(message);
+        if let Some(reservation) = &mut reservation {
+            reservation.shrink_to(out.len());
+        }
+        Bytes::from(out)
+    } else {
+        message
+    };
+    let message_bytes = message.len();
+    let batch = if consumer.accepts_encoded() {
+        // Validated, counted and passed on as received.
+        EncodedBatch::parse(S::SIGNAL, message)
+            .map(|encoded| Batch::Encoded(Arc::new(encoded)))
+            .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")))?
+    } else {
+        <S::Request as prost::Message>::decode(message)
+            .map(S::into_batch)
+            .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")))?
+    };
+    let items = batch.item_count() as u64;
+    let stats = &endpoint.stats;
+    let consumed = consumer.consume(batch).await;
+    drop(reservation);
+    match consumed {
+        Ok(()) => {
+            consumer.accepted_bytes(message_bytes);
+            stats.accepted_items.fetch_add(items, Ordering::Relaxed);
+            Ok(())
+        }
+        Err(refused) => {
+            stats.refused_items.fetch_add(items, Ordering::Relaxed);
+            Err(match refused {
+                Refused::QueueFull { .. } | Refused::MemoryLimit | Refused::InFlightBytes => {
+                    retry_later(refused)
+                }
+                Refused::ShuttingDown | Refused::Storage { .. } => {
+                    Status::unavailable(refused.to_string())
+                }
+                Refused::Malformed(_) => Status::invalid_argument(refused.to_string()),
+            })
+        }
     }
+}
+
+/// Reads the one length-prefixed message of a unary request: whether it
+/// is compressed, and its bytes. Each chunk is reserved before it is kept;
+/// a declared length over `max_bytes` is refused before the rest arrives.
+async fn read_message(
+    body: &mut super::deadlines::DeadlineBody<hyper::body::Incoming>,
+    max_bytes: usize,
+    reservation: &mut Option<Reservation>,
+) -> Result<(bool, Bytes), Status> {
+    let mut chunks: Vec<Bytes> = Vec::new();
+    let mut received = 0usize;
+    let mut declared: Option<usize> = None;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| {
+            if super::deadlines::is_timeout(&*e) {
+                Status::deadline_exceeded(e.to_string())
+            } else {
+                Status::cancelled(format!("cannot read the request: {e}"))
+            }
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if let Some(reservation) = reservation
+            && !reservation.grow(data.len())
+        {
+            return Err(retry_later(Refused::InFlightBytes));
+        }
+        received += data.len();
+        chunks.push(data);
+        if declared.is_none() && received >= 5 {
+            let prefix = concat_prefix(&chunks);
+            let length = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]) as usize;
+            if length > max_bytes {
+                return Err(too_large(max_bytes));
+            }
+            declared = Some(length);
+        }
+        if declared.is_some_and(|length| received > 5 + length) {
+            return Err(Status::invalid_argument(
+                "a unary request carries exactly one message",
+            ));
+        }
+    }
+    let Some(length) = declared else {
+        return Err(Status::invalid_argument("the request carries no message"));
+    };
+    if received < 5 + length {
+        return Err(Status::invalid_argument("the request message is truncated"));
+    }
+    let whole = if chunks.len() == 1 {
+        chunks.pop().unwrap_or_default()
+    } else {
+        let mut whole = Vec::with_capacity(received);
+        for chunk in chunks.drain(..) {
+            whole.extend_from_slice(&chunk);
+        }
+        Bytes::from(whole)
+    };
+    match whole[0] {
+        0 => Ok((false, whole.slice(5..))),
+        1 => Ok((true, whole.slice(5..))),
+        flag => Err(Status::invalid_argument(format!(
+            "unknown message flag {flag}"
+        ))),
+    }
+}
+
+/// The first five bytes of the chunks (at least five arrived).
+fn concat_prefix(chunks: &[Bytes]) -> [u8; 5] {
+    let mut prefix = [0u8; 5];
+    let mut filled = 0;
+    for chunk in chunks {
+        let take = (5 - filled).min(chunk.len());
+        prefix[filled..filled + take].copy_from_slice(&chunk[..take]);
+        filled += take;
+        if filled == 5 {
+            break;
+        }
+    }
+    prefix
+}
+
+fn too_large(limit: usize) -> Status {
+    // Without RetryInfo: the same message would be refused again.
+    Status::resource_exhausted(format!(
+        "the request message is larger than the limit of {limit} bytes"
+    ))
 }
 
 fn retry_later(refused: Refused) -> Status {
@@ -278,171 +371,29 @@ fn retry_later(refused: Refused) -> Status {
     )
 }
 
-/// A request body whose bytes are reserved in the in-flight budget as
-/// they arrive; past the budget it fails with a retryable status, which
-/// tonic answers with.
-struct Budgeted {
-    inner: tonic::body::Body,
-    reservation: Arc<Mutex<Reservation>>,
+/// An error as a trailers-only response.
+fn status_response(status: Status) -> Response {
+    status.into_http()
 }
 
-impl http_body::Body for Budgeted {
-    type Data = bytes::Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<bytes::Bytes>, Status>>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Ok(frame))) = &polled
-            && let Some(data) = frame.data_ref()
-        {
-            let mut reservation = self.reservation.lock().unwrap_or_else(|e| e.into_inner());
-            if !reservation.grow(data.len()) {
-                return Poll::Ready(Some(Err(retry_later(Refused::InFlightBytes))));
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// Maps tonic's answers to failed decoding onto the codes OTLP asks for.
-fn follow_otlp_codes(response: &mut http::Response<tonic::body::Body>) {
-    let headers = response.headers_mut();
-    let code = headers
-        .get("grpc-status")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i32>().ok());
-    let replacement = match code.map(Code::from) {
-        Some(Code::OutOfRange) => Code::ResourceExhausted,
-        Some(Code::Internal) => Code::InvalidArgument,
-        _ => return,
-    };
-    headers.insert("grpc-status", http::HeaderValue::from(replacement as i32));
-}
-
-struct Unary<S> {
-    handler: Arc<Handler>,
-    reached: Arc<AtomicBool>,
-    _service: PhantomData<fn() -> S>,
-}
-
-impl<S: OtlpService> UnaryService<Incoming<S::Request>> for Unary<S> {
-    type Response = S::Response;
-    type Future = BoxFuture<'static, Result<tonic::Response<S::Response>, Status>>;
-
-    fn call(&mut self, request: tonic::Request<Incoming<S::Request>>) -> Self::Future {
-        self.reached.store(true, Ordering::Relaxed);
-        let handler = self.handler.clone();
-        Box::pin(async move {
-            let stats = &handler.stats;
-            let Some(consumer) = &handler.consumer else {
-                return Err(Status::unimplemented(format!(
-                    "no pipeline receives {} from this receiver",
-                    S::SIGNAL
-                )));
-            };
-            let batch = match request.into_inner() {
-                Incoming::Decoded(request) => S::into_batch(request),
-                Incoming::Encoded(encoded) => Batch::Encoded(Arc::new(encoded)),
-            };
-            let items = batch.item_count() as u64;
-            match consumer.consume(batch).await {
-                Ok(()) => {
-                    stats.accepted_items.fetch_add(items, Ordering::Relaxed);
-                    Ok(tonic::Response::new(S::Response::default()))
-                }
-                Err(refused) => {
-                    stats.refused_items.fetch_add(items, Ordering::Relaxed);
-                    Err(match refused {
-                        Refused::QueueFull { .. } => Status::with_error_details(
-                            Code::ResourceExhausted,
-                            refused.to_string(),
-                            ErrorDetails::with_retry_info(Some(Duration::from_secs(1))),
-                        ),
-                        Refused::MemoryLimit | Refused::InFlightBytes => retry_later(refused),
-                        Refused::ShuttingDown | Refused::Storage { .. } => {
-                            Status::unavailable(refused.to_string())
-                        }
-                        Refused::Malformed(_) => Status::invalid_argument(refused.to_string()),
-                    })
-                }
-            }
-        })
-    }
-}
-
-/// A request as the codec hands it over.
-enum Incoming<T> {
-    Decoded(T),
-    /// Validated by the wire scanner, still encoded.
-    Encoded(EncodedBatch),
-}
-
-/// prost encoding, with decode errors reported as INVALID_ARGUMENT; or,
-/// with `encoded`, validation without decoding.
-struct OtlpCodec<S> {
-    encoded: bool,
-    _service: PhantomData<fn() -> S>,
-}
-
-impl<S: OtlpService> Codec for OtlpCodec<S> {
-    type Encode = S::Response;
-    type Decode = Incoming<S::Request>;
-    type Encoder = OtlpEncoder<S::Response>;
-    type Decoder = OtlpDecoder<S>;
-
-    fn encoder(&mut self) -> Self::Encoder {
-        OtlpEncoder(PhantomData)
-    }
-
-    fn decoder(&mut self) -> Self::Decoder {
-        OtlpDecoder {
-            encoded: self.encoded,
-            _service: PhantomData,
-        }
-    }
-}
-
-struct OtlpEncoder<T>(PhantomData<fn(T)>);
-
-impl<T: prost::Message> Encoder for OtlpEncoder<T> {
-    type Item = T;
-    type Error = Status;
-
-    fn encode(&mut self, item: T, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        item.encode(dst)
-            .map_err(|e| Status::internal(format!("encoding the response: {e}")))
-    }
-}
-
-struct OtlpDecoder<S> {
-    encoded: bool,
-    _service: PhantomData<fn() -> S>,
-}
-
-impl<S: OtlpService> Decoder for OtlpDecoder<S> {
-    type Item = Incoming<S::Request>;
-    type Error = Status;
-
-    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Self::Item>, Status> {
-        if self.encoded {
-            let bytes = src.copy_to_bytes(src.remaining());
-            return EncodedBatch::parse(S::SIGNAL, bytes)
-                .map(|encoded| Some(Incoming::Encoded(encoded)))
-                .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")));
-        }
-        <S::Request as prost::Message>::decode(src)
-            .map(|request| Some(Incoming::Decoded(request)))
-            .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")))
-    }
+/// The empty export response, then `grpc-status: 0` in the trailers.
+fn success<S: OtlpService>() -> Response {
+    let message = prost::Message::encode_to_vec(&S::Response::default());
+    let mut framed = Vec::with_capacity(5 + message.len());
+    framed.push(0);
+    framed.extend_from_slice(&(message.len() as u32).to_be_bytes());
+    framed.extend_from_slice(&message);
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+    let frames = [
+        Ok::<_, Infallible>(Frame::data(Bytes::from(framed))),
+        Ok(Frame::trailers(trailers)),
+    ];
+    let body = http_body_util::StreamBody::new(futures::stream::iter(frames));
+    let mut response = http::Response::new(axum::body::Body::new(body));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/grpc"),
+    );
+    response
 }

@@ -87,10 +87,31 @@ pub async fn start(
         ),
         None => None,
     };
-    let header_read_timeout = config.header_read_timeout;
+    let table =
+        super::connection_table::ConnectionTable::new(config.max_connections, stats.clone());
+    let options = super::serve::Options {
+        deadlines: config.deadlines(),
+        grpc_max_concurrent_streams: None,
+    };
+    let handler: super::serve::Handler = Arc::new(move |request: super::serve::Request| {
+        let mut app = app.clone();
+        Box::pin(async move {
+            // The router's errors are Infallible.
+            match tower_service::Service::call(&mut app, request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            }
+        })
+    });
     let task = tokio::spawn(async move {
-        let connections = crate::telemetry::connections::accept_loop(listener, stats, tls);
-        super::serve_http::serve(connections, app, header_read_timeout, shutdown).await;
+        let connections = crate::telemetry::connections::accept_loop(
+            listener,
+            stats,
+            table,
+            tls,
+            options.deadlines.handshake_timeout,
+        );
+        super::serve::serve(connections, handler, options, shutdown).await;
     });
     Ok((address, task))
 }
@@ -128,12 +149,27 @@ fn error_response(
         .into_response()
 }
 
+/// How much of an unread body is read and discarded after an early
+/// answer, as a multiple of the body limit, and for how long at most.
+const DRAIN_FACTOR: usize = 4;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(5);
+
 async fn export(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body) -> Response {
     let started = std::time::Instant::now();
-    if let Some(auth) = &route.auth
-        && !auth.admits(headers.get(header::AUTHORIZATION).map(|v| v.as_bytes()))
+    let mut body = body;
+    let response = if super::serve::header_bytes(&headers) > super::serve::MAX_HEADER_BYTES {
+        error_response(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            tonic::Code::ResourceExhausted,
+            format!(
+                "request headers are larger than the limit of {} bytes",
+                super::serve::MAX_HEADER_BYTES
+            ),
+            Format::Json,
+        )
+    } else if let Some(auth) = &route.auth
+        && !auth.admits(&headers)
     {
-        route.stats.answered(started, true);
         let format = Format::from_content_type(
             headers
                 .get(header::CONTENT_TYPE)
@@ -150,29 +186,52 @@ async fn export(State(route): State<Arc<Route>>, headers: HeaderMap, body: Body)
             header::WWW_AUTHENTICATE,
             header::HeaderValue::from_static("Bearer, Basic realm=\"sidewatch\""),
         );
-        return close_unread(response);
-    }
-    if let Some(consumer) = &route.consumer
+        response
+    } else if let Some(consumer) = &route.consumer
         && let Err(refused) = consumer.admits_memory()
     {
         // Before reading the body: a refused request costs nothing.
-        route.stats.answered(started, true);
-        return close_unread(refused_response(refused, Format::Json));
-    }
-    let read = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let body = Body::new(Tracked {
-        inner: body,
-        read: read.clone(),
-    });
-    let response = handle(&route, &headers, body).await;
+        refused_response(refused, Format::Json)
+    } else {
+        handle(&route, &headers, &mut body).await
+    };
     route
         .stats
         .answered(started, !response.status().is_success());
-    if read.load(Ordering::Relaxed) {
+    if http_body::Body::is_end_stream(&body)
+        || drain(&mut body, route.max_bytes.saturating_mul(DRAIN_FACTOR)).await
+    {
         response
     } else {
         close_unread(response)
     }
+}
+
+/// Reads and discards what is left of a body answered early, up to
+/// `limit` bytes and [`DRAIN_TIME`]: a client that writes its whole body
+/// before reading (Python's urllib, curl without Expect) then reads the
+/// answer, where closing at once would fail its write with a broken pipe
+/// and make it retry the same request. True when the body was read to
+/// its end, so the connection may serve another request.
+async fn drain(body: &mut Body, limit: usize) -> bool {
+    let mut discarded = 0usize;
+    let read_to_end = async {
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                return false;
+            };
+            if let Some(data) = frame.data_ref() {
+                discarded += data.len();
+                if discarded > limit {
+                    return false;
+                }
+            }
+        }
+        true
+    };
+    tokio::time::timeout(DRAIN_TIME, read_to_end)
+        .await
+        .unwrap_or(false)
 }
 
 /// An answer given before the request body was read to its end: the
@@ -187,42 +246,7 @@ fn close_unread(mut response: Response) -> Response {
     response
 }
 
-/// A request body that records whether it was read to its end.
-struct Tracked {
-    inner: Body,
-    read: Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl http_body::Body for Tracked {
-    type Data = bytes::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, axum::Error>>> {
-        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
-        let ended = match &polled {
-            std::task::Poll::Ready(None) => true,
-            std::task::Poll::Ready(Some(Ok(_))) => self.inner.is_end_stream(),
-            _ => false,
-        };
-        if ended {
-            self.read.store(true, Ordering::Relaxed);
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
+async fn handle(route: &Route, headers: &HeaderMap, body: &mut Body) -> Response {
     let header_str = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     let format = match Format::from_content_type(header_str(header::CONTENT_TYPE)) {
         Ok(format) => format,
@@ -278,6 +302,13 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
     {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => return too_large(route.max_bytes),
+        Err(e) if super::deadlines::is_timeout(&*e) => {
+            return fail(
+                StatusCode::REQUEST_TIMEOUT,
+                tonic::Code::DeadlineExceeded,
+                e.to_string(),
+            );
+        }
         Err(e) => {
             return fail(
                 StatusCode::BAD_REQUEST,
@@ -288,14 +319,19 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
     };
     if let Some(reservation) = &mut reservation {
         reservation.shrink_to(raw.len());
-        // Decompression may produce up to the limit: reserved first.
-        if encoding != Encoding::Identity && !reservation.grow(route.max_bytes) {
-            return refused_response(Refused::InFlightBytes, format);
-        }
+    }
+    // Again once the body is in: many requests admitted together (a flood
+    // that arrived before memory rose) must not all be decompressed and
+    // queued.
+    if let Err(refused) = consumer.admits_memory() {
+        return refused_response(refused, format);
     }
     let bytes: bytes::Bytes = match encoding {
         Encoding::Identity => raw,
-        _ => match decode::decompress(&raw, encoding, route.max_bytes) {
+        // The decompressed bytes are reserved as the output grows.
+        _ => match decode::decompress_within(&raw, encoding, route.max_bytes, &mut |more| {
+            reservation.as_mut().is_none_or(|r| r.grow(more))
+        }) {
             Ok(out) => {
                 if let Some(reservation) = &mut reservation {
                     reservation.shrink_to(raw.len() + out.len());
@@ -303,6 +339,7 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
                 out.into()
             }
             Err(BodyError::TooLarge { limit }) => return too_large(limit),
+            Err(BodyError::OverBudget) => return refused_response(Refused::InFlightBytes, format),
             Err(BodyError::Malformed(message)) => {
                 return fail(
                     StatusCode::BAD_REQUEST,
@@ -312,6 +349,7 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
             }
         },
     };
+    let body_bytes = bytes.len();
     let decoded = match route.signal {
         // Validated, counted and passed on as received.
         _ if format == Format::Protobuf && consumer.accepts_encoded() => {
@@ -339,6 +377,7 @@ async fn handle(route: &Route, headers: &HeaderMap, body: Body) -> Response {
     let items = batch.item_count() as u64;
     match consumer.consume(batch).await {
         Ok(()) => {
+            consumer.accepted_bytes(body_bytes);
             route
                 .stats
                 .accepted_items

@@ -6,12 +6,18 @@
 //! nothing of it is delivered.
 
 pub mod auth;
+pub(crate) mod connection_table;
+pub mod deadlines;
 pub mod decode;
 mod grpc;
 mod http;
-mod serve_http;
+mod serve;
+
+use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+
+use deadlines::Deadlines;
 
 use super::{Receiver, ReceiverContext, StartedReceiver};
 use crate::config::endpoint::ListenAddress;
@@ -33,17 +39,18 @@ pub struct OtlpReceiverConfig {
 #[serde(deny_unknown_fields)]
 pub struct Protocols {
     /// `grpc:` with nothing under it enables gRPC with its defaults.
+    /// Boxed: the configs are large, and the receiver enum holds them.
     #[serde(default, deserialize_with = "present_means_enabled")]
-    pub grpc: Option<GrpcConfig>,
+    pub grpc: Option<Box<GrpcConfig>>,
     #[serde(default, deserialize_with = "present_means_enabled")]
-    pub http: Option<HttpConfig>,
+    pub http: Option<Box<HttpConfig>>,
 }
 
 impl Protocols {
     fn both() -> Self {
         Protocols {
-            grpc: Some(GrpcConfig::default()),
-            http: Some(HttpConfig::default()),
+            grpc: Some(Box::default()),
+            http: Some(Box::default()),
         }
     }
 }
@@ -66,8 +73,25 @@ pub struct GrpcConfig {
     pub max_recv_msg_size_mib: usize,
     /// HTTP/2 streams one connection may have open at once.
     pub max_concurrent_streams: u32,
-    /// Connections open at once; further ones are closed on arrival.
+    /// Connections open at once; when full, the longest-idle one is closed
+    /// for a newcomer (refused only when every connection is busy).
     pub max_connections: usize,
+    /// From accepting a connection to its first complete request headers
+    /// (TLS handshake and HTTP/2 preface included); then it is closed.
+    #[serde(with = "crate::config::duration")]
+    pub handshake_timeout: Duration,
+    /// HTTP/1: a later request must send its headers within this.
+    #[serde(with = "crate::config::duration", alias = "header_read_timeout")]
+    pub read_header_timeout: Duration,
+    /// A connection with no request in progress for this long is closed.
+    #[serde(with = "crate::config::duration")]
+    pub idle_timeout: Duration,
+    /// A request body that sends no byte for this long is failed.
+    #[serde(with = "crate::config::duration")]
+    pub read_progress_timeout: Duration,
+    /// A request body must be complete this long after its headers.
+    #[serde(with = "crate::config::duration")]
+    pub read_timeout: Duration,
     /// Serve TLS (and with `client_ca_file`, require client certificates).
     pub tls: Option<crate::tls::server::ServerTlsConfig>,
 }
@@ -79,6 +103,11 @@ impl Default for GrpcConfig {
             max_recv_msg_size_mib: 4,
             max_concurrent_streams: 100,
             max_connections: 1000,
+            handshake_timeout: Deadlines::default().handshake_timeout,
+            read_header_timeout: Deadlines::default().read_header_timeout,
+            idle_timeout: Deadlines::default().idle_timeout,
+            read_progress_timeout: Deadlines::default().read_progress_timeout,
+            read_timeout: Deadlines::default().read_timeout,
             tls: None,
         }
     }
@@ -93,11 +122,25 @@ pub struct HttpConfig {
     pub traces_url_path: String,
     pub metrics_url_path: String,
     pub logs_url_path: String,
-    /// Connections open at once; further ones are closed on arrival.
+    /// Connections open at once; when full, the longest-idle one is closed
+    /// for a newcomer (refused only when every connection is busy).
     pub max_connections: usize,
-    /// An HTTP/1 client must send a request's headers within this.
+    /// From accepting a connection to its first complete request headers
+    /// (TLS handshake and HTTP/2 preface included); then it is closed.
     #[serde(with = "crate::config::duration")]
-    pub header_read_timeout: std::time::Duration,
+    pub handshake_timeout: Duration,
+    /// HTTP/1: a later request must send its headers within this.
+    #[serde(with = "crate::config::duration", alias = "header_read_timeout")]
+    pub read_header_timeout: Duration,
+    /// A connection with no request in progress for this long is closed.
+    #[serde(with = "crate::config::duration")]
+    pub idle_timeout: Duration,
+    /// A request body that sends no byte for this long is failed.
+    #[serde(with = "crate::config::duration")]
+    pub read_progress_timeout: Duration,
+    /// A request body must be complete this long after its headers.
+    #[serde(with = "crate::config::duration")]
+    pub read_timeout: Duration,
     /// Serve TLS (and with `client_ca_file`, require client certificates).
     pub tls: Option<crate::tls::server::ServerTlsConfig>,
 }
@@ -111,11 +154,34 @@ impl Default for HttpConfig {
             metrics_url_path: "/v1/metrics".into(),
             logs_url_path: "/v1/logs".into(),
             max_connections: 1000,
-            header_read_timeout: std::time::Duration::from_secs(10),
+            handshake_timeout: Deadlines::default().handshake_timeout,
+            read_header_timeout: Deadlines::default().read_header_timeout,
+            idle_timeout: Deadlines::default().idle_timeout,
+            read_progress_timeout: Deadlines::default().read_progress_timeout,
+            read_timeout: Deadlines::default().read_timeout,
             tls: None,
         }
     }
 }
+
+/// The five deadline fields, the same on both protocols.
+macro_rules! deadlines_of {
+    ($config:ty) => {
+        impl $config {
+            pub fn deadlines(&self) -> Deadlines {
+                Deadlines {
+                    handshake_timeout: self.handshake_timeout,
+                    read_header_timeout: self.read_header_timeout,
+                    idle_timeout: self.idle_timeout,
+                    read_progress_timeout: self.read_progress_timeout,
+                    read_timeout: self.read_timeout,
+                }
+            }
+        }
+    };
+}
+deadlines_of!(GrpcConfig);
+deadlines_of!(HttpConfig);
 
 pub struct OtlpReceiver {
     config: OtlpReceiverConfig,
