@@ -36,6 +36,7 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::{GrpcConfig, MIB};
+use crate::datamodel::ids::CheckIds;
 use crate::pipeline::in_flight::Reservation;
 use crate::pipeline::{Consumer, Refused};
 use crate::receivers::ReceiverContext;
@@ -45,7 +46,7 @@ use crate::wire::EncodedBatch;
 
 /// What differs between the three OTLP services.
 pub trait OtlpService: Send + Sync + 'static {
-    type Request: prost::Message + Default + Send + 'static;
+    type Request: prost::Message + Default + CheckIds + Send + 'static;
     type Response: prost::Message + Default + Send + 'static;
     const NAME: &'static str;
     const PATH: &'static str;
@@ -374,6 +375,7 @@ impl<S: OtlpService> UnaryService<Incoming<S::Request>> for Unary<S> {
                             Status::unavailable(refused.to_string())
                         }
                         Refused::Malformed(_) => Status::invalid_argument(refused.to_string()),
+                        Refused::ComponentFailed(_) => Status::internal(refused.to_string()),
                     })
                 }
             }
@@ -441,8 +443,11 @@ impl<S: OtlpService> Decoder for OtlpDecoder<S> {
                 .map(|encoded| Some(Incoming::Encoded(encoded)))
                 .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")));
         }
-        <S::Request as prost::Message>::decode(src)
-            .map(|request| Some(Incoming::Decoded(request)))
-            .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")))
+        let request = <S::Request as prost::Message>::decode(src)
+            .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")))?;
+        request
+            .check_ids()
+            .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")))?;
+        Ok(Some(Incoming::Decoded(request)))
     }
 }
