@@ -16,12 +16,12 @@ const CONFIG: &str = r#"
 receivers:
   otlp: { protocols: { grpc: { endpoint: 127.0.0.1:0 } } }
 processors:
-  percentiles: { metrics: [".*"], windows: [1m, 5m], sub_windows: 3, emit_interval: 1s, max_series: 8 }
+  percentiles: { metrics: ["m0|m1|m2|latency"], windows: [1m, 5m], sub_windows: 3, emit_interval: 1s, max_series: 8 }
   batch: { send_batch_size: 3, send_batch_max_size: 5, timeout: 1s }
 connectors:
-  anomaly: { metrics: [".*"], max_series: 8 }
+  anomaly: { metrics: ["m0|m1|m2|latency"], max_series: 8 }
   alert:
-    evaluation_interval: 1s
+    evaluation_interval: 5s
     max_series: 8
     rules:
       - { name: Above, metric: m0, op: ">", warning: 0.5, critical: 10, for: 2s }

@@ -173,19 +173,29 @@ fn histogram_point(u: &mut Unstructured) -> Result<HistogramDataPoint> {
         bounds.len() + 1
     };
     let bucket_counts: Vec<u64> = (0..buckets).map(|_| count(u)).collect::<Result<_>>()?;
-    let total = bucket_counts
-        .iter()
-        .fold(0u64, |a, c| a.wrapping_add(*c));
+    let total = bucket_counts.iter().fold(0u64, |a, c| a.wrapping_add(*c));
     Ok(HistogramDataPoint {
         attributes: attributes(u)?,
         start_time_unix_nano: time(u)?,
         time_unix_nano: time(u)?,
         count: if u.ratio(1, 4)? { count(u)? } else { total },
-        sum: if u.arbitrary()? { Some(float(u)?) } else { None },
+        sum: if u.arbitrary()? {
+            Some(float(u)?)
+        } else {
+            None
+        },
         bucket_counts,
         explicit_bounds: bounds,
-        min: if u.arbitrary()? { Some(float(u)?) } else { None },
-        max: if u.arbitrary()? { Some(float(u)?) } else { None },
+        min: if u.arbitrary()? {
+            Some(float(u)?)
+        } else {
+            None
+        },
+        max: if u.arbitrary()? {
+            Some(float(u)?)
+        } else {
+            None
+        },
         flags: flags(u)?,
         ..Default::default()
     })
@@ -219,7 +229,11 @@ fn exponential_point(u: &mut Unstructured) -> Result<ExponentialHistogramDataPoi
         start_time_unix_nano: time(u)?,
         time_unix_nano: time(u)?,
         count: if u.ratio(1, 4)? { count(u)? } else { total },
-        sum: if u.arbitrary()? { Some(float(u)?) } else { None },
+        sum: if u.arbitrary()? {
+            Some(float(u)?)
+        } else {
+            None
+        },
         scale: if u.ratio(1, 4)? {
             u.arbitrary()?
         } else {
@@ -229,8 +243,16 @@ fn exponential_point(u: &mut Unstructured) -> Result<ExponentialHistogramDataPoi
         positive,
         negative,
         flags: flags(u)?,
-        min: if u.arbitrary()? { Some(float(u)?) } else { None },
-        max: if u.arbitrary()? { Some(float(u)?) } else { None },
+        min: if u.arbitrary()? {
+            Some(float(u)?)
+        } else {
+            None
+        },
+        max: if u.arbitrary()? {
+            Some(float(u)?)
+        } else {
+            None
+        },
         zero_threshold: if u.ratio(1, 4)? { float(u)? } else { 0.0 },
         ..Default::default()
     })
@@ -335,7 +357,11 @@ fn one_span(u: &mut Unstructured) -> Result<Span> {
     Ok(Span {
         trace_id: id(u, 16)?,
         span_id: id(u, 8)?,
-        parent_span_id: if u.arbitrary()? { id(u, 8)? } else { Vec::new() },
+        parent_span_id: if u.arbitrary()? {
+            id(u, 8)?
+        } else {
+            Vec::new()
+        },
         name: text(u, &["GET /", "POST /pay"])?,
         kind: if u.ratio(1, 8)? {
             u.arbitrary()?
@@ -407,8 +433,16 @@ fn one_log(u: &mut Unstructured) -> Result<LogRecord> {
         },
         attributes: attributes(u)?,
         flags: flags(u)?,
-        trace_id: if u.arbitrary()? { id(u, 16)? } else { Vec::new() },
-        span_id: if u.arbitrary()? { id(u, 8)? } else { Vec::new() },
+        trace_id: if u.arbitrary()? {
+            id(u, 16)?
+        } else {
+            Vec::new()
+        },
+        span_id: if u.arbitrary()? {
+            id(u, 8)?
+        } else {
+            Vec::new()
+        },
         event_name: text(u, &["", "sidewatch.alert"])?,
         ..Default::default()
     })
@@ -439,17 +473,26 @@ pub fn logs(u: &mut Unstructured) -> Result<ExportLogsServiceRequest> {
 }
 
 /// Every processor and connector `yaml` configures, built as `run` builds
-/// them (the config is compiled once per process).
+/// them (the config is compiled once per process; each target has one).
 pub fn components(yaml: &str) -> Vec<(String, Box<dyn Processor>)> {
-    let loaded = sidewatch::config::load_str(yaml, "fuzz config")
-        .unwrap_or_else(|e| panic!("the fuzz config compiles: {e}"));
-    let plan = &loaded.plan;
+    static PLAN: std::sync::OnceLock<sidewatch::config::Plan> = std::sync::OnceLock::new();
+    let plan = PLAN.get_or_init(|| {
+        sidewatch::config::load_str(yaml, "fuzz config")
+            .unwrap_or_else(|e| panic!("the fuzz config compiles: {e}"))
+            .plan
+    });
     let mut built: Vec<(String, Box<dyn Processor>)> = Vec::new();
     for (id, config) in &plan.processors {
-        built.push((id.to_string(), sidewatch::pipeline::build::build_processor(config)));
+        built.push((
+            id.to_string(),
+            sidewatch::pipeline::build::build_processor(config),
+        ));
     }
     for (id, config) in &plan.connectors {
-        built.push((id.to_string(), sidewatch::pipeline::build::build_connector(config)));
+        built.push((
+            id.to_string(),
+            sidewatch::pipeline::build::build_connector(config),
+        ));
     }
     built
 }
@@ -475,7 +518,7 @@ pub fn drive(components: &mut [(String, Box<dyn Processor>)], batches: &[Batch],
     }
     for (_, component) in components.iter_mut() {
         let mut out = Vec::new();
-        component.tick(now + Duration::from_secs(3600), &mut out);
+        component.tick(now + Duration::from_secs(120), &mut out);
         component.flush(&mut out);
     }
 }
