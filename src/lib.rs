@@ -5,6 +5,8 @@
 //! - `pipeline`: the running graph, backpressure, start and shutdown;
 //! - `receivers`, `processors`, `connectors`, `exporters`: the components;
 //! - `logpatterns`: online log-template mining (pure; the engine only);
+//! - `datamodel`: OTLP rules protobuf cannot express (id lengths, bucket
+//!   counts), checked where data enters or is used;
 //! - `signal`, `batching`: the OTLP batch type and its splitting;
 //! - `telemetry`: self-monitoring counters and the /metrics endpoint.
 
@@ -13,6 +15,7 @@ pub mod batching;
 pub mod components;
 pub mod config;
 pub mod connectors;
+pub mod datamodel;
 pub mod exporters;
 pub mod logpatterns;
 pub mod pipeline;

@@ -21,7 +21,6 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use opentelemetry_proto::tonic::metrics::v1::number_data_point;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Deserialize;
 
@@ -151,16 +150,22 @@ impl AlertConnector {
                 if !self.engine.wants(&metric.name) {
                     continue;
                 }
-                let points = match &metric.data {
-                    Some(Data::Gauge(g)) => &g.data_points,
-                    Some(Data::Sum(s)) => &s.data_points,
+                let (points, monotonic) = match &metric.data {
+                    Some(Data::Gauge(g)) => (&g.data_points, false),
+                    Some(Data::Sum(s)) => (&s.data_points, s.is_monotonic),
                     _ => continue,
                 };
                 for point in points {
-                    let value = match point.value {
-                        Some(number_data_point::Value::AsDouble(v)) => v,
-                        Some(number_data_point::Value::AsInt(v)) => v as f64,
-                        None => continue,
+                    let value = match crate::datamodel::points::number(point, monotonic) {
+                        Ok(Some(value)) => value,
+                        Ok(None) => continue,
+                        Err(violation) => {
+                            crate::telemetry::dropped::count(
+                                crate::telemetry::dropped::Component::Alert,
+                                violation,
+                            );
+                            continue;
+                        }
                     };
                     let mut labels = base.clone();
                     for kv in &point.attributes {

@@ -298,16 +298,23 @@ impl AnomalyConnector {
                 if !self.names.iter().any(|r| r.is_match(&metric.name)) {
                     continue;
                 }
-                let points = match &metric.data {
-                    Some(metric::Data::Gauge(g)) => &g.data_points,
-                    Some(metric::Data::Sum(s)) => &s.data_points,
+                let (points, monotonic) = match &metric.data {
+                    Some(metric::Data::Gauge(g)) => (&g.data_points, false),
+                    Some(metric::Data::Sum(s)) => (&s.data_points, s.is_monotonic),
                     _ => continue,
                 };
                 for point in points {
-                    let value = match point.value {
-                        Some(number_data_point::Value::AsDouble(v)) => v,
-                        Some(number_data_point::Value::AsInt(v)) => v as f64,
-                        None => continue,
+                    // A NaN or infinite value would poison the baseline.
+                    let value = match crate::datamodel::points::number(point, monotonic) {
+                        Ok(Some(value)) => value,
+                        Ok(None) => continue,
+                        Err(violation) => {
+                            crate::telemetry::dropped::count(
+                                crate::telemetry::dropped::Component::Anomaly,
+                                violation,
+                            );
+                            continue;
+                        }
                     };
                     let mut labels: BTreeMap<String, String> = BTreeMap::new();
                     for attribute in resource_attributes.iter().chain(&point.attributes) {

@@ -334,7 +334,8 @@ fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
     }
 }
 
-fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
+/// A processor as `run` builds it (public for the fuzz targets).
+pub fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
     match config {
         ProcessorConfig::Batch(c) => Box::new(processors::batch::BatchProcessor::new(c.clone())),
         ProcessorConfig::Percentiles(c) => Box::new(
@@ -343,7 +344,8 @@ fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
     }
 }
 
-fn build_connector(config: &ConnectorConfig) -> Box<dyn Processor> {
+/// A connector as `run` builds it (public for the fuzz targets).
+pub fn build_connector(config: &ConnectorConfig) -> Box<dyn Processor> {
     match config {
         ConnectorConfig::Forward(_) => Box::new(connectors::forward::Forward),
         ConnectorConfig::Anomaly(c) => Box::new(connectors::anomaly::AnomalyConnector::new(c)),

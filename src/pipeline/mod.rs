@@ -5,9 +5,11 @@
 //! reach is full, the receiver refuses the request with a retryable answer.
 //! Once admitted, a batch is delivered by waiting for queue room, never
 //! dropped, and the client is answered only after its data is in every
-//! queue. (`build` wires the graph; `lifecycle` starts and stops it.)
+//! queue. (`build` wires the graph; `lifecycle` starts and stops it;
+//! `contain` keeps a component's panic to the request that caused it.)
 
 pub mod build;
+pub mod contain;
 pub mod in_flight;
 pub mod memory;
 
@@ -39,6 +41,10 @@ pub enum Refused {
     /// between the two, answered like any malformed request.
     #[error("invalid OTLP protobuf: {0}")]
     Malformed(String),
+    /// A processor or connector panicked on this data (a bug; see the
+    /// log). Not retryable: the same data would fail again.
+    #[error("{0}")]
+    ComponentFailed(String),
 }
 
 pub(crate) enum Target {
@@ -130,8 +136,9 @@ impl PipelineRuntime {
             let outputs = match &self.chain {
                 None => vec![batch],
                 Some(chain) => {
-                    let mut chain = chain.lock().expect("processor chain lock");
-                    run_chain(&mut chain, 0, vec![batch], now)
+                    let mut chain = contain::lock(chain, &self.id);
+                    contain::run(&self.id, || run_chain(&mut chain, 0, vec![batch], now))
+                        .map_err(Refused::ComponentFailed)?
                 }
             };
             let mut result = Ok(());
@@ -191,16 +198,19 @@ impl PipelineRuntime {
             return;
         };
         let outputs = {
-            let mut chain = chain.lock().expect("processor chain lock");
-            let mut outputs = Vec::new();
-            for i in 0..chain.len() {
-                let mut emitted = Vec::new();
-                chain[i].tick(now, &mut emitted);
-                if !emitted.is_empty() {
-                    outputs.extend(run_chain(&mut chain, i + 1, emitted, now));
+            let mut chain = contain::lock(chain, &self.id);
+            contain::run(&self.id, || {
+                let mut outputs = Vec::new();
+                for i in 0..chain.len() {
+                    let mut emitted = Vec::new();
+                    chain[i].tick(now, &mut emitted);
+                    if !emitted.is_empty() {
+                        outputs.extend(run_chain(&mut chain, i + 1, emitted, now));
+                    }
                 }
-            }
-            outputs
+                outputs
+            })
+            .unwrap_or_default()
         };
         for output in outputs {
             self.deliver_logged(output, now).await;
@@ -212,16 +222,19 @@ impl PipelineRuntime {
     pub async fn flush(&self, now: SystemTime) {
         if let Some(chain) = &self.chain {
             let outputs = {
-                let mut chain = chain.lock().expect("processor chain lock");
-                let mut outputs = Vec::new();
-                for i in 0..chain.len() {
-                    let mut emitted = Vec::new();
-                    chain[i].flush(&mut emitted);
-                    if !emitted.is_empty() {
-                        outputs.extend(run_chain(&mut chain, i + 1, emitted, now));
+                let mut chain = contain::lock(chain, &self.id);
+                contain::run(&self.id, || {
+                    let mut outputs = Vec::new();
+                    for i in 0..chain.len() {
+                        let mut emitted = Vec::new();
+                        chain[i].flush(&mut emitted);
+                        if !emitted.is_empty() {
+                            outputs.extend(run_chain(&mut chain, i + 1, emitted, now));
+                        }
                     }
-                }
-                outputs
+                    outputs
+                })
+                .unwrap_or_default()
             };
             for output in outputs {
                 self.deliver_logged(output, now).await;
@@ -235,7 +248,7 @@ impl PipelineRuntime {
     }
 
     pub fn tick_interval(&self) -> Option<std::time::Duration> {
-        let chain = self.chain.as_ref()?.lock().expect("processor chain lock");
+        let chain = contain::lock(self.chain.as_ref()?, &self.id);
         chain.iter().filter_map(|p| p.tick_interval()).min()
     }
 }
@@ -265,10 +278,13 @@ impl ConnectorRuntime {
                 .map_err(|e| Refused::Malformed(e.to_string()))?
         };
         let outputs = {
-            let mut state = self.state.lock().expect("connector lock");
-            let mut outputs = Vec::new();
-            state.process(batch, now, &mut outputs);
-            outputs
+            let mut state = contain::lock(&self.state, &self.id);
+            contain::run(&self.id, || {
+                let mut outputs = Vec::new();
+                state.process(batch, now, &mut outputs);
+                outputs
+            })
+            .map_err(Refused::ComponentFailed)?
         };
         self.send_downstream(outputs, now).await
     }
@@ -292,10 +308,13 @@ impl ConnectorRuntime {
 
     pub async fn tick(&self, now: SystemTime) {
         let outputs = {
-            let mut state = self.state.lock().expect("connector lock");
-            let mut outputs = Vec::new();
-            state.tick(now, &mut outputs);
-            outputs
+            let mut state = contain::lock(&self.state, &self.id);
+            contain::run(&self.id, || {
+                let mut outputs = Vec::new();
+                state.tick(now, &mut outputs);
+                outputs
+            })
+            .unwrap_or_default()
         };
         if let Err(e) = self.send_downstream(outputs, now).await {
             tracing::error!(connector = %self.id, error = %e, "data emitted by a connector was not stored");
@@ -304,10 +323,13 @@ impl ConnectorRuntime {
 
     async fn flush(&self, now: SystemTime) {
         let outputs = {
-            let mut state = self.state.lock().expect("connector lock");
-            let mut outputs = Vec::new();
-            state.flush(&mut outputs);
-            outputs
+            let mut state = contain::lock(&self.state, &self.id);
+            contain::run(&self.id, || {
+                let mut outputs = Vec::new();
+                state.flush(&mut outputs);
+                outputs
+            })
+            .unwrap_or_default()
         };
         if let Err(e) = self.send_downstream(outputs, now).await {
             tracing::error!(connector = %self.id, error = %e, "data flushed by a connector was not stored");
@@ -315,7 +337,7 @@ impl ConnectorRuntime {
     }
 
     pub fn tick_interval(&self) -> Option<std::time::Duration> {
-        self.state.lock().expect("connector lock").tick_interval()
+        contain::lock(&self.state, &self.id).tick_interval()
     }
 }
 

@@ -16,7 +16,9 @@
 //! without observations emits `NO_RECORDED_VALUE` points, so its series
 //! stop rather than repeat the last value. The metrics themselves pass
 //! unchanged. Series are capped by `max_series`; the rest fold into one
-//! overflow series marked `otel.metric.overflow=true`.
+//! overflow series marked `otel.metric.overflow=true`. Points that break
+//! the data model (`datamodel::points`) are left out and counted in
+//! `sidewatch_dropped_points_total{component="percentiles"}`.
 
 mod cumulative;
 mod exponential;
@@ -28,16 +30,17 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequ
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
     AggregationTemporality, Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric,
-    number_data_point,
 };
 use serde::Deserialize;
 
+use crate::datamodel::points;
 use crate::exporters::debug::any_value_text;
 use crate::processors::Processor;
 use crate::processors::window_gauges;
 use crate::signal::Batch;
 use crate::stats::sketch::DDSketch;
 use crate::stats::window::SlidingWindow;
+use crate::telemetry::dropped::{self, Component};
 use cumulative::Point;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -287,18 +290,24 @@ impl PercentilesProcessor {
                         &metric.name,
                         resource_attributes,
                         &g.data_points,
+                        false,
                         now_nanos,
                     ),
                     Some(metric::Data::Sum(s)) => self.record_numbers(
                         &metric.name,
                         resource_attributes,
                         &s.data_points,
+                        s.is_monotonic,
                         now_nanos,
                     ),
                     Some(metric::Data::Histogram(h)) => {
                         let delta =
                             h.aggregation_temporality == AggregationTemporality::Delta as i32;
                         for p in &h.data_points {
+                            if let Err(violation) = points::histogram(p) {
+                                dropped::count(Component::Percentiles, violation);
+                                continue;
+                            }
                             self.record_histogram(
                                 &metric.name,
                                 resource_attributes,
@@ -314,6 +323,10 @@ impl PercentilesProcessor {
                         let delta =
                             h.aggregation_temporality == AggregationTemporality::Delta as i32;
                         for p in &h.data_points {
+                            if let Err(violation) = points::exponential(p) {
+                                dropped::count(Component::Percentiles, violation);
+                                continue;
+                            }
                             self.record_histogram(
                                 &metric.name,
                                 resource_attributes,
@@ -335,14 +348,18 @@ impl PercentilesProcessor {
         &mut self,
         name: &str,
         resource: &[KeyValue],
-        points: &[NumberDataPoint],
+        data_points: &[NumberDataPoint],
+        monotonic: bool,
         now: u64,
     ) {
-        for p in points {
-            let value = match p.value {
-                Some(number_data_point::Value::AsDouble(v)) => v,
-                Some(number_data_point::Value::AsInt(v)) => v as f64,
-                None => continue,
+        for p in data_points {
+            let value = match points::number(p, monotonic) {
+                Ok(Some(value)) => value,
+                Ok(None) => continue,
+                Err(violation) => {
+                    dropped::count(Component::Percentiles, violation);
+                    continue;
+                }
             };
             let at = if p.time_unix_nano > 0 {
                 p.time_unix_nano
@@ -477,7 +494,9 @@ impl Processor for PercentilesProcessor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opentelemetry_proto::tonic::metrics::v1::{Histogram, HistogramDataPoint};
+    use opentelemetry_proto::tonic::metrics::v1::{
+        Histogram, HistogramDataPoint, number_data_point,
+    };
 
     fn histogram(counts: Vec<u64>, time: u64) -> Batch {
         let count = counts.iter().sum();

@@ -82,7 +82,7 @@ impl Store {
         }
         let slot = &mut self.counts[(index - self.offset) as usize];
         *slot = slot.saturating_add(n.min(u32::MAX as u64) as u32);
-        self.total += n;
+        self.total = self.total.saturating_add(n);
     }
 
     fn merge(&mut self, other: &Store, max_buckets: usize) {
@@ -168,7 +168,9 @@ impl DDSketch {
 
     #[inline]
     fn index(&self, magnitude: f64) -> i32 {
-        (magnitude.ln() * self.multiplier).ceil() as i32
+        // Clamped well inside i32, so the store's `offset + len` cannot
+        // overflow even with a tiny relative accuracy.
+        ((magnitude.ln() * self.multiplier).ceil() as i32).clamp(-(1 << 30), 1 << 30)
     }
 
     #[inline]
@@ -181,10 +183,12 @@ impl DDSketch {
         self.add_n(value, 1);
     }
 
-    /// Adds `value` `n` times; NaN is ignored.
+    /// Adds `value` `n` times; NaN and infinities are ignored (they have
+    /// no bucket: an infinite magnitude's index is past i32's range).
+    /// Counts saturate, so data-model-breaking input cannot overflow them.
     #[inline]
     pub fn add_n(&mut self, value: f64, n: u64) {
-        if value.is_nan() || n == 0 {
+        if !value.is_finite() || n == 0 {
             return;
         }
         if value > MIN_INDEXABLE {
@@ -194,9 +198,9 @@ impl DDSketch {
             let index = self.index(-value);
             self.negative.add(index, n, self.max_buckets);
         } else {
-            self.zero_count += n;
+            self.zero_count = self.zero_count.saturating_add(n);
         }
-        self.count += n;
+        self.count = self.count.saturating_add(n);
         self.sum += value * n as f64;
         self.min = self.min.min(value);
         self.max = self.max.max(value);
@@ -214,8 +218,8 @@ impl DDSketch {
         }
         self.positive.merge(&other.positive, self.max_buckets);
         self.negative.merge(&other.negative, self.max_buckets);
-        self.zero_count += other.zero_count;
-        self.count += other.count;
+        self.zero_count = self.zero_count.saturating_add(other.zero_count);
+        self.count = self.count.saturating_add(other.count);
         self.sum += other.sum;
         self.min = self.min.min(other.min);
         self.max = self.max.max(other.max);

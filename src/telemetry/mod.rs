@@ -8,6 +8,7 @@
 
 pub mod cardinality;
 pub mod connections;
+pub mod dropped;
 pub mod logs;
 pub mod requests;
 pub mod server;
@@ -435,6 +436,7 @@ impl Telemetry {
                 }
             }
         }
+        dropped::render(&mut out);
         if let Some(limiter) = self.memory_limiter.get() {
             let _ = writeln!(
                 out,

@@ -74,6 +74,14 @@ pub fn decode(signal: Signal, bytes: &[u8]) -> Result<Batch, prost::DecodeError>
     })
 }
 
+/// What the decoded receive path accepts: prost's decoding, then the id
+/// lengths (`datamodel::ids`); the scanner accepts exactly this.
+pub fn decode_checked(signal: Signal, bytes: &[u8]) -> Result<Batch, String> {
+    let batch = decode(signal, bytes).map_err(|e| e.to_string())?;
+    crate::datamodel::ids::check_batch(&batch).map_err(|e| e.to_string())?;
+    Ok(batch)
+}
+
 /// Encoded batches appended one after another, record by record.
 #[derive(Debug)]
 pub struct EncodedPending {

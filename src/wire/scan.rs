@@ -1,7 +1,8 @@
 //! Validating an encoded OTLP request without decoding it: one pass over
 //! the bytes that accepts exactly what prost's decoder accepts (wire
 //! types, varints, lengths, UTF-8 strings, the recursion limit, skipping
-//! unknown fields and groups) and counts items (spans, log records, data
+//! unknown fields and groups) plus the id lengths the specification
+//! requires (`datamodel::ids`), and counts items (spans, log records, data
 //! points) on the way, allocating nothing but the list of top-level
 //! records.
 //!
@@ -117,6 +118,9 @@ fn body(message: &'static Message, buf: &[u8], budget: u32) -> Result<usize> {
     // same member: the items of the oneof follow that rule.
     let mut oneof_member = 0;
     let mut oneof_items = 0;
+    // Ids of the wrong length so far, by slot: the last occurrence of an
+    // id field is the one prost keeps, and an absent one is empty.
+    let mut wrong_ids = message.required_ids;
     let mut pos = 0;
     while pos < buf.len() {
         let (number, wire) = key(buf, &mut pos)?;
@@ -124,6 +128,17 @@ fn body(message: &'static Message, buf: &[u8], budget: u32) -> Result<usize> {
             skip(buf, &mut pos, number, wire, budget)?;
             continue;
         };
+        if let Kind::Id(rule, slot) = field.kind {
+            let id = expect(wire, LENGTH)
+                .and_then(|()| delimited(buf, &mut pos))
+                .map_err(|e| e.at(message, field))?;
+            if rule.admits(id) {
+                wrong_ids &= !(1 << slot);
+            } else {
+                wrong_ids |= 1 << slot;
+            }
+            continue;
+        }
         let found = value(buf, &mut pos, field, wire, budget).map_err(|e| e.at(message, field))?;
         if !field.oneof {
             items += found;
@@ -134,7 +149,25 @@ fn body(message: &'static Message, buf: &[u8], budget: u32) -> Result<usize> {
             oneof_items = found;
         }
     }
+    if wrong_ids != 0 {
+        return Err(wrong_id(message, wrong_ids));
+    }
     Ok(items + oneof_items)
+}
+
+/// The error for the first id (by slot) of the wrong length.
+#[cold]
+fn wrong_id(message: &'static Message, wrong_ids: u8) -> Box<ScanError> {
+    let slot = wrong_ids.trailing_zeros() as u8;
+    match message.id_field(slot) {
+        Some(
+            field @ Field {
+                kind: Kind::Id(rule, _),
+                ..
+            },
+        ) => ScanError::new(rule.problem()).at(message, field),
+        _ => ScanError::new("an id of the wrong length"),
+    }
 }
 
 #[inline(always)]
@@ -152,7 +185,8 @@ fn value(buf: &[u8], pos: &mut usize, field: &Field, wire: u8, budget: u32) -> R
             expect(wire, FIXED32)?;
             advance(buf, pos, 4)?;
         }
-        Kind::Bytes => {
+        // Ids are checked in `body`, which sees the whole message.
+        Kind::Bytes | Kind::Id(..) => {
             expect(wire, LENGTH)?;
             delimited(buf, pos)?;
         }

@@ -17,6 +17,11 @@ pub enum Kind {
     Str,
     /// Bytes: length-delimited, any content.
     Bytes,
+    /// A trace or span id: bytes of the length its rule gives. `slot`
+    /// is its bit in the message's mask of ids still wrong (absent counts
+    /// as empty, and prost keeps the last occurrence, so the verdict is
+    /// taken at the end of the message).
+    Id(&'static IdRule, u8),
     /// An embedded message.
     Message(&'static Message),
     /// A repeated scalar: packed (length-delimited) or one element per key.
@@ -51,23 +56,41 @@ pub struct Message {
     /// Position in `fields` + 1 by field number (0: unknown), so a lookup
     /// is one load: the scanner does one per field of every span.
     index: [u8; MAX_NUMBER + 1],
+    /// Bits (by `Kind::Id` slot) of the ids that may not be empty: wrong
+    /// until the message shows them with their length.
+    pub required_ids: u8,
 }
 
 impl Message {
     const fn new(name: &'static str, fields: &'static [Field]) -> Message {
         let mut index = [0u8; MAX_NUMBER + 1];
+        let mut required_ids = 0u8;
         let mut i = 0;
         while i < fields.len() {
             let number = fields[i].number as usize;
             assert!(number <= MAX_NUMBER, "field number beyond the index");
             index[number] = i as u8 + 1;
+            if let Kind::Id(rule, slot) = fields[i].kind {
+                assert!(slot < 8, "id slots fit in a u8");
+                if !rule.empty_allowed {
+                    required_ids |= 1 << slot;
+                }
+            }
             i += 1;
         }
         Message {
             name,
             fields,
             index,
+            required_ids,
         }
+    }
+
+    /// The id field holding `slot`.
+    pub fn id_field(&self, slot: u8) -> Option<&'static Field> {
+        self.fields
+            .iter()
+            .find(|f| matches!(f.kind, Kind::Id(_, s) if s == slot))
     }
 
     #[inline]
@@ -109,7 +132,12 @@ const fn oneof(number: u32, name: &'static str, kind: Kind) -> Field {
     }
 }
 
-use Kind::{Bytes, Fixed32, Fixed64, Message as M, Repeated, Str, Varint};
+use Kind::{Bytes, Fixed32, Fixed64, Id, Message as M, Repeated, Str, Varint};
+
+use crate::datamodel::ids::{
+    IdRule, LINK_SPAN_ID, LINK_TRACE_ID, LOG_SPAN_ID, LOG_TRACE_ID, SPAN_PARENT_SPAN_ID,
+    SPAN_SPAN_ID, SPAN_TRACE_ID,
+};
 
 // common.v1 and resource.v1
 
@@ -197,10 +225,10 @@ pub static SCOPE_SPANS: Message = Message::new(
 pub static SPAN: Message = Message::new(
     "Span",
     &[
-        f(1, "trace_id", Bytes),
-        f(2, "span_id", Bytes),
+        f(1, "trace_id", Id(&SPAN_TRACE_ID, 0)),
+        f(2, "span_id", Id(&SPAN_SPAN_ID, 1)),
         f(3, "trace_state", Str),
-        f(4, "parent_span_id", Bytes),
+        f(4, "parent_span_id", Id(&SPAN_PARENT_SPAN_ID, 2)),
         f(5, "name", Str),
         f(6, "kind", Varint),
         f(7, "start_time_unix_nano", Fixed64),
@@ -229,8 +257,8 @@ pub static EVENT: Message = Message::new(
 pub static LINK: Message = Message::new(
     "Span.Link",
     &[
-        f(1, "trace_id", Bytes),
-        f(2, "span_id", Bytes),
+        f(1, "trace_id", Id(&LINK_TRACE_ID, 0)),
+        f(2, "span_id", Id(&LINK_SPAN_ID, 1)),
         f(3, "trace_state", Str),
         f(4, "attributes", M(&KEY_VALUE)),
         f(5, "dropped_attributes_count", Varint),
@@ -275,8 +303,8 @@ pub static LOG_RECORD: Message = Message::new(
         f(6, "attributes", M(&KEY_VALUE)),
         f(7, "dropped_attributes_count", Varint),
         f(8, "flags", Fixed32),
-        f(9, "trace_id", Bytes),
-        f(10, "span_id", Bytes),
+        f(9, "trace_id", Id(&LOG_TRACE_ID, 0)),
+        f(10, "span_id", Id(&LOG_SPAN_ID, 1)),
         f(11, "observed_time_unix_nano", Fixed64),
         f(12, "event_name", Str),
     ],

@@ -270,9 +270,10 @@ pub fn metrics() -> ExportMetricsServiceRequest {
     }
 }
 
-/// prost's verdict: the item count, or None when it refuses.
+/// prost's verdict with the id lengths checked after decoding: the item
+/// count, or None when it refuses.
 fn prost_items(signal: Signal, bytes: &[u8]) -> Option<usize> {
-    super::encoded::decode(signal, bytes)
+    super::encoded::decode_checked(signal, bytes)
         .ok()
         .map(|b| b.item_count())
 }
@@ -359,7 +360,7 @@ fn mutations_are_judged_as_prost_judges_them() {
                 got,
                 expected,
                 "{signal} trial {trial}: scanner {got:?}, prost {expected:?} ({:?})",
-                super::encoded::decode(signal, &mutated).err()
+                super::encoded::decode_checked(signal, &mutated).err()
             );
             if expected.is_some() {
                 accepted += 1;

@@ -21,7 +21,9 @@
 //! they end downstream instead of repeating the last value.
 //!
 //! Cardinality is capped by `max_series`: spans of further series fold into
-//! one series marked `otel.metric.overflow=true`, and are counted.
+//! one series marked `otel.metric.overflow=true`, and are counted. Spans
+//! with ids of the wrong length are left out and counted
+//! (`sidewatch_dropped_points_total{component="red",reason="invalid_id"}`).
 
 mod dimensions;
 #[cfg(test)]
@@ -349,6 +351,14 @@ impl RedConnector {
                 .unwrap_or_default();
             for span in resource_spans.scope_spans.iter().flat_map(|s| &s.spans) {
                 if !self.kinds.contains(&span.kind) {
+                    continue;
+                }
+                // Receivers refuse such spans; other sources may not.
+                if crate::datamodel::ids::span(span, String::new).is_err() {
+                    crate::telemetry::dropped::count(
+                        crate::telemetry::dropped::Component::Red,
+                        crate::datamodel::Violation::InvalidId,
+                    );
                     continue;
                 }
                 let mut key: Vec<String> = self

@@ -94,7 +94,7 @@ fn write_family(out: &mut String, name: &str, family: &Family, format: Format) {
             } => {
                 let mut cumulative = 0u64;
                 for (bound, c) in bounds.iter().zip(counts) {
-                    cumulative += c;
+                    cumulative = cumulative.saturating_add(*c);
                     let _ = writeln!(
                         out,
                         "{name}_bucket{} {cumulative}",

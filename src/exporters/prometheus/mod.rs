@@ -104,7 +104,7 @@ async fn scrape(
 ) -> impl IntoResponse {
     let format = Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
     let body = {
-        let mut store = store.lock().expect("metric store lock");
+        let mut store = crate::pipeline::contain::lock(&store, "prometheus");
         store.expire(now_nanos());
         encode(&store, format)
     };
@@ -115,9 +115,7 @@ async fn scrape(
 impl Exporter for PrometheusExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         if let Batch::Metrics(request) = batch {
-            self.store
-                .lock()
-                .expect("metric store lock")
+            crate::pipeline::contain::lock(&self.store, "prometheus")
                 .ingest(&request.resource_metrics, now_nanos());
         }
         Ok(())

@@ -10,6 +10,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::datamodel::points;
+use crate::telemetry::dropped::{self, Component};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::{
@@ -123,16 +125,17 @@ fn exponential_to_explicit(point: &ExponentialHistogramDataPoint) -> (Vec<f64>, 
     let mut buckets: Vec<(f64, u64)> = Vec::new();
     if let Some(negative) = &point.negative {
         for (i, count) in negative.bucket_counts.iter().enumerate().rev() {
-            let index = negative.offset + i as i32;
-            buckets.push((-base.powi(index), *count));
+            // In i64 and powf: an offset near i32::MAX must not overflow.
+            let index = i64::from(negative.offset) + i as i64;
+            buckets.push((-base.powf(index as f64), *count));
         }
     }
     let zero_bound = 0.0;
     buckets.push((zero_bound, point.zero_count));
     if let Some(positive) = &point.positive {
         for (i, count) in positive.bucket_counts.iter().enumerate() {
-            let index = positive.offset + i as i32;
-            buckets.push((base.powi(index + 1), *count));
+            let index = i64::from(positive.offset) + i as i64;
+            buckets.push((base.powf((index + 1) as f64), *count));
         }
     }
     let bounds = buckets.iter().map(|(b, _)| *b).collect();
@@ -191,11 +194,13 @@ impl MetricStore {
                             count: n2,
                         },
                     ) if *bounds == b2 => {
+                        // Saturating: counters from a client that never
+                        // resets must not overflow into a panic.
                         for (c, add) in counts.iter_mut().zip(c2) {
-                            *c += add;
+                            *c = c.saturating_add(add);
                         }
                         *sum += s2;
-                        *count += n2;
+                        *count = count.saturating_add(n2);
                     }
                     (slot, value) => *slot = value,
                 }
@@ -340,6 +345,10 @@ impl MetricStore {
                                     self.end(&histogram_info(), &labels_of(&p.attributes));
                                     continue;
                                 }
+                                if let Err(violation) = points::histogram(p) {
+                                    dropped::count(Component::Prometheus, violation);
+                                    continue;
+                                }
                                 let mut counts = p.bucket_counts.clone();
                                 counts.resize(p.explicit_bounds.len() + 1, 0);
                                 let value = Value::Histogram {
@@ -372,6 +381,10 @@ impl MetricStore {
                                     self.end(&histogram_info(), &labels_of(&p.attributes));
                                     continue;
                                 }
+                                if let Err(violation) = points::exponential(p) {
+                                    dropped::count(Component::Prometheus, violation);
+                                    continue;
+                                }
                                 let (bounds, counts) = exponential_to_explicit(p);
                                 let value = Value::Histogram {
                                     bounds,
@@ -399,6 +412,10 @@ impl MetricStore {
                             for p in &s.data_points {
                                 if has_no_recorded_value(p.flags) {
                                     self.end(&summary_info(), &labels_of(&p.attributes));
+                                    continue;
+                                }
+                                if let Err(violation) = points::summary(p) {
+                                    dropped::count(Component::Prometheus, violation);
                                     continue;
                                 }
                                 let quantiles = p

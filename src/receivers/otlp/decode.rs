@@ -9,6 +9,7 @@
 
 use std::io::Read;
 
+use crate::datamodel::ids::CheckIds;
 use serde::de::DeserializeOwned;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,18 +168,28 @@ fn declared_size(body: &[u8], encoding: Encoding) -> Option<usize> {
     }
 }
 
-/// Decodes an OTLP request in the given format.
-pub fn decode<T: prost::Message + Default + DeserializeOwned>(
+/// Decodes an OTLP request in the given format; trace and span ids of the
+/// wrong length are refused as malformed (`datamodel::ids`).
+pub fn decode<T: prost::Message + Default + DeserializeOwned + CheckIds>(
     body: &[u8],
     format: Format,
 ) -> Result<T, BodyError> {
-    match format {
-        Format::Protobuf => {
-            T::decode(body).map_err(|e| BodyError::Malformed(format!("invalid OTLP protobuf: {e}")))
-        }
-        Format::Json => serde_json::from_slice(body)
-            .map_err(|e| BodyError::Malformed(format!("invalid OTLP JSON: {e}"))),
-    }
+    let (request, what): (T, _) = match format {
+        Format::Protobuf => (
+            T::decode(body)
+                .map_err(|e| BodyError::Malformed(format!("invalid OTLP protobuf: {e}")))?,
+            "protobuf",
+        ),
+        Format::Json => (
+            serde_json::from_slice(body)
+                .map_err(|e| BodyError::Malformed(format!("invalid OTLP JSON: {e}")))?,
+            "JSON",
+        ),
+    };
+    request
+        .check_ids()
+        .map_err(|e| BodyError::Malformed(format!("invalid OTLP {what}: {e}")))?;
+    Ok(request)
 }
 
 #[cfg(test)]

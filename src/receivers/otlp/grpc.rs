@@ -41,6 +41,7 @@ use tonic_types::{ErrorDetails, StatusExt};
 use super::decode::{self, BodyError, Encoding};
 use super::serve::{self, Request, Response};
 use super::{GrpcConfig, MIB};
+use crate::datamodel::ids::CheckIds;
 use crate::pipeline::in_flight::Reservation;
 use crate::pipeline::{Consumer, Refused};
 use crate::receivers::ReceiverContext;
@@ -50,7 +51,7 @@ use crate::wire::EncodedBatch;
 
 /// What differs between the three OTLP services.
 pub trait OtlpService: Send + Sync + 'static {
-    type Request: prost::Message + Default + Send + 'static;
+    type Request: prost::Message + Default + CheckIds + Send + 'static;
     type Response: prost::Message + Default + Send + 'static;
     const PATH: &'static str;
     const SIGNAL: Signal;
@@ -245,9 +246,12 @@ async fn answer<S: OtlpService>(endpoint: &Endpoint, request: Request) -> Result
             .map(|encoded| Batch::Encoded(Arc::new(encoded)))
             .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")))?
     } else {
-        <S::Request as prost::Message>::decode(message)
-            .map(S::into_batch)
-            .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")))?
+        let request = <S::Request as prost::Message>::decode(message)
+            .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")))?;
+        request
+            .check_ids()
+            .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")))?;
+        S::into_batch(request)
     };
     let items = batch.item_count() as u64;
     let stats = &endpoint.stats;
@@ -269,6 +273,7 @@ async fn answer<S: OtlpService>(endpoint: &Endpoint, request: Request) -> Result
                     Status::unavailable(refused.to_string())
                 }
                 Refused::Malformed(_) => Status::invalid_argument(refused.to_string()),
+                Refused::ComponentFailed(_) => Status::internal(refused.to_string()),
             })
         }
     }

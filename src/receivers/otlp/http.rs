@@ -406,6 +406,14 @@ fn refused_response(refused: Refused, format: Format) -> Response {
                 format,
             );
         }
+        Refused::ComponentFailed(_) => {
+            return error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                tonic::Code::Internal,
+                refused.to_string(),
+                format,
+            );
+        }
         Refused::QueueFull { .. } | Refused::MemoryLimit | Refused::InFlightBytes => {
             tonic::Code::ResourceExhausted
         }
