@@ -13,6 +13,7 @@ mod cardinality;
 mod certs;
 mod config_errors;
 mod email;
+mod endpoint_errors;
 mod external;
 mod fuzz;
 mod harness;
