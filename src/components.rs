@@ -266,6 +266,18 @@ pub fn decode_receiver(
                     decoder.error(at, message);
                 }
             }
+            // The certificate files, loaded as the listener would load them.
+            let tls = [
+                ("grpc", protocols.grpc.as_ref().and_then(|g| g.tls.as_ref())),
+                ("http", protocols.http.as_ref().and_then(|h| h.tls.as_ref())),
+            ];
+            for (protocol, tls) in tls {
+                if let Some(Err(message)) = tls.map(|t| t.check()) {
+                    let at = path.key("protocols").key(protocol).key("tls");
+                    decoder.error(at, message);
+                    valid = false;
+                }
+            }
             valid.then_some(ReceiverConfig::Otlp(config))
         }
         "hostmetrics" => decoder.decode(value, path).map(ReceiverConfig::HostMetrics),
@@ -312,7 +324,7 @@ pub fn decode_exporter(
     path: &YamlPath,
     decoder: &mut Decoder,
 ) -> Option<ExporterConfig> {
-    match type_name {
+    let config = match type_name {
         "otlp" => decoder.decode(value, path).map(ExporterConfig::Otlp),
         "otlphttp" => decoder.decode(value, path).map(ExporterConfig::OtlpHttp),
         "debug" => decoder.decode(value, path).map(ExporterConfig::Debug),
@@ -332,6 +344,52 @@ pub fn decode_exporter(
             valid.then_some(ExporterConfig::Email(config))
         }
         _ => None,
+    }?;
+    exporter_starts(&config, path, decoder).then_some(config)
+}
+
+/// Runs what the exporter's constructor would refuse, without connecting,
+/// binding or creating anything: `validate` and `run` then agree, and a
+/// builder cannot fail on a config that compiled (except for the world
+/// changing in between: a file deleted, a port taken).
+fn exporter_starts(config: &ExporterConfig, path: &YamlPath, decoder: &mut Decoder) -> bool {
+    let tls = match config {
+        ExporterConfig::Otlp(c) => c.tls.as_ref(),
+        ExporterConfig::OtlpHttp(c) => c.tls.as_ref(),
+        ExporterConfig::Alertmanager(c) => c.tls.as_ref(),
+        ExporterConfig::Webhook(c) => c.tls.as_ref(),
+        _ => None,
+    };
+    if let Some(Err((field, message))) = tls.map(|t| t.check()) {
+        decoder.error(path.key("tls").key(field), message);
+        return false;
+    }
+    let built = match config {
+        ExporterConfig::Otlp(c) => c.prepare().map(|_| ()),
+        ExporterConfig::OtlpHttp(c) => Signal::ALL.iter().try_for_each(|signal| {
+            exporters::otlphttp::OtlpHttpExporter::new(c, *signal).map(|_| ())
+        }),
+        ExporterConfig::Alertmanager(c) => {
+            exporters::alertmanager::AlertmanagerExporter::client(c).map(|_| ())
+        }
+        ExporterConfig::Webhook(c) => {
+            exporters::webhook::WebhookExporter::new(c, "validate").map(|_| ())
+        }
+        ExporterConfig::File(c) => {
+            if let Err(message) = c.validate() {
+                decoder.error(path.key("path"), message);
+                return false;
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    };
+    match built {
+        Ok(()) => true,
+        Err(message) => {
+            decoder.error(path.clone(), message);
+            false
+        }
     }
 }
 

@@ -194,6 +194,10 @@ fn print_warnings(source: &str, loaded: &Loaded) {
 }
 
 async fn run(loaded: Loaded) -> ExitCode {
+    // Listen for SIGTERM before anything starts: one sent right after
+    // "ready" (or during start) must stop sidewatch cleanly, not kill it
+    // with the default action.
+    let stop = stop_signal();
     let collector = match sidewatch::pipeline::build::start(&loaded.plan).await {
         Ok(collector) => collector,
         Err(e) => {
@@ -205,7 +209,7 @@ async fn run(loaded: Loaded) -> ExitCode {
         pipelines = loaded.plan.service.pipelines.len(),
         "sidewatch is ready"
     );
-    wait_for_signal().await;
+    stop.await;
     tracing::info!("shutting down: draining pipelines");
     let report = collector.shutdown().await;
     if report.clean {
@@ -216,18 +220,25 @@ async fn run(loaded: Loaded) -> ExitCode {
     }
 }
 
-async fn wait_for_signal() {
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(e) => {
-                tracing::warn!("cannot listen for SIGTERM ({e}); only Ctrl-C stops sidewatch");
-                let _ = tokio::signal::ctrl_c().await;
-                return;
+/// A future that completes on SIGINT or SIGTERM; both handlers are
+/// installed when this is called, not when it is first polled.
+fn stop_signal() -> impl std::future::Future<Output = ()> {
+    let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    let interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt());
+    async move {
+        match (terminate, interrupt) {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
             }
-        };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate.recv() => {}
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!(
+                    "cannot listen for SIGTERM or SIGINT ({e}); only Ctrl-C stops sidewatch"
+                );
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
     }
 }

@@ -77,7 +77,29 @@ impl EndpointUrl {
         if uri.host().is_none_or(str::is_empty) {
             return Err(format!("endpoint {text:?} has no host: {expected}"));
         }
+        // `http::Uri` keeps a port it cannot read (`:32417x`, `:99999`) and
+        // then reports none, so clients would quietly connect to 80 or 443.
+        if let Some(port) = written_port(uri.authority().map(|a| a.as_str()).unwrap_or_default())
+            && !port.parse::<u16>().is_ok_and(|p| p != 0)
+        {
+            return Err(format!(
+                "invalid port {port:?} in endpoint {text:?}: expected a number from 1 to 65535"
+            ));
+        }
         Ok(EndpointUrl(uri))
+    }
+
+    /// `scheme://host:port`, for logs and errors: no credentials, path or
+    /// query (where some services put a key). The port is the scheme's
+    /// default when none is written.
+    pub fn origin(&self) -> String {
+        let scheme = self.0.scheme_str().unwrap_or("http");
+        let host = self.0.host().unwrap_or_default();
+        let port = self
+            .0
+            .port_u16()
+            .unwrap_or(if scheme == "https" { 443 } else { 80 });
+        format!("{scheme}://{host}:{port}")
     }
 
     pub fn as_str(&self) -> String {
@@ -93,6 +115,17 @@ impl EndpointUrl {
             path.trim_start_matches('/')
         )
     }
+}
+
+/// The port as written after the host of an authority (`user@host:port`,
+/// `[::1]:port`), if any.
+fn written_port(authority: &str) -> Option<&str> {
+    let host_port = authority.rsplit('@').next().unwrap_or_default();
+    let after_host = match host_port.strip_prefix('[') {
+        Some(rest) => rest.split_once(']').map_or("", |(_, after)| after),
+        None => host_port.find(':').map_or("", |at| &host_port[at..]),
+    };
+    after_host.strip_prefix(':')
 }
 
 impl fmt::Display for EndpointUrl {
@@ -154,5 +187,28 @@ mod tests {
                 .contains("unsupported scheme")
         );
         assert!(EndpointUrl::parse("http://").is_err());
+        for bad in [
+            "http://127.0.0.1:32417x",
+            "http://127.0.0.1:99999",
+            "127.0.0.1:0",
+            "http://[::1]:x/",
+            "http://127.0.0.1:/v1",
+        ] {
+            let error = EndpointUrl::parse(bad).unwrap_err();
+            assert!(
+                error.contains("expected a number from 1 to 65535"),
+                "{bad}: {error}"
+            );
+        }
+        assert_eq!(
+            EndpointUrl::parse("https://u:secret@[::1]:4317/x?key=k")
+                .unwrap()
+                .origin(),
+            "https://[::1]:4317"
+        );
+        assert_eq!(
+            EndpointUrl::parse("http://backend").unwrap().origin(),
+            "http://backend:80"
+        );
     }
 }

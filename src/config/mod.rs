@@ -7,6 +7,8 @@ pub mod duration;
 pub mod endpoint;
 pub mod error;
 pub mod expand;
+pub mod files;
+pub mod headers;
 pub mod locate;
 mod plan;
 mod raw;

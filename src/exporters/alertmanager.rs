@@ -94,7 +94,7 @@ impl Shared {
                 ExportError::retryable(format!(
                     "POST {}: {}",
                     crate::config::secret::redacted_url(&self.url),
-                    e.without_url()
+                    super::error_chain(&e.without_url())
                 ))
             })?;
         let status = response.status();
@@ -120,15 +120,20 @@ pub struct AlertmanagerExporter {
 }
 
 impl AlertmanagerExporter {
-    pub fn new(config: &AlertmanagerExporterConfig) -> Result<Self, String> {
+    /// The HTTP client: all that can fail, so `validate` builds it too.
+    pub fn client(config: &AlertmanagerExporterConfig) -> Result<reqwest::Client, String> {
         let builder = reqwest::Client::builder().timeout(config.timeout);
-        let client = config
+        config
             .tls
             .clone()
             .unwrap_or_default()
             .apply_to_reqwest(builder)?
             .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))
+    }
+
+    pub fn new(config: &AlertmanagerExporterConfig) -> Result<Self, String> {
+        let client = Self::client(config)?;
         let shared = Arc::new(Shared {
             client,
             url: config.endpoint.join("api/v2/alerts"),

@@ -104,6 +104,11 @@ impl EmailExporterConfig {
                 "set both auth_username and auth_password, or neither".to_string(),
             ));
         }
+        if let Some(path) = &self.ca_file
+            && let Err(e) = root_certificate(path)
+        {
+            errors.push(("ca_file", e));
+        }
         if self.tls == TlsMode::None && self.auth_username.is_some() {
             errors.push((
                 "tls",
@@ -112,6 +117,13 @@ impl EmailExporterConfig {
         }
         errors
     }
+}
+
+/// The private CA in `ca_file`; `validate` reads it too.
+fn root_certificate(path: &str) -> Result<Certificate, String> {
+    let pem = crate::config::files::read_small_file(std::path::Path::new(path))?;
+    crate::tls::read_certificates(std::path::Path::new(path))?;
+    Certificate::from_pem(&pem).map_err(|e| format!("{path}: not a PEM certificate: {e}"))
 }
 
 fn split_host_port(smarthost: &str) -> Option<(String, u16)> {
@@ -136,11 +148,7 @@ impl EmailExporter {
             mode => {
                 let mut parameters = TlsParameters::builder(host.clone());
                 if let Some(path) = &config.ca_file {
-                    let pem = std::fs::read(path)
-                        .map_err(|e| format!("ca_file {path}: cannot read it: {e}"))?;
-                    let certificate = Certificate::from_pem(&pem)
-                        .map_err(|e| format!("ca_file {path}: not a PEM certificate: {e}"))?;
-                    parameters = parameters.add_root_certificate(certificate);
+                    parameters = parameters.add_root_certificate(root_certificate(path)?);
                 }
                 let parameters = parameters
                     .build_rustls()

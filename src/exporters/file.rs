@@ -119,6 +119,37 @@ pub struct FileExporter {
     writer: Arc<Mutex<Writer>>,
 }
 
+impl FileExporterConfig {
+    /// What opening the file at start would refuse, found without creating
+    /// it: a missing directory, or a path that is not a regular file.
+    pub fn validate(&self) -> Result<(), String> {
+        let path = &self.path;
+        match std::fs::metadata(path) {
+            Ok(metadata) if metadata.is_file() => std::fs::OpenOptions::new()
+                .append(true)
+                .open(path)
+                .map(|_| ())
+                .map_err(|e| format!("cannot open {} for appending: {e}", path.display())),
+            Ok(_) => Err(format!("{} is not a regular file", path.display())),
+            Err(_) => {
+                let parent = match path.parent() {
+                    Some(parent) if !parent.as_os_str().is_empty() => parent,
+                    _ => Path::new("."),
+                };
+                if parent.is_dir() {
+                    Ok(())
+                } else {
+                    Err(format!(
+                        "cannot create {}: the directory {} does not exist",
+                        path.display(),
+                        parent.display()
+                    ))
+                }
+            }
+        }
+    }
+}
+
 impl FileExporter {
     pub fn new(config: FileExporterConfig, _signal: Signal) -> Result<Self, String> {
         let writer = shared_writer(&config.path, config.rotation)

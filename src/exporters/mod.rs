@@ -54,6 +54,22 @@ impl ExportError {
     }
 }
 
+/// An error and its sources, `outer: inner: innermost`: tonic's own text
+/// ("transport error") says nothing of the cause ("Connection refused").
+pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 #[async_trait::async_trait]
 pub trait Exporter: Send + Sync {
     /// Sends one batch. Called concurrently by the queue's workers.

@@ -5,9 +5,6 @@
 //! RESOURCE_EXHAUSTED only when the server sent RetryInfo (whose delay is
 //! honoured). A partial success is reported, never retried.
 
-use std::collections::BTreeMap;
-use std::str::FromStr;
-
 use std::marker::PhantomData;
 use std::sync::Arc;
 
@@ -17,7 +14,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse
 use serde::Deserialize;
 use tonic::client::Grpc;
 use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
@@ -44,7 +41,7 @@ pub struct OtlpExporterConfig {
     pub compression: Compression,
     /// Sent as gRPC metadata with every request.
     #[serde(default)]
-    pub headers: BTreeMap<String, crate::config::secret::Secret>,
+    pub headers: crate::config::headers::Headers,
     #[serde(default = "default_timeout", with = "crate::config::duration")]
     pub timeout: std::time::Duration,
     #[serde(default)]
@@ -161,35 +158,48 @@ pub struct OtlpExporter {
     signal: Signal,
     metadata: MetadataMap,
     timeout: std::time::Duration,
+    /// `scheme://host:port` of the endpoint, for errors: which backend
+    /// failed, without credentials or path.
+    origin: String,
+}
+
+/// What the `otlp` exporter needs from its config, checked without any I/O
+/// or runtime: `validate` builds this too, so `run` cannot refuse what
+/// `validate` accepted.
+pub struct Prepared {
+    endpoint: tonic::transport::Endpoint,
+    metadata: MetadataMap,
+}
+
+impl OtlpExporterConfig {
+    pub fn prepare(&self) -> Result<Prepared, String> {
+        let mut endpoint = tonic::transport::Endpoint::from_shared(self.endpoint.as_str())
+            .map_err(|e| format!("invalid endpoint {}: {e}", self.endpoint.origin()))?
+            .tcp_nodelay(true);
+        let https = self.endpoint.0.scheme_str() == Some("https");
+        if https {
+            let host = self.endpoint.0.host().unwrap_or_default();
+            let tls = self.tls.clone().unwrap_or_default().tonic(host)?;
+            endpoint = endpoint
+                .tls_config(tls)
+                .map_err(|e| format!("TLS settings for {}: {e}", self.endpoint.origin()))?;
+        } else if self.tls.is_some() {
+            return Err(format!(
+                "endpoint {}: tls is set but the endpoint is http://; write https:// to use it",
+                self.endpoint.origin()
+            ));
+        }
+        Ok(Prepared {
+            endpoint,
+            metadata: MetadataMap::from_headers(self.headers.map().clone()),
+        })
+    }
 }
 
 impl OtlpExporter {
     pub fn new(config: &OtlpExporterConfig, signal: Signal) -> Result<Self, String> {
-        let mut endpoint = tonic::transport::Endpoint::from_shared(config.endpoint.as_str())
-            .map_err(|e| format!("invalid endpoint {}: {e}", config.endpoint))?
-            .tcp_nodelay(true);
-        let https = config.endpoint.0.scheme_str() == Some("https");
-        if https {
-            let host = config.endpoint.0.host().unwrap_or_default();
-            let tls = config.tls.clone().unwrap_or_default().tonic(host)?;
-            endpoint = endpoint
-                .tls_config(tls)
-                .map_err(|e| format!("TLS settings for {}: {e}", config.endpoint))?;
-        } else if config.tls.is_some() {
-            return Err(format!(
-                "endpoint {}: tls is set but the endpoint is http://; write https:// to use it",
-                config.endpoint
-            ));
-        }
+        let Prepared { endpoint, metadata } = config.prepare()?;
         let channel = endpoint.connect_lazy();
-        let mut metadata = MetadataMap::new();
-        for (name, value) in &config.headers {
-            let key = MetadataKey::from_str(&name.to_ascii_lowercase())
-                .map_err(|_| format!("invalid header name {name:?}"))?;
-            let value = MetadataValue::from_str(value.expose())
-                .map_err(|_| format!("invalid value for header {name:?}"))?;
-            metadata.insert(key, value);
-        }
         // Responses are tiny; the limit only guards against a hostile server.
         let mut client = Grpc::new(channel).max_decoding_message_size(4 * 1024 * 1024);
         client = match config.compression {
@@ -202,6 +212,7 @@ impl OtlpExporter {
             signal,
             metadata,
             timeout: config.timeout,
+            origin: config.endpoint.origin(),
         })
     }
 
@@ -222,16 +233,38 @@ impl OtlpExporter {
         *request.metadata_mut() = self.metadata.clone();
         request.set_timeout(self.timeout);
         let mut client = self.client.clone();
-        client
-            .ready()
-            .await
-            .map_err(|e| ExportError::retryable(format!("connecting: {e}")))?;
+        client.ready().await.map_err(|e| {
+            ExportError::retryable(format!(
+                "connecting to {}: {}",
+                self.origin,
+                super::error_chain(&e)
+            ))
+        })?;
         let path = http::uri::PathAndQuery::from_static(path);
         client
             .unary(request, path, codec)
             .await
             .map(tonic::Response::into_inner)
-            .map_err(classify)
+            .map_err(|status| {
+                // tonic's message for a transport failure ("tcp connect
+                // error") leaves out the cause and the destination.
+                let cause = std::error::Error::source(&status).map(super::error_chain);
+                match classify(status) {
+                    ExportError::Retryable {
+                        message,
+                        retry_after,
+                    } => ExportError::Retryable {
+                        message: match cause {
+                            Some(cause) if !message.contains(&cause) => {
+                                format!("{message} ({cause}; endpoint {})", self.origin)
+                            }
+                            _ => format!("{message} (endpoint {})", self.origin),
+                        },
+                        retry_after,
+                    },
+                    other => other,
+                }
+            })
     }
 
     async fn call<Request, Response>(

@@ -5,7 +5,6 @@
 //! connection failures, honouring `Retry-After` (seconds). Any other 4xx or
 //! 5xx is permanent. A partial success is reported, never retried.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::time::Duration;
 
@@ -13,7 +12,6 @@ use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResponse;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use prost::Message;
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use super::settings::{ExporterSettings, QueueSettings, RetrySettings};
@@ -51,7 +49,7 @@ pub struct OtlpHttpExporterConfig {
     #[serde(default)]
     pub encoding: HttpEncoding,
     #[serde(default)]
-    pub headers: BTreeMap<String, crate::config::secret::Secret>,
+    pub headers: crate::config::headers::Headers,
     #[serde(default = "default_timeout", with = "crate::config::duration")]
     pub timeout: Duration,
     #[serde(default)]
@@ -97,14 +95,8 @@ impl OtlpHttpExporter {
             Some(url) => url.as_str(),
             None => config.endpoint.join(path),
         };
-        let mut headers = HeaderMap::new();
-        for (name, value) in &config.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("invalid header name {name:?}"))?;
-            let value = HeaderValue::from_str(value.expose())
-                .map_err(|_| format!("invalid value for header {name}"))?;
-            headers.insert(name, value);
-        }
+        // Compiled when the config was decoded: nothing left to refuse.
+        let headers = config.headers.map().clone();
         let mut builder = reqwest::Client::builder()
             .default_headers(headers)
             .timeout(config.timeout);
@@ -206,7 +198,7 @@ impl OtlpHttpExporter {
             ExportError::retryable(format!(
                 "POST {}: {}",
                 crate::config::secret::redacted_url(&self.url),
-                e.without_url()
+                super::error_chain(&e.without_url())
             ))
         })?;
         let status = response.status();

@@ -2,10 +2,8 @@
 //! webhook payload shape (what tools built for Alertmanager consume), or
 //! as a Slack incoming-webhook message with `format: slack`.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use serde::Deserialize;
 
 use super::alert_payload::{events, slack_payload, webhook_payload};
@@ -29,7 +27,7 @@ pub struct WebhookExporterConfig {
     #[serde(default)]
     pub format: WebhookFormat,
     #[serde(default)]
-    pub headers: BTreeMap<String, crate::config::secret::Secret>,
+    pub headers: crate::config::headers::Headers,
     #[serde(default = "default_timeout", with = "crate::config::duration")]
     pub timeout: Duration,
     #[serde(default)]
@@ -66,14 +64,8 @@ pub struct WebhookExporter {
 impl WebhookExporter {
     pub fn new(config: &WebhookExporterConfig, receiver: &str) -> Result<Self, String> {
         let url = config.url.as_str();
-        let mut headers = HeaderMap::new();
-        for (name, value) in &config.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| format!("invalid header name {name:?}"))?;
-            let value = HeaderValue::from_str(value.expose())
-                .map_err(|_| format!("invalid value for header {name}"))?;
-            headers.insert(name, value);
-        }
+        // Compiled when the config was decoded: nothing left to refuse.
+        let headers = config.headers.map().clone();
         let mut builder = reqwest::Client::builder()
             .default_headers(headers)
             .timeout(config.timeout);
@@ -115,7 +107,7 @@ impl Exporter for WebhookExporter {
                 ExportError::retryable(format!(
                     "POST {}: {}",
                     crate::config::secret::redacted_url(&self.url),
-                    e.without_url()
+                    super::error_chain(&e.without_url())
                 ))
             })?;
         let status = response.status();

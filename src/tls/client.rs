@@ -6,6 +6,12 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
+#[derive(Clone, Copy)]
+enum Holds {
+    Certificates,
+    Key,
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClientTlsConfig {
@@ -27,8 +33,31 @@ impl ClientTlsConfig {
         Ok(())
     }
 
-    fn pem(path: &PathBuf) -> Result<Vec<u8>, String> {
-        std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))
+    /// Reads every file as a connection would, naming the field whose file
+    /// is unusable: for `validate`.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        self.validate().map_err(|e| ("cert_file", e))?;
+        let files = [
+            ("ca_file", &self.ca_file, Holds::Certificates),
+            ("cert_file", &self.cert_file, Holds::Certificates),
+            ("key_file", &self.key_file, Holds::Key),
+        ];
+        for (field, path, holds) in files {
+            if let Some(path) = path {
+                Self::pem(path, holds).map_err(|e| (field, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a file and checks it holds what its field says, so a wrong
+    /// file is named at `validate` rather than at the first handshake.
+    fn pem(path: &std::path::Path, holds: Holds) -> Result<Vec<u8>, String> {
+        match holds {
+            Holds::Certificates => super::read_certificates(path).map(|_| ())?,
+            Holds::Key => super::read_key(path).map(|_| ())?,
+        }
+        crate::config::files::read_small_file(path)
     }
 
     /// A reqwest client builder with these settings (TLS 1.2 at least).
@@ -40,14 +69,15 @@ impl ClientTlsConfig {
         super::install_provider();
         builder = builder.tls_version_min(reqwest::tls::Version::TLS_1_2);
         if let Some(ca) = &self.ca_file {
-            let certificates = reqwest::Certificate::from_pem_bundle(&Self::pem(ca)?)
-                .map_err(|e| format!("{}: {e}", ca.display()))?;
+            let certificates =
+                reqwest::Certificate::from_pem_bundle(&Self::pem(ca, Holds::Certificates)?)
+                    .map_err(|e| format!("{}: {e}", ca.display()))?;
             builder = builder.tls_certs_only(certificates);
         }
         if let (Some(cert), Some(key)) = (&self.cert_file, &self.key_file) {
-            let mut pem = Self::pem(cert)?;
+            let mut pem = Self::pem(cert, Holds::Certificates)?;
             pem.push(b'\n');
-            pem.extend(Self::pem(key)?);
+            pem.extend(Self::pem(key, Holds::Key)?);
             let identity = reqwest::Identity::from_pem(&pem)
                 .map_err(|e| format!("client certificate {}: {e}", cert.display()))?;
             builder = builder.identity(identity);
@@ -62,13 +92,16 @@ impl ClientTlsConfig {
         let mut tls = tonic::transport::ClientTlsConfig::new()
             .domain_name(self.server_name.clone().unwrap_or_else(|| host.to_string()));
         tls = match &self.ca_file {
-            Some(ca) => tls.ca_certificate(tonic::transport::Certificate::from_pem(Self::pem(ca)?)),
+            Some(ca) => tls.ca_certificate(tonic::transport::Certificate::from_pem(Self::pem(
+                ca,
+                Holds::Certificates,
+            )?)),
             None => tls.with_native_roots(),
         };
         if let (Some(cert), Some(key)) = (&self.cert_file, &self.key_file) {
             tls = tls.identity(tonic::transport::Identity::from_pem(
-                Self::pem(cert)?,
-                Self::pem(key)?,
+                Self::pem(cert, Holds::Certificates)?,
+                Self::pem(key, Holds::Key)?,
             ));
         }
         Ok(tls)

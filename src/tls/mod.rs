@@ -18,8 +18,8 @@ pub fn install_provider() {
 }
 
 pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let certificates: Vec<_> = CertificateDer::pem_file_iter(path)
-        .map_err(|e| format!("{}: {e}", path.display()))?
+    let pem = crate::config::files::read_small_file(path)?;
+    let certificates: Vec<_> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{}: {e}", path.display()))?;
     if certificates.is_empty() {
@@ -29,7 +29,8 @@ pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, St
 }
 
 pub fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(path).map_err(|e| format!("{}: {e}", path.display()))
+    let pem = crate::config::files::read_small_file(path)?;
+    PrivateKeyDer::from_pem_slice(&pem).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 pub fn root_store(ca_file: &Path) -> Result<rustls::RootCertStore, String> {

@@ -87,6 +87,11 @@ impl ResolvesServerCert for Reloading {
 }
 
 impl ServerTlsConfig {
+    /// Loads the files as a start would, without serving: for `validate`.
+    pub fn check(&self) -> Result<(), String> {
+        self.acceptor(&[b"h2"]).map(|_| ())
+    }
+
     /// A TLS acceptor offering `alpn` protocols (`h2` for gRPC).
     pub fn acceptor(&self, alpn: &[&[u8]]) -> Result<Arc<ReloadingAcceptor>, String> {
         super::install_provider();

@@ -100,3 +100,90 @@ fn validate_command_exits_nonzero_and_prints_every_error() {
         .unwrap();
     assert!(ok.status.success());
 }
+
+/// `run` refuses exactly the fixtures `validate` refuses, with the same
+/// errors, and starts the ones it accepts: the two share one compile step,
+/// so nothing `validate` passes fails at start.
+#[test]
+fn run_refuses_exactly_what_validate_refuses() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut started = 0;
+    for file in fixtures("tests/config") {
+        let text = std::fs::read_to_string(&file).unwrap();
+        let want_errors = expected(&text, "error");
+        let validate = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+            .args(["validate", "--config"])
+            .arg(&file)
+            .current_dir(root)
+            .output()
+            .unwrap();
+        assert_eq!(
+            validate.status.success(),
+            want_errors.is_empty(),
+            "{}: validate said {}",
+            file.display(),
+            String::from_utf8_lossy(&validate.stderr)
+        );
+        let mut run = Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+            .args(["run", "--config"])
+            .arg(&file)
+            .current_dir(root)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Read the log on a thread, so a run that hangs cannot hang the test.
+        let stderr = run.stderr.take().unwrap();
+        let (found, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = found.send(line);
+            }
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut seen = Vec::new();
+        let ready = loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains("sidewatch is ready") => break true,
+                Ok(line) => seen.push(line),
+                // The log closed (run exited) or the deadline passed.
+                Err(_) => break false,
+            }
+        };
+        let _ = run.kill();
+        let status = run.wait().unwrap();
+        let output = seen.join("\n");
+        if want_errors.is_empty() {
+            assert!(
+                ready,
+                "{}: validate accepted it but run did not start: {output}",
+                file.display()
+            );
+            started += 1;
+        } else {
+            assert!(
+                !ready,
+                "{}: validate refused it but run started",
+                file.display()
+            );
+            assert_eq!(
+                status.code(),
+                Some(1),
+                "{}: run exited {status}: {output}",
+                file.display()
+            );
+            for line in &want_errors {
+                assert!(
+                    output.contains(line.as_str()),
+                    "{}: run did not say {line:?}: {output}",
+                    file.display()
+                );
+            }
+        }
+    }
+    assert!(started > 0, "no fixture exercised the accepted path");
+}

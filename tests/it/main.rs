@@ -16,6 +16,7 @@ mod connection_deadlines;
 mod data_model;
 mod early_answers;
 mod email;
+mod endpoint_errors;
 mod exec;
 mod external;
 mod fuzz;

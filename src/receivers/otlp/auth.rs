@@ -78,9 +78,10 @@ impl AuthConfig {
     }
 }
 
-fn read_token(path: &PathBuf) -> Result<Vec<u8>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+fn read_token(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    let bytes = crate::config::files::read_small_file(path)?;
+    let text =
+        String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
     let token = text.trim();
     if token.is_empty() {
         return Err(format!("{} holds no token", path.display()));
