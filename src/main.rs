@@ -38,11 +38,11 @@ enum Command {
     },
     /// List every component type with a one-line description.
     Components,
-    /// Backtest a config's anomaly and alert connectors on historical data.
+    /// Backtest a config's whole graph on historical data, in event time.
     Replay {
         #[arg(long, short)]
         config: PathBuf,
-        /// CSV `timestamp,value`, or OTLP/JSON metrics, one request per line.
+        /// CSV `timestamp,value`, or OTLP/JSON, one export request (any signal) per line.
         #[arg(long, short)]
         input: PathBuf,
         /// CSV of every scored point: timestamp,value,anomaly_score.
@@ -54,6 +54,10 @@ enum Command {
         /// The metric name a CSV series is given.
         #[arg(long, default_value = "value")]
         metric: String,
+        /// Directory for what each exporter would have received, one
+        /// OTLP/JSON file per exporter and signal; default OUTPUT.exporters.
+        #[arg(long)]
+        exporters: Option<PathBuf>,
     },
 }
 
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
             output,
             events,
             metric,
+            exporters,
         } => {
             let loaded = match config::load_file(&config) {
                 Ok(loaded) => loaded,
@@ -109,17 +114,31 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            let events_path = events.unwrap_or_else(|| {
+            let beside = |suffix: &str| {
                 let mut name = output.clone().into_os_string();
-                name.push(".events.jsonl");
+                name.push(suffix);
                 PathBuf::from(name)
-            });
+            };
+            let events_path = events.unwrap_or_else(|| beside(".events.jsonl"));
+            let exporters_dir = exporters.unwrap_or_else(|| beside(".exporters"));
             let lines: String = report.events.iter().map(|e| format!("{e}\n")).collect();
-            if let Err(e) = std::fs::write(&output, &report.csv)
+            let written = std::fs::write(&output, &report.csv)
                 .and_then(|_| std::fs::write(&events_path, lines))
-            {
+                .and_then(|_| std::fs::create_dir_all(&exporters_dir))
+                .and_then(|_| {
+                    report.exporters.iter().try_for_each(|(name, lines)| {
+                        std::fs::write(exporters_dir.join(name), lines)
+                    })
+                });
+            if let Err(e) = written {
                 eprintln!("error: cannot write the output: {e}");
                 return ExitCode::from(1);
+            }
+            if report.skipped_inputs > 0 {
+                eprintln!(
+                    "warning: {} inputs skipped: no pipeline takes their signal from a receiver",
+                    report.skipped_inputs
+                );
             }
             eprintln!(
                 "{} points scored, {} anomaly incidents, alerts fired: {}",
@@ -136,7 +155,13 @@ fn main() -> ExitCode {
                         .join(", ")
                 }
             );
-            eprintln!("wrote {} and {}", output.display(), events_path.display());
+            eprintln!(
+                "wrote {}, {} and {} ({} exporter files)",
+                output.display(),
+                events_path.display(),
+                exporters_dir.display(),
+                report.exporters.len()
+            );
             ExitCode::SUCCESS
         }
         Command::Validate { config } => match config::load_file(&config) {

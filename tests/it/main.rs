@@ -25,6 +25,7 @@ mod persistent_queue;
 mod prometheus;
 mod rapid_reset;
 mod red;
+mod replay;
 mod retry;
 mod sdk_end_to_end;
 mod shutdown;
