@@ -107,13 +107,6 @@ fn main() -> ExitCode {
                 Ok(loaded) => loaded,
                 Err(errors) => return config_failed(errors),
             };
-            let report = match sidewatch::replay::replay(&loaded.plan, &input, &metric) {
-                Ok(report) => report,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(1);
-                }
-            };
             let beside = |suffix: &str| {
                 let mut name = output.clone().into_os_string();
                 name.push(suffix);
@@ -121,15 +114,17 @@ fn main() -> ExitCode {
             };
             let events_path = events.unwrap_or_else(|| beside(".events.jsonl"));
             let exporters_dir = exporters.unwrap_or_else(|| beside(".exporters"));
+            let report =
+                match sidewatch::replay::replay(&loaded.plan, &input, &metric, &exporters_dir) {
+                    Ok(report) => report,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(1);
+                    }
+                };
             let lines: String = report.events.iter().map(|e| format!("{e}\n")).collect();
             let written = std::fs::write(&output, &report.csv)
-                .and_then(|_| std::fs::write(&events_path, lines))
-                .and_then(|_| std::fs::create_dir_all(&exporters_dir))
-                .and_then(|_| {
-                    report.exporters.iter().try_for_each(|(name, lines)| {
-                        std::fs::write(exporters_dir.join(name), lines)
-                    })
-                });
+                .and_then(|_| std::fs::write(&events_path, lines));
             if let Err(e) = written {
                 eprintln!("error: cannot write the output: {e}");
                 return ExitCode::from(1);
@@ -160,7 +155,7 @@ fn main() -> ExitCode {
                 output.display(),
                 events_path.display(),
                 exporters_dir.display(),
-                report.exporters.len()
+                report.exporter_files.len()
             );
             ExitCode::SUCCESS
         }

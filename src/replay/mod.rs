@@ -16,7 +16,8 @@ mod input;
 mod report;
 mod schedule;
 
-use std::sync::Arc;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 #[cfg(test)]
@@ -30,23 +31,32 @@ use crate::pipeline::build::{Purpose, build_graph};
 use crate::signal::Signal;
 use crate::telemetry::Telemetry;
 
-/// Replays `input` through the whole graph of `plan`; `metric` names a CSV
+/// Replays `input` through the whole graph of `plan`, writing what each
+/// exporter would have received into `exporters_dir`; `metric` names a CSV
 /// input's series.
-pub fn replay(plan: &Plan, input: &std::path::Path, metric: &str) -> Result<ReplayReport, String> {
+pub fn replay(
+    plan: &Plan,
+    input: &Path,
+    metric: &str,
+    exporters_dir: &Path,
+) -> Result<ReplayReport, String> {
     let (format, inputs) = input::read(input, metric)?;
+    std::fs::create_dir_all(exporters_dir)
+        .map_err(|e| format!("cannot create {}: {e}", exporters_dir.display()))?;
     // One thread: the graph's tasks (queue workers) interleave with the
     // driver deterministically, and replay needs no more.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(run(plan, format, inputs))
+    runtime.block_on(run(plan, format, inputs, exporters_dir))
 }
 
 async fn run(
     plan: &Plan,
     format: input::Format,
     inputs: Vec<input::Input>,
+    exporters_dir: &Path,
 ) -> Result<ReplayReport, String> {
     let start = inputs
         .iter()
@@ -55,16 +65,23 @@ async fn run(
         .unwrap_or(UNIX_EPOCH);
     let (clock, hand) = Clock::manual(start);
     let telemetry = Telemetry::default();
-    let mut captures = Vec::new();
+    let collector = Arc::new(Mutex::new(report::Collector::default()));
+    let mut sinks = Vec::new();
+    let mut files = Vec::new();
     let graph = build_graph(
         plan,
         &telemetry,
         Purpose::Replay,
         &mut |id, _config, signal| {
-            let captured = capture::Captured::default();
-            captures.push((id.to_string(), signal, captured.clone()));
+            let path = exporters_dir.join(report::file_name(&id.to_string(), signal));
+            let sink = Arc::new(Mutex::new(capture::Sink::create(&path)?));
+            sinks.push(sink.clone());
+            files.push(path);
             let exporter: Arc<dyn crate::exporters::Exporter> =
-                Arc::new(capture::CaptureExporter { captured });
+                Arc::new(capture::CaptureExporter {
+                    sink,
+                    collector: collector.clone(),
+                });
             Ok((exporter, capture::settings()))
         },
     )
@@ -128,14 +145,13 @@ async fn run(
     for queue in graph.queues {
         queue.drain(deadline).await;
     }
-    let captured = captures
-        .into_iter()
-        .map(|(exporter, signal, batches)| {
-            let batches = std::mem::take(&mut *batches.lock().unwrap_or_else(|e| e.into_inner()));
-            (exporter, signal, batches)
-        })
-        .collect();
-    let mut report = report::build(format, &inputs, captured)?;
+    for sink in &sinks {
+        sink.lock().unwrap_or_else(|e| e.into_inner()).finish()?;
+    }
+    drop(sinks);
+    let collector = std::mem::take(&mut *collector.lock().unwrap_or_else(|e| e.into_inner()));
+    let mut report = report::build(format, &inputs, collector);
+    report.exporter_files = files;
     report.skipped_inputs = skipped;
     report.ticks = schedule.ticks;
     Ok(report)

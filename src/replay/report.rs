@@ -24,8 +24,9 @@ pub struct ReplayReport {
     pub points: usize,
     pub alerts_fired: BTreeMap<String, usize>,
     pub incidents: usize,
-    /// What each exporter would have received: (file name, OTLP/JSON lines).
-    pub exporters: Vec<(String, Vec<u8>)>,
+    /// The files written, one per exporter and signal: what each exporter
+    /// would have received, as OTLP/JSON lines.
+    pub exporter_files: Vec<std::path::PathBuf>,
     /// Inputs no pipeline takes (their signal has no pipeline from a receiver).
     pub skipped_inputs: usize,
     /// Ticks run in event time.
@@ -172,7 +173,7 @@ fn input_values(inputs: &[Input]) -> HashMap<(String, u64), f64> {
 
 /// A file name for an exporter id and signal: `debug.logs.jsonl`,
 /// `otlp_backend.metrics.jsonl`.
-fn file_name(exporter: &str, signal: crate::signal::Signal) -> String {
+pub(crate) fn file_name(exporter: &str, signal: crate::signal::Signal) -> String {
     let safe: String = exporter
         .chars()
         .map(|c| {
@@ -186,33 +187,42 @@ fn file_name(exporter: &str, signal: crate::signal::Signal) -> String {
     format!("{safe}.{signal}.jsonl")
 }
 
-/// The report from what each (exporter, signal) received, in order.
-pub(crate) fn build(
-    format: Format,
-    inputs: &[Input],
-    captured: Vec<(String, crate::signal::Signal, Vec<Batch>)>,
-) -> Result<ReplayReport, String> {
-    let mut report = ReplayReport::default();
-    let mut scored = Vec::new();
-    let mut seen_scores = HashSet::new();
-    let mut timed_events = Vec::new();
-    for (exporter, signal, batches) in &captured {
-        let mut lines = Vec::new();
-        for batch in batches {
-            let batch = batch
-                .decoded()
-                .map_err(|e| format!("exporter {exporter}: a batch does not decode: {e}"))?;
-            lines.extend(batch.to_json()?);
-            lines.push(b'\n');
-            scores(&batch, &mut seen_scores, &mut scored);
-            events(&batch, &mut timed_events);
+/// Scores and events from every exporter's batches, as they are delivered;
+/// what reached several exporters is kept once.
+#[derive(Default)]
+pub struct Collector {
+    scored: Vec<Score>,
+    seen_scores: HashSet<(String, u64)>,
+    events: Vec<(u64, serde_json::Value)>,
+    seen_events: HashSet<String>,
+}
+
+impl Collector {
+    pub fn observe(&mut self, batch: &Batch) {
+        scores(batch, &mut self.seen_scores, &mut self.scored);
+        let before = self.events.len();
+        events(batch, &mut self.events);
+        let mut i = before;
+        while i < self.events.len() {
+            if self.seen_events.insert(self.events[i].1.to_string()) {
+                i += 1;
+            } else {
+                self.events.remove(i);
+            }
         }
-        report.exporters.push((file_name(exporter, *signal), lines));
     }
+}
+
+/// The report from what the exporters received.
+pub(crate) fn build(format: Format, inputs: &[Input], collector: Collector) -> ReplayReport {
+    let mut report = ReplayReport::default();
+    let Collector {
+        mut scored,
+        events: mut timed_events,
+        ..
+    } = collector;
     // Stable sorts: arrival order within one time.
     scored.sort_by_key(|s| s.time_nanos);
-    let mut seen_events = HashSet::new();
-    timed_events.retain(|(_, event)| seen_events.insert(event.to_string()));
     timed_events.sort_by_key(|(time, _)| *time);
 
     match format {
@@ -280,5 +290,5 @@ pub(crate) fn build(
         }
         report.events.push(event);
     }
-    Ok(report)
+    report
 }
