@@ -86,3 +86,65 @@ impl Schedule {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::Clock;
+    use crate::pipeline::PipelineRuntime;
+    use crate::processors::Processor;
+    use crate::signal::{Batch, Signal};
+    use std::sync::Mutex;
+
+    /// Records the time of every tick.
+    struct Ticks(Arc<Mutex<Vec<SystemTime>>>);
+
+    impl Processor for Ticks {
+        fn process(&mut self, batch: Batch, _now: SystemTime, out: &mut Vec<Batch>) {
+            out.push(batch);
+        }
+        fn tick_interval(&self) -> Option<Duration> {
+            Some(Duration::from_secs(1))
+        }
+        fn tick(&mut self, now: SystemTime, _out: &mut Vec<Batch>) {
+            self.0.lock().unwrap().push(now);
+        }
+    }
+
+    #[tokio::test]
+    async fn ticks_at_their_own_times_and_a_gap_costs_a_bounded_number() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let pipeline = Arc::new(PipelineRuntime::new(
+            "metrics".into(),
+            Signal::Metrics,
+            vec![Box::new(Ticks(seen.clone()))],
+            Vec::new(),
+        ));
+        let (clock, hand) = Clock::manual(start);
+        let mut schedule = Schedule::new(
+            vec![(Timed::Pipeline(pipeline), Duration::from_secs(1))],
+            start,
+            hand,
+        );
+        // Before an input at +2.5 s: ticks at 0, 1 and 2 s, clock following.
+        schedule
+            .run_until(start + Duration::from_millis(2500), false)
+            .await;
+        assert_eq!(
+            *seen.lock().unwrap(),
+            (0..3)
+                .map(|s| start + Duration::from_secs(s))
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(clock.now(), start + Duration::from_secs(2));
+        // A year without data: 1000 ticks, then realigned on the 1 s grid
+        // at the gap's end, which, being due then, runs too.
+        let year = Duration::from_secs(365 * 86_400);
+        schedule.run_until(start + year, true).await;
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 3 + 1000 + 1);
+        assert_eq!(seen[1002], start + Duration::from_secs(1002));
+        assert_eq!(*seen.last().unwrap(), start + year);
+    }
+}
