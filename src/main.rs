@@ -197,7 +197,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            runtime.block_on(run(loaded))
+            let code = runtime.block_on(run(loaded));
+            // Dropping a runtime waits for its blocking threads without
+            // limit (a file or state write stuck on its disk): past the
+            // shutdown deadline, give them a moment and exit regardless.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            code
         }
     }
 }

@@ -234,22 +234,23 @@ async fn replay_and_live_processing_of_the_same_input_agree() {
     let config_path = dir.path().join("pipeline.yaml");
     std::fs::write(&config_path, &yaml).unwrap();
 
-    // Live: 40 rounds 100 ms apart, each a request of spans and a queue
-    // depth, stamped with the time it is sent; the depth is high for 2 s.
+    // Live: 50 rounds 100 ms apart, each a request of spans and a queue
+    // depth, stamped with the time it is sent; the depth is high for 3 s,
+    // well past `for: 1s` plus an evaluation interval.
     let collector = start(&yaml).await;
     let endpoint = format!("http://{}", address(&collector, "otlp/grpc"));
     let mut traces = TraceServiceClient::connect(endpoint.clone()).await.unwrap();
     let mut metrics = MetricsServiceClient::connect(endpoint).await.unwrap();
     let mut sent = String::new();
     let mut timer = tokio::time::interval(Duration::from_millis(100));
-    for round in 0..40u64 {
+    for round in 0..50u64 {
         timer.tick().await;
         let now = nanos(SystemTime::now());
         // Level before and after the high stretch, so the value an alert
         // resolves with does not depend on which point its evaluation saw.
         let value = match round {
             0..10 => 10.0 + (round % 3) as f64,
-            10..30 => 150.0,
+            10..40 => 150.0,
             _ => 10.0,
         };
         let spans = spans(round, now);
@@ -300,10 +301,10 @@ async fn replay_and_live_processing_of_the_same_input_agree() {
         vec!["fired", "resolved"],
         "{live:?}"
     );
-    assert_eq!(live.scores.len(), 40);
+    assert_eq!(live.scores.len(), 50);
     assert_eq!(
         live.last.get("red.requests quantile= window="),
-        Some(&"200".to_string())
+        Some(&"250".to_string())
     );
     assert!(
         live.last
