@@ -63,8 +63,6 @@ pub struct Graph {
     pub pipelines: Vec<Arc<PipelineRuntime>>,
     pub(crate) connectors: BTreeMap<ComponentId, Arc<ConnectorRuntime>>,
     pub queues: Vec<QueueRunner>,
-    /// The (exporter id, signal) of each queue, in the order of `queues`.
-    pub exporters: Vec<(ComponentId, Signal)>,
 }
 
 /// What a graph is built for: live, or a replay (which starts from a clean
@@ -101,7 +99,6 @@ pub(crate) fn build_graph(
     // Exporters: one queue per (exporter, signal) in use.
     let mut senders: BTreeMap<(ComponentId, Signal), QueueSender> = BTreeMap::new();
     let mut queues = Vec::new();
-    let mut exporters = Vec::new();
     for pipeline in &plan.service.pipelines {
         for id in pipeline
             .exporters
@@ -119,9 +116,8 @@ pub(crate) fn build_graph(
                 telemetry.exporter(&name, pipeline.signal, settings.sending_queue.queue_size);
             let (sender, runner) = queue::start(&name, pipeline.signal, exporter, &settings, stats)
                 .map_err(|m| component_error(format!("exporter {name}"), m))?;
-            senders.insert(key.clone(), sender);
+            senders.insert(key, sender);
             queues.push(runner);
-            exporters.push(key);
         }
     }
 
@@ -182,7 +178,6 @@ pub(crate) fn build_graph(
             .collect(),
         connectors,
         queues,
-        exporters,
     })
 }
 
