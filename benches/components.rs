@@ -1,7 +1,10 @@
 //! Component hot paths: spans per second through the `red` connector at
 //! 1k series, one alert evaluation tick over 10k series x 100 rules, and
 //! the receive path: validating a request without decoding it (what a
-//! forwarding pipeline does) against decoding it with prost.
+//! forwarding pipeline does) against decoding it with prost; and how long
+//! an alert tick with a state file holds the connector's lock, with the
+//! state written under the lock (as before) or handed over to be written
+//! after it (as now).
 //!
 //!   cargo bench --bench components
 
@@ -212,5 +215,98 @@ fn alerts_all_pairs(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, receive, red, alerts, alerts_all_pairs);
+/// One tick of an alert connector with a state file and 100 firing series
+/// whose state changes every evaluation: what it holds the connector's lock
+/// for when it writes (fsync) the state itself, against when it hands the
+/// bytes to the runtime, which writes them after releasing the lock.
+fn alert_state_write(c: &mut Criterion) {
+    use sidewatch::connectors::alert::{AlertConfig, AlertConnector};
+    use sidewatch::processors::Processor;
+    let dir = tempfile::tempdir().unwrap();
+    let config: AlertConfig = yaml_serde::from_str(&format!(
+        "{{ evaluation_interval: 1s, state_file: {}, rules: [ {{ name: Hot, metric: temperature, op: '>', warning: 50 }} ] }}",
+        dir.path().join("state.json").display()
+    ))
+    .unwrap();
+    let mut connector = AlertConnector::new(&config);
+    let mut t = 1_700_000_000.0;
+    let samples = |t: f64| {
+        let points = (0..100)
+            .map(
+                |i| opentelemetry_proto::tonic::metrics::v1::NumberDataPoint {
+                    attributes: vec![kv("host", &format!("host-{i}"))],
+                    time_unix_nano: (t * 1e9) as u64,
+                    value: Some(
+                        opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(
+                            60.0 + (t as u64 % 7) as f64,
+                        ),
+                    ),
+                    ..Default::default()
+                },
+            )
+            .collect();
+        Batch::Metrics(
+            opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest {
+                resource_metrics: vec![opentelemetry_proto::tonic::metrics::v1::ResourceMetrics {
+                    scope_metrics: vec![opentelemetry_proto::tonic::metrics::v1::ScopeMetrics {
+                        metrics: vec![opentelemetry_proto::tonic::metrics::v1::Metric {
+                            name: "temperature".into(),
+                            data: Some(
+                                opentelemetry_proto::tonic::metrics::v1::metric::Data::Gauge(
+                                    opentelemetry_proto::tonic::metrics::v1::Gauge {
+                                        data_points: points,
+                                    },
+                                ),
+                            ),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .into(),
+        )
+    };
+    let mut group = c.benchmark_group("alert tick with a state file, 100 firing series");
+    group.sample_size(20);
+    for (name, write_under_lock) in [
+        ("lock held: state written under it (before)", true),
+        ("lock held: state handed over (after)", false),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iterations| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iterations {
+                    t += 1.0;
+                    let now = SystemTime::UNIX_EPOCH + Duration::from_secs_f64(t);
+                    let mut out = Vec::new();
+                    connector.process(samples(t), now, &mut out);
+                    let started = std::time::Instant::now();
+                    connector.tick(now, &mut out);
+                    let write = connector.take_state_write();
+                    if write_under_lock {
+                        write.as_ref().unwrap().write().unwrap();
+                    }
+                    spent += started.elapsed();
+                    if let Some(write) = write.filter(|_| !write_under_lock) {
+                        write.write().unwrap();
+                    }
+                    black_box(out);
+                }
+                spent
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    receive,
+    red,
+    alerts,
+    alerts_all_pairs,
+    alert_state_write
+);
 criterion_main!(benches);

@@ -3,6 +3,8 @@
 //! - `config`: YAML model, env expansion, located errors, the compiled plan;
 //! - `components`: the closed registry of component types;
 //! - `pipeline`: the running graph, backpressure, start and shutdown;
+//! - `clock`: the graph's time, wall time live and event time in replay;
+//! - `replay`: the whole graph over history, on event time;
 //! - `receivers`, `processors`, `connectors`, `exporters`: the components;
 //! - `logpatterns`: online log-template mining (pure; the engine only);
 //! - `datamodel`: OTLP rules protobuf cannot express (id lengths, bucket
@@ -12,6 +14,7 @@
 
 pub mod alerting;
 pub mod batching;
+pub mod clock;
 pub mod components;
 pub mod config;
 pub mod connectors;

@@ -38,11 +38,11 @@ enum Command {
     },
     /// List every component type with a one-line description.
     Components,
-    /// Backtest a config's anomaly and alert connectors on historical data.
+    /// Backtest a config's whole graph on historical data, in event time.
     Replay {
         #[arg(long, short)]
         config: PathBuf,
-        /// CSV `timestamp,value`, or OTLP/JSON metrics, one request per line.
+        /// CSV `timestamp,value`, or OTLP/JSON, one export request (any signal) per line.
         #[arg(long, short)]
         input: PathBuf,
         /// CSV of every scored point: timestamp,value,anomaly_score.
@@ -54,6 +54,10 @@ enum Command {
         /// The metric name a CSV series is given.
         #[arg(long, default_value = "value")]
         metric: String,
+        /// Directory for what each exporter would have received, one
+        /// OTLP/JSON file per exporter and signal; default OUTPUT.exporters.
+        #[arg(long)]
+        exporters: Option<PathBuf>,
     },
 }
 
@@ -97,29 +101,39 @@ fn main() -> ExitCode {
             output,
             events,
             metric,
+            exporters,
         } => {
             let loaded = match config::load_file(&config) {
                 Ok(loaded) => loaded,
                 Err(errors) => return config_failed(errors),
             };
-            let report = match sidewatch::replay::replay(&loaded.plan, &input, &metric) {
-                Ok(report) => report,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return ExitCode::from(1);
-                }
-            };
-            let events_path = events.unwrap_or_else(|| {
+            let beside = |suffix: &str| {
                 let mut name = output.clone().into_os_string();
-                name.push(".events.jsonl");
+                name.push(suffix);
                 PathBuf::from(name)
-            });
+            };
+            let events_path = events.unwrap_or_else(|| beside(".events.jsonl"));
+            let exporters_dir = exporters.unwrap_or_else(|| beside(".exporters"));
+            let report =
+                match sidewatch::replay::replay(&loaded.plan, &input, &metric, &exporters_dir) {
+                    Ok(report) => report,
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        return ExitCode::from(1);
+                    }
+                };
             let lines: String = report.events.iter().map(|e| format!("{e}\n")).collect();
-            if let Err(e) = std::fs::write(&output, &report.csv)
-                .and_then(|_| std::fs::write(&events_path, lines))
-            {
+            let written = std::fs::write(&output, &report.csv)
+                .and_then(|_| std::fs::write(&events_path, lines));
+            if let Err(e) = written {
                 eprintln!("error: cannot write the output: {e}");
                 return ExitCode::from(1);
+            }
+            if report.skipped_inputs > 0 {
+                eprintln!(
+                    "warning: {} inputs skipped: no pipeline takes their signal from a receiver",
+                    report.skipped_inputs
+                );
             }
             eprintln!(
                 "{} points scored, {} anomaly incidents, alerts fired: {}",
@@ -136,7 +150,13 @@ fn main() -> ExitCode {
                         .join(", ")
                 }
             );
-            eprintln!("wrote {} and {}", output.display(), events_path.display());
+            eprintln!(
+                "wrote {}, {} and {} ({} exporter files)",
+                output.display(),
+                events_path.display(),
+                exporters_dir.display(),
+                report.exporter_files.len()
+            );
             ExitCode::SUCCESS
         }
         Command::Validate { config } => match config::load_file(&config) {
@@ -177,7 +197,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            runtime.block_on(run(loaded))
+            let code = runtime.block_on(run(loaded));
+            // Dropping a runtime waits for its blocking threads without
+            // limit (a file or state write stuck on its disk): past the
+            // shutdown deadline, give them a moment and exit regardless.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+            code
         }
     }
 }

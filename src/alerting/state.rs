@@ -1,26 +1,26 @@
 //! The alert state file: every pending, firing and recently resolved
 //! instance, written atomically (temporary file, fsync, rename) after each
 //! evaluation that changed something, and read back at start-up, so a
-//! restart neither re-notifies nor forgets a pending `for`.
+//! restart neither re-notifies nor forgets a pending `for`. The connector's
+//! runtime writes it, outside the connector's lock and before that
+//! evaluation's events are delivered.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
 use super::engine::Instance;
 
 pub type Snapshot = BTreeMap<String, BTreeMap<String, Instance>>;
 
+/// The file's bytes for `snapshot`; written with
+/// `processors::state_write` (temporary file, fsync, rename).
+pub fn encode(snapshot: &Snapshot) -> Vec<u8> {
+    // A map of strings to plain structs: serialising cannot fail.
+    serde_json::to_vec(snapshot).unwrap_or_default()
+}
+
 pub fn save(path: &Path, snapshot: &Snapshot) -> std::io::Result<()> {
-    let text = serde_json::to_vec(snapshot).map_err(std::io::Error::other)?;
-    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)?;
-    }
-    let temporary = path.with_extension("tmp");
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(&text)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
+    crate::processors::state_write::write_atomically(path, &encode(snapshot))
 }
 
 /// A missing file is an empty state; a corrupt one is reported and

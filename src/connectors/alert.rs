@@ -30,6 +30,7 @@ use crate::alerting::rule::RuleConfig;
 use crate::alerting::state;
 use crate::exporters::debug::any_value_text;
 use crate::processors::Processor;
+use crate::processors::state_write::StateWrite;
 use crate::signal::Batch;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -76,7 +77,9 @@ pub struct AlertConnector {
     interval: Duration,
     next_evaluation: Option<SystemTime>,
     state_file: Option<PathBuf>,
-    last_saved: Option<String>,
+    /// The bytes last handed out to be written: unchanged state is not
+    /// written again.
+    last_saved: Option<Vec<u8>>,
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
 
@@ -111,26 +114,31 @@ impl AlertConnector {
         }
     }
 
-    /// Evaluates at `now` and returns the events (for replay and tests).
+    /// Evaluates at `now` and returns the events (for tests); the state
+    /// file, if any, is written before returning.
     pub fn evaluate(&mut self, now: SystemTime) -> Vec<AlertEvent> {
         let events = self.engine.evaluate(unix_seconds(now));
-        self.save();
+        if let Some(write) = self.take_state_write()
+            && let Err(e) = write.write()
+        {
+            tracing::error!(path = %write.path.display(), error = %e, "cannot save alert state");
+        }
         events
     }
 
-    fn save(&mut self) {
-        let Some(path) = &self.state_file else { return };
-        let snapshot = self.engine.snapshot();
-        let text = serde_json::to_string(&snapshot).unwrap_or_default();
-        if self.last_saved.as_deref() == Some(text.as_str()) {
-            return;
+    /// The state file's new content, if it changed since the last one
+    /// handed out. Cheap (no I/O): called under the connector's lock.
+    fn state_write(&mut self) -> Option<StateWrite> {
+        let path = self.state_file.as_ref()?;
+        let bytes = state::encode(&self.engine.snapshot());
+        if self.last_saved.as_deref() == Some(bytes.as_slice()) {
+            return None;
         }
-        match state::save(path, &snapshot) {
-            Ok(()) => self.last_saved = Some(text),
-            Err(e) => {
-                tracing::error!(path = %path.display(), error = %e, "cannot save alert state")
-            }
-        }
+        self.last_saved = Some(bytes.clone());
+        Some(StateWrite {
+            path: path.clone(),
+            bytes,
+        })
     }
 
     pub fn observe_batch(&mut self, batch: &Batch, now: SystemTime) {
@@ -260,7 +268,6 @@ impl Processor for AlertConnector {
             missed += 1;
         }
         events.extend(self.engine.evaluate(unix_seconds(now)));
-        self.save();
         self.next_evaluation = Some(if now >= due + self.interval {
             now + self.interval
         } else {
@@ -271,8 +278,10 @@ impl Processor for AlertConnector {
         }
     }
 
-    fn flush(&mut self, _out: &mut Vec<Batch>) {
-        self.save();
+    /// The runtime writes this after releasing the connector's lock and
+    /// before delivering the events of the same tick.
+    fn take_state_write(&mut self) -> Option<StateWrite> {
+        self.state_write()
     }
 }
 

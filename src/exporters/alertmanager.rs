@@ -14,7 +14,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -22,6 +22,7 @@ use super::alert_payload::{alertmanager_alert, events};
 use super::settings::{ExporterSettings, QueueSettings, RetrySettings};
 use super::{ExportError, Exporter};
 use crate::alerting::event::{AlertEvent, Status};
+use crate::clock::Clock;
 use crate::config::endpoint::EndpointUrl;
 use crate::connectors::alert::unix_seconds;
 use crate::signal::Batch;
@@ -70,6 +71,8 @@ struct Shared {
     url: String,
     resend_interval: Duration,
     generator_url: String,
+    /// `endsAt` is counted from this clock's now (the graph's clock).
+    clock: Clock,
     /// Firing alerts by fingerprint (rule and series, not severity),
     /// re-sent until resolved. Held across each POST: see the header.
     firing: tokio::sync::Mutex<BTreeMap<String, AlertEvent>>,
@@ -132,13 +135,14 @@ impl AlertmanagerExporter {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))
     }
 
-    pub fn new(config: &AlertmanagerExporterConfig) -> Result<Self, String> {
+    pub fn new(config: &AlertmanagerExporterConfig, clock: Clock) -> Result<Self, String> {
         let client = Self::client(config)?;
         let shared = Arc::new(Shared {
             client,
             url: config.endpoint.join("api/v2/alerts"),
             resend_interval: config.resend_interval,
             generator_url: config.generator_url.clone(),
+            clock,
             firing: tokio::sync::Mutex::new(BTreeMap::new()),
         });
         let resender = tokio::spawn(resend(Arc::downgrade(&shared)));
@@ -159,7 +163,7 @@ async fn resend(shared: Weak<Shared>) {
             return;
         };
         let firing = shared.firing.lock().await;
-        let now = unix_seconds(SystemTime::now());
+        let now = unix_seconds(shared.clock.now());
         let alerts: Vec<_> = firing
             .values()
             .map(|e| alertmanager_alert(e, shared.valid_until(now), &shared.generator_url))
@@ -180,7 +184,7 @@ impl Exporter for AlertmanagerExporter {
             return Ok(());
         }
         let mut firing = self.shared.firing.lock().await;
-        let now = unix_seconds(SystemTime::now());
+        let now = unix_seconds(self.shared.clock.now());
         let valid_until = self.shared.valid_until(now);
         let generator_url = &self.shared.generator_url;
         let mut alerts = Vec::new();

@@ -4,8 +4,12 @@
 //! last in topological order to the first (so a connector's downstream
 //! pipelines exist when it is built), then receivers, then tickers and the
 //! telemetry endpoint. Stop, under one deadline: receivers stop accepting
-//! and finish in-flight requests; pipelines flush in topological order;
+//! and finish in-flight requests; tickers stop (one blocked on a full queue
+//! is abandoned at the deadline); pipelines flush in topological order;
 //! queues drain; whatever is stuck is named.
+//!
+//! `build_graph` is the part without receivers and tickers, shared with
+//! `sidewatch replay`, which drives the same graph on a manual clock.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -16,6 +20,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::{ConnectorRuntime, Consumer, PipelineRuntime, Target};
+use crate::clock::Clock;
 use crate::components::{ConnectorConfig, ExporterConfig, ProcessorConfig, ReceiverConfig};
 use crate::config::{ComponentId, Plan};
 use crate::exporters::Exporter;
@@ -37,24 +42,60 @@ pub struct RunningCollector {
     /// Every bound listener: `otlp/grpc`, `otlp/http`, `telemetry`, ...
     pub addresses: BTreeMap<String, SocketAddr>,
     pub telemetry: Arc<Telemetry>,
+    clock: Clock,
     shutdown_timeout: Duration,
     receivers_stop: CancellationToken,
     receivers_closed: CancellationToken,
     receiver_tasks: Vec<JoinHandle<()>>,
     tickers_stop: CancellationToken,
-    ticker_tasks: Vec<JoinHandle<()>>,
+    /// Each ticker with what it ticks, to name it if it is stuck.
+    ticker_tasks: Vec<(String, JoinHandle<()>)>,
     pipelines: Vec<Arc<PipelineRuntime>>,
     queues: Vec<QueueRunner>,
     telemetry_stop: CancellationToken,
     telemetry_task: Option<JoinHandle<()>>,
 }
 
-pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
-    crate::tls::install_provider();
-    let telemetry = Arc::new(Telemetry::default());
+/// The graph without receivers and tickers: pipelines (in the plan's
+/// topological order), connectors, and exporter queues. `start` runs it
+/// live; `replay` drives the same graph on event time.
+pub struct Graph {
+    pub pipelines: Vec<Arc<PipelineRuntime>>,
+    pub(crate) connectors: BTreeMap<ComponentId, Arc<ConnectorRuntime>>,
+    pub queues: Vec<QueueRunner>,
+}
+
+/// What a graph is built for: live, or a replay (which starts from a clean
+/// slate and never touches the live state files).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Live,
+    Replay,
+}
+
+/// Makes the exporter for (id, config, signal) with its queue settings.
+pub(crate) type ExporterFactory<'a> = dyn FnMut(
+        &ComponentId,
+        &ExporterConfig,
+        Signal,
+    ) -> Result<
+        (
+            Arc<dyn Exporter>,
+            crate::exporters::settings::ExporterSettings,
+        ),
+        String,
+    > + 'a;
+
+/// Builds every exporter queue, connector and pipeline of `plan`; needs a
+/// Tokio runtime (queues start their workers).
+pub(crate) fn build_graph(
+    plan: &Plan,
+    telemetry: &Telemetry,
+    purpose: Purpose,
+    make_exporter: &mut ExporterFactory<'_>,
+) -> Result<Graph, StartError> {
     let component_error =
         |component: String, message: String| StartError::Component { component, message };
-
     // Exporters: one queue per (exporter, signal) in use.
     let mut senders: BTreeMap<(ComponentId, Signal), QueueSender> = BTreeMap::new();
     let mut queues = Vec::new();
@@ -68,11 +109,9 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
             if senders.contains_key(&key) {
                 continue;
             }
-            let config = &plan.exporters[id];
             let name = id.to_string();
-            let exporter = build_exporter(&name, config, pipeline.signal)
+            let (exporter, settings) = make_exporter(id, &plan.exporters[id], pipeline.signal)
                 .map_err(|m| component_error(format!("exporter {name}"), m))?;
-            let settings = config.settings();
             let stats =
                 telemetry.exporter(&name, pipeline.signal, settings.sending_queue.queue_size);
             let (sender, runner) = queue::start(&name, pipeline.signal, exporter, &settings, stats)
@@ -97,7 +136,7 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
                         .filter(|p| p.receivers.contains(id))
                         .filter_map(|p| built.get(&p.id).cloned())
                         .collect();
-                    let state = build_connector(config);
+                    let state = build_connector(config, purpose);
                     if let Some(stats) = state.cardinality() {
                         telemetry.register_cardinality("connector", &id.to_string(), "", stats);
                     }
@@ -130,12 +169,81 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
             PipelineRuntime::new(pipeline.id.clone(), pipeline.signal, processors, targets);
         built.insert(pipeline.id.clone(), Arc::new(runtime));
     }
-    let pipelines: Vec<Arc<PipelineRuntime>> = plan
-        .service
-        .pipelines
-        .iter()
-        .map(|p| built[&p.id].clone())
-        .collect();
+    Ok(Graph {
+        pipelines: plan
+            .service
+            .pipelines
+            .iter()
+            .map(|p| built[&p.id].clone())
+            .collect(),
+        connectors,
+        queues,
+    })
+}
+
+/// A pipeline or connector that holds data back and wants a periodic tick.
+#[derive(Clone)]
+pub(crate) enum Timed {
+    Pipeline(Arc<PipelineRuntime>),
+    Connector(Arc<ConnectorRuntime>),
+}
+
+impl Timed {
+    pub(crate) fn name(&self) -> String {
+        match self {
+            Timed::Pipeline(p) => format!("pipeline {}", p.id),
+            Timed::Connector(c) => format!("connector {}", c.id),
+        }
+    }
+
+    pub(crate) async fn tick(&self, now: SystemTime) {
+        match self {
+            Timed::Pipeline(p) => p.tick(now).await,
+            Timed::Connector(c) => c.tick(now).await,
+        }
+    }
+}
+
+impl Graph {
+    /// Everything that wants a tick, with its interval.
+    pub(crate) fn timed(&self) -> Vec<(Timed, Duration)> {
+        let pipelines = self
+            .pipelines
+            .iter()
+            .filter_map(|p| Some((Timed::Pipeline(p.clone()), p.tick_interval()?)));
+        let connectors = self
+            .connectors
+            .values()
+            .filter_map(|c| Some((Timed::Connector(c.clone()), c.tick_interval()?)));
+        pipelines.chain(connectors).collect()
+    }
+}
+
+pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
+    start_on(plan, Clock::System).await
+}
+
+/// Starts the collector with `clock` as the graph's time.
+pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, StartError> {
+    crate::tls::install_provider();
+    let telemetry = Arc::new(Telemetry::default());
+    let component_error =
+        |component: String, message: String| StartError::Component { component, message };
+    let graph = build_graph(
+        plan,
+        &telemetry,
+        Purpose::Live,
+        &mut |id, config, signal| {
+            let exporter = build_exporter(&id.to_string(), config, signal, &clock)?;
+            Ok((exporter, config.settings()))
+        },
+    )?;
+    let timed = graph.timed();
+    let Graph {
+        pipelines, queues, ..
+    } = graph;
+    let built: BTreeMap<&str, &Arc<PipelineRuntime>> =
+        pipelines.iter().map(|p| (p.id.as_str(), p)).collect();
 
     // Receivers.
     let receivers_stop = CancellationToken::new();
@@ -156,10 +264,15 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
                 .pipelines
                 .iter()
                 .filter(|p| p.signal == signal && p.receivers.contains(id))
-                .map(|p| built[&p.id].clone())
+                .map(|p| built[p.id.as_str()].clone())
                 .collect();
             if !feeding.is_empty() {
-                let consumer = Consumer::new(feeding, receivers_closed.clone(), memory.clone());
+                let consumer = Consumer::new(
+                    feeding,
+                    receivers_closed.clone(),
+                    memory.clone(),
+                    clock.clone(),
+                );
                 if consumer.accepts_encoded() && matches!(config, ReceiverConfig::Otlp(_)) {
                     tracing::info!(receiver = %id, %signal, "OTLP protobuf passes through encoded: validated and counted, not decoded, since nothing on its way looks inside");
                 }
@@ -186,25 +299,14 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
 
     // Tickers for processors and connectors that hold data back.
     let tickers_stop = CancellationToken::new();
-    let mut ticker_tasks = Vec::new();
-    for pipeline in &pipelines {
-        if let Some(interval) = pipeline.tick_interval() {
-            let pipeline = pipeline.clone();
-            ticker_tasks.push(spawn_ticker(interval, tickers_stop.clone(), move |now| {
-                let pipeline = pipeline.clone();
-                async move { pipeline.tick(now).await }
-            }));
-        }
-    }
-    for connector in connectors.values() {
-        if let Some(interval) = connector.tick_interval() {
-            let connector = connector.clone();
-            ticker_tasks.push(spawn_ticker(interval, tickers_stop.clone(), move |now| {
-                let connector = connector.clone();
-                async move { connector.tick(now).await }
-            }));
-        }
-    }
+    let ticker_tasks = timed
+        .into_iter()
+        .map(|(timed, interval)| {
+            let name = timed.name();
+            let task = spawn_ticker(timed, interval, clock.clone(), tickers_stop.clone());
+            (name, task)
+        })
+        .collect();
 
     let telemetry_stop = CancellationToken::new();
     let mut telemetry_task = None;
@@ -226,6 +328,7 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
     Ok(RunningCollector {
         addresses,
         telemetry,
+        clock,
         shutdown_timeout: plan.service.shutdown_timeout,
         receivers_stop,
         receivers_closed,
@@ -239,17 +342,21 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
     })
 }
 
-fn spawn_ticker<F, Fut>(interval: Duration, stop: CancellationToken, mut tick: F) -> JoinHandle<()>
-where
-    F: FnMut(SystemTime) -> Fut + Send + 'static,
-    Fut: std::future::Future<Output = ()> + Send,
-{
+/// Ticks `timed` every `interval` on `clock` until `stop`. A tick that has
+/// begun runs to its end (what it emitted is delivered, waiting for queue
+/// room if need be); shutdown waits for it only until its deadline.
+fn spawn_ticker(
+    timed: Timed,
+    interval: Duration,
+    clock: Clock,
+    stop: CancellationToken,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut timer = tokio::time::interval(interval);
         timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = timer.tick() => tick(SystemTime::now()).await,
+                _ = timer.tick() => timed.tick(clock.now()).await,
                 _ = stop.cancelled() => return,
             }
         }
@@ -281,13 +388,21 @@ impl RunningCollector {
         }
         self.receivers_closed.cancel();
 
+        // A tick blocked on a full queue (its exporter's backend down) is
+        // waited for only until the deadline, then abandoned and named.
         self.tickers_stop.cancel();
-        for task in self.ticker_tasks {
-            let _ = task.await;
+        for (name, mut task) in self.ticker_tasks {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, &mut task).await.is_err() {
+                task.abort();
+                stuck.push(format!(
+                    "the ticker of {name} was still delivering: its exporters' queues stayed full"
+                ));
+            }
         }
         for pipeline in &self.pipelines {
             let left = deadline.saturating_duration_since(Instant::now());
-            if tokio::time::timeout(left, pipeline.flush(SystemTime::now()))
+            if tokio::time::timeout(left, pipeline.flush(self.clock.now()))
                 .await
                 .is_err()
             {
@@ -308,8 +423,14 @@ impl RunningCollector {
             tracing::error!(problem = %problem, "shutdown incomplete");
         }
         self.telemetry_stop.cancel();
-        if let Some(task) = self.telemetry_task {
-            let _ = task.await;
+        if let Some(mut task) = self.telemetry_task {
+            // The endpoint stops at once; a scrape in flight gets a moment.
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100));
+            if tokio::time::timeout(left, &mut task).await.is_err() {
+                task.abort();
+            }
         }
         ShutdownReport {
             clean: stuck.is_empty(),
@@ -345,11 +466,18 @@ pub fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
 }
 
 /// A connector as `run` builds it (public for the fuzz targets).
-pub fn build_connector(config: &ConnectorConfig) -> Box<dyn Processor> {
+pub fn build_connector(config: &ConnectorConfig, purpose: Purpose) -> Box<dyn Processor> {
     match config {
         ConnectorConfig::Forward(_) => Box::new(connectors::forward::Forward),
         ConnectorConfig::Anomaly(c) => Box::new(connectors::anomaly::AnomalyConnector::new(c)),
         ConnectorConfig::Red(c) => Box::new(connectors::red::RedConnector::new(c.clone())),
+        // A replay starts from a clean slate: never the live state file.
+        ConnectorConfig::Alert(c) if purpose == Purpose::Replay => Box::new(
+            connectors::alert::AlertConnector::new(&connectors::alert::AlertConfig {
+                state_file: None,
+                ..c.clone()
+            }),
+        ),
         ConnectorConfig::Alert(c) => Box::new(connectors::alert::AlertConnector::new(c)),
     }
 }
@@ -358,6 +486,7 @@ fn build_exporter(
     name: &str,
     config: &ExporterConfig,
     signal: Signal,
+    clock: &Clock,
 ) -> Result<Arc<dyn Exporter>, String> {
     Ok(match config {
         ExporterConfig::Otlp(c) => Arc::new(exporters::otlp::OtlpExporter::new(c, signal)?),
@@ -366,9 +495,9 @@ fn build_exporter(
         }
         ExporterConfig::Debug(c) => Arc::new(exporters::debug::DebugExporter::new(c.clone())),
         ExporterConfig::File(c) => Arc::new(exporters::file::FileExporter::new(c.clone(), signal)?),
-        ExporterConfig::Alertmanager(c) => {
-            Arc::new(exporters::alertmanager::AlertmanagerExporter::new(c)?)
-        }
+        ExporterConfig::Alertmanager(c) => Arc::new(
+            exporters::alertmanager::AlertmanagerExporter::new(c, clock.clone())?,
+        ),
         ExporterConfig::Webhook(c) => Arc::new(exporters::webhook::WebhookExporter::new(c, name)?),
         ExporterConfig::Email(c) => Arc::new(exporters::email::EmailExporter::new(c)?),
         ExporterConfig::Prometheus(c) => {

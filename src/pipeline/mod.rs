@@ -5,22 +5,34 @@
 //! reach is full, the receiver refuses the request with a retryable answer.
 //! Once admitted, a batch is delivered by waiting for queue room, never
 //! dropped, and the client is answered only after its data is in every
-//! queue. (`build` wires the graph; `lifecycle` starts and stops it;
-//! `contain` keeps a component's panic to the request that caused it.)
+//! queue. (`build` wires the graph, starts and stops it; `contain` keeps a
+//! component's panic to the request that caused it.)
+//!
+//! Time: nothing here reads the system clock. `now` comes from the graph's
+//! [`Clock`] (the consumer reads it per request, tickers per tick), so the
+//! same graph runs live on wall time and in `sidewatch replay` on event
+//! time.
+//!
+//! State files: a component's `take_state_write` is taken under its lock
+//! and written after the lock is released (`state_writer`), before what the
+//! same tick or flush emitted is delivered.
 
 pub mod build;
 pub mod contain;
 pub mod in_flight;
 pub mod memory;
+mod state_writer;
 
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use futures::future::BoxFuture;
 
+use crate::clock::Clock;
 use crate::exporters::queue::{QueueSender, SendError};
 use crate::processors::{Processor, run_chain};
 use crate::signal::{Batch, Signal};
+use state_writer::{Numbered, StateWriter};
 
 /// Why a batch was not admitted.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -60,6 +72,7 @@ pub struct PipelineRuntime {
     targets: Vec<Target>,
     /// Every processor and target takes encoded batches as they are.
     accepts_encoded: bool,
+    state_writer: StateWriter,
 }
 
 pub struct ConnectorRuntime {
@@ -69,6 +82,7 @@ pub struct ConnectorRuntime {
     /// The connector and every pipeline it feeds take encoded batches.
     accepts_encoded: bool,
     state_accepts_encoded: bool,
+    state_writer: StateWriter,
 }
 
 impl PipelineRuntime {
@@ -89,6 +103,7 @@ impl PipelineRuntime {
             chain: (!processors.is_empty()).then(|| Mutex::new(processors)),
             targets,
             accepts_encoded,
+            state_writer: StateWriter::default(),
         }
     }
 
@@ -194,56 +209,56 @@ impl PipelineRuntime {
 
     /// Runs due processor ticks and delivers what they emit.
     pub async fn tick(&self, now: SystemTime) {
-        let Some(chain) = &self.chain else {
-            return;
-        };
-        let outputs = {
-            let mut chain = contain::lock(chain, &self.id);
-            contain::run(&self.id, || {
-                let mut outputs = Vec::new();
-                for i in 0..chain.len() {
-                    let mut emitted = Vec::new();
-                    chain[i].tick(now, &mut emitted);
-                    if !emitted.is_empty() {
-                        outputs.extend(run_chain(&mut chain, i + 1, emitted, now));
-                    }
-                }
-                outputs
-            })
-            .unwrap_or_default()
-        };
-        for output in outputs {
-            self.deliver_logged(output, now).await;
-        }
+        self.run_timed(now, |processor, now, out| processor.tick(now, out))
+            .await;
     }
 
     /// Flushes every processor in order and delivers the result, then
     /// flushes the connectors this pipeline feeds.
     pub async fn flush(&self, now: SystemTime) {
-        if let Some(chain) = &self.chain {
-            let outputs = {
-                let mut chain = contain::lock(chain, &self.id);
-                contain::run(&self.id, || {
-                    let mut outputs = Vec::new();
-                    for i in 0..chain.len() {
-                        let mut emitted = Vec::new();
-                        chain[i].flush(&mut emitted);
-                        if !emitted.is_empty() {
-                            outputs.extend(run_chain(&mut chain, i + 1, emitted, now));
-                        }
-                    }
-                    outputs
-                })
-                .unwrap_or_default()
-            };
-            for output in outputs {
-                self.deliver_logged(output, now).await;
-            }
-        }
+        self.run_timed(now, |processor, now, out| processor.flush(now, out))
+            .await;
         for target in &self.targets {
             if let Target::Connector(connector) = target {
                 connector.flush(now).await;
             }
+        }
+    }
+
+    /// Calls `step` (tick or flush) on each processor in order, running
+    /// what one emits through the rest of the chain; then, with the chain's
+    /// lock released, writes the state files they handed over and delivers
+    /// the output.
+    async fn run_timed(
+        &self,
+        now: SystemTime,
+        step: impl Fn(&mut dyn Processor, SystemTime, &mut Vec<Batch>),
+    ) {
+        let Some(chain) = &self.chain else {
+            return;
+        };
+        let (outputs, writes) = {
+            let mut chain = contain::lock(chain, &self.id);
+            contain::run(&self.id, || {
+                let mut outputs = Vec::new();
+                let mut writes = Vec::new();
+                for i in 0..chain.len() {
+                    let mut emitted = Vec::new();
+                    step(chain[i].as_mut(), now, &mut emitted);
+                    if let Some(write) = chain[i].take_state_write() {
+                        writes.push(self.state_writer.number(write));
+                    }
+                    if !emitted.is_empty() {
+                        outputs.extend(run_chain(&mut chain, i + 1, emitted, now));
+                    }
+                }
+                (outputs, writes)
+            })
+            .unwrap_or_default()
+        };
+        self.state_writer.write(writes, &self.id).await;
+        for output in outputs {
+            self.deliver_logged(output, now).await;
         }
     }
 
@@ -266,6 +281,7 @@ impl ConnectorRuntime {
             state_accepts_encoded,
             state: Mutex::new(state),
             downstream,
+            state_writer: StateWriter::default(),
         }
     }
 
@@ -307,33 +323,42 @@ impl ConnectorRuntime {
     }
 
     pub async fn tick(&self, now: SystemTime) {
-        let outputs = {
-            let mut state = contain::lock(&self.state, &self.id);
-            contain::run(&self.id, || {
-                let mut outputs = Vec::new();
-                state.tick(now, &mut outputs);
-                outputs
-            })
-            .unwrap_or_default()
-        };
+        let (outputs, writes) = self.run_timed(|state, out| state.tick(now, out));
+        // The state goes to disk before the events of this tick go out, so
+        // a restart never sends a notification twice; the connector's lock
+        // is released meanwhile, so requests do not wait for the fsync.
+        self.state_writer.write(writes, &self.id).await;
         if let Err(e) = self.send_downstream(outputs, now).await {
             tracing::error!(connector = %self.id, error = %e, "data emitted by a connector was not stored");
         }
     }
 
     async fn flush(&self, now: SystemTime) {
-        let outputs = {
-            let mut state = contain::lock(&self.state, &self.id);
-            contain::run(&self.id, || {
-                let mut outputs = Vec::new();
-                state.flush(&mut outputs);
-                outputs
-            })
-            .unwrap_or_default()
-        };
+        let (outputs, writes) = self.run_timed(|state, out| state.flush(now, out));
+        self.state_writer.write(writes, &self.id).await;
         if let Err(e) = self.send_downstream(outputs, now).await {
             tracing::error!(connector = %self.id, error = %e, "data flushed by a connector was not stored");
         }
+    }
+
+    /// Runs `step` under the connector's lock and takes the state file it
+    /// left to write, numbered while still under the lock.
+    fn run_timed(
+        &self,
+        step: impl FnOnce(&mut dyn Processor, &mut Vec<Batch>),
+    ) -> (Vec<Batch>, Vec<Numbered>) {
+        let mut state = contain::lock(&self.state, &self.id);
+        contain::run(&self.id, || {
+            let mut outputs = Vec::new();
+            step(state.as_mut(), &mut outputs);
+            let writes = state
+                .take_state_write()
+                .map(|write| self.state_writer.number(write))
+                .into_iter()
+                .collect();
+            (outputs, writes)
+        })
+        .unwrap_or_default()
     }
 
     pub fn tick_interval(&self) -> Option<std::time::Duration> {
@@ -349,6 +374,7 @@ pub struct Consumer {
     memory: Option<Arc<memory::MemoryLimiter>>,
     /// Every pipeline reached only forwards: fixed once the graph is built.
     accepts_encoded: bool,
+    clock: Clock,
 }
 
 impl Consumer {
@@ -356,12 +382,14 @@ impl Consumer {
         pipelines: Vec<Arc<PipelineRuntime>>,
         closed: tokio_util::sync::CancellationToken,
         memory: Option<Arc<memory::MemoryLimiter>>,
+        clock: Clock,
     ) -> Self {
         Consumer {
             accepts_encoded: pipelines.iter().all(|p| p.accepts_encoded()),
             pipelines: pipelines.into(),
             closed,
             memory,
+            clock,
         }
     }
 
@@ -411,7 +439,7 @@ impl Consumer {
                 return Err(Refused::QueueFull { exporter });
             }
         }
-        let now = SystemTime::now();
+        let now = self.clock.now();
         let mut result = Ok(());
         let copies = std::iter::repeat_n(batch, self.pipelines.len());
         for (pipeline, batch) in self.pipelines.iter().zip(copies) {

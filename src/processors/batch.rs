@@ -131,7 +131,7 @@ impl Processor for BatchProcessor {
         }
     }
 
-    fn flush(&mut self, out: &mut Vec<Batch>) {
+    fn flush(&mut self, _now: SystemTime, out: &mut Vec<Batch>) {
         self.emit_all(out);
     }
 }
@@ -216,7 +216,7 @@ mod tests {
         batch.tick(start + Duration::from_secs(1), &mut out);
         assert_eq!(spans(&out), vec![3]);
         batch.process(Batch::Traces(traces(&[&[4]]).into()), start, &mut out);
-        batch.flush(&mut out);
+        batch.flush(start, &mut out);
         assert_eq!(spans(&out), vec![3, 4]);
     }
 }

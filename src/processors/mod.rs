@@ -6,10 +6,16 @@
 //! `tick` or `flush`; it must never drop an item it was given unless that is
 //! its documented purpose. Connectors implement the same trait: they
 //! consume batches of one signal and emit batches of another.
+//!
+//! A component that keeps state on disk (the alert connector) does not
+//! write it itself: `take_state_write` hands the bytes to its runtime,
+//! which writes them outside the component's lock (`state_write`), so
+//! requests on the pipeline never wait for an fsync.
 
 pub mod batch;
 pub mod percentiles;
 pub mod schedule;
+pub mod state_write;
 pub mod window_gauges;
 
 use std::time::{Duration, SystemTime};
@@ -28,8 +34,16 @@ pub trait Processor: Send {
     /// Emits what has become due by `now` (timeouts, window ends).
     fn tick(&mut self, _now: SystemTime, _out: &mut Vec<Batch>) {}
 
-    /// Emits everything held back; called once at shutdown.
-    fn flush(&mut self, _out: &mut Vec<Batch>) {}
+    /// Emits everything held back, as of `now`; called once at shutdown
+    /// (and at the end of a replay).
+    fn flush(&mut self, _now: SystemTime, _out: &mut Vec<Batch>) {}
+
+    /// State to persist after `tick` or `flush`, if it changed: the
+    /// runtime writes it atomically, off this component's lock, before it
+    /// delivers what that `tick` or `flush` emitted.
+    fn take_state_write(&mut self) -> Option<state_write::StateWrite> {
+        None
+    }
 
     /// Whether `process` takes `Batch::Encoded` as it is, without looking
     /// inside. Others are given decoded batches.

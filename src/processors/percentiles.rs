@@ -465,30 +465,43 @@ impl Processor for PercentilesProcessor {
         // last emission is the "no data" that ends its series downstream.
         self.expire(nanos(now));
         self.publish();
-        if metrics.is_empty() {
-            return;
+        push_metrics(metrics, out);
+    }
+
+    /// The windows as of `now` once more, as the `red` connector does: the
+    /// observations since the last emission are not lost at shutdown or at
+    /// the end of a replay.
+    fn flush(&mut self, now: SystemTime, out: &mut Vec<Batch>) {
+        if !self.series.is_empty() {
+            push_metrics(self.metrics(now), out);
         }
-        out.push(Batch::Metrics(
-            ExportMetricsServiceRequest {
-                resource_metrics: vec![ResourceMetrics {
-                    resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
-                        attributes: vec![string_kv("service.name", "sidewatch")],
+    }
+}
+
+fn push_metrics(metrics: Vec<Metric>, out: &mut Vec<Batch>) {
+    if metrics.is_empty() {
+        return;
+    }
+    out.push(Batch::Metrics(
+        ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                resource: Some(opentelemetry_proto::tonic::resource::v1::Resource {
+                    attributes: vec![string_kv("service.name", "sidewatch")],
+                    ..Default::default()
+                }),
+                scope_metrics: vec![ScopeMetrics {
+                    scope: Some(InstrumentationScope {
+                        name: "sidewatch/percentiles".into(),
                         ..Default::default()
                     }),
-                    scope_metrics: vec![ScopeMetrics {
-                        scope: Some(InstrumentationScope {
-                            name: "sidewatch/percentiles".into(),
-                            ..Default::default()
-                        }),
-                        metrics,
-                        ..Default::default()
-                    }],
+                    metrics,
                     ..Default::default()
                 }],
-            }
-            .into(),
-        ));
-    }
+                ..Default::default()
+            }],
+        }
+        .into(),
+    ));
 }
 
 #[cfg(test)]

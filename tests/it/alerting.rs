@@ -1,8 +1,9 @@
 //! Alerting with real parts: the same series through our rules and through
 //! Prometheus's own rule engine (`promtool test rules`) fire and resolve at
 //! the same evaluation steps; alerts reach a real Alertmanager and a local
-//! webhook (Alertmanager and Slack formats) and resolve; and a sidewatch
-//! killed and restarted neither re-notifies nor forgets a pending `for`.
+//! webhook (Alertmanager and Slack formats) and resolve; a sidewatch
+//! killed and restarted neither re-notifies nor forgets a pending `for`;
+//! and requests never wait for the state file's write.
 
 use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
@@ -514,6 +515,140 @@ service:
         "a restart must not re-notify: {:?}",
         hook.posted.all()
     );
+}
+
+/// The alert state is written outside the connector's lock: while a write
+/// cannot finish (its temporary file is a FIFO nobody reads yet), requests
+/// on the pipeline are still answered at once; and the notification of an
+/// alert goes out only once the state recording it is on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_do_not_wait_for_the_alert_state_write() {
+    let hook = WebhookSink::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let state = dir.path().join("state.json");
+    let fifo = dir.path().join("state.tmp");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let config = dir.path().join("alerts.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+receivers:
+  otlp: {{ protocols: {{ http: {{ endpoint: 127.0.0.1:{port} }} }} }}
+connectors:
+  alert:
+    evaluation_interval: 100ms
+    state_file: {}
+    rules:
+      - {{ name: Hot, metric: temperature, op: ">", critical: 50 }}
+exporters:
+  webhook: {{ url: {}, retry_on_failure: {{ initial_interval: 100ms }} }}
+service:
+  telemetry: {{ metrics: {{ level: none }} }}
+  pipelines:
+    metrics: {{ receivers: [otlp], exporters: [alert] }}
+    logs: {{ receivers: [alert], exporters: [webhook] }}
+"#,
+            state.display(),
+            hook.url()
+        ),
+    )
+    .unwrap();
+    let _sidewatch = spawn_sidewatch(&config);
+    let listening = wait_for(Duration::from_secs(10), async || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    })
+    .await;
+    assert!(listening.is_some(), "sidewatch did not listen");
+    // The first evaluation writes the state and blocks opening the FIFO.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let answered = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/v1/metrics"))
+        .header("content-type", "application/x-protobuf")
+        .timeout(Duration::from_secs(3))
+        .body(gauge("temperature", &[("room", "server")], 80.0).encode_to_vec())
+        .send()
+        .await;
+    assert!(
+        answered.as_ref().is_ok_and(|r| r.status().is_success()),
+        "a request waited for the state write: {answered:?}"
+    );
+    assert!(
+        hook.posted.all().is_empty(),
+        "nothing is notified before the state write finishes"
+    );
+
+    // Let the write go on: open the FIFO for reading (the writer's open
+    // returns), take its name away (later writes make a regular file),
+    // and read what was written. That first write then fails (a FIFO
+    // cannot be fsynced), which is logged; the next one succeeds.
+    let written = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || read_fifo(&fifo)),
+    )
+    .await
+    .expect("reading the FIFO took too long")
+    .unwrap();
+    assert!(
+        written.starts_with('{'),
+        "the state was written: {written:?}"
+    );
+    let fired = wait_for(Duration::from_secs(10), async || {
+        hook.posted
+            .all()
+            .into_iter()
+            .find(|p| p["status"] == "firing")
+    })
+    .await;
+    assert!(fired.is_some(), "the alert never fired");
+    // The notification went out after the state that records it was saved.
+    let saved = tokio::time::timeout(
+        Duration::from_secs(5),
+        tokio::task::spawn_blocking(move || std::fs::read_to_string(state)),
+    )
+    .await
+    .expect("the state file is still the FIFO: the firing state was not saved")
+    .unwrap()
+    .unwrap();
+    assert!(
+        saved.contains("Hot") && saved.to_lowercase().contains("firing"),
+        "{saved}"
+    );
+}
+
+/// Opens a FIFO for reading without waiting for a writer, unlinks it, and
+/// reads until the writer that connected closes it (bounded: 5 s).
+fn read_fifo(fifo: &std::path::Path) -> String {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(fifo)
+        .unwrap();
+    std::fs::remove_file(fifo).unwrap();
+    let mut text = Vec::new();
+    let mut buffer = [0u8; 4096];
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(5) {
+        match file.read(&mut buffer) {
+            // No writer (any more): done once one has written.
+            Ok(0) if !text.is_empty() => break,
+            Ok(0) => {}
+            Ok(n) => text.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => panic!("reading the FIFO: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    String::from_utf8_lossy(&text).into_owned()
 }
 
 #[test]

@@ -34,6 +34,7 @@ mod prometheus_receiver;
 mod rapid_reset;
 mod raw_grpc;
 mod red;
+mod replay;
 mod retry;
 mod sdk_end_to_end;
 mod shutdown;

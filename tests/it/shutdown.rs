@@ -1,5 +1,7 @@
 //! SIGTERM: data accepted before the signal reaches the backend, even when
-//! it sits in a batch processor with a long timeout, and the exit code is 0.
+//! it sits in a batch processor with a long timeout, and the exit code is 0;
+//! and a ticker blocked on a full queue cannot hold the process past
+//! `shutdown_timeout`.
 
 use std::process::Command;
 use std::time::Duration;
@@ -88,4 +90,156 @@ service:
         recorded.span_count()
     );
     backend.stop().await;
+}
+
+/// Spans of kind server, so the red connector counts them.
+fn server_spans(
+    count: usize,
+) -> opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest {
+    let mut request = trace_request("blocked", count);
+    for span in request
+        .resource_spans
+        .iter_mut()
+        .flat_map(|r| &mut r.scope_spans)
+        .flat_map(|s| &mut s.spans)
+    {
+        span.kind = 2;
+        span.start_time_unix_nano = 1;
+        span.end_time_unix_nano = 1 + 5_000_000;
+    }
+    request
+}
+
+/// The red connector's ticker emits into a metrics pipeline whose
+/// exporter's backend is down and whose one-batch queue is full, so the
+/// tick waits for room that never comes; SIGTERM still ends the process
+/// within `shutdown_timeout`, and the log names the stuck ticker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_ends_within_the_deadline_while_a_ticker_waits_on_a_full_queue() {
+    let http_port = free_port();
+    let telemetry_port = free_port();
+    let dead_port = free_port(); // nothing listens: every export fails
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("blocked.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+receivers:
+  otlp: {{ protocols: {{ http: {{ endpoint: 127.0.0.1:{http_port} }} }} }}
+connectors:
+  red: {{ dimensions: [service.name], emit_interval: 100ms }}
+exporters:
+  otlp:
+    endpoint: http://127.0.0.1:{dead_port}
+    sending_queue: {{ queue_size: 1, num_consumers: 1 }}
+    retry_on_failure: {{ initial_interval: 30s, max_interval: 30s, max_elapsed_time: 0s }}
+service:
+  shutdown_timeout: 2s
+  telemetry: {{ metrics: {{ address: 127.0.0.1:{telemetry_port} }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [red] }}
+    metrics: {{ receivers: [red], exporters: [otlp] }}
+"#
+        ),
+    )
+    .unwrap();
+    // Killed and waited for on drop, whatever happens.
+    let mut child = crate::harness::Sidewatch(
+        std::process::Command::new(env!("CARGO_BIN_EXE_sidewatch"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let http = reqwest::Client::new();
+    let metrics_url = format!("http://127.0.0.1:{telemetry_port}/metrics");
+    let mut ready = false;
+    for _ in 0..250 {
+        if http
+            .get(&metrics_url)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ready, "sidewatch did not become ready");
+    let response = http
+        .post(format!("http://127.0.0.1:{http_port}/v1/traces"))
+        .header("content-type", "application/x-protobuf")
+        .body(server_spans(10).encode_to_vec())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    // Wait until the queue holds its one batch; the red ticker emits every
+    // 100 ms, so soon after it waits for room.
+    let full = "sidewatch_exporter_queue_size{exporter=\"otlp\",signal=\"metrics\"} 1";
+    let mut queue_full = false;
+    for _ in 0..100 {
+        let text = http
+            .get(&metrics_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains(full) {
+            queue_full = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(queue_full, "the exporter's queue never filled");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let pid = child.id();
+    let stderr = child.stderr.take().unwrap();
+    let log = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut { stderr }, &mut text);
+        text
+    });
+    let signalled = std::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    // Bounded wait: 2 s of shutdown_timeout plus a little for the abandon
+    // step; past that the process is killed and the test fails.
+    let mut status = None;
+    while signalled.elapsed() < Duration::from_secs(4) {
+        if let Some(exited) = child.try_wait().unwrap() {
+            status = Some(exited);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let took = signalled.elapsed();
+    if status.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let log = log.join().unwrap();
+    let status = status.unwrap_or_else(|| panic!("still running {took:?} after SIGTERM:\n{log}"));
+    eprintln!("exited {took:?} after SIGTERM");
+    assert!(
+        took < Duration::from_millis(3500),
+        "exited {took:?} after SIGTERM, past shutdown_timeout (2 s)"
+    );
+    assert_eq!(status.code(), Some(1), "an incomplete shutdown exits 1");
+    assert!(
+        log.contains("the ticker of connector red was still delivering"),
+        "the stuck ticker is named:\n{log}"
+    );
 }

@@ -491,7 +491,10 @@ pub fn components(yaml: &str) -> Vec<(String, Box<dyn Processor>)> {
     for (id, config) in &plan.connectors {
         built.push((
             id.to_string(),
-            sidewatch::pipeline::build::build_connector(config),
+            sidewatch::pipeline::build::build_connector(
+                config,
+                sidewatch::pipeline::build::Purpose::Replay,
+            ),
         ));
     }
     built
@@ -519,6 +522,6 @@ pub fn drive(components: &mut [(String, Box<dyn Processor>)], batches: &[Batch],
     for (_, component) in components.iter_mut() {
         let mut out = Vec::new();
         component.tick(now + Duration::from_secs(120), &mut out);
-        component.flush(&mut out);
+        component.flush(now + Duration::from_secs(120), &mut out);
     }
 }

@@ -620,9 +620,9 @@ impl Processor for RedConnector {
         self.stats.publish(self.series.len(), self.overflowed_spans);
     }
 
-    fn flush(&mut self, out: &mut Vec<Batch>) {
+    fn flush(&mut self, now: SystemTime, out: &mut Vec<Batch>) {
         if !self.series.is_empty() {
-            out.push(Batch::Metrics(self.metrics(SystemTime::now()).into()));
+            out.push(Batch::Metrics(self.metrics(now).into()));
         }
     }
 }
