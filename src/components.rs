@@ -62,6 +62,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
         connects: &[],
     },
     ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "filelog",
+        description: "tails files by glob: rotation, checkpoints, multiline, regex/json/time/severity parsers",
+        signals: &[Signal::Logs],
+        connects: &[],
+    },
+    ComponentInfo {
         kind: Kind::Processor,
         type_name: "batch",
         description: "groups items into batches by size or after a timeout; flushes on shutdown",
@@ -187,6 +194,7 @@ pub enum ReceiverConfig {
     Otlp(receivers::otlp::OtlpReceiverConfig),
     HostMetrics(receivers::hostmetrics::HostMetricsConfig),
     Internal(receivers::internal::InternalConfig),
+    FileLog(receivers::filelog::FileLogPlan),
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +251,22 @@ pub fn decode_receiver(
         }
         "hostmetrics" => decoder.decode(value, path).map(ReceiverConfig::HostMetrics),
         "internal" => decoder.decode(value, path).map(ReceiverConfig::Internal),
+        "filelog" => {
+            let config: receivers::filelog::FileLogConfig = decoder.decode(value, path)?;
+            match config.compile() {
+                Ok(plan) => Some(ReceiverConfig::FileLog(plan)),
+                Err(errors) => {
+                    for (keys, message) in errors {
+                        let at = keys.into_iter().fold(path.clone(), |at, k| match k {
+                            receivers::filelog::KeyOrIndex::Key(k) => at.key(k),
+                            receivers::filelog::KeyOrIndex::Index(i) => at.index(i),
+                        });
+                        decoder.error(at, message);
+                    }
+                    None
+                }
+            }
+        }
         _ => None,
     }
 }
@@ -389,6 +413,9 @@ mod tests {
                 )
                 .unwrap(),
                 (Kind::Connector, "alert") => yaml_serde::from_str("rules: []").unwrap(),
+                (Kind::Receiver, "filelog") => {
+                    yaml_serde::from_str("include: [/tmp/*.log]").unwrap()
+                }
                 (Kind::Processor, "percentiles") => yaml_serde::from_str("metrics: [m]").unwrap(),
                 (Kind::Connector, "anomaly") => yaml_serde::from_str("metrics: [m]").unwrap(),
                 _ => Value::Null,

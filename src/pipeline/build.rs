@@ -327,6 +327,7 @@ fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
         ReceiverConfig::Internal(c) => {
             Box::new(receivers::internal::InternalReceiver::new(c.clone()))
         }
+        ReceiverConfig::FileLog(c) => Box::new(receivers::filelog::FileLogReceiver::new(c.clone())),
     }
 }
 
