@@ -164,6 +164,16 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Connector,
+        type_name: "logpatterns",
+        description: "mines log templates online: per-pattern counts to metrics, records stamped with their pattern and new-pattern events to logs",
+        signals: &[],
+        connects: &[
+            (Signal::Logs, Signal::Logs),
+            (Signal::Logs, Signal::Metrics),
+        ],
+    },
+    ComponentInfo {
+        kind: Kind::Connector,
         type_name: "forward",
         description: "passes data from one pipeline to another of the same signal",
         signals: &[],
@@ -223,6 +233,7 @@ pub enum ConnectorConfig {
     Alert(connectors::alert::AlertConfig),
     Red(connectors::red::RedConfig),
     Anomaly(connectors::anomaly::AnomalyConfig),
+    LogPatterns(connectors::logpatterns::LogPatternsConfig),
 }
 
 pub fn decode_receiver(
@@ -336,6 +347,15 @@ pub fn decode_connector(
 ) -> Option<ConnectorConfig> {
     match type_name {
         "forward" => decoder.decode(value, path).map(ConnectorConfig::Forward),
+        "logpatterns" => {
+            let config: connectors::logpatterns::LogPatternsConfig = decoder.decode(value, path)?;
+            let errors = config.validate();
+            let valid = errors.is_empty();
+            for (field, message) in errors {
+                decoder.error(path.key(field), message);
+            }
+            valid.then_some(ConnectorConfig::LogPatterns(config))
+        }
         "anomaly" => {
             let config: connectors::anomaly::AnomalyConfig = decoder.decode(value, path)?;
             match config.detector() {

@@ -97,7 +97,7 @@ pub async fn start(plan: &Plan) -> Result<RunningCollector, StartError> {
                         .filter(|p| p.receivers.contains(id))
                         .filter_map(|p| built.get(&p.id).cloned())
                         .collect();
-                    let state = build_connector(config);
+                    let state = build_connector(&id.to_string(), config);
                     if let Some(stats) = state.cardinality() {
                         telemetry.register_cardinality("connector", &id.to_string(), "", stats);
                     }
@@ -340,8 +340,11 @@ fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
     }
 }
 
-fn build_connector(config: &ConnectorConfig) -> Box<dyn Processor> {
+fn build_connector(id: &str, config: &ConnectorConfig) -> Box<dyn Processor> {
     match config {
+        ConnectorConfig::LogPatterns(c) => {
+            Box::new(connectors::logpatterns::LogPatternsConnector::new(id, c))
+        }
         ConnectorConfig::Forward(_) => Box::new(connectors::forward::Forward),
         ConnectorConfig::Anomaly(c) => Box::new(connectors::anomaly::AnomalyConnector::new(c)),
         ConnectorConfig::Red(c) => Box::new(connectors::red::RedConnector::new(c.clone())),

@@ -39,11 +39,11 @@ pub fn join(
     let mut committed = start;
     let mut pending: Option<(Joined, Position)> = None;
     for line in lines {
-        if pattern.is_match(&line.text) {
-            if let Some((entry, end)) = pending.take() {
-                entries.push(entry);
-                committed = end;
-            }
+        if pattern.is_match(&line.text)
+            && let Some((entry, end)) = pending.take()
+        {
+            entries.push(entry);
+            committed = end;
         }
         match &mut pending {
             Some((entry, end)) => {

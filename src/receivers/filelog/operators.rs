@@ -121,8 +121,9 @@ pub struct SeverityConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
-    One(yaml_serde::Value),
+    // A list first: `One` would take a list as one value.
     Many(Vec<yaml_serde::Value>),
+    One(yaml_serde::Value),
 }
 
 /// An operator ready to run; built from a config that `compile` accepted.
@@ -544,7 +545,7 @@ pub fn parse_time(text: &str, layout_type: LayoutType, layout: &str) -> Option<u
                 return whole.checked_mul(scale as u64);
             }
             let value: f64 = text.parse().ok()?;
-            (value.is_finite() && value >= 0.0).then(|| (value * scale) as u64)
+            (value.is_finite() && value >= 0.0).then_some((value * scale) as u64)
         }
         LayoutType::Strptime => {
             let nanos =
@@ -707,7 +708,7 @@ mod tests {
 - type: regex_parser
   regex: '^(?P<client>\S+) \S+ \S+ \[(?P<time>[^\]]+)\] "(?P<method>\S+) (?P<path>\S+) [^"]*" (?P<status>\d{3}) (?P<bytes>\d+)'
   timestamp: { parse_from: attributes.time, layout: '%d/%b/%Y:%H:%M:%S %z' }
-  severity: { parse_from: attributes.status, mapping: { info: 2xx, warn: 4xx, error: 5xx } }
+  severity: { parse_from: attributes.status, mapping: { info: [2xx, 3xx], warn: 4xx, error: 5xx } }
 - type: move
   from: attributes.status
   to: attributes["http.response.status_code"]
