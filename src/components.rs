@@ -76,6 +76,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
         connects: &[],
     },
     ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "filelog",
+        description: "tails files by glob: rotation, checkpoints, multiline, regex/json/time/severity parsers",
+        signals: &[Signal::Logs],
+        connects: &[],
+    },
+    ComponentInfo {
         kind: Kind::Processor,
         type_name: "batch",
         description: "groups items into batches by size or after a timeout; flushes on shutdown",
@@ -171,6 +178,16 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Connector,
+        type_name: "logpatterns",
+        description: "mines log templates online: per-pattern counts to metrics, records stamped with their pattern and new-pattern events to logs",
+        signals: &[],
+        connects: &[
+            (Signal::Logs, Signal::Logs),
+            (Signal::Logs, Signal::Metrics),
+        ],
+    },
+    ComponentInfo {
+        kind: Kind::Connector,
         type_name: "forward",
         description: "passes data from one pipeline to another of the same signal",
         signals: &[],
@@ -203,6 +220,7 @@ pub enum ReceiverConfig {
     Internal(receivers::internal::InternalConfig),
     Prometheus(receivers::prometheus::PrometheusReceiverConfig),
     Exec(receivers::exec::ExecConfig),
+    FileLog(receivers::filelog::FileLogPlan),
 }
 
 #[derive(Debug, Clone)]
@@ -231,6 +249,7 @@ pub enum ConnectorConfig {
     Alert(connectors::alert::AlertConfig),
     Red(connectors::red::RedConfig),
     Anomaly(connectors::anomaly::AnomalyConfig),
+    LogPatterns(connectors::logpatterns::LogPatternsConfig),
 }
 
 pub fn decode_receiver(
@@ -286,6 +305,22 @@ pub fn decode_receiver(
             receivers::prometheus::decode(value, path, decoder).map(ReceiverConfig::Prometheus)
         }
         "exec" => receivers::exec::decode(value, path, decoder).map(ReceiverConfig::Exec),
+        "filelog" => {
+            let config: receivers::filelog::FileLogConfig = decoder.decode(value, path)?;
+            match config.compile() {
+                Ok(plan) => Some(ReceiverConfig::FileLog(plan)),
+                Err(errors) => {
+                    for (keys, message) in errors {
+                        let at = keys.into_iter().fold(path.clone(), |at, k| match k {
+                            receivers::filelog::KeyOrIndex::Key(k) => at.key(k),
+                            receivers::filelog::KeyOrIndex::Index(i) => at.index(i),
+                        });
+                        decoder.error(at, message);
+                    }
+                    None
+                }
+            }
+        }
         _ => None,
     }
 }
@@ -401,6 +436,15 @@ pub fn decode_connector(
 ) -> Option<ConnectorConfig> {
     match type_name {
         "forward" => decoder.decode(value, path).map(ConnectorConfig::Forward),
+        "logpatterns" => {
+            let config: connectors::logpatterns::LogPatternsConfig = decoder.decode(value, path)?;
+            let errors = config.validate();
+            let valid = errors.is_empty();
+            for (field, message) in errors {
+                decoder.error(path.key(field), message);
+            }
+            valid.then_some(ConnectorConfig::LogPatterns(config))
+        }
         "anomaly" => {
             let config: connectors::anomaly::AnomalyConfig = decoder.decode(value, path)?;
             match config.detector() {
@@ -478,6 +522,9 @@ mod tests {
                 )
                 .unwrap(),
                 (Kind::Connector, "alert") => yaml_serde::from_str("rules: []").unwrap(),
+                (Kind::Receiver, "filelog") => {
+                    yaml_serde::from_str("include: [/tmp/*.log]").unwrap()
+                }
                 (Kind::Processor, "percentiles") => yaml_serde::from_str("metrics: [m]").unwrap(),
                 (Kind::Receiver, "exec") => yaml_serde::from_str("command: [\"true\"]").unwrap(),
                 (Kind::Receiver, "prometheus") => yaml_serde::from_str(

@@ -5,4 +5,5 @@
 pub mod alert;
 pub mod anomaly;
 pub mod forward;
+pub mod logpatterns;
 pub mod red;

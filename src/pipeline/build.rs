@@ -136,7 +136,7 @@ pub(crate) fn build_graph(
                         .filter(|p| p.receivers.contains(id))
                         .filter_map(|p| built.get(&p.id).cloned())
                         .collect();
-                    let state = build_connector(config, purpose);
+                    let state = build_connector(&id.to_string(), config, purpose);
                     if let Some(stats) = state.cardinality() {
                         telemetry.register_cardinality("connector", &id.to_string(), "", stats);
                     }
@@ -452,6 +452,7 @@ fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
             Box::new(receivers::prometheus::PrometheusReceiver::new(c.clone()))
         }
         ReceiverConfig::Exec(c) => Box::new(receivers::exec::ExecReceiver::new(c.clone())),
+        ReceiverConfig::FileLog(c) => Box::new(receivers::filelog::FileLogReceiver::new(c.clone())),
     }
 }
 
@@ -466,8 +467,21 @@ pub fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
 }
 
 /// A connector as `run` builds it (public for the fuzz targets).
-pub fn build_connector(config: &ConnectorConfig, purpose: Purpose) -> Box<dyn Processor> {
+pub fn build_connector(id: &str, config: &ConnectorConfig, purpose: Purpose) -> Box<dyn Processor> {
     match config {
+        // A replay starts from a clean slate: never the live state file.
+        ConnectorConfig::LogPatterns(c) if purpose == Purpose::Replay => Box::new(
+            connectors::logpatterns::LogPatternsConnector::new(
+                id,
+                &connectors::logpatterns::LogPatternsConfig {
+                    storage: None,
+                    ..c.clone()
+                },
+            ),
+        ),
+        ConnectorConfig::LogPatterns(c) => {
+            Box::new(connectors::logpatterns::LogPatternsConnector::new(id, c))
+        }
         ConnectorConfig::Forward(_) => Box::new(connectors::forward::Forward),
         ConnectorConfig::Anomaly(c) => Box::new(connectors::anomaly::AnomalyConnector::new(c)),
         ConnectorConfig::Red(c) => Box::new(connectors::red::RedConnector::new(c.clone())),

@@ -7,6 +7,7 @@
 //! requests before those tasks end.
 
 pub mod exec;
+pub mod filelog;
 pub mod hostmetrics;
 pub mod internal;
 pub mod otlp;

@@ -9,6 +9,7 @@
 pub mod cardinality;
 pub mod connections;
 pub mod dropped;
+pub mod counters;
 pub mod logs;
 pub mod requests;
 pub mod server;
@@ -91,6 +92,7 @@ pub struct Telemetry {
     exporters: Mutex<Vec<Arc<ExporterStats>>>,
     listeners: Mutex<Vec<Arc<ListenerStats>>>,
     cardinality: Mutex<Vec<cardinality::Registered>>,
+    counters: Mutex<Vec<Arc<counters::ComponentCounter>>>,
     /// Set when `service.memory_limiter` is configured.
     pub memory_limiter: std::sync::OnceLock<Arc<crate::pipeline::memory::MemoryLimiter>>,
 }
@@ -104,6 +106,7 @@ impl Default for Telemetry {
             listeners: Mutex::default(),
             memory_limiter: std::sync::OnceLock::new(),
             cardinality: Mutex::default(),
+            counters: Mutex::default(),
         }
     }
 }
@@ -208,6 +211,29 @@ impl Telemetry {
                 pipeline: pipeline.to_string(),
                 stats,
             });
+    }
+
+    /// A counter (or gauge, `kind`) only one component knows about,
+    /// rendered as `sidewatch_<family>{component}`.
+    pub fn component_counter(
+        &self,
+        component: &str,
+        family: &'static str,
+        kind: &'static str,
+        help: &'static str,
+    ) -> Arc<counters::ComponentCounter> {
+        let counter = Arc::new(counters::ComponentCounter {
+            component: component.to_string(),
+            family,
+            help,
+            kind,
+            value: AtomicU64::new(0),
+        });
+        self.counters
+            .lock()
+            .expect("telemetry lock")
+            .push(counter.clone());
+        counter
     }
 
     pub fn listeners(&self) -> Vec<Arc<ListenerStats>> {
@@ -437,6 +463,7 @@ impl Telemetry {
             }
         }
         dropped::render(&mut out);
+        counters::render(&mut out, &self.counters.lock().expect("telemetry lock"));
         if let Some(limiter) = self.memory_limiter.get() {
             let _ = writeln!(
                 out,
@@ -507,7 +534,7 @@ fn render_windows(
 /// A metric family: name, type, help, and how to read it from a component.
 type Family<S, V> = (&'static str, &'static str, &'static str, fn(&S) -> V);
 
-fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value
         .replace('\\', "\\\\")
         .replace('"', "\\\"")

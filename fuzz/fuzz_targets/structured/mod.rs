@@ -492,6 +492,7 @@ pub fn components(yaml: &str) -> Vec<(String, Box<dyn Processor>)> {
         built.push((
             id.to_string(),
             sidewatch::pipeline::build::build_connector(
+                &id.to_string(),
                 config,
                 sidewatch::pipeline::build::Purpose::Replay,
             ),
