@@ -11,3 +11,5 @@ pub mod record;
 pub mod robust;
 pub mod rolling;
 pub mod seasonal;
+#[cfg(test)]
+pub mod stationary_noise;

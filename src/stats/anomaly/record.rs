@@ -9,7 +9,9 @@
 //! `margin` deviations, or when it follows another new extreme within
 //! `cluster_points` points (the series is leaving its range, as a drift or
 //! a shift does; noise records are isolated). `tolerance` of the range is
-//! always allowed, so a flat series does not alarm on rounding.
+//! always allowed, so a flat series does not alarm on rounding, and on a
+//! quantised series (integer counts) the margin is at least one step: a
+//! count one above its old maximum is the smallest record there can be.
 
 use super::detector::Direction;
 
@@ -43,12 +45,14 @@ impl Default for Range {
 
 impl Range {
     /// Whether `value`, the `index`-th point, alarms as a new extreme;
-    /// `deviation` is the baseline's scale. Call before `extend`.
+    /// `deviation` is the baseline's scale and `step` the series'
+    /// quantisation step (0 if unknown). Call before `extend`.
     pub fn is_alarm(
         &mut self,
         rule: &RecordRule,
         value: f64,
         deviation: f64,
+        step: f64,
         index: usize,
     ) -> bool {
         if rule.tolerance <= 0.0 || self.min > self.max {
@@ -69,7 +73,7 @@ impl Range {
             .last_record
             .is_some_and(|at| index - at <= rule.cluster_points);
         self.last_record = Some(index);
-        clustered || excess >= rule.margin * deviation
+        clustered || excess >= (rule.margin * deviation).max(step)
     }
 
     pub fn extend(&mut self, value: f64) {
@@ -101,12 +105,15 @@ mod tests {
     fn a_lone_record_needs_the_margin() {
         let mut r = range(&[0.0, 10.0]);
         // Deviation 2: the margin is 0.5 beyond max + 0.1 tolerance.
-        assert!(!r.is_alarm(&RULE, 10.05, 2.0, 100), "within tolerance");
-        assert!(!r.is_alarm(&RULE, 10.3, 2.0, 200), "a lone small record");
-        r.extend(10.3);
-        assert!(r.is_alarm(&RULE, 11.5, 2.0, 400), "beyond the margin");
+        assert!(!r.is_alarm(&RULE, 10.05, 2.0, 0.0, 100), "within tolerance");
         assert!(
-            r.is_alarm(&RULE, -1.0, 2.0, 500),
+            !r.is_alarm(&RULE, 10.3, 2.0, 0.0, 200),
+            "a lone small record"
+        );
+        r.extend(10.3);
+        assert!(r.is_alarm(&RULE, 11.5, 2.0, 0.0, 400), "beyond the margin");
+        assert!(
+            r.is_alarm(&RULE, -1.0, 2.0, 0.0, 500),
             "below by more than the margin"
         );
     }
@@ -114,14 +121,23 @@ mod tests {
     #[test]
     fn records_in_a_row_alarm_at_any_size() {
         let mut r = range(&[0.0, 10.0]);
-        assert!(!r.is_alarm(&RULE, 10.2, 2.0, 100));
+        assert!(!r.is_alarm(&RULE, 10.2, 2.0, 0.0, 100));
         r.extend(10.2);
         assert!(
-            r.is_alarm(&RULE, 10.4, 2.0, 105),
+            r.is_alarm(&RULE, 10.4, 2.0, 0.0, 105),
             "second record within 10 points"
         );
         r.extend(10.4);
-        assert!(!r.is_alarm(&RULE, 10.6, 2.0, 200), "isolated again");
+        assert!(!r.is_alarm(&RULE, 10.6, 2.0, 0.0, 200), "isolated again");
+    }
+
+    #[test]
+    fn a_count_one_above_its_maximum_is_no_alarm() {
+        let mut r = range(&[0.0, 9.0]);
+        // Deviation 2 would make the margin 0.5: the step of 1 wins.
+        assert!(!r.is_alarm(&RULE, 10.0, 2.0, 1.0, 100));
+        r.extend(10.0);
+        assert!(r.is_alarm(&RULE, 12.0, 2.0, 1.0, 200));
     }
 
     #[test]
@@ -131,7 +147,7 @@ mod tests {
             ..RULE
         };
         let mut r = range(&[0.0, 10.0]);
-        assert!(!r.is_alarm(&rule, -50.0, 1.0, 100));
-        assert!(r.is_alarm(&rule, 50.0, 1.0, 200));
+        assert!(!r.is_alarm(&rule, -50.0, 1.0, 0.0, 100));
+        assert!(r.is_alarm(&rule, 50.0, 1.0, 0.0, 200));
     }
 }
