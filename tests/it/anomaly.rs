@@ -280,7 +280,7 @@ service:
             })
             .filter_map(|p| match p.value {
                 Some(number_data_point::Value::AsDouble(v)) => {
-                    Some((p.time_unix_nano / 1_000_000_000 - start) / 10, v)
+                    Some(((p.time_unix_nano / 1_000_000_000 - start) / 10, v))
                 }
                 _ => None,
             })
