@@ -55,7 +55,9 @@ pub enum BaselineMethod {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SeasonalChoice {
+    /// Daily and weekly, each series using the one that predicts it best.
     #[default]
+    Auto,
     Daily,
     Weekly,
     None,
@@ -125,7 +127,10 @@ impl AnomalyConfig {
                 errors.push(("half_life", format!("half_life {h} must be above 0")));
                 0.01
             }
-            (None, None) => 0.01,
+            (None, None) => match config.method {
+                Method::Ewma { alpha } => alpha,
+                _ => 0.005,
+            },
         };
         let window = self.window.unwrap_or(300);
         if self.window == Some(0) {
@@ -137,17 +142,10 @@ impl AnomalyConfig {
             BaselineMethod::Robust => Method::Robust { window },
         };
         config.seasonal = match self.seasonal {
-            SeasonalChoice::Daily => Some(Seasonality {
-                period_seconds: 86_400,
-                buckets: 288,
-                periods: 3,
-            }),
-            SeasonalChoice::Weekly => Some(Seasonality {
-                period_seconds: 604_800,
-                buckets: 336,
-                periods: 3,
-            }),
-            SeasonalChoice::None => None,
+            SeasonalChoice::Auto => vec![Seasonality::DAILY, Seasonality::WEEKLY],
+            SeasonalChoice::Daily => vec![Seasonality::DAILY],
+            SeasonalChoice::Weekly => vec![Seasonality::WEEKLY],
+            SeasonalChoice::None => Vec::new(),
         };
         if let Some(w) = self.warmup_points {
             config.warmup_points = w;

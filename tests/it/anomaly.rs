@@ -206,3 +206,101 @@ service:
     collector.shutdown().await;
     backend.stop().await;
 }
+
+/// The detector's test generator (xorshift64, Box-Muller), so the live
+/// series is the one the unit tests reason about.
+fn gaussian_noise(seed: u64, points: usize) -> Vec<f64> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).max(1);
+    let mut uniform = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        ((state >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    };
+    (0..points)
+        .map(|_| {
+            let (a, b) = (uniform(), uniform());
+            100.0 + 2.0 * (-2.0 * a.ln()).sqrt() * (std::f64::consts::TAU * b).cos()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_shift_is_published_at_full_score_on_its_first_point() {
+    // 200 points of N(100, 2) then a shift to 130, with the defaults. Before
+    // the record margin, a new high of the noise alarmed (at point 171 for
+    // this seed in the bare detector) and the shift after it was published
+    // halved, as 0.5 (issue 21).
+    let backend = Backend::start("127.0.0.1:0".parse().unwrap()).await;
+    let collector = start(&format!(
+        r#"
+receivers:
+  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:0 }} }} }}
+connectors:
+  anomaly: {{ metrics: ['queue\..*'] }}
+exporters:
+  otlp: {{ endpoint: {}, retry_on_failure: {{ initial_interval: 50ms }} }}
+service:
+  telemetry: {{ metrics: {{ level: none }} }}
+  pipelines:
+    metrics: {{ receivers: [otlp], exporters: [anomaly] }}
+    metrics/scored: {{ receivers: [anomaly], exporters: [otlp] }}
+    logs: {{ receivers: [anomaly], exporters: [otlp] }}
+"#,
+        backend.url()
+    ))
+    .await;
+    let mut client =
+        MetricsServiceClient::connect(format!("http://{}", address(&collector, "otlp/grpc")))
+            .await
+            .unwrap();
+    let start = 1_700_000_000u64;
+    let mut values = gaussian_noise(11, 200);
+    values.extend([130.0; 10]);
+    for (i, value) in values.iter().enumerate() {
+        client
+            .export(gauge(start + i as u64 * 10, *value))
+            .await
+            .unwrap();
+    }
+    let recorded = backend.recorded.clone();
+    let scores = || -> BTreeMap<u64, f64> {
+        recorded
+            .metrics
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|r| &r.resource_metrics)
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics)
+            .filter(|m| m.name == "anomaly.score")
+            .flat_map(|m| match &m.data {
+                Some(metric::Data::Gauge(g)) => g.data_points.clone(),
+                _ => Vec::new(),
+            })
+            .filter_map(|p| match p.value {
+                Some(number_data_point::Value::AsDouble(v)) => {
+                    Some(((p.time_unix_nano / 1_000_000_000 - start) / 10, v))
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(10), || scores().len() >= values.len()).await,
+        "scores for every point"
+    );
+    let scores = scores();
+    let early: Vec<_> = scores
+        .iter()
+        .filter(|(i, s)| **i < 200 && **s >= 0.3)
+        .collect();
+    assert!(early.is_empty(), "alarms on the noise: {early:?}");
+    assert_eq!(scores[&200], 1.0, "the first shifted point");
+    assert!(
+        wait_until(Duration::from_secs(10), || recorded.log_record_count() >= 1).await,
+        "an incident event"
+    );
+    collector.shutdown().await;
+    backend.stop().await;
+}

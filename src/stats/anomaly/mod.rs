@@ -1,9 +1,15 @@
-//! Anomaly detection primitives: rolling statistics (`rolling`), robust
-//! median/MAD (`robust`), the anomaly likelihood (`likelihood`), and the
-//! per-series detector with incidents (`detector`).
+//! Anomaly detection primitives: baselines (`baseline`: EWMA, rolling
+//! mean/deviation, rolling median/MAD over `rolling` and `robust`), the
+//! seasonal memory (`seasonal`), the "beyond everything seen" rule
+//! (`record`), the anomaly likelihood (`likelihood`), and the per-series
+//! detector with incidents (`detector`).
 
+pub mod baseline;
 pub mod detector;
 pub mod likelihood;
+pub mod record;
 pub mod robust;
 pub mod rolling;
 pub mod seasonal;
+#[cfg(test)]
+pub mod stationary_noise;

@@ -1,87 +1,145 @@
 //! The seasonal memory of one series: for each phase bucket of the period
-//! (288 five-minute buckets of a day by default), the values seen in that
-//! bucket over the last `periods` periods, and their median.
+//! (288 five-minute buckets of a day by default), the mean value the series
+//! had in that bucket in each of the last `periods` periods, and the median
+//! of those means as the prediction.
 //!
-//! Stored flat, one allocation per series made on first use: 288 x 3
-//! values take 7 KiB, where a rolling-median structure per bucket took
-//! about 43 KiB. The median of so few values is a small sort.
+//! One slot per bucket and period, not per point: a series scraped every
+//! 10 s puts 30 points into a five-minute bucket each day, and a ring of
+//! points would hold only the last few minutes of today instead of the
+//! same minutes of the last three days. Slots are `f32` (a prediction
+//! needs no more precision than the deviation it is compared with), so the
+//! daily memory takes 288 x (4 x 4 + 8) bytes = 6.8 KiB per series,
+//! allocated on first use.
 
 #[derive(Debug, Clone)]
 pub struct Seasonal {
     buckets: usize,
     periods: usize,
-    /// `buckets x periods` values, each bucket a ring.
-    values: Vec<f64>,
-    /// Per bucket: values held (up to `periods`) and the next slot.
-    filled: Vec<(u16, u16)>,
+    /// `buckets x periods` per-period means, each bucket a ring.
+    values: Vec<f32>,
+    /// Per bucket: the period number of the newest slot, the points
+    /// averaged into it, slots held (up to `periods`) and the newest slot.
+    heads: Vec<Head>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Head {
+    period: u32,
+    count: u16,
+    held: u8,
+    newest: u8,
 }
 
 impl Seasonal {
     pub fn new(buckets: usize, periods: usize) -> Self {
         Seasonal {
             buckets: buckets.max(1),
-            periods: periods.clamp(1, u16::MAX as usize),
+            // One slot more than the periods remembered: the current
+            // period's slot fills while the past ones predict.
+            periods: periods.clamp(1, 15) + 1,
             values: Vec::new(),
-            filled: Vec::new(),
+            heads: Vec::new(),
         }
     }
 
-    pub fn push(&mut self, bucket: usize, value: f64) {
+    /// Adds a value seen in `bucket` during period number `period`.
+    pub fn push(&mut self, bucket: usize, period: u64, value: f64) {
         if self.values.is_empty() {
             self.values = vec![0.0; self.buckets * self.periods];
-            self.filled = vec![(0, 0); self.buckets];
+            self.heads = vec![Head::default(); self.buckets];
         }
-        let (held, next) = &mut self.filled[bucket];
-        self.values[bucket * self.periods + *next as usize] = value;
-        *next = ((*next as usize + 1) % self.periods) as u16;
-        *held = (*held + 1).min(self.periods as u16);
-    }
-
-    pub fn len(&self, bucket: usize) -> usize {
-        self.filled
-            .get(bucket)
-            .map_or(0, |(held, _)| *held as usize)
-    }
-
-    pub fn median(&self, bucket: usize) -> f64 {
-        let held = self.len(bucket);
-        let start = bucket * self.periods;
-        let values = &self.values[start..start + held];
-        // Scored on every point: sort on the stack when the few values fit.
-        let mut small = [0.0f64; 16];
-        if held <= small.len() {
-            let sorted = &mut small[..held];
-            sorted.copy_from_slice(values);
-            sorted.sort_by(f64::total_cmp);
-            super::robust::median_of_sorted(sorted)
+        let period = period as u32;
+        let head = &mut self.heads[bucket];
+        let base = bucket * self.periods;
+        if head.held > 0 && head.period == period {
+            // Same period: fold into the running mean of the newest slot.
+            head.count = head.count.saturating_add(1);
+            let slot = &mut self.values[base + head.newest as usize];
+            *slot += ((value - f64::from(*slot)) / f64::from(head.count)) as f32;
+            return;
+        }
+        head.newest = if head.held == 0 {
+            0
         } else {
-            let mut sorted = values.to_vec();
-            sorted.sort_by(f64::total_cmp);
-            super::robust::median_of_sorted(&sorted)
+            ((head.newest as usize + 1) % self.periods) as u8
+        };
+        head.held = (head.held as usize + 1).min(self.periods) as u8;
+        head.period = period;
+        head.count = 1;
+        self.values[base + head.newest as usize] = value as f32;
+    }
+
+    /// Past periods held for `bucket` (at most the periods remembered),
+    /// not counting the current one (`period`), whose slot is still filling.
+    pub fn len(&self, bucket: usize, period: u64) -> usize {
+        self.heads.get(bucket).map_or(0, |h| {
+            let current = h.held > 0 && h.period == period as u32;
+            (h.held as usize - usize::from(current)).min(self.periods - 1)
+        })
+    }
+
+    /// Median of the past periods' means for `bucket`, newest first up to
+    /// the periods remembered (the current period's slot excluded, so a
+    /// shift today is not predicted by itself).
+    pub fn median(&self, bucket: usize, period: u64) -> f64 {
+        let Some(h) = self.heads.get(bucket) else {
+            return 0.0;
+        };
+        let base = bucket * self.periods;
+        let current = h.held > 0 && h.period == period as u32;
+        let mut small = [0.0f64; 16];
+        let n = self.len(bucket, period);
+        for (j, value) in small.iter_mut().take(n).enumerate() {
+            let back = j + usize::from(current);
+            let slot = (h.newest as usize + self.periods - back) % self.periods;
+            *value = f64::from(self.values[base + slot]);
         }
+        let sorted = &mut small[..n];
+        sorted.sort_by(f64::total_cmp);
+        super::robust::median_of_sorted(sorted)
+    }
+
+    pub fn heap_bytes(&self) -> usize {
+        self.values.capacity() * 4 + self.heads.capacity() * std::mem::size_of::<Head>()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::stats::anomaly::robust::RollingMedian;
 
     #[test]
-    fn matches_a_rolling_median_per_bucket() {
-        let mut flat = Seasonal::new(4, 3);
-        let mut reference: Vec<RollingMedian> = (0..4).map(|_| RollingMedian::new(3)).collect();
-        for i in 0..50u32 {
-            let bucket = (i as usize * 7) % 4;
-            let value = f64::from((i * 37) % 11);
-            flat.push(bucket, value);
-            reference[bucket].push(value);
-            for (b, median) in reference.iter().enumerate() {
-                assert_eq!(flat.len(b), median.len());
-                if flat.len(b) > 0 {
-                    assert_eq!(flat.median(b), median.median());
-                }
+    fn predicts_the_median_of_past_period_means() {
+        let mut s = Seasonal::new(4, 3);
+        // Bucket 1 over four periods, several points per period.
+        for (period, values) in [(10, [1.0, 3.0]), (11, [10.0, 10.0]), (12, [5.0, 7.0])] {
+            for v in values {
+                s.push(1, period, v);
             }
         }
+        // Period 13 has not started: past means 2, 10, 6.
+        assert_eq!(s.len(1, 13), 3);
+        assert_eq!(s.median(1, 13), 6.0);
+        // While period 13 fills, its own slot is not used for prediction.
+        s.push(1, 13, 100.0);
+        assert_eq!(s.len(1, 13), 3);
+        assert_eq!(s.median(1, 13), 6.0);
+        // Period 14: the oldest (10) is gone, 13's mean counts.
+        assert_eq!(s.len(1, 14), 3);
+        assert_eq!(s.median(1, 14), 10.0);
+        assert_eq!(s.len(0, 14), 0);
+    }
+
+    #[test]
+    fn a_fast_scraped_series_remembers_days_not_minutes() {
+        // 30 points per bucket per period: the prediction is yesterday's
+        // level, not the last few points of today.
+        let mut s = Seasonal::new(1, 3);
+        for period in 0..3u64 {
+            for _ in 0..30 {
+                s.push(0, period, period as f64);
+            }
+        }
+        assert_eq!(s.median(0, 3), 1.0);
     }
 }
