@@ -15,6 +15,7 @@ pub mod config;
 pub mod connectors;
 pub mod exporters;
 pub mod logpatterns;
+pub mod ottl;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;
