@@ -136,15 +136,15 @@ fn prefixes_in_expr(expr: &Expr, offset: usize, out: &mut Vec<(Context, usize)>)
 
 /// The one context that can run statements using all of `prefixes`: the
 /// lowest level named, provided every other one is above it. `Err` says
-/// why not, at the offending path's offset (the first statement's when no
-/// path names a context).
-pub fn infer(signal: Signal, prefixes: &[(Context, usize)]) -> Result<Context, (usize, String)> {
+/// why not, with the index of the offending prefix (`None` when no path
+/// names a context).
+pub fn infer(signal: Signal, prefixes: &[(Context, usize)]) -> Result<Context, (Option<usize>, String)> {
     let allowed = Context::of_signal(signal);
     let names: Vec<&str> = allowed.iter().map(|c| c.as_str()).collect();
-    for (context, offset) in prefixes {
+    for (at, (context, _)) in prefixes.iter().enumerate() {
         if !allowed.contains(context) {
             return Err((
-                *offset,
+                Some(at),
                 format!(
                     "`{}` paths do not exist in {} statements: expected paths starting with {}",
                     context.as_str(),
@@ -156,17 +156,17 @@ pub fn infer(signal: Signal, prefixes: &[(Context, usize)]) -> Result<Context, (
     }
     let Some(lowest) = prefixes.iter().map(|(c, _)| *c).max() else {
         return Err((
-            0,
+            None,
             format!(
                 "cannot infer the context: no path starts with one of {}; prefix paths with their context (`span.attributes`) or give `context:` with the statements",
                 names.join(", ")
             ),
         ));
     };
-    for (context, offset) in prefixes {
+    for (at, (context, _)) in prefixes.iter().enumerate() {
         if !lowest.reaches().contains(context) {
             return Err((
-                *offset,
+                Some(at),
                 format!(
                     "`{}` and `{}` paths cannot be used together: no context reaches both; put them in separate groups",
                     context.as_str(),
@@ -183,7 +183,7 @@ mod tests {
     use super::*;
     use crate::ottl::grammar::parse_statement;
 
-    fn infer_for(signal: Signal, statements: &[&str]) -> Result<Context, (usize, String)> {
+    fn infer_for(signal: Signal, statements: &[&str]) -> Result<Context, (Option<usize>, String)> {
         let mut prefixes = Vec::new();
         for s in statements {
             prefixes_in_statement(&parse_statement(s).unwrap(), &mut prefixes);

@@ -8,8 +8,10 @@
 //! consume batches of one signal and emit batches of another.
 
 pub mod batch;
+pub mod filter;
 pub mod percentiles;
 pub mod schedule;
+pub mod transform;
 pub mod window_gauges;
 
 use std::time::{Duration, SystemTime};
