@@ -19,6 +19,7 @@ mod harness;
 mod hostmetrics;
 mod logs;
 mod memory_limit;
+mod ottl;
 mod otlphttp_chain;
 mod percentiles;
 mod persistent_queue;
