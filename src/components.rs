@@ -287,7 +287,8 @@ pub fn decode_processor(
             }
             Some(ProcessorConfig::Batch(config))
         }
-        "filter" => processors::filter::FilterConfig::decode(value, path, decoder).map(ProcessorConfig::Filter),
+        "filter" => processors::filter::FilterConfig::decode(value, path, decoder)
+            .map(ProcessorConfig::Filter),
         "transform" => processors::transform::TransformConfig::decode(value, path, decoder)
             .map(ProcessorConfig::Transform),
         _ => None,

@@ -47,7 +47,11 @@ pub fn statement(text: &str, context: Context) -> Result<Statement, CompileError
     compile_statement(&parsed, text, context)
 }
 
-pub fn compile_statement(parsed: &ast::Statement, text: &str, context: Context) -> Result<Statement, CompileError> {
+pub fn compile_statement(
+    parsed: &ast::Statement,
+    text: &str,
+    context: Context,
+) -> Result<Statement, CompileError> {
     let editor = functions::editor(&parsed.editor, context)?;
     let condition = parsed
         .condition
@@ -128,7 +132,10 @@ pub fn getter(value: &Spanned<Expr>, context: Context) -> Result<Getter, Compile
         },
         Expr::Converter(call) => {
             let converter = functions::converter(call, context)?;
-            Getter::Converter(Box::new(converter), call.keys.iter().map(|k| k.node.clone()).collect())
+            Getter::Converter(
+                Box::new(converter),
+                call.keys.iter().map(|k| k.node.clone()).collect(),
+            )
         }
         Expr::List(items) => Getter::List(
             items
@@ -147,11 +154,26 @@ pub fn getter(value: &Spanned<Expr>, context: Context) -> Result<Getter, Compile
 
 /// The enums of the OTLP protos, as OTTL names them.
 pub fn enum_value(name: &str) -> Option<i64> {
-    const KINDS: [&str; 6] = ["UNSPECIFIED", "INTERNAL", "SERVER", "CLIENT", "PRODUCER", "CONSUMER"];
+    const KINDS: [&str; 6] = [
+        "UNSPECIFIED",
+        "INTERNAL",
+        "SERVER",
+        "CLIENT",
+        "PRODUCER",
+        "CONSUMER",
+    ];
     const STATUS: [&str; 3] = ["UNSET", "OK", "ERROR"];
-    const TYPES: [&str; 6] = ["NONE", "GAUGE", "SUM", "HISTOGRAM", "EXPONENTIAL_HISTOGRAM", "SUMMARY"];
+    const TYPES: [&str; 6] = [
+        "NONE",
+        "GAUGE",
+        "SUM",
+        "HISTOGRAM",
+        "EXPONENTIAL_HISTOGRAM",
+        "SUMMARY",
+    ];
     const TEMPORALITY: [&str; 3] = ["UNSPECIFIED", "DELTA", "CUMULATIVE"];
-    let position = |names: &[&str], rest: &str| names.iter().position(|n| *n == rest).map(|i| i as i64);
+    let position =
+        |names: &[&str], rest: &str| names.iter().position(|n| *n == rest).map(|i| i as i64);
     if let Some(rest) = name.strip_prefix("SPAN_KIND_") {
         return position(&KINDS, rest);
     }
@@ -171,7 +193,13 @@ pub fn enum_value(name: &str) -> Option<i64> {
     // TRACE=1, TRACE2..TRACE4, DEBUG=5, ... FATAL4=24.
     const LEVELS: [&str; 6] = ["TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"];
     let (level, step) = match rest.char_indices().find(|(_, c)| c.is_ascii_digit()) {
-        Some((at, _)) => (&rest[..at], rest[at..].parse::<i64>().ok().filter(|s| (2..=4).contains(s))?),
+        Some((at, _)) => (
+            &rest[..at],
+            rest[at..]
+                .parse::<i64>()
+                .ok()
+                .filter(|s| (2..=4).contains(s))?,
+        ),
         None => (rest, 1),
     };
     let base = LEVELS.iter().position(|l| *l == level)? as i64;
@@ -199,7 +227,11 @@ mod tests {
     #[test]
     fn refuses_non_boolean_conditions_and_unknown_enums() {
         let e = condition(r#"Concat([name], "")"#, Context::Span).unwrap_err();
-        assert!(e.message.contains("does not return a boolean"), "{}", e.message);
+        assert!(
+            e.message.contains("does not return a boolean"),
+            "{}",
+            e.message
+        );
         let e = condition(r#""x""#, Context::Span).unwrap_err();
         assert!(e.message.contains("expected a boolean"), "{}", e.message);
         let e = condition("kind == SPAN_KIND_SERVERS", Context::Span).unwrap_err();

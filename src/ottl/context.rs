@@ -78,8 +78,18 @@ impl Context {
     /// The contexts statements of `signal` may run in, top down.
     pub fn of_signal(signal: Signal) -> &'static [Context] {
         match signal {
-            Signal::Traces => &[Context::Resource, Context::Scope, Context::Span, Context::SpanEvent],
-            Signal::Metrics => &[Context::Resource, Context::Scope, Context::Metric, Context::DataPoint],
+            Signal::Traces => &[
+                Context::Resource,
+                Context::Scope,
+                Context::Span,
+                Context::SpanEvent,
+            ],
+            Signal::Metrics => &[
+                Context::Resource,
+                Context::Scope,
+                Context::Metric,
+                Context::DataPoint,
+            ],
             Signal::Logs => &[Context::Resource, Context::Scope, Context::Log],
         }
     }
@@ -138,7 +148,10 @@ fn prefixes_in_expr(expr: &Expr, offset: usize, out: &mut Vec<(Context, usize)>)
 /// lowest level named, provided every other one is above it. `Err` says
 /// why not, with the index of the offending prefix (`None` when no path
 /// names a context).
-pub fn infer(signal: Signal, prefixes: &[(Context, usize)]) -> Result<Context, (Option<usize>, String)> {
+pub fn infer(
+    signal: Signal,
+    prefixes: &[(Context, usize)],
+) -> Result<Context, (Option<usize>, String)> {
     let allowed = Context::of_signal(signal);
     let names: Vec<&str> = allowed.iter().map(|c| c.as_str()).collect();
     for (at, (context, _)) in prefixes.iter().enumerate() {
@@ -194,11 +207,20 @@ mod tests {
     #[test]
     fn infers_the_lowest_context_named() {
         assert_eq!(
-            infer_for(Signal::Metrics, &[r#"set(metric.description, "x") where datapoint.attributes["t"] == "p""#]),
+            infer_for(
+                Signal::Metrics,
+                &[r#"set(metric.description, "x") where datapoint.attributes["t"] == "p""#]
+            ),
             Ok(Context::DataPoint)
         );
         assert_eq!(
-            infer_for(Signal::Metrics, &[r#"set(resource.attributes["t"], "p")"#, r#"set(metric.description, "x")"#]),
+            infer_for(
+                Signal::Metrics,
+                &[
+                    r#"set(resource.attributes["t"], "p")"#,
+                    r#"set(metric.description, "x")"#
+                ]
+            ),
             Ok(Context::Metric)
         );
         assert_eq!(
@@ -214,8 +236,12 @@ mod tests {
     #[test]
     fn refuses_what_cannot_be_inferred() {
         let (_, message) = infer_for(Signal::Logs, &[r#"set(span.name, "x")"#]).unwrap_err();
-        assert!(message.contains("do not exist in logs statements"), "{message}");
-        let (_, message) = infer_for(Signal::Traces, &[r#"set(attributes["a"], "b")"#]).unwrap_err();
+        assert!(
+            message.contains("do not exist in logs statements"),
+            "{message}"
+        );
+        let (_, message) =
+            infer_for(Signal::Traces, &[r#"set(attributes["a"], "b")"#]).unwrap_err();
         assert!(message.contains("cannot infer the context"), "{message}");
     }
 }

@@ -29,7 +29,11 @@ impl CompileError {
 
     /// The message with its column, as config errors print it.
     pub fn located(&self, text: &str) -> String {
-        format!("column {} of the statement: {}", self.column(text), self.message)
+        format!(
+            "column {} of the statement: {}",
+            self.column(text),
+            self.message
+        )
     }
 }
 

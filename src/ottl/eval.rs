@@ -30,7 +30,12 @@ pub fn evaluate(getter: &Getter, record: &Record<'_>) -> Result<Value, EvalError
             let value = functions::run_converter(converter, record)?;
             index_value(value, keys)?
         }
-        Getter::List(items) => Value::List(items.iter().map(|i| evaluate(i, record)).collect::<Result<_, _>>()?),
+        Getter::List(items) => Value::List(
+            items
+                .iter()
+                .map(|i| evaluate(i, record))
+                .collect::<Result<_, _>>()?,
+        ),
         Getter::Map(entries) => Value::Map(
             entries
                 .iter()
@@ -49,14 +54,19 @@ fn index_value(mut value: Value, keys: &[Key]) -> Result<Value, EvalError> {
                 usize::try_from(*i)
                     .ok()
                     .and_then(|i| items.into_iter().nth(i))
-                    .ok_or_else(|| EvalError::new(format!("index {i} is out of range (length {len})")))?
+                    .ok_or_else(|| {
+                        EvalError::new(format!("index {i} is out of range (length {len})"))
+                    })?
             }
             (Value::Map(entries), Key::String(k)) => entries
                 .into_iter()
                 .find(|(key, _)| key == k)
                 .map_or(Value::Nil, |(_, v)| v),
             (other, key) => {
-                return Err(EvalError::new(format!("a {} cannot be indexed by {key:?}", other.type_name())));
+                return Err(EvalError::new(format!(
+                    "a {} cannot be indexed by {key:?}",
+                    other.type_name()
+                )));
             }
         };
     }
@@ -82,11 +92,16 @@ pub fn test(condition: &Condition, record: &Record<'_>) -> Result<bool, EvalErro
             true
         }
         Condition::Not(inner) => !test(inner, record)?,
-        Condition::Compare(left, op, right) => compare(&evaluate(left, record)?, *op, &evaluate(right, record)?),
+        Condition::Compare(left, op, right) => {
+            compare(&evaluate(left, record)?, *op, &evaluate(right, record)?)
+        }
         Condition::Value(getter) => match evaluate(getter, record)? {
             Value::Bool(b) => b,
             other => {
-                return Err(EvalError::new(format!("expected a boolean, got a {}", other.type_name())));
+                return Err(EvalError::new(format!(
+                    "expected a boolean, got a {}",
+                    other.type_name()
+                )));
             }
         },
         Condition::Constant(b) => *b,

@@ -19,12 +19,21 @@ use super::value::Value;
 pub const EDITORS: &[(&str, &str)] = &[
     ("set", "set(target, value)"),
     ("delete_key", "delete_key(target, key)"),
-    ("delete_matching_keys", "delete_matching_keys(target, pattern)"),
+    (
+        "delete_matching_keys",
+        "delete_matching_keys(target, pattern)",
+    ),
     ("keep_keys", "keep_keys(target, keys[])"),
     ("truncate_all", "truncate_all(target, limit)"),
     ("limit", "limit(target, limit, priority_keys[])"),
-    ("replace_pattern", "replace_pattern(target, regex, replacement)"),
-    ("replace_all_patterns", "replace_all_patterns(target, mode, regex, replacement)"),
+    (
+        "replace_pattern",
+        "replace_pattern(target, regex, replacement)",
+    ),
+    (
+        "replace_all_patterns",
+        "replace_all_patterns(target, mode, regex, replacement)",
+    ),
 ];
 
 /// Converters: (name, signature).
@@ -40,14 +49,42 @@ pub const CONVERTERS: &[(&str, &str)] = &[
 
 #[derive(Debug, Clone)]
 pub enum Editor {
-    Set { target: Path, value: Getter },
-    DeleteKey { target: Path, key: String },
-    DeleteMatchingKeys { target: Path, pattern: Regex },
-    KeepKeys { target: Path, keys: Vec<String> },
-    TruncateAll { target: Path, limit: usize },
-    Limit { target: Path, limit: usize, priority_keys: Vec<String> },
-    ReplacePattern { target: Path, pattern: Regex, replacement: Getter },
-    ReplaceAllPatterns { target: Path, keys: bool, pattern: Regex, replacement: Getter },
+    Set {
+        target: Path,
+        value: Getter,
+    },
+    DeleteKey {
+        target: Path,
+        key: String,
+    },
+    DeleteMatchingKeys {
+        target: Path,
+        pattern: Regex,
+    },
+    KeepKeys {
+        target: Path,
+        keys: Vec<String>,
+    },
+    TruncateAll {
+        target: Path,
+        limit: usize,
+    },
+    Limit {
+        target: Path,
+        limit: usize,
+        priority_keys: Vec<String>,
+    },
+    ReplacePattern {
+        target: Path,
+        pattern: Regex,
+        replacement: Getter,
+    },
+    ReplaceAllPatterns {
+        target: Path,
+        keys: bool,
+        pattern: Regex,
+        replacement: Getter,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,10 +97,22 @@ pub enum Case {
 
 #[derive(Debug, Clone)]
 pub enum Converter {
-    IsMatch { target: Getter, pattern: Regex },
-    Concat { values: Vec<Getter>, delimiter: String },
-    Split { target: Getter, delimiter: String },
-    ConvertCase { target: Getter, case: Case },
+    IsMatch {
+        target: Getter,
+        pattern: Regex,
+    },
+    Concat {
+        values: Vec<Getter>,
+        delimiter: String,
+    },
+    Split {
+        target: Getter,
+        delimiter: String,
+    },
+    ConvertCase {
+        target: Getter,
+        case: Case,
+    },
     Int(Getter),
     Double(Getter),
     String(Getter),
@@ -74,7 +123,10 @@ pub fn returns_bool(converter: &str) -> bool {
 }
 
 fn signature(table: &[(&str, &'static str)], name: &str) -> &'static str {
-    table.iter().find(|(n, _)| *n == name).map_or("", |(_, s)| *s)
+    table
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or("", |(_, s)| *s)
 }
 
 fn names(table: &[(&str, &str)]) -> String {
@@ -82,7 +134,10 @@ fn names(table: &[(&str, &str)]) -> String {
 }
 
 /// Checks the argument count and refuses named arguments.
-fn arguments<'c>(call: &'c Call, table: &[(&str, &'static str)]) -> Result<&'c [Argument], CompileError> {
+fn arguments<'c>(
+    call: &'c Call,
+    table: &[(&str, &'static str)],
+) -> Result<&'c [Argument], CompileError> {
     let signature = signature(table, &call.name);
     if let Some(named) = call.args.iter().find(|a| a.name.is_some()) {
         return Err(CompileError::new(
@@ -96,8 +151,10 @@ fn arguments<'c>(call: &'c Call, table: &[(&str, &'static str)]) -> Result<&'c [
     let expected = signature.matches(',').count() + usize::from(!signature.ends_with("()"));
     if call.args.len() != expected {
         let optional = if call.args.len() > expected
-            && matches!(call.name.as_str(), "replace_pattern" | "replace_all_patterns")
-        {
+            && matches!(
+                call.name.as_str(),
+                "replace_pattern" | "replace_all_patterns"
+            ) {
             " (the optional function and replacementFormat arguments are not supported)"
         } else {
             ""
@@ -115,7 +172,12 @@ fn arguments<'c>(call: &'c Call, table: &[(&str, &'static str)]) -> Result<&'c [
     Ok(&call.args)
 }
 
-fn path_arg(arg: &Argument, context: Context, call: &str, what: &str) -> Result<Path, CompileError> {
+fn path_arg(
+    arg: &Argument,
+    context: Context,
+    call: &str,
+    what: &str,
+) -> Result<Path, CompileError> {
     match &arg.value.node {
         Expr::Path(path) => paths::resolve(context, path, arg.value.offset),
         _ => Err(CompileError::new(
@@ -130,7 +192,10 @@ fn map_path_arg(arg: &Argument, context: Context, call: &str) -> Result<Path, Co
     if !path.may_be_map() {
         return Err(CompileError::new(
             arg.value.offset,
-            format!("`{call}`: `{}` is not a map: expected a map path such as attributes or resource.attributes", path.text),
+            format!(
+                "`{call}`: `{}` is not a map: expected a map path such as attributes or resource.attributes",
+                path.text
+            ),
         ));
     }
     Ok(path)
@@ -138,7 +203,10 @@ fn map_path_arg(arg: &Argument, context: Context, call: &str) -> Result<Path, Co
 
 fn writable(path: Path, offset: usize) -> Result<Path, CompileError> {
     if !path.writable {
-        return Err(CompileError::new(offset, format!("`{}` is read-only", path.text)));
+        return Err(CompileError::new(
+            offset,
+            format!("`{}` is read-only", path.text),
+        ));
     }
     Ok(path)
 }
@@ -187,7 +255,10 @@ fn regex_arg(arg: &Argument, call: &str) -> Result<Regex, CompileError> {
     Regex::new(&pattern).map_err(|e| {
         CompileError::new(
             arg.value.offset,
-            format!("`{call}`: invalid regex {pattern:?}: {}", crate::config::one_line(&e)),
+            format!(
+                "`{call}`: invalid regex {pattern:?}: {}",
+                crate::config::one_line(&e)
+            ),
         )
     })
 }
@@ -222,7 +293,10 @@ pub fn editor(call: &Call, context: Context) -> Result<Editor, CompileError> {
     let args = arguments(call, EDITORS)?;
     Ok(match name {
         "set" => Editor::Set {
-            target: writable(path_arg(&args[0], context, name, "the target")?, args[0].value.offset)?,
+            target: writable(
+                path_arg(&args[0], context, name, "the target")?,
+                args[0].value.offset,
+            )?,
             value: compile::getter(&args[1].value, context)?,
         },
         "delete_key" => Editor::DeleteKey {
@@ -260,7 +334,10 @@ pub fn editor(call: &Call, context: Context) -> Result<Editor, CompileError> {
             }
         }
         "replace_pattern" => Editor::ReplacePattern {
-            target: writable(path_arg(&args[0], context, name, "the target")?, args[0].value.offset)?,
+            target: writable(
+                path_arg(&args[0], context, name, "the target")?,
+                args[0].value.offset,
+            )?,
             pattern: regex_arg(&args[1], name)?,
             replacement: compile::getter(&args[2].value, context)?,
         },
@@ -272,7 +349,9 @@ pub fn editor(call: &Call, context: Context) -> Result<Editor, CompileError> {
                 other => {
                     return Err(CompileError::new(
                         args[1].value.offset,
-                        format!("`replace_all_patterns`: invalid mode {other:?}: expected \"key\" or \"value\""),
+                        format!(
+                            "`replace_all_patterns`: invalid mode {other:?}: expected \"key\" or \"value\""
+                        ),
                     ));
                 }
             };
@@ -326,11 +405,16 @@ pub fn converter(call: &Call, context: Context) -> Result<Converter, CompileErro
                 other => {
                     return Err(CompileError::new(
                         args[1].value.offset,
-                        format!("`ConvertCase`: invalid case {other:?}: expected \"lower\", \"upper\", \"snake\" or \"camel\""),
+                        format!(
+                            "`ConvertCase`: invalid case {other:?}: expected \"lower\", \"upper\", \"snake\" or \"camel\""
+                        ),
                     ));
                 }
             };
-            Converter::ConvertCase { target: value(0)?, case }
+            Converter::ConvertCase {
+                target: value(0)?,
+                case,
+            }
         }
         "Int" => Converter::Int(value(0)?),
         "Double" => Converter::Double(value(0)?),
@@ -351,7 +435,9 @@ pub fn run_editor(editor: &Editor, record: &mut Record<'_>) -> Result<(), EvalEr
             Ok(())
         }
         Editor::DeleteMatchingKeys { target, pattern } => {
-            record.map_mut(target)?.retain(|kv| !pattern.is_match(&kv.key));
+            record
+                .map_mut(target)?
+                .retain(|kv| !pattern.is_match(&kv.key));
             Ok(())
         }
         Editor::KeepKeys { target, keys } => {
@@ -360,8 +446,9 @@ pub fn run_editor(editor: &Editor, record: &mut Record<'_>) -> Result<(), EvalEr
         }
         Editor::TruncateAll { target, limit } => {
             for kv in record.map_mut(target)?.iter_mut() {
-                if let Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) =
-                    kv.value.as_mut().and_then(|v| v.value.as_mut())
+                if let Some(
+                    opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s),
+                ) = kv.value.as_mut().and_then(|v| v.value.as_mut())
                 {
                     truncate(s, *limit);
                 }
@@ -378,7 +465,11 @@ pub fn run_editor(editor: &Editor, record: &mut Record<'_>) -> Result<(), EvalEr
                 return Ok(());
             }
             // Priority keys stay; then the first others, in order.
-            let mut room = limit - map.iter().filter(|kv| priority_keys.contains(&kv.key)).count();
+            let mut room = limit
+                - map
+                    .iter()
+                    .filter(|kv| priority_keys.contains(&kv.key))
+                    .count();
             map.retain(|kv| {
                 if priority_keys.contains(&kv.key) {
                     return true;
@@ -416,12 +507,16 @@ pub fn run_editor(editor: &Editor, record: &mut Record<'_>) -> Result<(), EvalEr
             let replacement = replacement_text(replacement, record)?;
             for kv in record.map_mut(target)?.iter_mut() {
                 if *keys {
-                    if let std::borrow::Cow::Owned(changed) = pattern.replace_all(&kv.key, replacement.as_str()) {
+                    if let std::borrow::Cow::Owned(changed) =
+                        pattern.replace_all(&kv.key, replacement.as_str())
+                    {
                         kv.key = changed;
                     }
-                } else if let Some(opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s)) =
-                    kv.value.as_mut().and_then(|v| v.value.as_mut())
-                    && let std::borrow::Cow::Owned(changed) = pattern.replace_all(s, replacement.as_str())
+                } else if let Some(
+                    opentelemetry_proto::tonic::common::v1::any_value::Value::StringValue(s),
+                ) = kv.value.as_mut().and_then(|v| v.value.as_mut())
+                    && let std::borrow::Cow::Owned(changed) =
+                        pattern.replace_all(s, replacement.as_str())
                 {
                     *s = changed;
                 }
@@ -478,9 +573,16 @@ pub fn run_converter(converter: &Converter, record: &Record<'_>) -> Result<Value
         }
         Converter::Split { target, delimiter } => match eval::evaluate(target, record)? {
             Value::Nil => Value::Nil,
-            Value::String(s) => Value::List(s.split(delimiter.as_str()).map(|p| Value::String(p.into())).collect()),
+            Value::String(s) => Value::List(
+                s.split(delimiter.as_str())
+                    .map(|p| Value::String(p.into()))
+                    .collect(),
+            ),
             other => {
-                return Err(EvalError::new(format!("Split: expected a string, got a {}", other.type_name())));
+                return Err(EvalError::new(format!(
+                    "Split: expected a string, got a {}",
+                    other.type_name()
+                )));
             }
         },
         Converter::ConvertCase { target, case } => match eval::evaluate(target, record)? {
@@ -531,7 +633,8 @@ fn words(text: &str) -> Vec<String> {
             && !current.is_empty()
             && (chars[i - 1].is_lowercase()
                 || chars[i - 1].is_ascii_digit()
-                || chars.get(i + 1).is_some_and(|n| n.is_lowercase()) && chars[i - 1].is_uppercase());
+                || chars.get(i + 1).is_some_and(|n| n.is_lowercase())
+                    && chars[i - 1].is_uppercase());
         if boundary {
             words.push(std::mem::take(&mut current));
         }
@@ -547,7 +650,11 @@ fn convert_case(text: &str, case: Case) -> String {
     match case {
         Case::Lower => text.to_lowercase(),
         Case::Upper => text.to_uppercase(),
-        Case::Snake => words(text).iter().map(|w| w.to_lowercase()).collect::<Vec<_>>().join("_"),
+        Case::Snake => words(text)
+            .iter()
+            .map(|w| w.to_lowercase())
+            .collect::<Vec<_>>()
+            .join("_"),
         Case::Camel => words(text)
             .iter()
             .map(|w| {
@@ -573,7 +680,10 @@ mod tests {
         assert_eq!(convert_case("myMetric", Case::Snake), "my_metric");
         assert_eq!(convert_case("my_metric", Case::Camel), "MyMetric");
         assert_eq!(convert_case("myHTTPServer", Case::Snake), "my_http_server");
-        assert_eq!(convert_case("http.server.duration", Case::Camel), "HttpServerDuration");
+        assert_eq!(
+            convert_case("http.server.duration", Case::Camel),
+            "HttpServerDuration"
+        );
     }
 
     #[test]

@@ -20,13 +20,17 @@
 //! `not` binds tightest, then `and`, then `or`, as in the OTTL spec.
 
 use winnow::ascii::{digit0, digit1, hex_digit1, multispace0};
-use winnow::combinator::{alt, cut_err, delimited, eof, not, opt, peek, preceded, repeat, separated, terminated};
+use winnow::combinator::{
+    alt, cut_err, delimited, eof, not, opt, peek, preceded, repeat, separated, terminated,
+};
 use winnow::error::{ContextError, ErrMode, StrContext, StrContextValue};
 use winnow::prelude::*;
 use winnow::stream::{LocatingSlice, Location};
 use winnow::token::{any, one_of, take_while};
 
-use super::ast::{Argument, BoolExpr, Call, CompareOp, Expr, Key, Literal, PathExpr, Spanned, Statement};
+use super::ast::{
+    Argument, BoolExpr, Call, CompareOp, Expr, Key, Literal, PathExpr, Spanned, Statement,
+};
 use super::error::CompileError;
 
 type Input<'a> = LocatingSlice<&'a str>;
@@ -42,7 +46,10 @@ pub fn parse_condition(text: &str) -> Result<BoolExpr, CompileError> {
     run(text, condition)
 }
 
-fn run<T>(text: &str, mut parser: impl FnMut(&mut Input<'_>) -> Parsed<T>) -> Result<T, CompileError> {
+fn run<T>(
+    text: &str,
+    mut parser: impl FnMut(&mut Input<'_>) -> Parsed<T>,
+) -> Result<T, CompileError> {
     parser.parse(LocatingSlice::new(text)).map_err(|error| {
         let offset = error.offset();
         let expected = describe(error.inner());
@@ -53,7 +60,10 @@ fn run<T>(text: &str, mut parser: impl FnMut(&mut Input<'_>) -> Parsed<T>) -> Re
                 format!("`{rest}`")
             }
         };
-        CompileError::new(offset, format!("invalid OTTL: expected {expected}, found {found}"))
+        CompileError::new(
+            offset,
+            format!("invalid OTTL: expected {expected}, found {found}"),
+        )
     })
 }
 
@@ -88,7 +98,10 @@ fn is_name_char(c: char) -> bool {
 }
 
 fn name<'a>(i: &mut Input<'a>) -> Parsed<&'a str> {
-    (one_of(|c: char| c.is_ascii_alphabetic()), take_while(0.., is_name_char))
+    (
+        one_of(|c: char| c.is_ascii_alphabetic()),
+        take_while(0.., is_name_char),
+    )
         .take()
         .parse_next(i)
 }
@@ -101,7 +114,8 @@ fn keyword<'a>(word: &'static str) -> impl Parser<Input<'a>, (), ErrMode<Context
 fn statement(i: &mut Input<'_>) -> Parsed<Statement> {
     ws(i)?;
     let start = i.current_token_start();
-    let editor_name = cut_err(name.context(expected("an editor such as set(...)"))).parse_next(i)?;
+    let editor_name =
+        cut_err(name.context(expected("an editor such as set(...)"))).parse_next(i)?;
     ws(i)?;
     if !editor_name.starts_with(|c: char| c.is_ascii_lowercase()) {
         return cut_err(fail_with("an editor (a lowercase name such as set)")).parse_next(i);
@@ -161,7 +175,11 @@ fn term(i: &mut Input<'_>) -> Parsed<BoolExpr> {
     ws(i)?;
     alt((
         preceded((keyword("not"), ws), cut_err(term)).map(|t| BoolExpr::Not(Box::new(t))),
-        delimited(('(', ws), cut_err(or_expr), cut_err((ws, ')')).context(expected("`)`"))),
+        delimited(
+            ('(', ws),
+            cut_err(or_expr),
+            cut_err((ws, ')')).context(expected("`)`")),
+        ),
         comparison,
     ))
     .parse_next(i)
@@ -193,7 +211,8 @@ fn compare_op(i: &mut Input<'_>) -> Parsed<CompareOp> {
 }
 
 fn arguments(i: &mut Input<'_>) -> Parsed<Vec<Argument>> {
-    '('.context(StrContext::Expected(StrContextValue::CharLiteral('('))).parse_next(i)?;
+    '('.context(StrContext::Expected(StrContextValue::CharLiteral('(')))
+        .parse_next(i)?;
     ws(i)?;
     let args: Vec<Argument> = separated(0.., argument, (ws, ',', ws)).parse_next(i)?;
     ws(i)?;
@@ -249,7 +268,10 @@ fn named_value(i: &mut Input<'_>) -> Parsed<Expr> {
                 keys,
             }));
         }
-        if first.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_') {
+        if first
+            .chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        {
             return Ok(Expr::Enum(first.to_string()));
         }
         return cut_err(fail_with("`(` after a converter name")).parse_next(i);
@@ -261,7 +283,11 @@ fn named_value(i: &mut Input<'_>) -> Parsed<Expr> {
         .parse_next(i);
     }
     let mut names = vec![first.to_string()];
-    let more: Vec<&str> = repeat(0.., preceded('.', cut_err(name.context(expected("a name after `.`"))))).parse_next(i)?;
+    let more: Vec<&str> = repeat(
+        0..,
+        preceded('.', cut_err(name.context(expected("a name after `.`")))),
+    )
+    .parse_next(i)?;
     names.extend(more.into_iter().map(str::to_string));
     let keys = keys(i)?;
     Ok(Expr::Path(PathExpr { names, keys }))
@@ -328,10 +354,9 @@ fn string(i: &mut Input<'_>) -> Parsed<String> {
         match c {
             '"' => return Ok(text),
             '\\' => {
-                let escaped = cut_err(
-                    one_of(['\\', '"', 'n', 't', 'r'])
-                        .context(expected("an escape: \\\\, \\\", \\n, \\t or \\r (write \\\\ for a backslash)")),
-                )
+                let escaped = cut_err(one_of(['\\', '"', 'n', 't', 'r']).context(expected(
+                    "an escape: \\\\, \\\", \\n, \\t or \\r (write \\\\ for a backslash)",
+                )))
                 .parse_next(i)?;
                 text.push(match escaped {
                     'n' => '\n',
@@ -347,7 +372,8 @@ fn string(i: &mut Input<'_>) -> Parsed<String> {
 
 fn bytes(i: &mut Input<'_>) -> Parsed<Vec<u8>> {
     "0x".parse_next(i)?;
-    let digits = cut_err(hex_digit1.context(expected("hexadecimal digits after 0x"))).parse_next(i)?;
+    let digits =
+        cut_err(hex_digit1.context(expected("hexadecimal digits after 0x"))).parse_next(i)?;
     if digits.len() % 2 != 0 {
         return cut_err(fail_with("an even number of hexadecimal digits")).parse_next(i);
     }
@@ -393,7 +419,14 @@ mod tests {
         match expr {
             Expr::Path(p) => Expr::Path(PathExpr {
                 names: p.names.clone(),
-                keys: p.keys.iter().map(|k| Spanned { node: k.node.clone(), offset: 0 }).collect(),
+                keys: p
+                    .keys
+                    .iter()
+                    .map(|k| Spanned {
+                        node: k.node.clone(),
+                        offset: 0,
+                    })
+                    .collect(),
             }),
             other => other.clone(),
         }
@@ -405,13 +438,35 @@ mod tests {
             .unwrap();
         assert_eq!(s.editor.name, "set");
         assert_eq!(s.editor.args.len(), 2);
-        assert_eq!(strip(&s.editor.args[0].value.node), path(&["attributes"], vec![Key::String("env".into())]));
-        assert_eq!(s.editor.args[1].value.node, Expr::Literal(Literal::String("prod".into())));
-        let Some(BoolExpr::And(parts)) = s.condition else { panic!("expected and") };
+        assert_eq!(
+            strip(&s.editor.args[0].value.node),
+            path(&["attributes"], vec![Key::String("env".into())])
+        );
+        assert_eq!(
+            s.editor.args[1].value.node,
+            Expr::Literal(Literal::String("prod".into()))
+        );
+        let Some(BoolExpr::And(parts)) = s.condition else {
+            panic!("expected and")
+        };
         assert_eq!(parts.len(), 2);
-        assert!(matches!(&parts[0], BoolExpr::Compare { op: CompareOp::Equal, .. }));
-        let BoolExpr::Not(inner) = &parts[1] else { panic!("expected not") };
-        let BoolExpr::Value(Spanned { node: Expr::Converter(call), .. }) = &**inner else { panic!("expected converter") };
+        assert!(matches!(
+            &parts[0],
+            BoolExpr::Compare {
+                op: CompareOp::Equal,
+                ..
+            }
+        ));
+        let BoolExpr::Not(inner) = &parts[1] else {
+            panic!("expected not")
+        };
+        let BoolExpr::Value(Spanned {
+            node: Expr::Converter(call),
+            ..
+        }) = &**inner
+        else {
+            panic!("expected converter")
+        };
         assert_eq!(call.name, "IsMatch");
     }
 
@@ -439,9 +494,14 @@ mod tests {
         assert!(matches!(&values[8], Expr::List(items) if items.len() == 2));
         assert!(matches!(&values[9], Expr::Map(entries) if entries[0].0 == "k"));
         assert_eq!(values[10], Expr::Enum("SPAN_KIND_SERVER".into()));
-        let Expr::Converter(split) = &values[11] else { panic!() };
+        let Expr::Converter(split) = &values[11] else {
+            panic!()
+        };
         assert_eq!(split.keys[0].node, Key::Int(1));
-        assert_eq!(values[12], Expr::Literal(Literal::String("a\"b\\c\n".into())));
+        assert_eq!(
+            values[12],
+            Expr::Literal(Literal::String("a\"b\\c\n".into()))
+        );
     }
 
     #[test]
@@ -449,7 +509,9 @@ mod tests {
         let s = parse_statement(r#"  set(name, Concat([name, "x"], "-"))"#).unwrap();
         assert_eq!(s.editor.offset, 2);
         assert_eq!(s.editor.args[1].value.offset, 12);
-        let Expr::Converter(c) = &s.editor.args[1].value.node else { panic!() };
+        let Expr::Converter(c) = &s.editor.args[1].value.node else {
+            panic!()
+        };
         assert_eq!(c.offset, 12);
     }
 
@@ -457,7 +519,11 @@ mod tests {
     fn names_what_was_expected_and_where() {
         let e = parse_statement(r#"set(name, "x") wher name == "a""#).unwrap_err();
         assert_eq!(e.offset, 15);
-        assert!(e.message.contains("`where` or the end of the statement"), "{}", e.message);
+        assert!(
+            e.message.contains("`where` or the end of the statement"),
+            "{}",
+            e.message
+        );
         let e = parse_statement(r#"set(name, "x"#).unwrap_err();
         assert!(e.message.contains("closing `\"`"), "{}", e.message);
         let e = parse_condition(r#"name == "#).unwrap_err();
@@ -475,6 +541,8 @@ mod tests {
         // `notes` and `order` are paths, not `not` and `or`.
         let c = parse_condition(r#"notes == "x" or order == 1"#).unwrap();
         let BoolExpr::Or(parts) = c else { panic!() };
-        assert!(matches!(&parts[0], BoolExpr::Compare { left: Spanned { node: Expr::Path(p), .. }, .. } if p.names == ["notes"]));
+        assert!(
+            matches!(&parts[0], BoolExpr::Compare { left: Spanned { node: Expr::Path(p), .. }, .. } if p.names == ["notes"])
+        );
     }
 }

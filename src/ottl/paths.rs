@@ -72,11 +72,23 @@ const FIELDS: &[(Context, &str, Field, Shape, bool)] = {
     use Shape as S;
     &[
         (Resource, "attributes", F::Attributes, S::Map, true),
-        (Resource, "dropped_attributes_count", F::DroppedAttributesCount, S::Int, true),
+        (
+            Resource,
+            "dropped_attributes_count",
+            F::DroppedAttributesCount,
+            S::Int,
+            true,
+        ),
         (Scope, "name", F::Name, S::String, true),
         (Scope, "version", F::Version, S::String, true),
         (Scope, "attributes", F::Attributes, S::Map, true),
-        (Scope, "dropped_attributes_count", F::DroppedAttributesCount, S::Int, true),
+        (
+            Scope,
+            "dropped_attributes_count",
+            F::DroppedAttributesCount,
+            S::Int,
+            true,
+        ),
         (Span, "name", F::Name, S::String, true),
         (Span, "attributes", F::Attributes, S::Map, true),
         (Span, "trace_id", F::TraceId, S::Bytes, true),
@@ -84,29 +96,77 @@ const FIELDS: &[(Context, &str, Field, Shape, bool)] = {
         (Span, "span_id", F::SpanId, S::Bytes, true),
         (Span, "span_id.string", F::SpanIdString, S::String, true),
         (Span, "parent_span_id", F::ParentSpanId, S::Bytes, true),
-        (Span, "parent_span_id.string", F::ParentSpanIdString, S::String, true),
+        (
+            Span,
+            "parent_span_id.string",
+            F::ParentSpanIdString,
+            S::String,
+            true,
+        ),
         (Span, "trace_state", F::TraceState, S::String, true),
         (Span, "kind", F::Kind, S::Int, true),
-        (Span, "start_time_unix_nano", F::StartTimeUnixNano, S::Int, true),
+        (
+            Span,
+            "start_time_unix_nano",
+            F::StartTimeUnixNano,
+            S::Int,
+            true,
+        ),
         (Span, "end_time_unix_nano", F::EndTimeUnixNano, S::Int, true),
         (Span, "status.code", F::StatusCode, S::Int, true),
         (Span, "status.message", F::StatusMessage, S::String, true),
-        (Span, "dropped_attributes_count", F::DroppedAttributesCount, S::Int, true),
-        (Span, "dropped_events_count", F::DroppedEventsCount, S::Int, true),
-        (Span, "dropped_links_count", F::DroppedLinksCount, S::Int, true),
+        (
+            Span,
+            "dropped_attributes_count",
+            F::DroppedAttributesCount,
+            S::Int,
+            true,
+        ),
+        (
+            Span,
+            "dropped_events_count",
+            F::DroppedEventsCount,
+            S::Int,
+            true,
+        ),
+        (
+            Span,
+            "dropped_links_count",
+            F::DroppedLinksCount,
+            S::Int,
+            true,
+        ),
         (Span, "flags", F::Flags, S::Int, true),
         (SpanEvent, "name", F::Name, S::String, true),
         (SpanEvent, "attributes", F::Attributes, S::Map, true),
         (SpanEvent, "time_unix_nano", F::TimeUnixNano, S::Int, true),
-        (SpanEvent, "dropped_attributes_count", F::DroppedAttributesCount, S::Int, true),
+        (
+            SpanEvent,
+            "dropped_attributes_count",
+            F::DroppedAttributesCount,
+            S::Int,
+            true,
+        ),
         (Metric, "name", F::Name, S::String, true),
         (Metric, "description", F::Description, S::String, true),
         (Metric, "unit", F::Unit, S::String, true),
         (Metric, "type", F::Type, S::Int, false),
-        (Metric, "aggregation_temporality", F::AggregationTemporality, S::Int, true),
+        (
+            Metric,
+            "aggregation_temporality",
+            F::AggregationTemporality,
+            S::Int,
+            true,
+        ),
         (Metric, "is_monotonic", F::IsMonotonic, S::Bool, true),
         (DataPoint, "attributes", F::Attributes, S::Map, true),
-        (DataPoint, "start_time_unix_nano", F::StartTimeUnixNano, S::Int, true),
+        (
+            DataPoint,
+            "start_time_unix_nano",
+            F::StartTimeUnixNano,
+            S::Int,
+            true,
+        ),
         (DataPoint, "time_unix_nano", F::TimeUnixNano, S::Int, true),
         (DataPoint, "value_double", F::ValueDouble, S::Double, true),
         (DataPoint, "value_int", F::ValueInt, S::Int, true),
@@ -118,13 +178,25 @@ const FIELDS: &[(Context, &str, Field, Shape, bool)] = {
         (Log, "severity_number", F::SeverityNumber, S::Int, true),
         (Log, "severity_text", F::SeverityText, S::String, true),
         (Log, "time_unix_nano", F::TimeUnixNano, S::Int, true),
-        (Log, "observed_time_unix_nano", F::ObservedTimeUnixNano, S::Int, true),
+        (
+            Log,
+            "observed_time_unix_nano",
+            F::ObservedTimeUnixNano,
+            S::Int,
+            true,
+        ),
         (Log, "trace_id", F::TraceId, S::Bytes, true),
         (Log, "trace_id.string", F::TraceIdString, S::String, true),
         (Log, "span_id", F::SpanId, S::Bytes, true),
         (Log, "span_id.string", F::SpanIdString, S::String, true),
         (Log, "flags", F::Flags, S::Int, true),
-        (Log, "dropped_attributes_count", F::DroppedAttributesCount, S::Int, true),
+        (
+            Log,
+            "dropped_attributes_count",
+            F::DroppedAttributesCount,
+            S::Int,
+            true,
+        ),
         (Log, "event_name", F::EventName, S::String, true),
     ]
 };
@@ -162,7 +234,12 @@ pub fn resolve(context: Context, path: &PathExpr, offset: usize) -> Result<Path,
                         "`{text}` is not available in the {} context (statements there run once per {}); expected paths into {}",
                         context.as_str(),
                         context.as_str(),
-                        context.reaches().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(", ")
+                        context
+                            .reaches()
+                            .iter()
+                            .map(|c| c.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     ),
                 ));
             }
@@ -187,7 +264,10 @@ pub fn resolve(context: Context, path: &PathExpr, offset: usize) -> Result<Path,
     if !path.keys.is_empty() && !matches!(shape, Shape::Map | Shape::Any) {
         return Err(CompileError::new(
             path.keys[0].offset,
-            format!("`{}` cannot be indexed: only attribute maps and log bodies take keys", path.names.join(".")),
+            format!(
+                "`{}` cannot be indexed: only attribute maps and log bodies take keys",
+                path.names.join(".")
+            ),
         ));
     }
     if let Some(first) = path.keys.first()
@@ -236,7 +316,12 @@ mod tests {
 
     #[test]
     fn resolves_prefixed_and_unprefixed_paths() {
-        let p = resolve(Context::Span, &path_of(r#"resource.attributes["service.name"]"#), 0).unwrap();
+        let p = resolve(
+            Context::Span,
+            &path_of(r#"resource.attributes["service.name"]"#),
+            0,
+        )
+        .unwrap();
         assert_eq!((p.context, p.field), (Context::Resource, Field::Attributes));
         let p = resolve(Context::Span, &path_of("status.code"), 0).unwrap();
         assert_eq!((p.context, p.field), (Context::Span, Field::StatusCode));
@@ -252,9 +337,17 @@ mod tests {
     fn refuses_paths_the_context_lacks() {
         let e = resolve(Context::Span, &path_of("spanevent.name"), 3).unwrap_err();
         assert_eq!(e.offset, 3);
-        assert!(e.message.contains("not available in the span context"), "{}", e.message);
+        assert!(
+            e.message.contains("not available in the span context"),
+            "{}",
+            e.message
+        );
         let e = resolve(Context::Log, &path_of("severity"), 0).unwrap_err();
-        assert!(e.message.contains("unknown path `severity`"), "{}", e.message);
+        assert!(
+            e.message.contains("unknown path `severity`"),
+            "{}",
+            e.message
+        );
         assert!(e.message.contains("severity_number"), "{}", e.message);
         let e = resolve(Context::Span, &path_of(r#"name["x"]"#), 0).unwrap_err();
         assert!(e.message.contains("cannot be indexed"), "{}", e.message);

@@ -8,11 +8,13 @@
 //! empty then. The metric's type, temporality and monotonicity are copied
 //! into the record first, so `metric.type` still reads right.
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, KeyValueList, any_value};
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, InstrumentationScope, KeyValue, KeyValueList, any_value,
+};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::{
-    ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint, SummaryDataPoint, metric,
-    number_data_point,
+    ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint, SummaryDataPoint,
+    metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{Span, span};
@@ -44,7 +46,10 @@ impl MetricShape {
     pub fn of(data: Option<&metric::Data>) -> MetricShape {
         match data {
             None => MetricShape::default(),
-            Some(metric::Data::Gauge(_)) => MetricShape { data_type: 1, ..Default::default() },
+            Some(metric::Data::Gauge(_)) => MetricShape {
+                data_type: 1,
+                ..Default::default()
+            },
             Some(metric::Data::Sum(s)) => MetricShape {
                 data_type: 2,
                 temporality: s.aggregation_temporality as i64,
@@ -60,7 +65,10 @@ impl MetricShape {
                 temporality: h.aggregation_temporality as i64,
                 monotonic: false,
             },
-            Some(metric::Data::Summary(_)) => MetricShape { data_type: 5, ..Default::default() },
+            Some(metric::Data::Summary(_)) => MetricShape {
+                data_type: 5,
+                ..Default::default()
+            },
         }
     }
 }
@@ -88,7 +96,11 @@ fn as_int(value: u64) -> Value {
 }
 
 fn type_error(path: &Path, expected: &str, got: &Value) -> EvalError {
-    EvalError::new(format!("cannot set `{}` to a {}: expected {expected}", path.text, got.type_name()))
+    EvalError::new(format!(
+        "cannot set `{}` to a {}: expected {expected}",
+        path.text,
+        got.type_name()
+    ))
 }
 
 fn want_string(path: &Path, value: Value) -> Result<String, EvalError> {
@@ -107,17 +119,24 @@ fn want_int(path: &Path, value: &Value) -> Result<i64, EvalError> {
 
 fn want_unsigned(path: &Path, value: &Value) -> Result<u64, EvalError> {
     let i = want_int(path, value)?;
-    u64::try_from(i).map_err(|_| EvalError::new(format!("cannot set `{}` to {i}: expected a value >= 0", path.text)))
+    u64::try_from(i).map_err(|_| {
+        EvalError::new(format!(
+            "cannot set `{}` to {i}: expected a value >= 0",
+            path.text
+        ))
+    })
 }
 
 fn want_u32(path: &Path, value: &Value) -> Result<u32, EvalError> {
     let i = want_int(path, value)?;
-    u32::try_from(i).map_err(|_| EvalError::new(format!("cannot set `{}` to {i}: out of range", path.text)))
+    u32::try_from(i)
+        .map_err(|_| EvalError::new(format!("cannot set `{}` to {i}: out of range", path.text)))
 }
 
 fn want_i32(path: &Path, value: &Value) -> Result<i32, EvalError> {
     let i = want_int(path, value)?;
-    i32::try_from(i).map_err(|_| EvalError::new(format!("cannot set `{}` to {i}: out of range", path.text)))
+    i32::try_from(i)
+        .map_err(|_| EvalError::new(format!("cannot set `{}` to {i}: out of range", path.text)))
 }
 
 fn want_double(path: &Path, value: &Value) -> Result<f64, EvalError> {
@@ -148,21 +167,32 @@ fn want_hex_id(path: &Path, value: Value, length: usize) -> Result<Vec<u8>, Eval
 }
 
 /// Follows `keys` from a value; a missing key or index reads as `None`.
-fn index<'v>(mut value: Option<&'v AnyValue>, keys: &[Key], path: &Path) -> Result<Option<&'v AnyValue>, EvalError> {
+fn index<'v>(
+    mut value: Option<&'v AnyValue>,
+    keys: &[Key],
+    path: &Path,
+) -> Result<Option<&'v AnyValue>, EvalError> {
     for key in keys {
         let Some(current) = value.and_then(|v| v.value.as_ref()) else {
             return Ok(None);
         };
         value = match (current, key) {
-            (any_value::Value::KvlistValue(kv), Key::String(k)) => {
-                kv.values.iter().find(|e| &e.key == k).and_then(|e| e.value.as_ref())
+            (any_value::Value::KvlistValue(kv), Key::String(k)) => kv
+                .values
+                .iter()
+                .find(|e| &e.key == k)
+                .and_then(|e| e.value.as_ref()),
+            (any_value::Value::ArrayValue(a), Key::Int(i)) => {
+                usize::try_from(*i).ok().and_then(|i| a.values.get(i))
             }
-            (any_value::Value::ArrayValue(a), Key::Int(i)) => usize::try_from(*i).ok().and_then(|i| a.values.get(i)),
             _ => {
                 return Err(EvalError::new(format!(
                     "`{}`: a {} cannot be indexed by {key:?}",
                     path.text,
-                    Value::from_any(Some(&AnyValue { value: Some(current.clone()) })).type_name()
+                    Value::from_any(Some(&AnyValue {
+                        value: Some(current.clone())
+                    }))
+                    .type_name()
                 )));
             }
         };
@@ -170,18 +200,36 @@ fn index<'v>(mut value: Option<&'v AnyValue>, keys: &[Key], path: &Path) -> Resu
     Ok(value)
 }
 
-fn lookup<'v>(attributes: &'v [KeyValue], keys: &[Key], path: &Path) -> Result<Option<&'v AnyValue>, EvalError> {
+fn lookup<'v>(
+    attributes: &'v [KeyValue],
+    keys: &[Key],
+    path: &Path,
+) -> Result<Option<&'v AnyValue>, EvalError> {
     let Some((Key::String(first), rest)) = keys.split_first() else {
-        return Err(EvalError::new(format!("`{}`: maps take string keys", path.text)));
+        return Err(EvalError::new(format!(
+            "`{}`: maps take string keys",
+            path.text
+        )));
     };
-    let value = attributes.iter().find(|kv| &kv.key == first).and_then(|kv| kv.value.as_ref());
+    let value = attributes
+        .iter()
+        .find(|kv| &kv.key == first)
+        .and_then(|kv| kv.value.as_ref());
     index(value, rest, path)
 }
 
 /// Sets `keys` below a map to `value`, creating maps on the way.
-fn set_in_map(attributes: &mut Vec<KeyValue>, keys: &[Key], value: AnyValue, path: &Path) -> Result<(), EvalError> {
+fn set_in_map(
+    attributes: &mut Vec<KeyValue>,
+    keys: &[Key],
+    value: AnyValue,
+    path: &Path,
+) -> Result<(), EvalError> {
     let Some((Key::String(first), rest)) = keys.split_first() else {
-        return Err(EvalError::new(format!("`{}`: maps take string keys", path.text)));
+        return Err(EvalError::new(format!(
+            "`{}`: maps take string keys",
+            path.text
+        )));
     };
     let slot = match attributes.iter().position(|kv| &kv.key == first) {
         Some(i) => &mut attributes[i],
@@ -198,10 +246,20 @@ fn set_in_map(attributes: &mut Vec<KeyValue>, keys: &[Key], value: AnyValue, pat
         slot.value = Some(value);
         return Ok(());
     }
-    set_in_any(slot.value.get_or_insert_with(AnyValue::default), rest, value, path)
+    set_in_any(
+        slot.value.get_or_insert_with(AnyValue::default),
+        rest,
+        value,
+        path,
+    )
 }
 
-fn set_in_any(target: &mut AnyValue, keys: &[Key], value: AnyValue, path: &Path) -> Result<(), EvalError> {
+fn set_in_any(
+    target: &mut AnyValue,
+    keys: &[Key],
+    value: AnyValue,
+    path: &Path,
+) -> Result<(), EvalError> {
     if keys.is_empty() {
         *target = value;
         return Ok(());
@@ -210,19 +268,29 @@ fn set_in_any(target: &mut AnyValue, keys: &[Key], value: AnyValue, path: &Path)
         target.value = Some(any_value::Value::KvlistValue(KeyValueList::default()));
     }
     match (target.value.as_mut(), &keys[0]) {
-        (Some(any_value::Value::KvlistValue(kv)), Key::String(_)) => set_in_map(&mut kv.values, keys, value, path),
+        (Some(any_value::Value::KvlistValue(kv)), Key::String(_)) => {
+            set_in_map(&mut kv.values, keys, value, path)
+        }
         (Some(any_value::Value::ArrayValue(a)), Key::Int(i)) => {
             let len = a.values.len();
             let slot = usize::try_from(*i)
                 .ok()
                 .and_then(|i| a.values.get_mut(i))
-                .ok_or_else(|| EvalError::new(format!("`{}`: index {i} is out of range (length {len})", path.text)))?;
+                .ok_or_else(|| {
+                    EvalError::new(format!(
+                        "`{}`: index {i} is out of range (length {len})",
+                        path.text
+                    ))
+                })?;
             set_in_any(slot, &keys[1..], value, path)
         }
         (current, key) => Err(EvalError::new(format!(
             "`{}`: a {} cannot be indexed by {key:?}",
             path.text,
-            Value::from_any(Some(&AnyValue { value: current.cloned() })).type_name()
+            Value::from_any(Some(&AnyValue {
+                value: current.cloned()
+            }))
+            .type_name()
         ))),
     }
 }
@@ -234,12 +302,19 @@ fn any_map<'v>(value: &'v mut AnyValue, path: &Path) -> Result<&'v mut Vec<KeyVa
         other => Err(EvalError::new(format!(
             "`{}` is a {}, expected a map",
             path.text,
-            Value::from_any(Some(&AnyValue { value: other.cloned() })).type_name()
+            Value::from_any(Some(&AnyValue {
+                value: other.cloned()
+            }))
+            .type_name()
         ))),
     }
 }
 
-fn any_index_mut<'v>(mut value: &'v mut AnyValue, keys: &[Key], path: &Path) -> Result<&'v mut AnyValue, EvalError> {
+fn any_index_mut<'v>(
+    mut value: &'v mut AnyValue,
+    keys: &[Key],
+    path: &Path,
+) -> Result<&'v mut AnyValue, EvalError> {
     for key in keys {
         let missing = || EvalError::new(format!("`{}` is nil, expected a map", path.text));
         value = match (value.value.as_mut(), key) {
@@ -249,9 +324,10 @@ fn any_index_mut<'v>(mut value: &'v mut AnyValue, keys: &[Key], path: &Path) -> 
                 .find(|e| &e.key == k)
                 .and_then(|e| e.value.as_mut())
                 .ok_or_else(missing)?,
-            (Some(any_value::Value::ArrayValue(a)), Key::Int(i)) => {
-                usize::try_from(*i).ok().and_then(|i| a.values.get_mut(i)).ok_or_else(missing)?
-            }
+            (Some(any_value::Value::ArrayValue(a)), Key::Int(i)) => usize::try_from(*i)
+                .ok()
+                .and_then(|i| a.values.get_mut(i))
+                .ok_or_else(missing)?,
             _ => return Err(missing()),
         };
     }
@@ -264,8 +340,20 @@ impl Record<'_> {
             Context::Resource => self.resource.as_ref().map_or(&[][..], |r| &r.attributes),
             Context::Scope => self.scope.as_ref().map_or(&[][..], |s| &s.attributes),
             Context::Span => &self.span.as_ref().ok_or_else(|| absent("span"))?.attributes,
-            Context::SpanEvent => &self.event.as_ref().ok_or_else(|| absent("span event"))?.attributes,
-            Context::Log => &self.log.as_ref().ok_or_else(|| absent("log record"))?.attributes,
+            Context::SpanEvent => {
+                &self
+                    .event
+                    .as_ref()
+                    .ok_or_else(|| absent("span event"))?
+                    .attributes
+            }
+            Context::Log => {
+                &self
+                    .log
+                    .as_ref()
+                    .ok_or_else(|| absent("log record"))?
+                    .attributes
+            }
             Context::DataPoint => match self.point.as_ref().ok_or_else(|| absent("data point"))? {
                 Point::Number(p) => &p.attributes,
                 Point::Histogram(p) => &p.attributes,
@@ -278,11 +366,33 @@ impl Record<'_> {
 
     fn attributes_mut(&mut self, context: Context) -> Result<&mut Vec<KeyValue>, EvalError> {
         Ok(match context {
-            Context::Resource => &mut self.resource.get_or_insert_with(Resource::default).attributes,
-            Context::Scope => &mut self.scope.get_or_insert_with(InstrumentationScope::default).attributes,
+            Context::Resource => {
+                &mut self
+                    .resource
+                    .get_or_insert_with(Resource::default)
+                    .attributes
+            }
+            Context::Scope => {
+                &mut self
+                    .scope
+                    .get_or_insert_with(InstrumentationScope::default)
+                    .attributes
+            }
             Context::Span => &mut self.span.as_mut().ok_or_else(|| absent("span"))?.attributes,
-            Context::SpanEvent => &mut self.event.as_mut().ok_or_else(|| absent("span event"))?.attributes,
-            Context::Log => &mut self.log.as_mut().ok_or_else(|| absent("log record"))?.attributes,
+            Context::SpanEvent => {
+                &mut self
+                    .event
+                    .as_mut()
+                    .ok_or_else(|| absent("span event"))?
+                    .attributes
+            }
+            Context::Log => {
+                &mut self
+                    .log
+                    .as_mut()
+                    .ok_or_else(|| absent("log record"))?
+                    .attributes
+            }
             Context::DataPoint => match self.point.as_mut().ok_or_else(|| absent("data point"))? {
                 Point::Number(p) => &mut p.attributes,
                 Point::Histogram(p) => &mut p.attributes,
@@ -306,17 +416,23 @@ impl Record<'_> {
         }
         Ok(match path.context {
             C::Resource => match path.field {
-                F::DroppedAttributesCount => {
-                    Value::Int(self.resource.as_ref().map_or(0, |r| r.dropped_attributes_count) as i64)
-                }
+                F::DroppedAttributesCount => Value::Int(
+                    self.resource
+                        .as_ref()
+                        .map_or(0, |r| r.dropped_attributes_count) as i64,
+                ),
                 _ => unreachable_field(path)?,
             },
             C::Scope => {
                 let scope = self.scope.as_ref();
                 match path.field {
                     F::Name => Value::String(scope.map(|s| s.name.clone()).unwrap_or_default()),
-                    F::Version => Value::String(scope.map(|s| s.version.clone()).unwrap_or_default()),
-                    F::DroppedAttributesCount => Value::Int(scope.map_or(0, |s| s.dropped_attributes_count) as i64),
+                    F::Version => {
+                        Value::String(scope.map(|s| s.version.clone()).unwrap_or_default())
+                    }
+                    F::DroppedAttributesCount => {
+                        Value::Int(scope.map_or(0, |s| s.dropped_attributes_count) as i64)
+                    }
                     _ => unreachable_field(path)?,
                 }
             }
@@ -335,9 +451,12 @@ impl Record<'_> {
                     F::StartTimeUnixNano => as_int(span.start_time_unix_nano),
                     F::EndTimeUnixNano => as_int(span.end_time_unix_nano),
                     F::StatusCode => Value::Int(span.status.as_ref().map_or(0, |s| s.code) as i64),
-                    F::StatusMessage => {
-                        Value::String(span.status.as_ref().map(|s| s.message.clone()).unwrap_or_default())
-                    }
+                    F::StatusMessage => Value::String(
+                        span.status
+                            .as_ref()
+                            .map(|s| s.message.clone())
+                            .unwrap_or_default(),
+                    ),
                     F::DroppedAttributesCount => Value::Int(span.dropped_attributes_count as i64),
                     F::DroppedEventsCount => Value::Int(span.dropped_events_count as i64),
                     F::DroppedLinksCount => Value::Int(span.dropped_links_count as i64),
@@ -375,7 +494,9 @@ impl Record<'_> {
                 let (start, time, flags) = match point {
                     Point::Number(p) => (p.start_time_unix_nano, p.time_unix_nano, p.flags),
                     Point::Histogram(p) => (p.start_time_unix_nano, p.time_unix_nano, p.flags),
-                    Point::ExponentialHistogram(p) => (p.start_time_unix_nano, p.time_unix_nano, p.flags),
+                    Point::ExponentialHistogram(p) => {
+                        (p.start_time_unix_nano, p.time_unix_nano, p.flags)
+                    }
                     Point::Summary(p) => (p.start_time_unix_nano, p.time_unix_nano, p.flags),
                 };
                 match path.field {
@@ -463,7 +584,9 @@ impl Record<'_> {
             C::Resource => {
                 let resource = self.resource.get_or_insert_with(Resource::default);
                 match path.field {
-                    F::DroppedAttributesCount => resource.dropped_attributes_count = want_u32(path, &value)?,
+                    F::DroppedAttributesCount => {
+                        resource.dropped_attributes_count = want_u32(path, &value)?
+                    }
                     _ => return unreachable_field(path).map(drop),
                 }
             }
@@ -472,7 +595,9 @@ impl Record<'_> {
                 match path.field {
                     F::Name => scope.name = want_string(path, value)?,
                     F::Version => scope.version = want_string(path, value)?,
-                    F::DroppedAttributesCount => scope.dropped_attributes_count = want_u32(path, &value)?,
+                    F::DroppedAttributesCount => {
+                        scope.dropped_attributes_count = want_u32(path, &value)?
+                    }
                     _ => return unreachable_field(path).map(drop),
                 }
             }
@@ -488,13 +613,21 @@ impl Record<'_> {
                     F::ParentSpanIdString => span.parent_span_id = want_hex_id(path, value, 8)?,
                     F::TraceState => span.trace_state = want_string(path, value)?,
                     F::Kind => span.kind = want_i32(path, &value)?,
-                    F::StartTimeUnixNano => span.start_time_unix_nano = want_unsigned(path, &value)?,
-                    F::EndTimeUnixNano => span.end_time_unix_nano = want_unsigned(path, &value)?,
-                    F::StatusCode => span.status.get_or_insert_with(Default::default).code = want_i32(path, &value)?,
-                    F::StatusMessage => {
-                        span.status.get_or_insert_with(Default::default).message = want_string(path, value)?
+                    F::StartTimeUnixNano => {
+                        span.start_time_unix_nano = want_unsigned(path, &value)?
                     }
-                    F::DroppedAttributesCount => span.dropped_attributes_count = want_u32(path, &value)?,
+                    F::EndTimeUnixNano => span.end_time_unix_nano = want_unsigned(path, &value)?,
+                    F::StatusCode => {
+                        span.status.get_or_insert_with(Default::default).code =
+                            want_i32(path, &value)?
+                    }
+                    F::StatusMessage => {
+                        span.status.get_or_insert_with(Default::default).message =
+                            want_string(path, value)?
+                    }
+                    F::DroppedAttributesCount => {
+                        span.dropped_attributes_count = want_u32(path, &value)?
+                    }
                     F::DroppedEventsCount => span.dropped_events_count = want_u32(path, &value)?,
                     F::DroppedLinksCount => span.dropped_links_count = want_u32(path, &value)?,
                     F::Flags => span.flags = want_u32(path, &value)?,
@@ -506,7 +639,9 @@ impl Record<'_> {
                 match path.field {
                     F::Name => event.name = want_string(path, value)?,
                     F::TimeUnixNano => event.time_unix_nano = want_unsigned(path, &value)?,
-                    F::DroppedAttributesCount => event.dropped_attributes_count = want_u32(path, &value)?,
+                    F::DroppedAttributesCount => {
+                        event.dropped_attributes_count = want_u32(path, &value)?
+                    }
                     _ => return unreachable_field(path).map(drop),
                 }
             }
@@ -520,8 +655,12 @@ impl Record<'_> {
                         let temporality = want_i32(path, &value)?;
                         match metric.data.as_mut() {
                             Some(metric::Data::Sum(s)) => s.aggregation_temporality = temporality,
-                            Some(metric::Data::Histogram(h)) => h.aggregation_temporality = temporality,
-                            Some(metric::Data::ExponentialHistogram(h)) => h.aggregation_temporality = temporality,
+                            Some(metric::Data::Histogram(h)) => {
+                                h.aggregation_temporality = temporality
+                            }
+                            Some(metric::Data::ExponentialHistogram(h)) => {
+                                h.aggregation_temporality = temporality
+                            }
                             // Gauges and summaries have none; a data point
                             // statement cannot reach the metric's data.
                             _ => {}
@@ -545,16 +684,22 @@ impl Record<'_> {
                     (F::TimeUnixNano, p) => *time_of(p) = want_unsigned(path, &value)?,
                     (F::Flags, p) => *flags_of(p) = want_u32(path, &value)?,
                     (F::ValueDouble, Point::Number(p)) => {
-                        p.value = Some(number_data_point::Value::AsDouble(want_double(path, &value)?))
+                        p.value = Some(number_data_point::Value::AsDouble(want_double(
+                            path, &value,
+                        )?))
                     }
                     (F::ValueInt, Point::Number(p)) => {
                         p.value = Some(number_data_point::Value::AsInt(want_int(path, &value)?))
                     }
                     (F::Count, Point::Histogram(p)) => p.count = want_unsigned(path, &value)?,
-                    (F::Count, Point::ExponentialHistogram(p)) => p.count = want_unsigned(path, &value)?,
+                    (F::Count, Point::ExponentialHistogram(p)) => {
+                        p.count = want_unsigned(path, &value)?
+                    }
                     (F::Count, Point::Summary(p)) => p.count = want_unsigned(path, &value)?,
                     (F::Sum, Point::Histogram(p)) => p.sum = Some(want_double(path, &value)?),
-                    (F::Sum, Point::ExponentialHistogram(p)) => p.sum = Some(want_double(path, &value)?),
+                    (F::Sum, Point::ExponentialHistogram(p)) => {
+                        p.sum = Some(want_double(path, &value)?)
+                    }
                     (F::Sum, Point::Summary(p)) => p.sum = want_double(path, &value)?,
                     // A field this point type does not have: nothing to set.
                     (F::ValueDouble | F::ValueInt | F::Count | F::Sum, _) => {}
@@ -571,13 +716,17 @@ impl Record<'_> {
                     F::SeverityNumber => log.severity_number = want_i32(path, &value)?,
                     F::SeverityText => log.severity_text = want_string(path, value)?,
                     F::TimeUnixNano => log.time_unix_nano = want_unsigned(path, &value)?,
-                    F::ObservedTimeUnixNano => log.observed_time_unix_nano = want_unsigned(path, &value)?,
+                    F::ObservedTimeUnixNano => {
+                        log.observed_time_unix_nano = want_unsigned(path, &value)?
+                    }
                     F::TraceId => log.trace_id = want_id(path, value, 16)?,
                     F::TraceIdString => log.trace_id = want_hex_id(path, value, 16)?,
                     F::SpanId => log.span_id = want_id(path, value, 8)?,
                     F::SpanIdString => log.span_id = want_hex_id(path, value, 8)?,
                     F::Flags => log.flags = want_u32(path, &value)?,
-                    F::DroppedAttributesCount => log.dropped_attributes_count = want_u32(path, &value)?,
+                    F::DroppedAttributesCount => {
+                        log.dropped_attributes_count = want_u32(path, &value)?
+                    }
                     F::EventName => log.event_name = want_string(path, value)?,
                     _ => return unreachable_field(path).map(drop),
                 }
@@ -597,21 +746,25 @@ impl Record<'_> {
                     return Ok(attributes);
                 }
                 let Some((Key::String(first), rest)) = path.keys.split_first() else {
-                    return Err(EvalError::new(format!("`{}`: maps take string keys", path.text)));
+                    return Err(EvalError::new(format!(
+                        "`{}`: maps take string keys",
+                        path.text
+                    )));
                 };
                 let slot = attributes
                     .iter_mut()
                     .find(|kv| &kv.key == first)
                     .and_then(|kv| kv.value.as_mut())
-                    .ok_or_else(|| EvalError::new(format!("`{}` is nil, expected a map", path.text)))?;
+                    .ok_or_else(|| {
+                        EvalError::new(format!("`{}` is nil, expected a map", path.text))
+                    })?;
                 any_map(any_index_mut(slot, rest, path)?, path)
             }
             Field::Body => {
                 let log = self.log.as_mut().ok_or_else(|| absent("log record"))?;
-                let body = log
-                    .body
-                    .as_mut()
-                    .ok_or_else(|| EvalError::new(format!("`{}` is nil, expected a map", path.text)))?;
+                let body = log.body.as_mut().ok_or_else(|| {
+                    EvalError::new(format!("`{}` is nil, expected a map", path.text))
+                })?;
                 any_map(any_index_mut(body, &path.keys, path)?, path)
             }
             _ => Err(EvalError::new(format!("`{}` is not a map", path.text))),
@@ -649,5 +802,9 @@ fn flags_of<'p>(point: &'p mut Point<'_>) -> &'p mut u32 {
 /// A (context, field) pair the field table does not list; compilation
 /// makes this unreachable, so it is an error, not a panic.
 fn unreachable_field(path: &Path) -> Result<Value, EvalError> {
-    Err(EvalError::new(format!("`{}` is not a field of the {} context", path.text, path.context.as_str())))
+    Err(EvalError::new(format!(
+        "`{}` is not a field of the {} context",
+        path.text,
+        path.context.as_str()
+    )))
 }

@@ -5,7 +5,9 @@
 
 use std::cmp::Ordering;
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, ArrayValue, KeyValue, KeyValueList, any_value};
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, ArrayValue, KeyValue, KeyValueList, any_value,
+};
 
 use super::ast::{CompareOp, Literal};
 
@@ -132,7 +134,11 @@ pub fn format_double(d: f64) -> String {
     if d.is_nan() {
         "NaN".into()
     } else if d.is_infinite() {
-        if d > 0.0 { "+Inf".into() } else { "-Inf".into() }
+        if d > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
     } else {
         format!("{d}")
     }
@@ -191,10 +197,18 @@ mod tests {
         use CompareOp::*;
         assert!(compare(&Value::Int(1), Less, &Value::Double(1.5)));
         assert!(compare(&Value::Double(2.0), Equal, &Value::Int(2)));
-        assert!(compare(&Value::String("a".into()), Less, &Value::String("b".into())));
+        assert!(compare(
+            &Value::String("a".into()),
+            Less,
+            &Value::String("b".into())
+        ));
         assert!(compare(&Value::Bool(false), Less, &Value::Bool(true)));
         // Different types: only != holds.
-        assert!(compare(&Value::String("1".into()), NotEqual, &Value::Int(1)));
+        assert!(compare(
+            &Value::String("1".into()),
+            NotEqual,
+            &Value::Int(1)
+        ));
         assert!(!compare(&Value::String("1".into()), Equal, &Value::Int(1)));
         assert!(!compare(&Value::String("1".into()), Less, &Value::Int(2)));
         // nil equals only nil.
@@ -205,7 +219,11 @@ mod tests {
         let m = Value::Map(vec![("k".into(), Value::Int(1))]);
         assert!(compare(&m, Equal, &m.clone()));
         assert!(!compare(&m, Less, &m.clone()));
-        assert!(compare(&Value::Double(f64::NAN), NotEqual, &Value::Double(f64::NAN)));
+        assert!(compare(
+            &Value::Double(f64::NAN),
+            NotEqual,
+            &Value::Double(f64::NAN)
+        ));
     }
 
     #[test]
@@ -214,7 +232,9 @@ mod tests {
         assert_eq!(Value::Double(1.25).to_text().unwrap(), "1.25");
         assert_eq!(Value::Bytes(vec![0xab, 1]).to_text().unwrap(), "ab01");
         assert_eq!(
-            Value::Map(vec![("a".into(), Value::List(vec![Value::Int(1)]))]).to_text().unwrap(),
+            Value::Map(vec![("a".into(), Value::List(vec![Value::Int(1)]))])
+                .to_text()
+                .unwrap(),
             r#"{"a":[1]}"#
         );
         assert_eq!(Value::Nil.to_text(), None);
@@ -224,7 +244,10 @@ mod tests {
     fn round_trips_through_any_value() {
         let v = Value::Map(vec![
             ("s".into(), Value::String("x".into())),
-            ("l".into(), Value::List(vec![Value::Bool(true), Value::Double(0.5)])),
+            (
+                "l".into(),
+                Value::List(vec![Value::Bool(true), Value::Double(0.5)]),
+            ),
         ]);
         assert_eq!(Value::from_any(Some(&v.clone().into_any())), v);
     }

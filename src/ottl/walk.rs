@@ -16,7 +16,10 @@ use super::record::{MetricShape, Point, Record};
 
 impl<'a> Record<'a> {
     /// A record of a resource and scope only; the caller fills in the item.
-    pub fn new(resource: &'a mut Option<Resource>, scope: &'a mut Option<InstrumentationScope>) -> Self {
+    pub fn new(
+        resource: &'a mut Option<Resource>,
+        scope: &'a mut Option<InstrumentationScope>,
+    ) -> Self {
         Record {
             resource,
             scope,
@@ -64,7 +67,10 @@ pub fn traces<E>(
     context: Context,
     visit: impl FnMut(&mut Record<'_>) -> Result<bool, E>,
 ) -> Result<(), E> {
-    let mut visits = Visits { visit, failed: None };
+    let mut visits = Visits {
+        visit,
+        failed: None,
+    };
     match context {
         Context::Resource => request.resource_spans.retain_mut(|rs| {
             let mut no_scope = None;
@@ -111,7 +117,10 @@ pub fn metrics<E>(
     context: Context,
     visit: impl FnMut(&mut Record<'_>) -> Result<bool, E>,
 ) -> Result<(), E> {
-    let mut visits = Visits { visit, failed: None };
+    let mut visits = Visits {
+        visit,
+        failed: None,
+    };
     match context {
         Context::Resource => request.resource_metrics.retain_mut(|rm| {
             let mut no_scope = None;
@@ -175,7 +184,10 @@ pub fn logs<E>(
     context: Context,
     visit: impl FnMut(&mut Record<'_>) -> Result<bool, E>,
 ) -> Result<(), E> {
-    let mut visits = Visits { visit, failed: None };
+    let mut visits = Visits {
+        visit,
+        failed: None,
+    };
     match context {
         Context::Resource => request.resource_logs.retain_mut(|rl| {
             let mut no_scope = None;
@@ -209,17 +221,22 @@ pub fn prune_traces(request: &mut ExportTraceServiceRequest) {
     for rs in &mut request.resource_spans {
         rs.scope_spans.retain(|ss| !ss.spans.is_empty());
     }
-    request.resource_spans.retain(|rs| !rs.scope_spans.is_empty());
+    request
+        .resource_spans
+        .retain(|rs| !rs.scope_spans.is_empty());
 }
 
 pub fn prune_metrics(request: &mut ExportMetricsServiceRequest) {
     for rm in &mut request.resource_metrics {
         for sm in &mut rm.scope_metrics {
-            sm.metrics.retain(|m| crate::signal::metric_point_count(m) > 0);
+            sm.metrics
+                .retain(|m| crate::signal::metric_point_count(m) > 0);
         }
         rm.scope_metrics.retain(|sm| !sm.metrics.is_empty());
     }
-    request.resource_metrics.retain(|rm| !rm.scope_metrics.is_empty());
+    request
+        .resource_metrics
+        .retain(|rm| !rm.scope_metrics.is_empty());
 }
 
 pub fn prune_logs(request: &mut ExportLogsServiceRequest) {

@@ -83,10 +83,18 @@ pub struct FilterConfig {
 }
 
 impl FilterConfig {
-    pub fn decode(value: &yaml_serde::Value, path: &YamlPath, decoder: &mut Decoder) -> Option<FilterConfig> {
+    pub fn decode(
+        value: &yaml_serde::Value,
+        path: &YamlPath,
+        decoder: &mut Decoder,
+    ) -> Option<FilterConfig> {
         let raw: RawFilterConfig = decoder.decode(value, path)?;
         let mut valid = true;
-        let mut level = |context: Context, at: YamlPath, texts: &[String], decoder: &mut Decoder| -> Option<Level> {
+        let mut level = |context: Context,
+                         at: YamlPath,
+                         texts: &[String],
+                         decoder: &mut Decoder|
+         -> Option<Level> {
             let mut conditions = Vec::new();
             for (i, text) in texts.iter().enumerate() {
                 let compiled = grammar::parse_condition(text)
@@ -99,28 +107,51 @@ impl FilterConfig {
                     }
                 }
             }
-            (!conditions.is_empty()).then_some(Level { context, conditions })
+            (!conditions.is_empty()).then_some(Level {
+                context,
+                conditions,
+            })
         };
         let traces = path.key("traces");
         let metrics = path.key("metrics");
         let logs = path.key("logs");
         let traces: Vec<Level> = [
             level(Context::Span, traces.key("span"), &raw.traces.span, decoder),
-            level(Context::SpanEvent, traces.key("spanevent"), &raw.traces.spanevent, decoder),
+            level(
+                Context::SpanEvent,
+                traces.key("spanevent"),
+                &raw.traces.spanevent,
+                decoder,
+            ),
         ]
         .into_iter()
         .flatten()
         .collect();
         let metrics: Vec<Level> = [
-            level(Context::Metric, metrics.key("metric"), &raw.metrics.metric, decoder),
-            level(Context::DataPoint, metrics.key("datapoint"), &raw.metrics.datapoint, decoder),
+            level(
+                Context::Metric,
+                metrics.key("metric"),
+                &raw.metrics.metric,
+                decoder,
+            ),
+            level(
+                Context::DataPoint,
+                metrics.key("datapoint"),
+                &raw.metrics.datapoint,
+                decoder,
+            ),
         ]
         .into_iter()
         .flatten()
         .collect();
-        let logs: Vec<Level> = level(Context::Log, logs.key("log_record"), &raw.logs.log_record, decoder)
-            .into_iter()
-            .collect();
+        let logs: Vec<Level> = level(
+            Context::Log,
+            logs.key("log_record"),
+            &raw.logs.log_record,
+            decoder,
+        )
+        .into_iter()
+        .collect();
         valid.then(|| FilterConfig {
             // The Collector's filter defaults to propagate.
             error_mode: raw.error_mode.unwrap_or(ErrorMode::Propagate),
@@ -137,12 +168,19 @@ pub struct FilterProcessor {
 
 /// Whether any condition of `level` holds for `record`: the item is then
 /// dropped (the visitor returns `false`, "do not keep").
-fn keep(level: &Level, mode: ErrorMode, record: &mut Record<'_>, failures: &mut Failures) -> Result<bool, String> {
+fn keep(
+    level: &Level,
+    mode: ErrorMode,
+    record: &mut Record<'_>,
+    failures: &mut Failures,
+) -> Result<bool, String> {
     for condition in &level.conditions {
         match eval::test(condition, record) {
             Ok(true) => return Ok(false),
             Ok(false) => {}
-            Err(e) => failures.handle(mode, &format!("a {} condition", level.context.as_str()), e)?,
+            Err(e) => {
+                failures.handle(mode, &format!("a {} condition", level.context.as_str()), e)?
+            }
         }
     }
     Ok(true)
@@ -165,7 +203,9 @@ impl FilterProcessor {
         if levels.is_empty() {
             return Ok(batch);
         }
-        let batch = batch.into_decoded().map_err(|e| format!("decoding the batch: {e}"))?;
+        let batch = batch
+            .into_decoded()
+            .map_err(|e| format!("decoding the batch: {e}"))?;
         Ok(match batch {
             Batch::Traces(mut request) => {
                 let r = Arc::make_mut(&mut request);
@@ -203,7 +243,10 @@ impl Processor for FilterProcessor {
         match self.filter(batch, &mut failures) {
             Ok(batch) if batch.is_empty() => {}
             Ok(batch) => out.push(batch),
-            Err(error) => tracing::error!(items, "filter: dropping a batch (error_mode: propagate): {error}"),
+            Err(error) => tracing::error!(
+                items,
+                "filter: dropping a batch (error_mode: propagate): {error}"
+            ),
         }
         failures.log("filter");
     }
@@ -232,13 +275,19 @@ mod tests {
 
     #[test]
     fn drops_matching_spans_and_empty_parents() {
-        let c = config(r#"traces: { span: [ 'IsMatch(name, "-1$")', 'name == "nothing"' ] }"#).unwrap();
+        let c =
+            config(r#"traces: { span: [ 'IsMatch(name, "-1$")', 'name == "nothing"' ] }"#).unwrap();
         let p = FilterProcessor::new(c);
         let request = traces(&[&[2], &[1]]);
         let names = batch_names(&Batch::Traces(request.clone().into()));
-        let out = p.filter(Batch::Traces(request.into()), &mut Failures::default()).unwrap();
+        let out = p
+            .filter(Batch::Traces(request.into()), &mut Failures::default())
+            .unwrap();
         let kept = batch_names(&out);
-        assert_eq!(kept.len(), names.len() - names.iter().filter(|n| n.ends_with("-1")).count());
+        assert_eq!(
+            kept.len(),
+            names.len() - names.iter().filter(|n| n.ends_with("-1")).count()
+        );
         assert!(kept.iter().all(|n| !n.ends_with("-1")));
     }
 
@@ -255,7 +304,10 @@ mod tests {
         let c = config("traces: { span: [ 'span.kind' ] }").unwrap();
         assert_eq!(c.error_mode, ErrorMode::Propagate);
         let error = FilterProcessor::new(c)
-            .filter(Batch::Traces(traces(&[&[2]]).into()), &mut Failures::default())
+            .filter(
+                Batch::Traces(traces(&[&[2]]).into()),
+                &mut Failures::default(),
+            )
             .unwrap_err();
         assert!(error.contains("expected a boolean"), "{error}");
     }
@@ -264,7 +316,16 @@ mod tests {
     fn names_the_condition_and_column_of_errors() {
         let errors = config("logs: { log_record: [ 'severity_number < SEVERITY_NUMBER_WARN', 'IsMatch(body, \"a\") and Len(body) > 3' ] }").unwrap_err();
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(errors[0].starts_with("processors.filter.logs.log_record[1] (line 3, column"), "{}", errors[0]);
-        assert!(errors[0].contains("column 24 of the statement: `Len` is not in sidewatch's OTTL subset"), "{}", errors[0]);
+        assert!(
+            errors[0].starts_with("processors.filter.logs.log_record[1] (line 3, column"),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[0]
+                .contains("column 24 of the statement: `Len` is not in sidewatch's OTTL subset"),
+            "{}",
+            errors[0]
+        );
     }
 }

@@ -82,7 +82,11 @@ struct Written<T> {
 impl TransformConfig {
     /// Decodes and compiles the `transform` body at `path`; `None` after
     /// reporting every error found.
-    pub fn decode(value: &Value, path: &YamlPath, decoder: &mut Decoder) -> Option<TransformConfig> {
+    pub fn decode(
+        value: &Value,
+        path: &YamlPath,
+        decoder: &mut Decoder,
+    ) -> Option<TransformConfig> {
         let raw: RawTransformConfig = decoder.decode(value, path)?;
         let mode = raw.error_mode.unwrap_or(ErrorMode::Ignore);
         let mut valid = true;
@@ -98,8 +102,18 @@ impl TransformConfig {
             Arc::new(out)
         };
         let config = TransformConfig {
-            traces: groups(Signal::Traces, "trace_statements", &raw.trace_statements, decoder),
-            metrics: groups(Signal::Metrics, "metric_statements", &raw.metric_statements, decoder),
+            traces: groups(
+                Signal::Traces,
+                "trace_statements",
+                &raw.trace_statements,
+                decoder,
+            ),
+            metrics: groups(
+                Signal::Metrics,
+                "metric_statements",
+                &raw.metric_statements,
+                decoder,
+            ),
             logs: groups(Signal::Logs, "log_statements", &raw.log_statements, decoder),
         };
         valid.then_some(config)
@@ -125,10 +139,17 @@ fn compile_item(
                 Some(name) => match Context::parse(&name.to_lowercase()) {
                     Some(c) if Context::of_signal(signal).contains(&c) => Some(c),
                     _ => {
-                        let names: Vec<&str> = Context::of_signal(signal).iter().map(|c| c.as_str()).collect();
+                        let names: Vec<&str> = Context::of_signal(signal)
+                            .iter()
+                            .map(|c| c.as_str())
+                            .collect();
                         decoder.error(
                             path.key("context"),
-                            format!("unknown {} context {name:?}: expected one of {}", signal.as_str(), names.join(", ")),
+                            format!(
+                                "unknown {} context {name:?}: expected one of {}",
+                                signal.as_str(),
+                                names.join(", ")
+                            ),
                         );
                         return None;
                     }
@@ -164,8 +185,18 @@ enum Parsed {
 
 /// Parses every text (statements, or conditions), reporting each syntax
 /// error; `path` is the list's path, or a flat statement's own.
-fn parse_all(texts: &[String], path: &YamlPath, conditions: bool, decoder: &mut Decoder) -> Option<Vec<Written<Parsed>>> {
-    let flat = texts.len() == 1 && !conditions && path.0.last().is_some_and(|s| matches!(s, crate::config::Segment::Index(_)));
+fn parse_all(
+    texts: &[String],
+    path: &YamlPath,
+    conditions: bool,
+    decoder: &mut Decoder,
+) -> Option<Vec<Written<Parsed>>> {
+    let flat = texts.len() == 1
+        && !conditions
+        && path
+            .0
+            .last()
+            .is_some_and(|s| matches!(s, crate::config::Segment::Index(_)));
     let mut out = Vec::new();
     let mut valid = true;
     for (i, text) in texts.iter().enumerate() {
@@ -221,7 +252,12 @@ fn compile_group(
                         None => (all.first().copied(), 0),
                     };
                     match written {
-                        Some(w) => report(decoder, w.path.clone(), &w.text, &CompileError::new(offset, message)),
+                        Some(w) => report(
+                            decoder,
+                            w.path.clone(),
+                            &w.text,
+                            &CompileError::new(offset, message),
+                        ),
                         None => decoder.error(path.clone(), message),
                     }
                     return None;
@@ -234,10 +270,11 @@ fn compile_group(
     let mut compiled_statements = Vec::new();
     for written in conditions.iter().chain(statements) {
         let result = match &written.parsed {
-            Parsed::Condition(c) => compile::compile_condition(c, context).map(|c| compiled_conditions.push(c)),
-            Parsed::Statement(s) => {
-                compile::compile_statement(s, &written.text, context).map(|s| compiled_statements.push(s))
+            Parsed::Condition(c) => {
+                compile::compile_condition(c, context).map(|c| compiled_conditions.push(c))
             }
+            Parsed::Statement(s) => compile::compile_statement(s, &written.text, context)
+                .map(|s| compiled_statements.push(s)),
         };
         if let Err(e) = result {
             report(decoder, written.path.clone(), &written.text, &e);
@@ -287,7 +324,11 @@ impl Failures {
 }
 
 /// Runs a group's statements on one record.
-fn run_group(group: &Group, record: &mut Record<'_>, failures: &mut Failures) -> Result<bool, String> {
+fn run_group(
+    group: &Group,
+    record: &mut Record<'_>,
+    failures: &mut Failures,
+) -> Result<bool, String> {
     if !group.conditions.is_empty() {
         let mut any = false;
         for condition in &group.conditions {
@@ -306,7 +347,11 @@ fn run_group(group: &Group, record: &mut Record<'_>, failures: &mut Failures) ->
     }
     for statement in &group.statements {
         if let Err(e) = eval::execute(statement, record) {
-            failures.handle(group.error_mode, &format!("statement `{}`", statement.text), e)?;
+            failures.handle(
+                group.error_mode,
+                &format!("statement `{}`", statement.text),
+                e,
+            )?;
         }
     }
     Ok(true)
@@ -332,26 +377,34 @@ impl TransformProcessor {
         if groups.is_empty() {
             return Ok(batch);
         }
-        let batch = batch.into_decoded().map_err(|e| format!("decoding the batch: {e}"))?;
+        let batch = batch
+            .into_decoded()
+            .map_err(|e| format!("decoding the batch: {e}"))?;
         Ok(match batch {
             Batch::Traces(mut request) => {
                 let request_mut = Arc::make_mut(&mut request);
                 for group in groups.iter() {
-                    walk::traces(request_mut, group.context, |r| run_group(group, r, failures))?;
+                    walk::traces(request_mut, group.context, |r| {
+                        run_group(group, r, failures)
+                    })?;
                 }
                 Batch::Traces(request)
             }
             Batch::Metrics(mut request) => {
                 let request_mut = Arc::make_mut(&mut request);
                 for group in groups.iter() {
-                    walk::metrics(request_mut, group.context, |r| run_group(group, r, failures))?;
+                    walk::metrics(request_mut, group.context, |r| {
+                        run_group(group, r, failures)
+                    })?;
                 }
                 Batch::Metrics(request)
             }
             Batch::Logs(mut request) => {
                 let request_mut = Arc::make_mut(&mut request);
                 for group in groups.iter() {
-                    walk::logs(request_mut, group.context, |r| run_group(group, r, failures))?;
+                    walk::logs(request_mut, group.context, |r| {
+                        run_group(group, r, failures)
+                    })?;
                 }
                 Batch::Logs(request)
             }
@@ -415,10 +468,26 @@ mod tests {
         assert_eq!(c.traces[0].context, Context::Span);
         let processor = TransformProcessor::new(c);
         let mut failures = Failures::default();
-        let out = processor.transform(Batch::Traces(traces(&[&[2]]).into()), &mut failures).unwrap();
-        assert!(span_names(&out).iter().all(|n| n.ends_with("-x")), "{:?}", span_names(&out));
+        let out = processor
+            .transform(Batch::Traces(traces(&[&[2]]).into()), &mut failures)
+            .unwrap();
+        assert!(
+            span_names(&out).iter().all(|n| n.ends_with("-x")),
+            "{:?}",
+            span_names(&out)
+        );
         let Batch::Traces(r) = &out else { panic!() };
-        assert_eq!(r.resource_spans[0].resource.as_ref().unwrap().attributes.last().unwrap().key, "seen");
+        assert_eq!(
+            r.resource_spans[0]
+                .resource
+                .as_ref()
+                .unwrap()
+                .attributes
+                .last()
+                .unwrap()
+                .key,
+            "seen"
+        );
         assert_eq!(failures.count, 0);
     }
 
@@ -453,30 +522,54 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(errors.len(), 3, "{errors:?}");
-        assert!(errors[0].contains("column 28 of the statement: `replace_pattern`: invalid regex"), "{}", errors[0]);
-        assert!(errors[1].contains("cannot infer the context"), "{}", errors[1]);
-        assert!(errors[2].contains("trace_statements[2].context") && errors[2].contains("unknown traces context"), "{}", errors[2]);
+        assert!(
+            errors[0].contains("column 28 of the statement: `replace_pattern`: invalid regex"),
+            "{}",
+            errors[0]
+        );
+        assert!(
+            errors[1].contains("cannot infer the context"),
+            "{}",
+            errors[1]
+        );
+        assert!(
+            errors[2].contains("trace_statements[2].context")
+                && errors[2].contains("unknown traces context"),
+            "{}",
+            errors[2]
+        );
     }
 
     #[test]
     fn error_modes_ignore_or_drop_the_batch() {
         // Setting a string field to an int fails on every span.
         let yaml = |mode: &str| {
-            format!("    error_mode: {mode}\n    trace_statements:\n      - set(span.name, 1)\n      - set(span.attributes[\"after\"], true)")
+            format!(
+                "    error_mode: {mode}\n    trace_statements:\n      - set(span.name, 1)\n      - set(span.attributes[\"after\"], true)"
+            )
         };
         let processor = TransformProcessor::new(config(&yaml("ignore")).unwrap());
         let mut failures = Failures::default();
-        let out = processor.transform(Batch::Traces(traces(&[&[3]]).into()), &mut failures).unwrap();
+        let out = processor
+            .transform(Batch::Traces(traces(&[&[3]]).into()), &mut failures)
+            .unwrap();
         assert_eq!(failures.count, 3);
         assert_eq!(out.item_count(), 3);
         let processor = TransformProcessor::new(config(&yaml("propagate")).unwrap());
         let error = processor
-            .transform(Batch::Traces(traces(&[&[3]]).into()), &mut Failures::default())
+            .transform(
+                Batch::Traces(traces(&[&[3]]).into()),
+                &mut Failures::default(),
+            )
             .unwrap_err();
         assert!(error.contains("cannot set `span.name` to a int"), "{error}");
         let mut out = Vec::new();
         let mut p = TransformProcessor::new(config(&yaml("propagate")).unwrap());
-        p.process(Batch::Traces(traces(&[&[3]]).into()), SystemTime::UNIX_EPOCH, &mut out);
+        p.process(
+            Batch::Traces(traces(&[&[3]]).into()),
+            SystemTime::UNIX_EPOCH,
+            &mut out,
+        );
         assert!(out.is_empty());
     }
 }

@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
-use opentelemetry::logs::{AnyValue as LogValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry::logs::{
+    AnyValue as LogValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity,
+};
 use opentelemetry::metrics::MeterProvider as _;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry_otlp::WithExportConfig;
@@ -97,12 +99,22 @@ fn send_with_sdk(grpc: String) {
         let health = i % 3 == 0;
         let mut span = tracer
             .span_builder(format!("get-{i}"))
-            .with_kind(if i % 2 == 0 { SpanKind::Server } else { SpanKind::Client })
+            .with_kind(if i % 2 == 0 {
+                SpanKind::Server
+            } else {
+                SpanKind::Client
+            })
             .start(&tracer);
         span.set_attribute(KeyValue::new("index", i as i64));
         span.set_attribute(KeyValue::new("secret", "hunter2"));
-        span.set_attribute(KeyValue::new("http.route", if health { "/health" } else { "/orders/id" }));
-        span.set_attribute(KeyValue::new("http.url", format!("https://shop/orders?token=abc{i}&page=2")));
+        span.set_attribute(KeyValue::new(
+            "http.route",
+            if health { "/health" } else { "/orders/id" },
+        ));
+        span.set_attribute(KeyValue::new(
+            "http.url",
+            format!("https://shop/orders?token=abc{i}&page=2"),
+        ));
         span.end();
     }
     provider.force_flush().expect("flush spans");
@@ -137,7 +149,11 @@ fn send_with_sdk(grpc: String) {
     for i in 0..LOGS {
         let mut record = logger.create_log_record();
         record.set_body(LogValue::from(format!("log {i}")));
-        record.set_severity_number(if i % 2 == 0 { Severity::Info } else { Severity::Warn });
+        record.set_severity_number(if i % 2 == 0 {
+            Severity::Info
+        } else {
+            Severity::Warn
+        });
         record.add_attribute("index", i as i64);
         record.add_attribute("user.email", "someone@example.com");
         logger.emit(record);
@@ -151,12 +167,16 @@ async fn transform_edits_and_filter_drops_sdk_telemetry() {
     let backend = Backend::start("127.0.0.1:0".parse().unwrap()).await;
     let collector = start(&config(&backend.url())).await;
     let grpc = format!("http://{}", address(&collector, "otlp/grpc"));
-    tokio::task::spawn_blocking(move || send_with_sdk(grpc)).await.unwrap();
+    tokio::task::spawn_blocking(move || send_with_sdk(grpc))
+        .await
+        .unwrap();
 
     let kept_spans = (0..SPANS).filter(|i| i % 3 != 0).count();
     let recorded = backend.recorded.clone();
     let arrived = wait_until(Duration::from_secs(10), || {
-        recorded.span_count() >= kept_spans && recorded.data_point_count() >= 2 && recorded.log_record_count() >= LOGS / 2
+        recorded.span_count() >= kept_spans
+            && recorded.data_point_count() >= 2
+            && recorded.log_record_count() >= LOGS / 2
     })
     .await;
     assert!(
@@ -186,7 +206,11 @@ async fn transform_edits_and_filter_drops_sdk_telemetry() {
         };
         let i = *i as usize;
         assert_ne!(i % 3, 0, "a /health span was not dropped");
-        let expected_name = if i % 2 == 0 { format!("GET-{i}") } else { format!("get-{i}") };
+        let expected_name = if i % 2 == 0 {
+            format!("GET-{i}")
+        } else {
+            format!("get-{i}")
+        };
         assert_eq!(span.name, expected_name);
         assert_eq!(attribute(&span.attributes, "env"), Some(&text("prod")));
         assert_eq!(attribute(&span.attributes, "secret"), None);
@@ -194,11 +218,18 @@ async fn transform_edits_and_filter_drops_sdk_telemetry() {
             attribute(&span.attributes, "http.url"),
             Some(&text("https://shop/orders?token=***&page=2"))
         );
-        assert_eq!(attribute(&span.attributes, "index.text"), Some(&text(&format!("#{i}"))));
+        assert_eq!(
+            attribute(&span.attributes, "index.text"),
+            Some(&text(&format!("#{i}")))
+        );
         let Some(Value::ArrayValue(parts)) = attribute(&span.attributes, "route.parts") else {
             panic!("no route.parts on {}", span.name)
         };
-        let parts: Vec<_> = parts.values.iter().map(|v| v.value.clone().unwrap()).collect();
+        let parts: Vec<_> = parts
+            .values
+            .iter()
+            .map(|v| v.value.clone().unwrap())
+            .collect();
         assert_eq!(parts, vec![text(""), text("orders"), text("id")]);
         seen.insert(i, ());
     }
@@ -214,7 +245,8 @@ async fn transform_edits_and_filter_drops_sdk_telemetry() {
         .flat_map(|s| &s.metrics)
     {
         assert_eq!(metric.name, "requests_total");
-        let Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Sum(sum)) = &metric.data else {
+        let Some(opentelemetry_proto::tonic::metrics::v1::metric::Data::Sum(sum)) = &metric.data
+        else {
             panic!("not a sum")
         };
         for point in &sum.data_points {
@@ -243,7 +275,10 @@ async fn transform_edits_and_filter_drops_sdk_telemetry() {
         let Some(Value::IntValue(i)) = attribute(&log.attributes, "index") else {
             panic!("no index")
         };
-        assert_eq!(attribute(&log.attributes, "index.double"), Some(&Value::DoubleValue(*i as f64)));
+        assert_eq!(
+            attribute(&log.attributes, "index.double"),
+            Some(&Value::DoubleValue(*i as f64))
+        );
     }
     collector.shutdown().await;
     backend.stop().await;
