@@ -129,7 +129,7 @@ fn compile_item(
 ) -> Option<Group> {
     match item {
         Value::String(text) => {
-            let statement = parse_all(&[text.clone()], path, false, decoder)?;
+            let statement = parse_all(std::slice::from_ref(text), path, false, decoder)?;
             compile_group(signal, None, path, &[], &statement, default_mode, decoder)
         }
         Value::Mapping(_) => {

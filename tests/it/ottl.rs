@@ -96,10 +96,10 @@ fn send_with_sdk(grpc: String) {
         .build();
     let tracer = provider.tracer("ottl-test");
     for i in 0..SPANS {
-        let health = i % 3 == 0;
+        let health = i.is_multiple_of(3);
         let mut span = tracer
             .span_builder(format!("get-{i}"))
-            .with_kind(if i % 2 == 0 {
+            .with_kind(if i.is_multiple_of(2) {
                 SpanKind::Server
             } else {
                 SpanKind::Client
@@ -149,7 +149,7 @@ fn send_with_sdk(grpc: String) {
     for i in 0..LOGS {
         let mut record = logger.create_log_record();
         record.set_body(LogValue::from(format!("log {i}")));
-        record.set_severity_number(if i % 2 == 0 {
+        record.set_severity_number(if i.is_multiple_of(2) {
             Severity::Info
         } else {
             Severity::Warn
@@ -171,7 +171,7 @@ async fn transform_edits_and_filter_drops_sdk_telemetry() {
         .await
         .unwrap();
 
-    let kept_spans = (0..SPANS).filter(|i| i % 3 != 0).count();
+    let kept_spans = (0..SPANS).filter(|i| !i.is_multiple_of(3)).count();
     let recorded = backend.recorded.clone();
     let arrived = wait_until(Duration::from_secs(10), || {
         recorded.span_count() >= kept_spans
@@ -205,8 +205,8 @@ async fn transform_edits_and_filter_drops_sdk_telemetry() {
             panic!("span {} lost its index", span.name)
         };
         let i = *i as usize;
-        assert_ne!(i % 3, 0, "a /health span was not dropped");
-        let expected_name = if i % 2 == 0 {
+        assert!(!i.is_multiple_of(3), "a /health span was not dropped");
+        let expected_name = if i.is_multiple_of(2) {
             format!("GET-{i}")
         } else {
             format!("get-{i}")
@@ -236,9 +236,11 @@ async fn transform_edits_and_filter_drops_sdk_telemetry() {
     assert_eq!(seen.len(), kept_spans);
 
     // Metrics: the /b point dropped, the metric renamed.
-    let metrics = recorded.metrics.lock().unwrap();
     let mut routes = Vec::new();
-    for metric in metrics
+    for metric in recorded
+        .metrics
+        .lock()
+        .unwrap()
         .iter()
         .flat_map(|r| &r.resource_metrics)
         .flat_map(|r| &r.scope_metrics)
@@ -256,7 +258,6 @@ async fn transform_edits_and_filter_drops_sdk_telemetry() {
     routes.sort_by_key(|v| format!("{v:?}"));
     routes.dedup();
     assert_eq!(routes, vec![text("/a"), text("/c")]);
-    drop(metrics);
 
     // Logs: INFO dropped; attributes narrowed to two, one converted.
     assert_eq!(recorded.log_record_count(), LOGS / 2);
