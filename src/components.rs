@@ -91,6 +91,20 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Processor,
+        type_name: "filter",
+        description: "drops spans, span events, metrics, data points or log records matching OTTL conditions",
+        signals: ALL,
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Processor,
+        type_name: "transform",
+        description: "edits telemetry with OTTL statements (the Collector's transform processor config)",
+        signals: ALL,
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Processor,
         type_name: "percentiles",
         description: "windowed percentiles (p50..p99, max) of histogram, gauge and sum metrics",
         signals: &[Signal::Metrics],
@@ -227,6 +241,8 @@ pub enum ReceiverConfig {
 pub enum ProcessorConfig {
     Batch(processors::batch::BatchConfig),
     Percentiles(processors::percentiles::PercentilesConfig),
+    Filter(processors::filter::FilterConfig),
+    Transform(processors::transform::TransformConfig),
 }
 
 // Configs are built once at start-up; their size does not matter.
@@ -349,6 +365,10 @@ pub fn decode_processor(
             }
             Some(ProcessorConfig::Batch(config))
         }
+        "filter" => processors::filter::FilterConfig::decode(value, path, decoder)
+            .map(ProcessorConfig::Filter),
+        "transform" => processors::transform::TransformConfig::decode(value, path, decoder)
+            .map(ProcessorConfig::Transform),
         _ => None,
     }
 }

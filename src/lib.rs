@@ -21,6 +21,7 @@ pub mod connectors;
 pub mod datamodel;
 pub mod exporters;
 pub mod logpatterns;
+pub mod ottl;
 pub mod pipeline;
 pub mod processors;
 pub mod receivers;

@@ -463,6 +463,10 @@ pub fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
         ProcessorConfig::Percentiles(c) => Box::new(
             processors::percentiles::PercentilesProcessor::new(c.clone()),
         ),
+        ProcessorConfig::Filter(c) => Box::new(processors::filter::FilterProcessor::new(c.clone())),
+        ProcessorConfig::Transform(c) => {
+            Box::new(processors::transform::TransformProcessor::new(c.clone()))
+        }
     }
 }
 

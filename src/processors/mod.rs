@@ -13,9 +13,11 @@
 //! requests on the pipeline never wait for an fsync.
 
 pub mod batch;
+pub mod filter;
 pub mod percentiles;
 pub mod schedule;
 pub mod state_write;
+pub mod transform;
 pub mod window_gauges;
 
 use std::time::{Duration, SystemTime};

@@ -29,6 +29,7 @@ mod logpatterns;
 mod logs;
 mod memory_limit;
 mod otlphttp_chain;
+mod ottl;
 mod percentiles;
 mod persistent_queue;
 mod prometheus;
