@@ -327,6 +327,7 @@ fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
         ReceiverConfig::Internal(c) => {
             Box::new(receivers::internal::InternalReceiver::new(c.clone()))
         }
+        ReceiverConfig::Checks(c) => Box::new(receivers::checks::ChecksReceiver::new(c.clone())),
     }
 }
 

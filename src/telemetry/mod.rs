@@ -7,6 +7,7 @@
 //! never takes a lock.
 
 pub mod cardinality;
+pub mod checks;
 pub mod connections;
 pub mod logs;
 pub mod requests;
@@ -90,6 +91,7 @@ pub struct Telemetry {
     exporters: Mutex<Vec<Arc<ExporterStats>>>,
     listeners: Mutex<Vec<Arc<ListenerStats>>>,
     cardinality: Mutex<Vec<cardinality::Registered>>,
+    checks: Mutex<Vec<Arc<checks::CheckStatus>>>,
     /// Set when `service.memory_limiter` is configured.
     pub memory_limiter: std::sync::OnceLock<Arc<crate::pipeline::memory::MemoryLimiter>>,
 }
@@ -103,6 +105,7 @@ impl Default for Telemetry {
             listeners: Mutex::default(),
             memory_limiter: std::sync::OnceLock::new(),
             cardinality: Mutex::default(),
+            checks: Mutex::default(),
         }
     }
 }
@@ -118,6 +121,28 @@ impl Telemetry {
             1 => State::Running,
             _ => State::Stopping,
         }
+    }
+
+    /// Registers a synthetic check's status for `/checks`.
+    pub fn check(
+        &self,
+        receiver: &str,
+        kind: &'static str,
+        target: &str,
+    ) -> Arc<checks::CheckStatus> {
+        let status = Arc::new(checks::CheckStatus::new(receiver, kind, target));
+        self.checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(status.clone());
+        status
+    }
+
+    pub fn checks(&self) -> Vec<Arc<checks::CheckStatus>> {
+        self.checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn receiver(
