@@ -11,6 +11,8 @@ mod bad_input;
 mod bombs;
 mod cardinality;
 mod certs;
+mod checks_http;
+mod checks_support;
 mod config_errors;
 mod email;
 mod external;
