@@ -253,7 +253,7 @@ async fn httpcheck_retries_before_a_failure_counts() {
         get(move || {
             let counter = counter.clone();
             async move {
-                if counter.fetch_add(1, Ordering::SeqCst) % 2 == 0 {
+                if counter.fetch_add(1, Ordering::SeqCst).is_multiple_of(2) {
                     StatusCode::SERVICE_UNAVAILABLE
                 } else {
                     StatusCode::OK
@@ -292,7 +292,7 @@ async fn httpcheck_retries_before_a_failure_counts() {
 
 #[tokio::test]
 async fn httpcheck_config_errors_name_the_field() {
-    let error = sidewatch::config::load_str(
+    let Err(error) = sidewatch::config::load_str(
         r#"
 receivers:
   http_check:
@@ -309,10 +309,10 @@ service:
     metrics: { receivers: [http_check], exporters: [debug] }
 "#,
         "test config",
-    )
-    .err()
-    .expect("invalid config")
-    .to_string();
+    ) else {
+        panic!("the config is invalid");
+    };
+    let error = error.to_string();
     assert!(error.contains("receivers.http_check.timeout"), "{error}");
     assert!(error.contains("longer than collection_interval"), "{error}");
     assert!(

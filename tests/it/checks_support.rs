@@ -105,8 +105,7 @@ pub async fn latest(recorded: &Recorded, name: &str, key: &str, value: &str) -> 
     let matching = || {
         points(recorded, name)
             .into_iter()
-            .filter(|f| f.text(key).as_deref() == Some(value))
-            .last()
+            .rfind(|f| f.text(key).as_deref() == Some(value))
     };
     wait_until(Duration::from_secs(10), || matching().is_some()).await;
     matching().unwrap_or_else(|| panic!("no {name} point with {key}={value}"))
