@@ -83,6 +83,69 @@ pub const COMPONENTS: &[ComponentInfo] = &[
         connects: &[],
     },
     ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "httpcheck",
+        description: "HTTP(S) endpoint checks: status, expected codes, body regex or JSON pointer, per-phase timings, redirects, client certificates",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "http_check",
+        description: "httpcheck under the Collector's id",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "tcpcheck",
+        description: "TCP connect checks (and UDP with protocol: udp), optional send/expect",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "tcp_check",
+        description: "tcpcheck under the Collector's id",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "tlscheck",
+        description: "TLS certificate checks: time left until expiry, issuer, subject and SANs, trust",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "tls_check",
+        description: "tlscheck under the Collector's id",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "dnscheck",
+        description: "DNS checks of a record type against an expected answer and response code, at a chosen server",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "dns_check",
+        description: "dnscheck under the Collector's id",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "icmpcheck",
+        description: "ping: packet loss and round-trip times (ICMP datagram or raw sockets)",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
         kind: Kind::Processor,
         type_name: "batch",
         description: "groups items into batches by size or after a timeout; flushes on shutdown",
@@ -235,6 +298,7 @@ pub enum ReceiverConfig {
     Prometheus(receivers::prometheus::PrometheusReceiverConfig),
     Exec(receivers::exec::ExecConfig),
     FileLog(receivers::filelog::FileLogPlan),
+    Checks(receivers::checks::ChecksPlan),
 }
 
 #[derive(Debug, Clone)]
@@ -321,6 +385,26 @@ pub fn decode_receiver(
             receivers::prometheus::decode(value, path, decoder).map(ReceiverConfig::Prometheus)
         }
         "exec" => receivers::exec::decode(value, path, decoder).map(ReceiverConfig::Exec),
+        "httpcheck" | "http_check" => {
+            use receivers::checks::{decode, http::HttpTarget};
+            decode::<HttpTarget>("http", value, path, decoder).map(ReceiverConfig::Checks)
+        }
+        "tcpcheck" | "tcp_check" => {
+            use receivers::checks::{decode, tcp::TcpTarget};
+            decode::<TcpTarget>("tcp", value, path, decoder).map(ReceiverConfig::Checks)
+        }
+        "tlscheck" | "tls_check" => {
+            use receivers::checks::{decode, tls::TlsTarget};
+            decode::<TlsTarget>("tls", value, path, decoder).map(ReceiverConfig::Checks)
+        }
+        "dnscheck" | "dns_check" => {
+            use receivers::checks::{decode, dns::DnsTarget};
+            decode::<DnsTarget>("dns", value, path, decoder).map(ReceiverConfig::Checks)
+        }
+        "icmpcheck" => {
+            use receivers::checks::{decode, icmp::IcmpTarget};
+            decode::<IcmpTarget>("icmp", value, path, decoder).map(ReceiverConfig::Checks)
+        }
         "filelog" => {
             let config: receivers::filelog::FileLogConfig = decoder.decode(value, path)?;
             match config.compile() {
@@ -546,6 +630,19 @@ mod tests {
                     yaml_serde::from_str("include: [/tmp/*.log]").unwrap()
                 }
                 (Kind::Processor, "percentiles") => yaml_serde::from_str("metrics: [m]").unwrap(),
+                (Kind::Receiver, "httpcheck" | "http_check") => {
+                    yaml_serde::from_str("targets: [{ endpoint: http://127.0.0.1:1/ }]").unwrap()
+                }
+                (Kind::Receiver, "tcpcheck" | "tcp_check" | "tlscheck" | "tls_check") => {
+                    yaml_serde::from_str("targets: [{ endpoint: 127.0.0.1:1 }]").unwrap()
+                }
+                (Kind::Receiver, "dnscheck" | "dns_check") => {
+                    yaml_serde::from_str("targets: [{ domain: example.com, server: 127.0.0.1 }]")
+                        .unwrap()
+                }
+                (Kind::Receiver, "icmpcheck") => {
+                    yaml_serde::from_str("targets: [{ host: 127.0.0.1 }]").unwrap()
+                }
                 (Kind::Receiver, "exec") => yaml_serde::from_str("command: [\"true\"]").unwrap(),
                 (Kind::Receiver, "prometheus") => yaml_serde::from_str(
                     "config: { scrape_configs: [ { job_name: j, static_configs: [ { targets: ['127.0.0.1:9090'] } ] } ] }",

@@ -453,6 +453,7 @@ fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
         }
         ReceiverConfig::Exec(c) => Box::new(receivers::exec::ExecReceiver::new(c.clone())),
         ReceiverConfig::FileLog(c) => Box::new(receivers::filelog::FileLogReceiver::new(c.clone())),
+        ReceiverConfig::Checks(c) => Box::new(receivers::checks::ChecksReceiver::new(c.clone())),
     }
 }
 
@@ -474,15 +475,15 @@ pub fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
 pub fn build_connector(id: &str, config: &ConnectorConfig, purpose: Purpose) -> Box<dyn Processor> {
     match config {
         // A replay starts from a clean slate: never the live state file.
-        ConnectorConfig::LogPatterns(c) if purpose == Purpose::Replay => Box::new(
-            connectors::logpatterns::LogPatternsConnector::new(
+        ConnectorConfig::LogPatterns(c) if purpose == Purpose::Replay => {
+            Box::new(connectors::logpatterns::LogPatternsConnector::new(
                 id,
                 &connectors::logpatterns::LogPatternsConfig {
                     storage: None,
                     ..c.clone()
                 },
-            ),
-        ),
+            ))
+        }
         ConnectorConfig::LogPatterns(c) => {
             Box::new(connectors::logpatterns::LogPatternsConnector::new(id, c))
         }

@@ -6,6 +6,7 @@
 //! spawned tasks until the shutdown token fires, finishing in-flight
 //! requests before those tasks end.
 
+pub mod checks;
 pub mod exec;
 pub mod filelog;
 pub mod hostmetrics;

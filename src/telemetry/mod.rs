@@ -7,9 +7,10 @@
 //! never takes a lock.
 
 pub mod cardinality;
+pub mod checks;
 pub mod connections;
-pub mod dropped;
 pub mod counters;
+pub mod dropped;
 pub mod logs;
 pub mod requests;
 pub mod server;
@@ -93,6 +94,7 @@ pub struct Telemetry {
     listeners: Mutex<Vec<Arc<ListenerStats>>>,
     cardinality: Mutex<Vec<cardinality::Registered>>,
     counters: Mutex<Vec<Arc<counters::ComponentCounter>>>,
+    checks: Mutex<Vec<Arc<checks::CheckStatus>>>,
     /// Set when `service.memory_limiter` is configured.
     pub memory_limiter: std::sync::OnceLock<Arc<crate::pipeline::memory::MemoryLimiter>>,
 }
@@ -107,6 +109,7 @@ impl Default for Telemetry {
             memory_limiter: std::sync::OnceLock::new(),
             cardinality: Mutex::default(),
             counters: Mutex::default(),
+            checks: Mutex::default(),
         }
     }
 }
@@ -122,6 +125,28 @@ impl Telemetry {
             1 => State::Running,
             _ => State::Stopping,
         }
+    }
+
+    /// Registers a synthetic check's status for `/checks`.
+    pub fn check(
+        &self,
+        receiver: &str,
+        kind: &'static str,
+        target: &str,
+    ) -> Arc<checks::CheckStatus> {
+        let status = Arc::new(checks::CheckStatus::new(receiver, kind, target));
+        self.checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(status.clone());
+        status
+    }
+
+    pub fn checks(&self) -> Vec<Arc<checks::CheckStatus>> {
+        self.checks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn receiver(

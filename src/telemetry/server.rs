@@ -1,4 +1,5 @@
-//! The telemetry endpoint: `/healthz` and `/metrics`.
+//! The telemetry endpoint: `/healthz`, `/metrics` and `/checks` (the
+//! last result of every synthetic check, as JSON).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub async fn start(
     let app = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route("/checks", get(checks))
         .with_state(telemetry);
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
@@ -73,4 +75,8 @@ async fn metrics(AxumState(telemetry): AxumState<Arc<Telemetry>>) -> impl IntoRe
         )],
         telemetry.render_prometheus(),
     )
+}
+
+async fn checks(AxumState(telemetry): AxumState<Arc<Telemetry>>) -> impl IntoResponse {
+    axum::Json(super::checks::summary(&telemetry.checks()))
 }
