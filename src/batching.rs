@@ -369,6 +369,9 @@ pub(crate) mod tests {
                                     n += 1;
                                     Span {
                                         name: format!("span-{n}"),
+                                        // Valid ids: the wire scanner refuses others.
+                                        trace_id: n.to_be_bytes().repeat(2),
+                                        span_id: n.to_be_bytes().to_vec(),
                                         ..Default::default()
                                     }
                                 })
