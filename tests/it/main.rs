@@ -21,6 +21,7 @@ mod checks_tcp;
 mod checks_tls;
 mod config_errors;
 mod connection_deadlines;
+mod count;
 mod data_model;
 mod early_answers;
 mod email;
