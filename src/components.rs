@@ -552,8 +552,9 @@ pub fn decode_connector(
 ) -> Option<ConnectorConfig> {
     match type_name {
         "forward" => decoder.decode(value, path).map(ConnectorConfig::Forward),
-        "count" => connectors::count::CountConfig::decode(value, path, decoder)
-            .map(ConnectorConfig::Count),
+        "count" => {
+            connectors::count::CountConfig::decode(value, path, decoder).map(ConnectorConfig::Count)
+        }
         "logpatterns" => {
             let config: connectors::logpatterns::LogPatternsConfig = decoder.decode(value, path)?;
             let errors = config.validate();

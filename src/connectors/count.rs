@@ -202,8 +202,9 @@ impl CountConfig {
                 }
                 let mut conditions = Vec::new();
                 for (i, text) in metric.conditions.iter().enumerate() {
-                    let condition = grammar::parse_condition(text)
-                        .and_then(|parsed| crate::ottl::compile::compile_condition(&parsed, context));
+                    let condition = grammar::parse_condition(text).and_then(|parsed| {
+                        crate::ottl::compile::compile_condition(&parsed, context)
+                    });
                     match condition {
                         Ok(c) => conditions.push(c),
                         Err(e) => {
@@ -271,11 +272,14 @@ impl CountConfig {
     }
 }
 
-/// Counts of one level's metrics within one resource: per metric, per
-/// encoded set of attribute values, the attributes and the count.
+/// One metric's counts: per encoded set of attribute values, the
+/// attributes and the count.
+type Counts = BTreeMap<Vec<u8>, (Vec<KeyValue>, i64)>;
+
+/// Counts of one level's metrics within one resource.
 struct Tally<'m> {
     metrics: &'m [CountMetric],
-    counts: Vec<BTreeMap<Vec<u8>, (Vec<KeyValue>, i64)>>,
+    counts: Vec<Counts>,
 }
 
 impl<'m> Tally<'m> {
@@ -605,5 +609,195 @@ impl Processor for CountConnector {
         out.push(Batch::Metrics(Arc::new(ExportMetricsServiceRequest {
             resource_metrics,
         })));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::batching::tests::traces;
+    use opentelemetry_proto::tonic::metrics::v1::Gauge;
+    use opentelemetry_proto::tonic::trace::v1::span::Event;
+
+    fn config(yaml: &str) -> CountConfig {
+        let mut decoder = crate::config::test_decoder();
+        let value: Value = yaml_serde::from_str(yaml).unwrap();
+        CountConfig::decode(&value, &YamlPath::root().key("count"), &mut decoder)
+            .expect("the config is valid")
+    }
+
+    fn text(key: &str, value: &str) -> KeyValue {
+        crate::receivers::hostmetrics::string_attribute(key, value)
+    }
+
+    /// (metric, attribute values, count) of everything emitted.
+    fn counts(out: &[Batch]) -> Vec<(String, Vec<String>, i64)> {
+        let mut found = Vec::new();
+        for batch in out {
+            let Batch::Metrics(request) = batch else {
+                panic!("metrics out")
+            };
+            for m in request
+                .resource_metrics
+                .iter()
+                .flat_map(|r| &r.scope_metrics)
+                .flat_map(|s| &s.metrics)
+            {
+                let Some(metric::Data::Sum(sum)) = &m.data else {
+                    panic!("a sum")
+                };
+                for p in &sum.data_points {
+                    let values = p
+                        .attributes
+                        .iter()
+                        .map(|kv| {
+                            crate::exporters::debug::any_value_text(kv.value.as_ref().unwrap())
+                        })
+                        .collect();
+                    let Some(number_data_point::Value::AsInt(n)) = p.value else {
+                        panic!("an int")
+                    };
+                    found.push((m.name.clone(), values, n));
+                }
+            }
+        }
+        found.sort();
+        found
+    }
+
+    #[test]
+    fn counts_spans_and_events_under_the_default_names() {
+        let mut request = traces(&[&[2, 1]]);
+        request.resource_spans[0].scope_spans[0].spans[0].events = vec![Event::default(); 3];
+        let mut connector = CountConnector::new(config("{}"));
+        let mut out = Vec::new();
+        connector.process(
+            Batch::Traces(Arc::new(request)),
+            SystemTime::now(),
+            &mut out,
+        );
+        assert_eq!(
+            counts(&out),
+            vec![
+                ("trace.span.count".into(), vec![], 3),
+                ("trace.span.event.count".into(), vec![], 3),
+            ]
+        );
+    }
+
+    #[test]
+    fn looks_attributes_up_on_item_scope_then_resource_and_skips_items_without() {
+        let mut request = traces(&[&[2, 1], &[1]]);
+        let rs = &mut request.resource_spans;
+        rs[0].resource = Some(Resource {
+            attributes: vec![text("env", "prod"), text("team", "a")],
+            ..Default::default()
+        });
+        rs[0].scope_spans[0].spans[0].attributes = vec![text("env", "test")];
+        rs[0].scope_spans[1].scope = Some(InstrumentationScope {
+            attributes: vec![text("env", "scope")],
+            ..Default::default()
+        });
+        let yaml = r#"
+spans:
+  by.env: { attributes: [{ key: env }] }
+  by.team: { attributes: [{ key: team, default_value: none }] }
+  named: { conditions: ['name == "span-2"', 'name == "span-4"'] }
+"#;
+        let mut connector = CountConnector::new(config(yaml));
+        let mut out = Vec::new();
+        let shared = Arc::new(request);
+        // Shared with another exporter: counted on a copy, the batch untouched.
+        connector.process(Batch::Traces(shared.clone()), SystemTime::now(), &mut out);
+        assert_eq!(crate::signal::span_count(&shared), 4);
+        assert_eq!(
+            counts(&out),
+            vec![
+                ("by.env".into(), vec!["prod".into()], 1),
+                ("by.env".into(), vec!["scope".into()], 1),
+                ("by.env".into(), vec!["test".into()], 1),
+                ("by.team".into(), vec!["a".into()], 3),
+                ("by.team".into(), vec!["none".into()], 1),
+                ("named".into(), vec![], 1),
+                ("named".into(), vec![], 1),
+            ]
+        );
+        // One resource metrics per counted resource, its attributes copied.
+        let Batch::Metrics(m) = &out[0] else { panic!() };
+        assert_eq!(m.resource_metrics.len(), 2);
+        assert_eq!(
+            m.resource_metrics[0]
+                .resource
+                .as_ref()
+                .unwrap()
+                .attributes
+                .len(),
+            2
+        );
+    }
+
+    #[test]
+    fn counts_metrics_and_data_points_with_conditions() {
+        let point = |env: &str| NumberDataPoint {
+            attributes: vec![text("env", env)],
+            ..Default::default()
+        };
+        let request = ExportMetricsServiceRequest {
+            resource_metrics: vec![ResourceMetrics {
+                scope_metrics: vec![ScopeMetrics {
+                    metrics: vec![
+                        Metric {
+                            name: "a".into(),
+                            data: Some(metric::Data::Gauge(Gauge {
+                                data_points: vec![point("prod"), point("prod"), point("test")],
+                            })),
+                            ..Default::default()
+                        },
+                        Metric {
+                            name: "b".into(),
+                            data: Some(metric::Data::Gauge(Gauge {
+                                data_points: vec![point("test")],
+                            })),
+                            ..Default::default()
+                        },
+                    ],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        let yaml = r#"
+metrics:
+  metric.b.count: { conditions: ['name == "b"'] }
+datapoints:
+  prod.count: { conditions: ['attributes["env"] == "prod"'], attributes: [{ key: env }] }
+"#;
+        let mut connector = CountConnector::new(config(yaml));
+        let mut out = Vec::new();
+        connector.process(
+            Batch::Metrics(Arc::new(request)),
+            SystemTime::now(),
+            &mut out,
+        );
+        assert_eq!(
+            counts(&out),
+            vec![
+                ("metric.b.count".into(), vec![], 1),
+                ("prod.count".into(), vec!["prod".into()], 2),
+            ]
+        );
+    }
+
+    #[test]
+    fn nothing_counted_emits_nothing() {
+        let mut connector =
+            CountConnector::new(config("logs: { none: { conditions: ['body == \"x\"'] } }"));
+        let mut out = Vec::new();
+        connector.process(
+            Batch::Logs(Arc::new(ExportLogsServiceRequest::default())),
+            SystemTime::now(),
+            &mut out,
+        );
+        assert!(out.is_empty());
     }
 }

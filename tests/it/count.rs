@@ -55,10 +55,7 @@ async fn counts_error_records_by_service_and_failed_passwords_by_host_exactly() 
     let auth = dir.path().join("auth.log");
     std::fs::copy(root.join(BGL), &bgl).unwrap();
     let mut auth_text = std::fs::read_to_string(root.join(LINUX)).unwrap();
-    let failed = [
-        ("LabSZ", 6),
-        ("web2", 3),
-    ];
+    let failed = [("LabSZ", 6), ("web2", 3)];
     for (host, n) in failed {
         for i in 0..n {
             auth_text.push_str(&format!(
@@ -148,8 +145,13 @@ service:
     let key = |m: &str, v: &str| (m.to_string(), v.to_string());
     let everything = wait_for(Duration::from_secs(30), async || {
         let t = totals(&backend.recorded);
-        let seen = t.get(&key("log.record.count", "bgl")).copied().unwrap_or(0.0)
-            + t.get(&key("log.record.count", "auth")).copied().unwrap_or(0.0);
+        let seen = t
+            .get(&key("log.record.count", "bgl"))
+            .copied()
+            .unwrap_or(0.0)
+            + t.get(&key("log.record.count", "auth"))
+                .copied()
+                .unwrap_or(0.0);
         (seen >= 809.0).then_some(())
     })
     .await;
@@ -233,7 +235,10 @@ service:
         error.contains("connectors.count.logs.bad.count.conditions[0]"),
         "{error}"
     );
-    assert!(error.contains("`Len` is not in sidewatch's OTTL subset"), "{error}");
+    assert!(
+        error.contains("`Len` is not in sidewatch's OTTL subset"),
+        "{error}"
+    );
     assert!(
         error.contains("default_value") && error.contains("expected a string, number or boolean"),
         "{error}"
