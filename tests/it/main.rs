@@ -36,6 +36,7 @@ mod hostmetrics;
 mod id_lengths;
 mod logpatterns;
 mod logs;
+mod logs_pipeline;
 mod memory_limit;
 mod otlphttp_chain;
 mod ottl;
