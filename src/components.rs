@@ -379,7 +379,16 @@ pub fn decode_receiver(
             }
             valid.then_some(ReceiverConfig::Otlp(config))
         }
-        "hostmetrics" => decoder.decode(value, path).map(ReceiverConfig::HostMetrics),
+        "hostmetrics" => {
+            // Decoded on its own first so a wrong key under one scraper is
+            // reported at that scraper (`scrapers.cpu.bogus`), not at
+            // `scrapers`.
+            if let Some(scrapers @ Value::Mapping(_)) = value.get("scrapers") {
+                decoder
+                    .decode::<receivers::hostmetrics::Scrapers>(scrapers, &path.key("scrapers"))?;
+            }
+            decoder.decode(value, path).map(ReceiverConfig::HostMetrics)
+        }
         "internal" => decoder.decode(value, path).map(ReceiverConfig::Internal),
         "prometheus" => {
             receivers::prometheus::decode(value, path, decoder).map(ReceiverConfig::Prometheus)

@@ -10,6 +10,7 @@ use yaml_serde::Value;
 use super::Decoder;
 use super::endpoint::ListenAddress;
 use super::error::YamlPath;
+use super::otelcol;
 use super::raw::{RawConfig, RawPipeline, RawService};
 use crate::components::{
     self, ConnectorConfig, ExporterConfig, Kind, ProcessorConfig, ReceiverConfig,
@@ -275,20 +276,29 @@ fn decode_section<T>(
                 continue;
             }
         };
-        if components::lookup(kind, &id.type_name).is_none() {
-            decoder.error(
-                path,
-                format!(
+        if let Some(message) = otelcol::alias(kind, &id.type_name).and_then(|a| a.deprecated) {
+            decoder.warning(path.clone(), message);
+        }
+        let type_name = otelcol::canonical(kind, &id.type_name);
+        if components::lookup(kind, type_name).is_none() {
+            let message = match otelcol::unsupported(kind, &id.type_name) {
+                Some(instead) => format!(
+                    "the Collector's `{}` {} is not supported by sidewatch: {instead}",
+                    id.type_name,
+                    singular(section),
+                ),
+                None => format!(
                     "unknown {} type `{}`: expected one of {}",
                     singular(section),
                     id.type_name,
                     components::type_names(kind).join(", ")
                 ),
-            );
+            };
+            decoder.error(path, message);
             continue;
         }
         let errors_before = decoder.raised;
-        match decode(&id.type_name, value, &path, decoder) {
+        match decode(type_name, value, &path, decoder) {
             Some(config) => {
                 out.insert(id, config);
             }
@@ -446,8 +456,8 @@ impl Checker<'_> {
                 continue;
             }
             self.used.insert((section, id.clone()));
-            let info =
-                components::lookup(kind, &id.type_name).expect("decoded components are registered");
+            let info = components::lookup(kind, otelcol::canonical(kind, &id.type_name))
+                .expect("decoded components are registered");
             if !info.signals.contains(&signal) {
                 let supported: Vec<&str> = info.signals.iter().map(|s| s.as_str()).collect();
                 self.decoder.error(

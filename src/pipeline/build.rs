@@ -310,9 +310,15 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
 
     let telemetry_stop = CancellationToken::new();
     let mut telemetry_task = None;
-    if let Some(address) = plan.service.telemetry.address {
+    if let Some(address) = &plan.service.telemetry.address {
+        let resolved = address.resolve().map_err(|e| {
+            component_error(
+                "telemetry endpoint".into(),
+                format!("cannot listen on {address}: {e}"),
+            )
+        })?;
         let (bound, task) =
-            telemetry::server::start(address.0, telemetry.clone(), telemetry_stop.clone())
+            telemetry::server::start(resolved, telemetry.clone(), telemetry_stop.clone())
                 .await
                 .map_err(|e| {
                     component_error(
