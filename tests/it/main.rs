@@ -36,6 +36,7 @@ mod id_lengths;
 mod logpatterns;
 mod logs;
 mod memory_limit;
+mod otelcol;
 mod otlphttp_chain;
 mod ottl;
 mod percentiles;
