@@ -67,13 +67,13 @@ impl RawAction {
             return Err(("key", "expected the attribute's key".into()));
         }
         match self.action {
-            ActionKind::Insert | ActionKind::Update | ActionKind::Upsert => {
-                if self.value.is_some() == self.from_attribute.is_some() {
-                    return Err((
-                        "value",
-                        "expected exactly one of value and from_attribute".into(),
-                    ));
-                }
+            ActionKind::Insert | ActionKind::Update | ActionKind::Upsert
+                if self.value.is_some() == self.from_attribute.is_some() =>
+            {
+                return Err((
+                    "value",
+                    "expected exactly one of value and from_attribute".into(),
+                ));
             }
             ActionKind::Extract => match &pattern {
                 Some(p) if p.capture_names().flatten().next().is_some() => {}
