@@ -95,6 +95,10 @@ pub struct Plan {
     pub exporters: BTreeMap<ComponentId, ExporterConfig>,
     pub connectors: BTreeMap<ComponentId, ConnectorConfig>,
     pub service: ServicePlan,
+    /// `batch` processors moved into persistent queues (`fold_batch`):
+    /// per (exporter, signal), the batching its queue takes unless it has
+    /// `sending_queue.batch` of its own.
+    pub queue_batching: super::fold_batch::FoldedBatches,
 }
 
 pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
@@ -208,6 +212,14 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
             }
         }
     }
+    let queue_batching = super::fold_batch::fold(
+        &mut pipelines,
+        &processors,
+        &exporters,
+        &connectors,
+        decoder,
+        &pipelines_path,
+    );
     let pipelines = topological_order(pipelines, &connectors, decoder, &pipelines_path)?;
     let telemetry = TelemetryPlan {
         address: match service.telemetry.metrics.level.as_str() {
@@ -248,6 +260,7 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
             shutdown_timeout: service.shutdown_timeout,
             memory_limiter: service.memory_limiter.clone(),
         },
+        queue_batching,
     })
 }
 
