@@ -141,3 +141,74 @@ pub(super) fn fold(
     }
     folded
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn load(exporters: &str) -> crate::config::Loaded {
+        let yaml = format!(
+            r#"
+receivers:
+  otlp: {{ protocols: {{ grpc: {{ endpoint: "127.0.0.1:0" }} }} }}
+processors:
+  batch: {{ send_batch_size: 500, send_batch_max_size: 1000, timeout: 1s }}
+exporters:
+{exporters}
+service:
+  pipelines:
+    traces: {{ receivers: [otlp], processors: [batch], exporters: [otlp, debug] }}
+    logs: {{ receivers: [otlp], exporters: [otlp] }}
+"#
+        );
+        crate::config::load_str(&yaml, "test").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn traces(loaded: &crate::config::Loaded) -> &PipelinePlan {
+        let pipelines = &loaded.plan.service.pipelines;
+        pipelines.iter().find(|p| p.id == "traces").unwrap()
+    }
+
+    fn id(text: &str) -> ComponentId {
+        ComponentId::parse(text).unwrap()
+    }
+
+    #[test]
+    fn a_last_batch_before_persistent_queues_moves_into_every_queue_it_feeds() {
+        let loaded = load(
+            "  otlp: { endpoint: http://127.0.0.1:9, sending_queue: { storage: /nonexistent } }\n  debug: {}",
+        );
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let traces = traces(&loaded);
+        assert!(traces.processors.is_empty(), "{:?}", traces.processors);
+        let expected = QueueBatchSettings {
+            flush_timeout: Duration::from_secs(1),
+            min_size: 500,
+            max_size: 1000,
+            sizer: Sizer::Items,
+        };
+        let batching = &loaded.plan.queue_batching;
+        assert_eq!(batching[&(id("otlp"), Signal::Traces)].settings, expected);
+        // The in-memory queue of the same pipeline batches the same way.
+        assert_eq!(batching[&(id("debug"), Signal::Traces)].settings, expected);
+        // Pipelines without the processor are left alone.
+        assert!(!batching.contains_key(&(id("otlp"), Signal::Logs)));
+    }
+
+    #[test]
+    fn a_queue_with_its_own_batching_keeps_it_and_without_storage_nothing_moves() {
+        let own = load(
+            "  otlp: { endpoint: http://127.0.0.1:9, sending_queue: { storage: /nonexistent, batch: { min_size: 7 } } }\n  debug: {}",
+        );
+        assert!(traces(&own).processors.is_empty());
+        assert!(
+            !own.plan
+                .queue_batching
+                .contains_key(&(id("otlp"), Signal::Traces))
+        );
+        let memory = load("  otlp: { endpoint: http://127.0.0.1:9 }\n  debug: {}");
+        assert_eq!(traces(&memory).processors, vec![id("batch")]);
+        assert!(memory.plan.queue_batching.is_empty());
+    }
+}
