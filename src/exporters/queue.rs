@@ -525,7 +525,14 @@ impl Worker {
             if joined.is_empty() {
                 return true;
             }
-            match crate::wire::EncodedBatch::parse(self.stats.signal, joined.freeze()) {
+            let joined = joined.freeze();
+            if self.exporter.takes_encoded()
+                && queue_batch::part_items(batching, joined_items, joined.len()).is_none()
+            {
+                // Whole, and sent as bytes: no need to look inside.
+                return self.send_encoded(joined, joined_items).await;
+            }
+            match crate::wire::EncodedBatch::parse(self.stats.signal, joined) {
                 Ok(encoded) => vec![Batch::Encoded(encoded.into())],
                 Err(e) => {
                     // Every entry was validated when it was queued, or
