@@ -182,7 +182,11 @@ def main():
                         help="give sidewatch's exporter sending_queue.storage (fsync always)")
     parser.add_argument("--only", choices=["sidewatch", "rotel"], help="run one collector")
     parser.add_argument("--sidewatch-binary", help="the sidewatch to run (default target/release/sidewatch)")
+    parser.add_argument("--build-dir", help="where loadgen, otlp_sink and sidewatch are (default target/release)")
     args = parser.parse_args()
+    if args.build_dir:
+        global TARGET
+        TARGET = os.path.abspath(args.build_dir)
     if not args.skip_build:
         run(["cargo", "build", "--release", "--bin", "sidewatch", "--example", "loadgen", "--example", "otlp_sink"], cwd=ROOT)
     names = [args.only] if args.only else ["sidewatch", "rotel"]

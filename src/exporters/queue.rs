@@ -102,6 +102,8 @@ pub struct QueueSender {
     wal: Option<Arc<Wal>>,
     /// The exporter sends protobuf as is: queue batches encoded.
     encode: bool,
+    /// Batching counts bytes: decoded batches are measured as they enter.
+    sized_by_bytes: bool,
     /// Wait for room rather than refuse when full.
     pub block_on_overflow: bool,
 }
@@ -129,7 +131,9 @@ impl QueueSender {
                 Payload::Encoded(batch.to_protobuf())
             }
             None => {
-                bytes = encoded_len(&batch);
+                if self.sized_by_bytes {
+                    bytes = encoded_len(&batch);
+                }
                 Payload::Decoded(batch)
             }
             Some(wal) => {
@@ -269,6 +273,11 @@ pub fn start(
             stats: stats.clone(),
             wal: wal.clone(),
             encode: exporter.takes_encoded(),
+            sized_by_bytes: settings
+                .sending_queue
+                .batch
+                .as_ref()
+                .is_some_and(|b| b.sizer == Sizer::Bytes),
             block_on_overflow: settings.sending_queue.block_on_overflow,
         },
         QueueRunner {
