@@ -11,6 +11,11 @@ sidewatch / rotel ratio are printed for each.
 
     python3 benches/compare_rotel.py --rounds 3 --duration 10
 
+--persistent-queue gives sidewatch's exporter a persistent queue
+(`sending_queue.storage` in a fresh directory under target/, fsync
+`always`); --only sidewatch skips rotel; --sidewatch-binary runs another
+build (an older one, for before/after figures).
+
 Needs: cargo, taskset, python3 -m venv (rotel is installed from PyPI into
 target/bench-venv). Loopback only; every run is bounded by --duration.
 """
@@ -63,12 +68,19 @@ def rotel_binary():
     return os.path.join(found.stdout.strip(), "rotel-agent")
 
 
-def collector_command(name, rotel):
+def collector_command(name, rotel, args):
     if name == "sidewatch":
         path = os.path.join(ROOT, "target", "bench-sidewatch.yaml")
+        config = SIDEWATCH_CONFIG
+        if args.persistent_queue:
+            storage = os.path.join(ROOT, "target", "bench-queue")
+            subprocess.run(["rm", "-rf", storage], check=True)
+            config = config.replace("sending_queue: { queue_size: 8,",
+                                    f"sending_queue: {{ storage: {storage}, queue_size: 1000,")
         with open(path, "w") as f:
-            f.write(SIDEWATCH_CONFIG)
-        return [os.path.join(TARGET, "sidewatch"), "run", "--config", path]
+            f.write(config)
+        binary = args.sidewatch_binary or os.path.join(TARGET, "sidewatch")
+        return [binary, "run", "--config", path]
     return [rotel, "start", "--otlp-grpc-endpoint", "127.0.0.1:4317", "--otlp-http-endpoint", "127.0.0.1:4319",
             "--otlp-receiver-metrics-disabled", "--otlp-receiver-logs-disabled",
             "--batch-max-size", "8192", "--batch-timeout", "200ms", "--exporter", "otlp",
@@ -119,7 +131,7 @@ def one_run(name, rotel, args, rate=0):
     sink = subprocess.Popen(["taskset", "-c", "1", os.path.join(TARGET, "examples", "otlp_sink")], stderr=subprocess.DEVNULL)
     wait_port(14318)
     started = time.monotonic()
-    collector = subprocess.Popen(["taskset", "-c", "0"] + collector_command(name, rotel), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    collector = subprocess.Popen(["taskset", "-c", "0"] + collector_command(name, rotel, args), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         ready = wait_port(4317) if True else None
         ready_ms = (time.monotonic() - started) * 1000
@@ -166,17 +178,26 @@ def main():
     parser.add_argument("--fixed-rate", type=int, default=100000,
                         help="spans/s of the same-load runs (below both collectors' maximum); 0 skips them")
     parser.add_argument("--skip-build", action="store_true")
+    parser.add_argument("--persistent-queue", action="store_true",
+                        help="give sidewatch's exporter sending_queue.storage (fsync always)")
+    parser.add_argument("--only", choices=["sidewatch", "rotel"], help="run one collector")
+    parser.add_argument("--sidewatch-binary", help="the sidewatch to run (default target/release/sidewatch)")
+    parser.add_argument("--build-dir", help="where loadgen, otlp_sink and sidewatch are (default target/release)")
     args = parser.parse_args()
+    if args.build_dir:
+        global TARGET
+        TARGET = os.path.abspath(args.build_dir)
     if not args.skip_build:
         run(["cargo", "build", "--release", "--bin", "sidewatch", "--example", "loadgen", "--example", "otlp_sink"], cwd=ROOT)
-    rotel = rotel_binary()
+    names = [args.only] if args.only else ["sidewatch", "rotel"]
+    rotel = rotel_binary() if "rotel" in names else None
     # Two loads: as fast as each collector accepts (its maximum), and the
     # same fixed rate for both (what each costs for the same work).
     loads = [("max", 0)] + ([("fixed", args.fixed_rate)] if args.fixed_rate else [])
-    results = {(load, name): [] for load, _ in loads for name in ("sidewatch", "rotel")}
+    results = {(load, name): [] for load, _ in loads for name in names}
     for round_number in range(args.rounds):
         for load, rate in loads:
-            for name in ("sidewatch", "rotel"):
+            for name in names:
                 result = one_run(name, rotel, args, rate)
                 results[(load, name)].append(result)
                 print(f"round {round_number + 1} {load} {name}: " + json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in result.items()}), flush=True)
@@ -184,6 +205,11 @@ def main():
     for load, rate in loads:
         title = "as fast as accepted" if rate == 0 else f"fixed rate {rate} spans/s"
         print(f"\n{title}")
+        if len(names) == 1:
+            print(f"{'median of ' + str(args.rounds):<22}{names[0]:>14}")
+            for key in keys:
+                print(f"{key:<22}{statistics.median(r[key] for r in results[(load, names[0])]):>14.1f}")
+            continue
         print(f"{'median of ' + str(args.rounds):<22}{'sidewatch':>14}{'rotel':>14}{'sidewatch/rotel':>18}")
         for key in keys:
             s = statistics.median(r[key] for r in results[(load, "sidewatch")])

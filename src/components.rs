@@ -688,6 +688,16 @@ pub fn decode_exporter(
 /// builder cannot fail on a config that compiled (except for the world
 /// changing in between: a file deleted, a port taken).
 fn exporter_starts(config: &ExporterConfig, path: &YamlPath, decoder: &mut Decoder) -> bool {
+    if let Some(batch) = &config.settings().sending_queue.batch {
+        let errors = batch.validate();
+        let valid = errors.is_empty();
+        for (field, message) in errors {
+            decoder.error(path.key("sending_queue").key("batch").key(field), message);
+        }
+        if !valid {
+            return false;
+        }
+    }
     let tls = match config {
         ExporterConfig::Otlp(c) => c.tls.as_ref(),
         ExporterConfig::OtlpHttp(c) => c.tls.as_ref(),

@@ -8,6 +8,7 @@ pub mod endpoint;
 pub mod error;
 pub mod expand;
 pub mod files;
+pub mod fold_batch;
 pub mod headers;
 pub mod locate;
 pub mod otelcol;

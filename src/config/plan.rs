@@ -102,6 +102,10 @@ pub struct Plan {
     pub exporters: BTreeMap<ComponentId, ExporterConfig>,
     pub connectors: BTreeMap<ComponentId, ConnectorConfig>,
     pub service: ServicePlan,
+    /// `batch` processors moved into persistent queues (`fold_batch`):
+    /// per (exporter, signal), the batching its queue takes unless it has
+    /// `sending_queue.batch` of its own.
+    pub queue_batching: super::fold_batch::FoldedBatches,
 }
 
 pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
@@ -249,6 +253,14 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
             }
         }
     }
+    let queue_batching = super::fold_batch::fold(
+        &mut pipelines,
+        &processors,
+        &exporters,
+        &connectors,
+        decoder,
+        &pipelines_path,
+    );
     let mut pipelines = topological_order(pipelines, &connectors, decoder, &pipelines_path)?;
     let memory_limiter = merge_memory_limiters(
         decoder,
@@ -303,6 +315,7 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
             memory_limiter,
             health_checks,
         },
+        queue_batching,
     })
 }
 

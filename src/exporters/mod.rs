@@ -14,6 +14,7 @@ pub mod otlp;
 pub mod otlphttp;
 pub mod prometheus;
 pub mod queue;
+mod queue_batch;
 pub mod settings;
 pub mod wal;
 pub mod webhook;

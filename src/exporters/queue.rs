@@ -8,6 +8,11 @@
 //! disk before the client is answered and is deleted only once delivered
 //! or deliberately dropped; what the shutdown deadline cuts off stays on
 //! disk for the next start, as does everything after a crash.
+//!
+//! With `batch`, workers form batches as they take entries out of the
+//! queue (`queue_batch`); entries from a log are acknowledged in it only
+//! once the whole batch is delivered, so a crash mid-batch means
+//! duplicates, never a loss.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -20,7 +25,8 @@ use tokio_util::sync::CancellationToken;
 use crate::wire::encoded::{decode, schema_of};
 use crate::wire::scan::scan;
 
-use super::settings::ExporterSettings;
+use super::queue_batch;
+use super::settings::{ExporterSettings, QueueBatchSettings, Sizer};
 use super::wal::{Location, Wal};
 use super::{ExportError, Exporter};
 use crate::signal::{Batch, Signal};
@@ -46,9 +52,18 @@ enum Outgoing<'a> {
 struct Queued {
     payload: Payload,
     items: usize,
+    /// Protobuf bytes, for `sizer: bytes`.
+    bytes: usize,
 }
 
 impl Queued {
+    fn size(&self, sizer: Sizer) -> usize {
+        match sizer {
+            Sizer::Items => self.items,
+            Sizer::Bytes => self.bytes,
+        }
+    }
+
     fn location(&self) -> Option<Location> {
         match self.payload {
             Payload::Stored(location) => Some(location),
@@ -87,6 +102,8 @@ pub struct QueueSender {
     wal: Option<Arc<Wal>>,
     /// The exporter sends protobuf as is: queue batches encoded.
     encode: bool,
+    /// Batching counts bytes: decoded batches are measured as they enter.
+    sized_by_bytes: bool,
     /// Wait for room rather than refuse when full.
     pub block_on_overflow: bool,
 }
@@ -108,11 +125,17 @@ impl QueueSender {
     /// log cannot store it (the client is then refused, nothing is lost).
     pub async fn send(&self, batch: Batch) -> Result<(), SendError> {
         let items = batch.item_count();
+        let mut bytes = 0;
         let payload = match &self.wal {
             None if self.encode || matches!(batch, Batch::Encoded(_)) => {
                 Payload::Encoded(batch.to_protobuf())
             }
-            None => Payload::Decoded(batch),
+            None => {
+                if self.sized_by_bytes {
+                    bytes = encoded_len(&batch);
+                }
+                Payload::Decoded(batch)
+            }
             Some(wal) => {
                 let wal = wal.clone();
                 // Encoding and appending (and fsync) block: keep them off
@@ -127,7 +150,16 @@ impl QueueSender {
             }
         };
         self.stats.enqueued(items);
-        let queued = Queued { payload, items };
+        let bytes = match &payload {
+            Payload::Decoded(_) => bytes,
+            Payload::Encoded(encoded) => encoded.len(),
+            Payload::Stored(location) => location.payload_bytes(),
+        };
+        let queued = Queued {
+            payload,
+            items,
+            bytes,
+        };
         match self.sender.send(queued).await {
             Ok(()) => Ok(()),
             Err(_) => {
@@ -241,6 +273,11 @@ pub fn start(
             stats: stats.clone(),
             wal: wal.clone(),
             encode: exporter.takes_encoded(),
+            sized_by_bytes: settings
+                .sending_queue
+                .batch
+                .as_ref()
+                .is_some_and(|b| b.sizer == Sizer::Bytes),
             block_on_overflow: settings.sending_queue.block_on_overflow,
         },
         QueueRunner {
@@ -294,6 +331,7 @@ async fn feed_recovered(
         let queued = Queued {
             payload: Payload::Stored(location),
             items,
+            bytes: location.payload_bytes(),
         };
         tokio::select! {
             sent = sender.send(queued) => if sent.is_err() {
@@ -360,6 +398,17 @@ impl QueueRunner {
     }
 }
 
+/// The protobuf size of a decoded batch, without encoding it.
+fn encoded_len(batch: &Batch) -> usize {
+    use prost::Message;
+    match batch {
+        Batch::Traces(r) => r.encoded_len(),
+        Batch::Metrics(r) => r.encoded_len(),
+        Batch::Logs(r) => r.encoded_len(),
+        Batch::Encoded(e) => e.bytes.len(),
+    }
+}
+
 struct Worker {
     name: Arc<str>,
     receiver: Arc<tokio::sync::Mutex<mpsc::Receiver<Queued>>>,
@@ -377,20 +426,39 @@ impl Worker {
             if self.abandon.is_cancelled() {
                 return;
             }
-            let next = {
+            let batching = self.settings.sending_queue.batch.as_ref();
+            let entries = {
                 let mut receiver = self.receiver.lock().await;
-                tokio::select! {
+                let next = tokio::select! {
                     // Prefer data: a closing queue is drained before exit.
                     biased;
                     batch = receiver.recv() => batch,
                     _ = self.closing.cancelled() => receiver.try_recv().ok(),
+                };
+                match (next, batching) {
+                    (None, _) => return,
+                    (Some(first), None) => vec![first],
+                    (Some(first), Some(batching)) => {
+                        queue_batch::collect(
+                            first,
+                            &mut receiver,
+                            batching,
+                            &self.closing,
+                            |queued| queued.size(batching.sizer),
+                        )
+                        .await
+                    }
                 }
             };
-            let Some(queued) = next else {
-                return;
+            if let Some(batching) = batching {
+                self.send_batched(entries, batching).await;
+                continue;
+            }
+            let Some(queued) = entries.into_iter().next() else {
+                continue;
             };
             let location = queued.location();
-            let Queued { payload, items } = queued;
+            let Queued { payload, items, .. } = queued;
             let settled = match payload {
                 Payload::Decoded(batch) => {
                     self.send_with_retry(Outgoing::Batch(&batch), items).await
@@ -412,6 +480,108 @@ impl Worker {
             }
             self.stats.dequeued(items);
         }
+    }
+
+    /// Merges what `queue_batch::collect` took into one request, split to
+    /// `max_size`, sends it, and settles every entry in the log once all
+    /// of it is settled.
+    async fn send_batched(&self, entries: Vec<Queued>, batching: &QueueBatchSettings) {
+        let items: usize = entries.iter().map(|q| q.items).sum();
+        let locations: Vec<Location> = entries.iter().filter_map(Queued::location).collect();
+        let settled = self.send_merged(entries, batching).await;
+        if settled {
+            for location in locations {
+                self.settle(Some(location));
+            }
+        }
+        self.stats.dequeued(items);
+    }
+
+    async fn send_merged(&self, entries: Vec<Queued>, batching: &QueueBatchSettings) -> bool {
+        let batches = if entries
+            .iter()
+            .all(|q| matches!(q.payload, Payload::Decoded(_)))
+        {
+            let decoded = entries
+                .into_iter()
+                .filter_map(|q| match q.payload {
+                    Payload::Decoded(batch) => Some(batch),
+                    _ => None,
+                })
+                .collect();
+            queue_batch::merge_decoded(decoded)
+        } else {
+            // Concatenated protobuf messages are one message whose repeated
+            // fields hold both: the bytes joined are one request holding
+            // every entry, with nothing decoded.
+            let mut joined = bytes::BytesMut::new();
+            let mut joined_items = 0;
+            for queued in entries {
+                joined_items += queued.items;
+                match queued.payload {
+                    Payload::Decoded(batch) => joined.extend_from_slice(&batch.to_protobuf()),
+                    Payload::Encoded(bytes) => joined.extend_from_slice(&bytes),
+                    Payload::Stored(location) => match self.read_back(location).await {
+                        Ok(bytes) => joined.extend_from_slice(&bytes),
+                        Err(e) => {
+                            joined_items -= queued.items;
+                            self.fail(
+                                queued.items,
+                                &format!("cannot read the batch back from the queue's log: {e}"),
+                            );
+                        }
+                    },
+                }
+            }
+            if joined.is_empty() {
+                return true;
+            }
+            let joined = joined.freeze();
+            if self.exporter.takes_encoded()
+                && queue_batch::part_items(batching, joined_items, joined.len()).is_none()
+            {
+                // Whole, and sent as bytes: no need to look inside.
+                return self.send_encoded(joined, joined_items).await;
+            }
+            match crate::wire::EncodedBatch::parse(self.stats.signal, joined) {
+                Ok(encoded) => vec![Batch::Encoded(encoded.into())],
+                Err(e) => {
+                    // Every entry was validated when it was queued, or
+                    // passed its CRC: a record from an incompatible version.
+                    self.fail(
+                        joined_items,
+                        &format!("a queued batch does not decode: {e}"),
+                    );
+                    return true;
+                }
+            }
+        };
+        for batch in batches {
+            let items = batch.item_count();
+            let bytes = match &batch {
+                Batch::Encoded(encoded) => encoded.bytes.len(),
+                decoded => encoded_len(decoded),
+            };
+            let parts = match queue_batch::part_items(batching, items, bytes) {
+                None => vec![batch],
+                Some(per_part) => queue_batch::split(batch, per_part),
+            };
+            for part in parts {
+                if !self.send_part(&part).await {
+                    return false;
+                }
+            }
+        }
+        true
+    }
+
+    /// Sends one part of a batch, encoded or decoded as the exporter takes it.
+    async fn send_part(&self, part: &Batch) -> bool {
+        let items = part.item_count();
+        if let Batch::Encoded(encoded) = part {
+            return self.send_encoded(encoded.bytes.clone(), items).await;
+        }
+        self.send_with_retry(Outgoing::Batch(part), items).await
     }
 
     /// Sends protobuf as is, or decoded for exporters that need that.

@@ -29,6 +29,12 @@ pub struct QueueSettings {
     /// answer; survives power loss) or `never` (the OS decides; survives a
     /// crash of sidewatch, not of the machine).
     pub fsync: super::wal::Fsync,
+    /// Batching inside the queue, as the Collector's exporterhelper does
+    /// (`sending_queue.batch`): batches are formed when workers take data
+    /// out of the queue (with `storage`, out of the log), so what a client
+    /// was told is stored is never held only in memory. Absent: each
+    /// request is sent as it came.
+    pub batch: Option<QueueBatchSettings>,
 }
 
 impl Default for QueueSettings {
@@ -40,7 +46,67 @@ impl Default for QueueSettings {
             num_consumers: 4,
             storage: None,
             fsync: super::wal::Fsync::Always,
+            batch: None,
         }
+    }
+}
+
+/// What `min_size` and `max_size` count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sizer {
+    /// Spans, data points or log records.
+    #[default]
+    Items,
+    /// Bytes of the protobuf encoding.
+    Bytes,
+}
+
+/// `sending_queue.batch`, with the Collector's names and defaults.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueueBatchSettings {
+    /// How long the first item of a batch may wait for more.
+    #[serde(with = "crate::config::duration")]
+    pub flush_timeout: Duration,
+    /// A batch is sent once it holds this much (in `sizer` units).
+    pub min_size: usize,
+    /// Larger batches are split to at most this; 0 means no limit.
+    pub max_size: usize,
+    pub sizer: Sizer,
+}
+
+impl Default for QueueBatchSettings {
+    fn default() -> Self {
+        QueueBatchSettings {
+            flush_timeout: Duration::from_millis(200),
+            min_size: 8192,
+            max_size: 0,
+            sizer: Sizer::Items,
+        }
+    }
+}
+
+impl QueueBatchSettings {
+    /// Problems as (field, message), for `validate`.
+    pub fn validate(&self) -> Vec<(&'static str, String)> {
+        let mut errors = Vec::new();
+        if self.flush_timeout.is_zero() {
+            errors.push((
+                "flush_timeout",
+                "must be more than 0: expected a duration such as 200ms".to_string(),
+            ));
+        }
+        if self.max_size != 0 && self.max_size < self.min_size {
+            errors.push((
+                "max_size",
+                format!(
+                    "max_size ({}) is smaller than min_size ({}): expected 0 (no limit) or at least min_size",
+                    self.max_size, self.min_size
+                ),
+            ));
+        }
+        errors
     }
 }
 

@@ -113,8 +113,19 @@ pub(crate) fn build_graph(
                 continue;
             }
             let name = id.to_string();
-            let (exporter, settings) = make_exporter(id, &plan.exporters[id], pipeline.signal)
+            let (exporter, mut settings) = make_exporter(id, &plan.exporters[id], pipeline.signal)
                 .map_err(|m| component_error(format!("exporter {name}"), m))?;
+            if settings.sending_queue.batch.is_none()
+                && let Some(folded) = plan.queue_batching.get(&key)
+            {
+                tracing::info!(
+                    exporter = %name,
+                    signal = %pipeline.signal,
+                    "{} batches inside this exporter's persistent queue, so clients are answered once their data is in its log",
+                    folded.from
+                );
+                settings.sending_queue.batch = Some(folded.settings.clone());
+            }
             let stats =
                 telemetry.exporter(&name, pipeline.signal, settings.sending_queue.queue_size);
             let (sender, runner) = queue::start(&name, pipeline.signal, exporter, &settings, stats)

@@ -45,6 +45,7 @@ mod percentiles;
 mod persistent_queue;
 mod prometheus;
 mod prometheus_receiver;
+mod queue_batching;
 mod rapid_reset;
 mod raw_grpc;
 mod red;
