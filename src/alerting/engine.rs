@@ -30,6 +30,7 @@ use std::hash::{Hash, Hasher};
 use serde::{Deserialize, Serialize};
 
 use super::event::{AlertEvent, Status, Transition};
+use super::learned::ScoreHistory;
 use super::rule::{Aggregate, LOOKBACK, Rule, Severity, ValueFunction};
 use super::template::{TemplateData, render};
 use crate::stats::forecast;
@@ -80,6 +81,8 @@ struct Series {
     key: String,
     labels: Labels,
     samples: VecDeque<(f64, f64)>,
+    /// Every score seen, for the learned threshold of `op: anomalous`.
+    scores: Option<ScoreHistory>,
     /// Bumped when the slot is reused, so rules drop stale references.
     generation: u32,
     live: bool,
@@ -141,7 +144,7 @@ impl Engine {
             .into_iter()
             .enumerate()
             .map(|(i, rule)| {
-                let metric = rule.config.metric.clone();
+                let metric = rule.source_metric.clone();
                 by_metric.entry(metric.clone()).or_default().push(i);
                 let mut keep = rule.window.as_secs_f64().max(LOOKBACK.as_secs_f64());
                 if let Some(p) = &rule.config.predict {
@@ -234,10 +237,14 @@ impl Engine {
                     }
                 };
                 let generation = self.series[slot].generation.wrapping_add(1);
+                let learns = readers
+                    .iter()
+                    .any(|&r| self.rules[r].rule.quantile.is_some());
                 self.series[slot] = Series {
                     key: key.clone(),
                     labels: labels.clone(),
                     samples: VecDeque::new(),
+                    scores: learns.then(ScoreHistory::default),
                     generation,
                     live: true,
                 };
@@ -253,6 +260,9 @@ impl Engine {
         // Out-of-order points are dropped: windows assume time order.
         if series.samples.back().is_none_or(|(t, _)| time > *t) {
             series.samples.push_back((time, value));
+            if let Some(scores) = &mut series.scores {
+                scores.push(value);
+            }
         }
     }
 
@@ -390,9 +400,18 @@ impl RuleRuntime {
                 continue;
             };
             if !grouped {
+                let passed = match (self.rule.quantile, &series.scores) {
+                    (Some(q), Some(scores)) => {
+                        self.rule.severity_for_learned(value, scores.threshold(q))
+                    }
+                    (Some(q), None) => self
+                        .rule
+                        .severity_for_learned(value, super::learned::prior(q)),
+                    (None, _) => self.rule.severity_for(value),
+                };
                 let verdict = Verdict {
                     value,
-                    passed: self.rule.severity_for(value),
+                    passed,
                     predicted_crossing_at: crossing,
                 };
                 // The common case, nothing to do, costs one lookup.
@@ -426,9 +445,16 @@ impl RuleRuntime {
         }
         for (key, (labels, values, crossing)) in groups {
             let value = aggregate(self.rule.config.aggregate, &values);
+            // A group has no history of its own: the prior.
+            let passed = match self.rule.quantile {
+                Some(q) => self
+                    .rule
+                    .severity_for_learned(value, super::learned::prior(q)),
+                None => self.rule.severity_for(value),
+            };
             let verdict = Verdict {
                 value,
-                passed: self.rule.severity_for(value),
+                passed,
                 predicted_crossing_at: crossing,
             };
             self.apply(&key, || labels.clone(), &verdict, now, &mut active, events);
@@ -621,7 +647,7 @@ impl RuleRuntime {
                 .copied()
                 .filter(move |(t, _)| *t > now - window && *t <= now)
         };
-        let value = match self.rule.config.value {
+        let value = match self.rule.value {
             ValueFunction::Last => {
                 let (t, v) = *series.samples.iter().rev().find(|(t, _)| *t <= now)?;
                 (now - t <= LOOKBACK.as_secs_f64()).then_some(v)?
@@ -1052,6 +1078,37 @@ mod tests {
         }
         let events = e.evaluate(180.0);
         assert!((events[0].value - 130.0 / 180.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn anomalous_fires_above_the_learned_threshold_and_resolves_below_it() {
+        let mut e = engine("{ name: Odd, metric: cpu, op: anomalous, sensitivity: high }");
+        let mut l = labels("a");
+        l.insert("anomaly.metric".into(), "cpu".into());
+        // 1,000 scores, one in ten at 0.5: the learned 0.99 quantile is 0.505.
+        for i in 0..1000u32 {
+            let t = f64::from(i);
+            e.observe("anomaly.score", &l, t, if i % 10 == 0 { 0.5 } else { 0.05 });
+        }
+        // Scores of another metric are not this rule's.
+        let mut other = labels("a");
+        other.insert("anomaly.metric".into(), "memory".into());
+        e.observe("anomaly.score", &other, 1000.0, 1.0);
+        assert!(
+            e.evaluate(1000.0).is_empty(),
+            "0.5 is usual for this series"
+        );
+        e.observe("anomaly.score", &l, 1001.0, 0.9);
+        let fired = e.evaluate(1001.0);
+        assert_eq!(transitions(&fired), vec![("warning", Transition::Fired)]);
+        assert!((fired[0].threshold - 0.505).abs() < 1e-9, "{fired:?}");
+        // The high score leaves the 5m window: resolved.
+        e.observe("anomaly.score", &l, 1400.0, 0.05);
+        let resolved = e.evaluate(1400.0);
+        assert_eq!(
+            transitions(&resolved),
+            vec![("warning", Transition::Resolved)]
+        );
     }
 
     #[test]

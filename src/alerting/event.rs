@@ -35,6 +35,9 @@ pub enum Transition {
     Fired,
     SeverityChanged,
     Repeated,
+    /// The alert's content changed while firing (a correlated incident
+    /// gained a series).
+    Updated,
     Resolved,
 }
 
@@ -44,6 +47,7 @@ impl Transition {
             Transition::Fired => "fired",
             Transition::SeverityChanged => "severity_changed",
             Transition::Repeated => "repeated",
+            Transition::Updated => "updated",
             Transition::Resolved => "resolved",
         }
     }
@@ -189,6 +193,7 @@ impl AlertEvent {
                 Some("resolved") => Transition::Resolved,
                 Some("severity_changed") => Transition::SeverityChanged,
                 Some("repeated") => Transition::Repeated,
+                Some("updated") => Transition::Updated,
                 _ => Transition::Fired,
             },
             severity: Severity::parse(strings.get("alert.severity")?)?,

@@ -4,11 +4,13 @@
 //! - `rule`: YAML form and validation; `matcher`: label matchers;
 //! - `engine`: samples, evaluation, state machine;
 //! - `event`: the typed event and its OTLP log record form;
+//! - `learned`: the learned threshold of `op: anomalous`;
 //! - `template`: `{{ $labels.x }}` / `{{ $value }}` expansion;
 //! - `state`: the state file that survives restarts.
 
 pub mod engine;
 pub mod event;
+pub mod learned;
 pub mod matcher;
 pub mod rule;
 pub mod state;

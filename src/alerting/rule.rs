@@ -65,7 +65,44 @@ pub enum Comparison {
     Equal,
     #[serde(rename = "!=")]
     NotEqual,
+    /// The series' anomaly score (`anomaly.score` from the `anomaly`
+    /// connector) at or above its learned threshold.
+    #[serde(rename = "anomalous")]
+    Anomalous,
 }
+
+/// How readily `op: anomalous` fires: the quantile of the series' own
+/// score history that is its threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Sensitivity {
+    Named(SensitivityName),
+    /// The quantile itself, in [0.5, 1).
+    Quantile(f64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SensitivityName {
+    Low,
+    Medium,
+    High,
+}
+
+impl Sensitivity {
+    pub fn quantile(self) -> f64 {
+        match self {
+            Sensitivity::Named(SensitivityName::Low) => 0.9999,
+            Sensitivity::Named(SensitivityName::Medium) => 0.999,
+            Sensitivity::Named(SensitivityName::High) => 0.99,
+            Sensitivity::Quantile(q) => q,
+        }
+    }
+}
+
+/// The metric `op: anomalous` reads, with `anomaly.metric` naming the
+/// scored one.
+pub const ANOMALY_SCORE_METRIC: &str = "anomaly.score";
 
 impl Comparison {
     pub fn holds(self, value: f64, threshold: f64) -> bool {
@@ -76,12 +113,13 @@ impl Comparison {
             Comparison::LessOrEqual => value <= threshold,
             Comparison::Equal => value == threshold,
             Comparison::NotEqual => value != threshold,
+            Comparison::Anomalous => value >= threshold,
         }
     }
 
     fn rising(self) -> Option<bool> {
         match self {
-            Comparison::Greater | Comparison::GreaterOrEqual => Some(true),
+            Comparison::Greater | Comparison::GreaterOrEqual | Comparison::Anomalous => Some(true),
             Comparison::Less | Comparison::LessOrEqual => Some(false),
             Comparison::Equal | Comparison::NotEqual => None,
         }
@@ -143,6 +181,8 @@ pub struct RuleConfig {
     #[serde(default)]
     pub aggregate: Aggregate,
     pub op: Option<Comparison>,
+    /// For `op: anomalous`: low, medium (default), high, or a quantile.
+    pub sensitivity: Option<Sensitivity>,
     pub info: Option<f64>,
     pub warning: Option<f64>,
     pub error: Option<f64>,
@@ -187,6 +227,13 @@ pub struct Rule {
     /// Thresholds by severity, lowest severity first.
     pub thresholds: Vec<(Severity, f64)>,
     pub window: Duration,
+    /// How samples become the value: `max` over the window for
+    /// `op: anomalous` unless another is asked for.
+    pub value: ValueFunction,
+    /// The metric whose samples the rule reads.
+    pub source_metric: String,
+    /// For `op: anomalous`: the quantile of the learned threshold.
+    pub quantile: Option<f64>,
 }
 
 /// The Prometheus lookback: a `last` value older than this is stale.
@@ -206,7 +253,8 @@ impl RuleConfig {
                 Err(e) => errors.push(("matchers", e)),
             }
         }
-        let thresholds: Vec<(Severity, f64)> = [
+        let anomalous = self.op == Some(Comparison::Anomalous);
+        let mut thresholds: Vec<(Severity, f64)> = [
             (Severity::Info, self.info),
             (Severity::Warning, self.warning),
             (Severity::Error, self.error),
@@ -221,11 +269,56 @@ impl RuleConfig {
             None => {
                 errors.push((
                     "op",
-                    "missing `op`: expected one of >, >=, <, <=, ==, !=".to_string(),
+                    "missing `op`: expected one of >, >=, <, <=, ==, !=, anomalous".to_string(),
                 ));
                 Comparison::Greater
             }
         };
+        let quantile = if anomalous {
+            let quantile = self.sensitivity.map_or(0.999, Sensitivity::quantile);
+            if !(0.5..1.0).contains(&quantile) {
+                errors.push((
+                    "sensitivity",
+                    format!(
+                        "sensitivity {quantile} is outside [0.5, 1): expected low, medium, high or a quantile like 0.999"
+                    ),
+                ));
+            }
+            for (severity, threshold) in &thresholds {
+                if !(0.0..=1.0).contains(threshold) {
+                    errors.push((
+                        severity.as_str(),
+                        format!(
+                            "with `op: anomalous` the {} threshold ({threshold}) is a floor on the anomaly score, in [0, 1]",
+                            severity.as_str()
+                        ),
+                    ));
+                }
+            }
+            if thresholds.is_empty() {
+                // The learned threshold alone decides: one severity.
+                thresholds.push((Severity::Warning, 0.0));
+            }
+            match Matcher::parse(&format!("anomaly.metric={:?}", self.metric)) {
+                Ok(m) => matchers.push(m),
+                Err(e) => errors.push(("metric", e)),
+            }
+            Some(quantile)
+        } else {
+            if self.sensitivity.is_some() {
+                errors.push((
+                    "sensitivity",
+                    "sensitivity applies to `op: anomalous` only".to_string(),
+                ));
+            }
+            None
+        };
+        if anomalous && self.predict.is_some() {
+            errors.push((
+                "predict",
+                "`op: anomalous` reads anomaly scores: it cannot forecast".to_string(),
+            ));
+        }
         if thresholds.is_empty() && self.absent_for.is_none() {
             errors.push((
                 "warning",
@@ -298,6 +391,14 @@ impl RuleConfig {
                 }
             }
         }
+        // One alarm per incident: the detector publishes a high score on
+        // the incident's first point, so the rule looks at the highest
+        // score within the window.
+        let value = if anomalous && self.value == ValueFunction::Last {
+            ValueFunction::Max
+        } else {
+            self.value
+        };
         let needs_window = !matches!(self.value, ValueFunction::Last);
         let window = match (self.window, needs_window) {
             (Some(w), _) if w.is_zero() => {
@@ -343,6 +444,13 @@ impl RuleConfig {
                 comparison,
                 thresholds,
                 window,
+                value,
+                source_metric: if anomalous {
+                    ANOMALY_SCORE_METRIC.to_string()
+                } else {
+                    self.metric.clone()
+                },
+                quantile,
             })
         } else {
             Err(errors)
@@ -358,6 +466,7 @@ pub fn op_text(op: Comparison) -> &'static str {
         Comparison::LessOrEqual => "<=",
         Comparison::Equal => "==",
         Comparison::NotEqual => "!=",
+        Comparison::Anomalous => "anomalous",
     }
 }
 
@@ -371,8 +480,23 @@ impl Rule {
             .copied()
     }
 
+    /// The highest severity `value` passes when every threshold is at
+    /// least `learned` (the series' learned threshold, `op: anomalous`).
+    pub fn severity_for_learned(&self, value: f64, learned: f64) -> Option<(Severity, f64)> {
+        self.thresholds
+            .iter()
+            .rev()
+            .map(|(s, t)| (*s, t.max(learned)))
+            .find(|(_, threshold)| self.comparison.holds(value, *threshold))
+    }
+
     /// While firing: does `value` still hold the alert, given hysteresis?
     pub fn still_active(&self, value: f64) -> bool {
+        if self.quantile.is_some() && self.config.resolve.is_none() {
+            // The learned threshold, not the floor, holds it: the caller's
+            // verdict already says whether it passed.
+            return false;
+        }
         match (self.config.resolve, self.thresholds.first()) {
             (Some(resolve), Some(_)) => match self.comparison.rising() {
                 Some(true) => value > resolve,
@@ -406,6 +530,33 @@ mod tests {
     }
 
     #[test]
+    fn anomalous_reads_the_score_of_its_metric_with_a_learned_threshold() {
+        let r =
+            rule("{ name: A, metric: cpu, op: anomalous, sensitivity: high, for: 1m }").unwrap();
+        assert_eq!(r.source_metric, "anomaly.score");
+        assert_eq!(r.quantile, Some(0.99));
+        assert_eq!(r.value, ValueFunction::Max);
+        assert_eq!(r.thresholds, vec![(Severity::Warning, 0.0)]);
+        assert_eq!(r.severity_for_learned(0.5, 0.6), None);
+        assert_eq!(
+            r.severity_for_learned(0.7, 0.6),
+            Some((Severity::Warning, 0.6))
+        );
+        let r =
+            rule("{ name: A, metric: cpu, op: anomalous, warning: 0.3, critical: 0.9 }").unwrap();
+        assert_eq!(r.quantile, Some(0.999), "medium by default");
+        assert_eq!(
+            r.severity_for_learned(0.95, 0.5),
+            Some((Severity::Critical, 0.9))
+        );
+        assert_eq!(
+            r.severity_for_learned(0.45, 0.5),
+            None,
+            "below the learned one"
+        );
+    }
+
+    #[test]
     fn rejects_nonsense() {
         let errors =
             rule("{ name: X, metric: m, op: '>', warning: 0.9, critical: 0.7 }").unwrap_err();
@@ -419,6 +570,11 @@ mod tests {
         assert!(errors[0].1.contains("needs a `window`"), "{errors:?}");
         let errors = rule("{ name: X, metric: m, warning: 1 }").unwrap_err();
         assert!(errors[0].1.contains("missing `op`"), "{errors:?}");
+        let errors =
+            rule("{ name: X, metric: m, op: '>', warning: 1, sensitivity: high }").unwrap_err();
+        assert!(errors[0].1.contains("`op: anomalous` only"), "{errors:?}");
+        let errors = rule("{ name: X, metric: m, op: anomalous, sensitivity: 0.2 }").unwrap_err();
+        assert!(errors[0].1.contains("outside [0.5, 1)"), "{errors:?}");
         let bad_op =
             yaml_serde::from_str::<RuleConfig>("{ name: X, metric: m, op: '=>', warning: 1 }")
                 .unwrap_err();

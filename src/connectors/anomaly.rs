@@ -18,6 +18,15 @@
 //! attributes and `anomaly.metric` naming the scored metric, so the alert
 //! connector can fire on them. Series are capped by `max_series` and
 //! forgotten after `series_ttl` without data.
+//!
+//! With `correlation: { window: 2m, by: [host.name, service.name,
+//! container.id] }`, incidents that start within `window` on the same
+//! resource (the same values of the `by` labels) also make one correlated
+//! incident (`stats::anomaly::correlation`), sent as an alert event
+//! (`sidewatch.alert`, so the `alertmanager` exporter delivers it) that
+//! names every series with its observed value, expected value and z: fired
+//! by the first incident, `updated` by each one that joins, resolved when
+//! the last member's incident ends.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -32,10 +41,13 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Deserialize;
 
+use crate::alerting::event::{AlertEvent, Status, Transition};
 use crate::alerting::matcher::Matcher;
+use crate::alerting::rule::Severity;
 use crate::exporters::debug::any_value_text;
 use crate::processors::Processor;
 use crate::signal::Batch;
+use crate::stats::anomaly::correlation::{CorrelationChange, Correlator, Member};
 use crate::stats::anomaly::detector::{
     Detector, DetectorConfig, Direction, Incident, IncidentChange, IncidentTracker, Method,
     Seasonality,
@@ -93,6 +105,46 @@ pub struct AnomalyConfig {
     pub max_series: usize,
     #[serde(default = "default_ttl", with = "crate::config::duration")]
     pub series_ttl: Duration,
+    /// Group incidents on one resource into correlated incidents.
+    pub correlation: Option<CorrelationConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorrelationConfig {
+    /// Incidents starting within this long of the first one join it.
+    #[serde(
+        default = "default_correlation_window",
+        with = "crate::config::duration"
+    )]
+    pub window: Duration,
+    /// Labels naming the resource; a series with none of them is a
+    /// resource of its own.
+    #[serde(default = "default_correlation_by")]
+    pub by: Vec<String>,
+    /// `alertname` of the correlated incident's alert.
+    #[serde(default = "default_correlation_name")]
+    pub alert_name: String,
+    #[serde(default = "default_correlation_severity")]
+    pub severity: Severity,
+}
+
+fn default_correlation_window() -> Duration {
+    Duration::from_secs(120)
+}
+
+fn default_correlation_by() -> Vec<String> {
+    ["host.name", "service.name", "container.id"]
+        .map(String::from)
+        .to_vec()
+}
+
+fn default_correlation_name() -> String {
+    "AnomalyIncident".into()
+}
+
+fn default_correlation_severity() -> Severity {
+    Severity::Warning
 }
 
 fn default_quiet() -> usize {
@@ -185,6 +237,24 @@ impl AnomalyConfig {
                 errors.push(("matchers", e));
             }
         }
+        if let Some(c) = &self.correlation {
+            if c.window.is_zero() {
+                errors.push((
+                    "correlation",
+                    "correlation.window must be longer than 0, like 2m".to_string(),
+                ));
+            }
+            if c.by.is_empty() {
+                errors.push((
+                    "correlation",
+                    "correlation.by is empty: name the resource labels, like [host.name]"
+                        .to_string(),
+                ));
+            }
+            if c.alert_name.trim().is_empty() {
+                errors.push(("correlation", "correlation.alert_name is empty".to_string()));
+            }
+        }
         if errors.is_empty() {
             Ok(config)
         } else {
@@ -197,7 +267,15 @@ struct SeriesState {
     detector: Detector,
     incidents: IncidentTracker,
     labels: Vec<KeyValue>,
+    /// The `by` labels of `correlation` this series has.
+    resource: Vec<(String, String)>,
     last_seen: SystemTime,
+}
+
+/// Correlation at run time.
+struct Correlation {
+    config: CorrelationConfig,
+    correlator: Correlator,
 }
 
 /// One scored point, for replay and tests.
@@ -222,6 +300,8 @@ pub struct AnomalyConnector {
     pub overflowed_points: u64,
     last_expiry: Option<SystemTime>,
     baseline: String,
+    correlation: Option<Correlation>,
+    threshold: f64,
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
 
@@ -259,11 +339,16 @@ impl AnomalyConnector {
             quiet_points: config.quiet_points,
             max_series: config.max_series,
             series_ttl: config.series_ttl,
+            threshold: detector.threshold,
             detector,
             series: HashMap::new(),
             overflowed_points: 0,
             last_expiry: None,
             baseline,
+            correlation: config.correlation.clone().map(|config| Correlation {
+                correlator: Correlator::new(config.window.as_secs() as i64),
+                config,
+            }),
             stats: std::sync::Arc::new(crate::telemetry::cardinality::CardinalityStats::new(
                 config.max_series,
             )),
@@ -348,12 +433,17 @@ impl AnomalyConnector {
                             "anomaly.metric",
                             any_value::Value::StringValue(metric.name.clone()),
                         ));
+                        let resource = match &self.correlation {
+                            Some(c) => resource_of(&c.config.by, &labels, &key),
+                            None => Vec::new(),
+                        };
                         self.series.insert(
                             key.clone(),
                             SeriesState {
                                 detector: Detector::new(self.detector.clone()),
                                 incidents: IncidentTracker::new(self.quiet_points),
                                 labels: series_labels,
+                                resource,
                                 last_seen: now,
                             },
                         );
@@ -387,6 +477,14 @@ impl AnomalyConnector {
                         score: observation.score,
                         zscore: observation.zscore,
                     });
+                    if let Some(c) = &mut self.correlation {
+                        for closed in c.correlator.expire(timestamp as i64) {
+                            events.push(
+                                correlated_alert(&c.config, &closed, self.threshold, timestamp)
+                                    .to_log_record(),
+                            );
+                        }
+                    }
                     if let Some(change) =
                         state
                             .incidents
@@ -399,6 +497,39 @@ impl AnomalyConnector {
                             &self.baseline,
                             time_nanos,
                         ));
+                        if let Some(c) = &mut self.correlation {
+                            let correlated = match &change {
+                                IncidentChange::Started(incident) => Some(c.correlator.started(
+                                    state.resource.clone(),
+                                    Member {
+                                        metric: metric.name.clone(),
+                                        series: key.clone(),
+                                        started_at: incident.started_at,
+                                        value: incident.peak_value,
+                                        expected: incident.expected,
+                                        zscore: incident.zscore,
+                                        score: incident.peak_score,
+                                        ended_at: None,
+                                    },
+                                )),
+                                IncidentChange::Ended(incident) => c.correlator.ended(
+                                    &state.resource,
+                                    &key,
+                                    incident.ended_at.unwrap_or(timestamp as i64),
+                                ),
+                            };
+                            if let Some(correlated) = correlated {
+                                events.push(
+                                    correlated_alert(
+                                        &c.config,
+                                        &correlated,
+                                        self.threshold,
+                                        timestamp,
+                                    )
+                                    .to_log_record(),
+                                );
+                            }
+                        }
                     }
                 }
             }
@@ -520,6 +651,102 @@ fn event(
     }
 }
 
+/// The `by` labels a series has; with none, the series is its own resource.
+fn resource_of(
+    by: &[String],
+    labels: &BTreeMap<String, String>,
+    series: &str,
+) -> Vec<(String, String)> {
+    let resource: Vec<(String, String)> = by
+        .iter()
+        .filter_map(|k| Some((k.clone(), labels.get(k)?.clone())))
+        .collect();
+    if resource.is_empty() {
+        vec![("anomaly.series".to_string(), series.to_string())]
+    } else {
+        resource
+    }
+}
+
+/// A correlated incident as an alert event: labels name the resource (and
+/// the incident's opening, so two on one resource stay two alerts);
+/// annotations name every series, in the order they joined.
+fn correlated_alert(
+    config: &CorrelationConfig,
+    change: &CorrelationChange,
+    threshold: f64,
+    now_seconds: f64,
+) -> AlertEvent {
+    let (transition, incident) = match change {
+        CorrelationChange::Opened(i) => (Transition::Fired, i),
+        CorrelationChange::Updated(i) => (Transition::Updated, i),
+        CorrelationChange::Closed(i) => (Transition::Resolved, i),
+    };
+    let mut labels: BTreeMap<String, String> = incident.resource.iter().cloned().collect();
+    labels.insert("alertname".into(), config.alert_name.clone());
+    labels.insert("severity".into(), config.severity.as_str().into());
+    labels.insert("anomaly.opened_at".into(), incident.opened_at.to_string());
+    let mut annotations = BTreeMap::new();
+    let resource_text = incident
+        .resource
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut lines = Vec::new();
+    for (n, m) in incident.members.iter().enumerate() {
+        let line = format!(
+            "{}: observed {}, expected {}, z {:.1}, score {:.2}",
+            m.series,
+            crate::alerting::template::format_number(m.value),
+            crate::alerting::template::format_number(m.expected),
+            m.zscore,
+            m.score
+        );
+        annotations.insert(format!("series.{}", n + 1), line.clone());
+        lines.push(line);
+    }
+    annotations.insert("series_count".into(), incident.members.len().to_string());
+    annotations.insert(
+        "summary".into(),
+        format!(
+            "{} anomalous series on {resource_text}: {}",
+            incident.members.len(),
+            lines.join("; ")
+        ),
+    );
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    std::hash::Hash::hash(&config.alert_name, &mut hasher);
+    std::hash::Hash::hash(&incident.resource, &mut hasher);
+    std::hash::Hash::hash(&incident.opened_at, &mut hasher);
+    let resolved = transition == Transition::Resolved;
+    let peak = incident
+        .members
+        .iter()
+        .map(|m| m.score)
+        .fold(0.0f64, f64::max);
+    AlertEvent {
+        rule: config.alert_name.clone(),
+        status: if resolved {
+            Status::Resolved
+        } else {
+            Status::Firing
+        },
+        transition,
+        severity: config.severity,
+        labels,
+        annotations,
+        value: peak,
+        firing_value: resolved.then_some(peak),
+        threshold,
+        starts_at: incident.opened_at as f64,
+        ends_at: incident.closed_at.map(|t| t as f64),
+        predicted_crossing_at: None,
+        fingerprint: format!("{:016x}", std::hash::Hasher::finish(&hasher)),
+        emitted_at: now_seconds,
+    }
+}
+
 fn sidewatch_resource() -> Option<Resource> {
     Some(Resource {
         attributes: vec![kv(
@@ -582,5 +809,99 @@ impl Processor for AnomalyConnector {
                 .into(),
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::anomaly::stationary_noise::Rng;
+
+    fn point(host: &str, metric: &str, at: u64, value: f64) -> Batch {
+        Batch::Metrics(
+            ExportMetricsServiceRequest {
+                resource_metrics: vec![ResourceMetrics {
+                    resource: Some(Resource {
+                        attributes: vec![kv(
+                            "host.name",
+                            any_value::Value::StringValue(host.into()),
+                        )],
+                        ..Default::default()
+                    }),
+                    scope_metrics: vec![ScopeMetrics {
+                        metrics: vec![Metric {
+                            name: metric.into(),
+                            data: Some(metric::Data::Gauge(Gauge {
+                                data_points: vec![NumberDataPoint {
+                                    time_unix_nano: at * 1_000_000_000,
+                                    value: Some(number_data_point::Value::AsDouble(value)),
+                                    ..Default::default()
+                                }],
+                            })),
+                            ..Default::default()
+                        }],
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+            }
+            .into(),
+        )
+    }
+
+    #[test]
+    fn correlated_incidents_open_update_and_close() {
+        let config: AnomalyConfig = yaml_serde::from_str(
+            "{ metrics: [cpu, memory], seasonal: none, correlation: { window: 2m } }",
+        )
+        .unwrap();
+        let mut connector = AnomalyConnector::new(&config);
+        let mut rng = Rng::new(5);
+        let mut alerts = Vec::new();
+        for i in 0..400u64 {
+            let noise = 100.0 + 2.0 * rng.gauss();
+            let at = 1_700_000_000 + i * 10;
+            let cpu = if i == 200 { 500.0 } else { noise };
+            let memory = if (205..300).contains(&i) {
+                noise + 60.0
+            } else {
+                noise
+            };
+            for (host, metric, value) in [
+                ("a", "cpu", cpu),
+                ("a", "memory", memory),
+                ("b", "memory", memory),
+            ] {
+                let (_, events, _) = connector.score(&point(host, metric, at, value), UNIX_EPOCH);
+                alerts.extend(
+                    events
+                        .iter()
+                        .filter_map(AlertEvent::from_log_record)
+                        .map(|e| {
+                            (
+                                e.labels["host.name"].clone(),
+                                e.transition,
+                                e.annotations["series_count"].clone(),
+                                i,
+                            )
+                        }),
+                );
+            }
+        }
+        let a = |t, n: &str, i| ("a".to_string(), t, n.to_string(), i);
+        let b = |t, n: &str, i| ("b".to_string(), t, n.to_string(), i);
+        // The CPU spike's incident ends (quiet points) at 205, before the
+        // memory jump's starts, but within the window: one incident on a.
+        // Each closes once every member has ended and the window passed.
+        assert_eq!(
+            alerts,
+            vec![
+                a(Transition::Fired, "1", 200),
+                a(Transition::Updated, "2", 205),
+                b(Transition::Fired, "1", 205),
+                a(Transition::Resolved, "2", 213),
+                b(Transition::Resolved, "1", 218),
+            ],
+        );
     }
 }

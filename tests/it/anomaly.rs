@@ -209,7 +209,7 @@ service:
 
 /// The detector's test generator (xorshift64, Box-Muller), so the live
 /// series is the one the unit tests reason about.
-fn gaussian_noise(seed: u64, points: usize) -> Vec<f64> {
+pub fn gaussian_noise(seed: u64, points: usize) -> Vec<f64> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).max(1);
     let mut uniform = move || {
         state ^= state << 13;

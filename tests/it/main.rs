@@ -4,6 +4,7 @@
 mod alert_delivery;
 mod alerting;
 mod anomaly;
+mod anomaly_incidents;
 mod auth;
 mod backend;
 mod backpressure;

@@ -146,8 +146,10 @@ struct SeasonalBaseline {
     /// this prediction and of the plain baseline over the same points.
     error: f64,
     plain_error: f64,
-    /// This point's prediction, between scoring and learning.
+    /// This point's prediction and (bucket, period), between scoring and
+    /// learning: the position costs three 64-bit divisions, once a point.
     prediction: Option<f64>,
+    position: (usize, u64),
 }
 
 /// Weight of each point in the slow prediction errors.
@@ -184,6 +186,7 @@ impl Detector {
                 error: 0.0,
                 plain_error: 0.0,
                 prediction: None,
+                position: (0, 0),
             })
             .collect();
         Detector {
@@ -237,6 +240,7 @@ impl Detector {
         let mut best_ratio = 0.8;
         for (i, s) in self.seasonal.iter_mut().enumerate() {
             let (bucket, period) = s.cycle.position(timestamp_seconds);
+            s.position = (bucket, period);
             s.prediction =
                 (s.memory.len(bucket, period) >= 2).then(|| s.memory.median(bucket, period));
             if let Some(prediction) = s.prediction {
@@ -303,7 +307,7 @@ impl Detector {
         self.plain.push(value);
         for s in &mut self.seasonal {
             s.residual.push(value - s.prediction.unwrap_or(0.0));
-            let (bucket, period) = s.cycle.position(timestamp_seconds);
+            let (bucket, period) = s.position;
             s.memory.push(bucket, period, value);
         }
         if let Some(last) = self.last_value

@@ -2,9 +2,11 @@
 //! mean/deviation, rolling median/MAD over `rolling` and `robust`), the
 //! seasonal memory (`seasonal`), the "beyond everything seen" rule
 //! (`record`), the anomaly likelihood (`likelihood`), and the per-series
-//! detector with incidents (`detector`).
+//! detector with incidents (`detector`), and the grouping of incidents on
+//! one resource into correlated incidents (`correlation`).
 
 pub mod baseline;
+pub mod correlation;
 pub mod detector;
 pub mod likelihood;
 pub mod record;
