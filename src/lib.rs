@@ -20,6 +20,7 @@ pub mod config;
 pub mod connectors;
 pub mod datamodel;
 pub mod exporters;
+pub mod extensions;
 pub mod logpatterns;
 pub mod ottl;
 pub mod pipeline;
