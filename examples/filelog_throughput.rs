@@ -56,7 +56,10 @@ async fn run(file: &std::path::Path, operators: &str, lines: u64) -> f64 {
     let received = Arc::new(AtomicU64::new(0));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let sink = listener.local_addr().unwrap();
-    let service = LogsServiceServer::new(Sink(received.clone()));
+    // The OTLP exporter compresses with gzip by default, as the Collector's does.
+    let service = LogsServiceServer::new(Sink(received.clone()))
+        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        .accept_compressed(tonic::codec::CompressionEncoding::Zstd);
     let server = tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(service)
