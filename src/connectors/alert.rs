@@ -28,7 +28,7 @@ use crate::alerting::engine::{Engine, Labels};
 use crate::alerting::event::AlertEvent;
 use crate::alerting::rule::RuleConfig;
 use crate::alerting::state;
-use crate::exporters::debug::any_value_text;
+use crate::otlp::value::any_value_text;
 use crate::processors::Processor;
 use crate::processors::state_write::StateWrite;
 use crate::signal::Batch;

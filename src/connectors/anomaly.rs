@@ -20,7 +20,7 @@
 //! forgotten after `series_ttl` without data.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -33,7 +33,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Deserialize;
 
 use crate::alerting::matcher::Matcher;
-use crate::exporters::debug::any_value_text;
+use crate::otlp::time::unix_seconds as seconds;
+use crate::otlp::value::{any_value_text, key_value as kv};
 use crate::processors::Processor;
 use crate::signal::Batch;
 use crate::stats::anomaly::detector::{
@@ -225,19 +226,6 @@ pub struct AnomalyConnector {
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
 
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-fn seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
 
 impl AnomalyConnector {
     /// The config was validated when compiled.

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::metrics::v1::metric;
 use super::input::{Format, Input};
 use crate::alerting::event::{AlertEvent, Transition};
 use crate::connectors::anomaly::EVENT_NAME as ANOMALY_EVENT;
-use crate::exporters::debug::any_value_text;
+use crate::otlp::value::any_value_text;
 use crate::signal::Batch;
 
 #[derive(Debug, Default)]

@@ -30,7 +30,7 @@ mod dimensions;
 mod tests;
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
@@ -46,6 +46,8 @@ use crate::processors::window_gauges::{self, gauge_point, no_recorded_value, win
 use crate::signal::Batch;
 use crate::stats::sketch::DDSketch;
 use crate::stats::window::{Mergeable, SlidingWindow};
+use crate::otlp::time::unix_nanos as nanos;
+use crate::otlp::value::string_kv;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -224,21 +226,7 @@ pub struct RedConnector {
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
 
-fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
-fn string_kv(key: &str, value: impl Into<String>) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
-}
 
 impl RedConnector {
     pub fn new(config: RedConfig) -> Self {
