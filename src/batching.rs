@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 
+use crate::alerting::event::Event;
 use crate::signal::{Batch, Signal, metric_point_count};
 use crate::wire::{EncodedBatch, EncodedPending};
 
@@ -25,6 +26,8 @@ pub enum Pending {
     Metrics(ExportMetricsServiceRequest),
     Logs(ExportLogsServiceRequest),
     Encoded(EncodedPending),
+    /// Typed alert and anomaly events, kept typed while batched.
+    Events(Vec<Event>),
 }
 
 impl Pending {
@@ -39,6 +42,7 @@ impl Pending {
                 pending.append(&e);
                 Pending::Encoded(pending)
             }
+            Batch::Events(e) => Pending::Events(std::sync::Arc::unwrap_or_clone(e)),
         }
     }
 
@@ -48,6 +52,7 @@ impl Pending {
             Pending::Metrics(r) => Batch::Metrics(r.into()),
             Pending::Logs(r) => Batch::Logs(r.into()),
             Pending::Encoded(mut e) => Batch::Encoded(e.take_all().into()),
+            Pending::Events(e) => Batch::Events(e.into()),
         }
     }
 
@@ -55,7 +60,7 @@ impl Pending {
         match self {
             Pending::Traces(_) => Signal::Traces,
             Pending::Metrics(_) => Signal::Metrics,
-            Pending::Logs(_) => Signal::Logs,
+            Pending::Logs(_) | Pending::Events(_) => Signal::Logs,
             Pending::Encoded(e) => e.signal(),
         }
     }
@@ -76,10 +81,17 @@ impl Pending {
     /// if decoded data cannot join encoded data: see `EncodedBatch::encode`).
     /// Once encoded data is held, everything is held encoded: a pipeline
     /// gets encoded data only when everything it feeds sends protobuf as is.
-    pub fn append(&mut self, other: Pending) -> Result<(), Pending> {
+    pub fn append(&mut self, mut other: Pending) -> Result<(), Pending> {
         let signal = self.signal();
         if signal != other.signal() {
             return Err(other);
+        }
+        // Events joined with log records from elsewhere become log records.
+        match (&mut *self, &other) {
+            (Pending::Events(_), Pending::Events(_)) => {}
+            (Pending::Events(_), _) => self.events_to_logs(),
+            (_, Pending::Events(_)) => other.events_to_logs(),
+            _ => {}
         }
         if matches!(other, Pending::Encoded(_)) && !matches!(self, Pending::Encoded(_)) {
             let placeholder = Pending::Encoded(EncodedPending::new(signal));
@@ -102,6 +114,7 @@ impl Pending {
                 a.resource_metrics.extend(b.resource_metrics)
             }
             (Pending::Logs(a), Pending::Logs(b)) => a.resource_logs.extend(b.resource_logs),
+            (Pending::Events(a), Pending::Events(b)) => a.extend(b),
             (Pending::Encoded(a), Pending::Encoded(b)) => a.absorb(b),
             (Pending::Encoded(a), decoded) => {
                 let batch = decoded.into_batch();
@@ -133,6 +146,17 @@ impl Pending {
             Pending::Logs(r) => Pending::Logs(ExportLogsServiceRequest {
                 resource_logs: take_resource_logs(&mut r.resource_logs, max_items),
             }),
+            Pending::Events(e) => {
+                let rest = e.split_off(max_items.min(e.len()));
+                Pending::Events(std::mem::replace(e, rest))
+            }
+        }
+    }
+
+    /// Typed events as their log records: for joining other log records.
+    fn events_to_logs(&mut self) {
+        if let Pending::Events(events) = self {
+            *self = Pending::Logs(crate::alerting::event::events_request(events));
         }
     }
 
@@ -142,6 +166,7 @@ impl Pending {
             Pending::Metrics(r) => r.resource_metrics.is_empty(),
             Pending::Logs(r) => r.resource_logs.is_empty(),
             Pending::Encoded(e) => e.is_empty(),
+            Pending::Events(e) => e.is_empty(),
         }
     }
 }

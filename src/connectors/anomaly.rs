@@ -22,27 +22,26 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, SystemTime};
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Deserialize;
 
+use crate::alerting::anomaly_event::{AnomalyEvent, AnomalyState};
+use crate::alerting::event::Event;
 use crate::alerting::matcher::Matcher;
 use crate::otlp::time::unix_seconds as seconds;
 use crate::otlp::value::{any_value_text, key_value as kv};
 use crate::processors::Processor;
 use crate::signal::Batch;
 use crate::stats::anomaly::detector::{
-    Detector, DetectorConfig, Direction, Incident, IncidentChange, IncidentTracker, Method,
-    Seasonality,
+    Detector, DetectorConfig, Direction, IncidentChange, IncidentTracker, Method, Seasonality,
 };
 
-pub const EVENT_NAME: &str = "sidewatch.anomaly";
+pub use crate::alerting::anomaly_event::EVENT_NAME;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -226,7 +225,6 @@ pub struct AnomalyConnector {
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
 
-
 impl AnomalyConnector {
     /// The config was validated when compiled.
     pub fn new(config: &AnomalyConfig) -> Self {
@@ -268,7 +266,7 @@ impl AnomalyConnector {
         &mut self,
         batch: &Batch,
         now: SystemTime,
-    ) -> (Vec<Metric>, Vec<LogRecord>, Vec<Scored>) {
+    ) -> (Vec<Metric>, Vec<AnomalyEvent>, Vec<Scored>) {
         let Batch::Metrics(request) = batch else {
             return Default::default();
         };
@@ -438,73 +436,23 @@ fn event(
     change: &IncidentChange,
     baseline: &str,
     time_nanos: u64,
-) -> LogRecord {
-    let (state, incident): (&str, &Incident) = match change {
-        IncidentChange::Started(i) => ("started", i),
-        IncidentChange::Ended(i) => ("ended", i),
+) -> AnomalyEvent {
+    let (state, incident) = match change {
+        IncidentChange::Started(i) => (AnomalyState::Started, i),
+        IncidentChange::Ended(i) => (AnomalyState::Ended, i),
     };
-    let mut attributes = vec![
-        kv(
-            "event.name",
-            any_value::Value::StringValue(EVENT_NAME.into()),
-        ),
-        kv(
-            "anomaly.metric",
-            any_value::Value::StringValue(metric.into()),
-        ),
-        kv("anomaly.state", any_value::Value::StringValue(state.into())),
-        kv(
-            "anomaly.value",
-            any_value::Value::DoubleValue(incident.peak_value),
-        ),
-        kv(
-            "anomaly.expected",
-            any_value::Value::DoubleValue(incident.expected),
-        ),
-        kv(
-            "anomaly.zscore",
-            any_value::Value::DoubleValue(incident.zscore),
-        ),
-        kv(
-            "anomaly.score",
-            any_value::Value::DoubleValue(incident.peak_score),
-        ),
-        kv(
-            "anomaly.started_at",
-            any_value::Value::IntValue(incident.started_at),
-        ),
-        kv(
-            "anomaly.baseline",
-            any_value::Value::StringValue(baseline.into()),
-        ),
-    ];
-    if let Some(end) = incident.ended_at {
-        attributes.push(kv("anomaly.ended_at", any_value::Value::IntValue(end)));
-    }
-    for label in labels.iter().filter(|l| l.key != "anomaly.metric") {
-        attributes.push(KeyValue {
-            key: format!("anomaly.label.{}", label.key),
-            value: label.value.clone(),
-            ..Default::default()
-        });
-    }
-    LogRecord {
+    AnomalyEvent {
+        metric: metric.into(),
+        state,
+        peak_value: incident.peak_value,
+        expected: incident.expected,
+        zscore: incident.zscore,
+        peak_score: incident.peak_score,
+        started_at: incident.started_at,
+        ended_at: incident.ended_at,
+        baseline: baseline.into(),
+        labels: labels.to_vec(),
         time_unix_nano: time_nanos,
-        observed_time_unix_nano: time_nanos,
-        severity_number: if state == "started" { 13 } else { 9 },
-        severity_text: if state == "started" {
-            "WARN".into()
-        } else {
-            "INFO".into()
-        },
-        body: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(format!(
-                "anomaly {state} on {metric}: value {} where {} was expected (z = {:.1})",
-                incident.peak_value, incident.expected, incident.zscore
-            ))),
-        }),
-        attributes,
-        ..Default::default()
     }
 }
 
@@ -555,19 +503,12 @@ impl Processor for AnomalyConnector {
             ));
         }
         if !events.is_empty() {
-            out.push(Batch::Logs(
-                ExportLogsServiceRequest {
-                    resource_logs: vec![ResourceLogs {
-                        resource: sidewatch_resource(),
-                        scope_logs: vec![ScopeLogs {
-                            scope: scope(),
-                            log_records: events,
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }],
-                }
-                .into(),
+            out.push(Batch::Events(
+                events
+                    .into_iter()
+                    .map(Event::Anomaly)
+                    .collect::<Vec<_>>()
+                    .into(),
             ));
         }
     }

@@ -50,12 +50,12 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::{Deserialize, Serialize};
 
 use crate::logpatterns::{Miner, MinerConfig, PatternId};
+use crate::otlp::time::unix_nanos as nanos;
+use crate::otlp::value::string_kv as text;
 use crate::processors::Processor;
 use crate::processors::state_write::StateWrite;
 use crate::signal::Batch;
 use crate::telemetry::cardinality::CardinalityStats;
-use crate::otlp::time::unix_nanos as nanos;
-use crate::otlp::value::string_kv as text;
 
 pub const NEW_PATTERN_EVENT: &str = "sidewatch.log_pattern.new";
 
@@ -150,8 +150,6 @@ pub struct LogPatternsConnector {
     lines_at_save: Option<u64>,
     stats: Arc<CardinalityStats>,
 }
-
-
 
 fn state_file_name(id: &str) -> String {
     let name: String = id
@@ -555,9 +553,7 @@ mod tests {
                 l.attributes
                     .iter()
                     .find(|kv| kv.key == "log.pattern.id")
-                    .and_then(|kv| {
-                        crate::otlp::value::any_value_text(kv.value.as_ref()?).into()
-                    })
+                    .and_then(|kv| crate::otlp::value::any_value_text(kv.value.as_ref()?).into())
             })
             .collect()
     }
@@ -620,8 +616,7 @@ mod tests {
             .filter(|p| {
                 p.attributes.iter().any(|kv| {
                     kv.key == "log.severity"
-                        && crate::otlp::value::any_value_text(kv.value.as_ref().unwrap())
-                            == "error"
+                        && crate::otlp::value::any_value_text(kv.value.as_ref().unwrap()) == "error"
                 })
             })
             .map(value)

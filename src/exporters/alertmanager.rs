@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::alert_payload::{alertmanager_alert, events};
+use super::alert_payload::{alertmanager_alert, events, refuse_malformed};
 use super::settings::{ExporterSettings, QueueSettings, RetrySettings};
 use super::{ExportError, Exporter};
 use crate::alerting::event::{AlertEvent, Status};
 use crate::clock::Clock;
 use crate::config::endpoint::EndpointUrl;
-use crate::connectors::alert::unix_seconds;
+use crate::otlp::time::unix_seconds;
 use crate::signal::Batch;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,9 +179,9 @@ async fn resend(shared: Weak<Shared>) {
 #[async_trait::async_trait]
 impl Exporter for AlertmanagerExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
-        let events = events(batch);
+        let (events, malformed) = events(batch);
         if events.is_empty() {
-            return Ok(());
+            return refuse_malformed(&malformed);
         }
         let mut firing = self.shared.firing.lock().await;
         let now = unix_seconds(self.shared.clock.now());
@@ -209,7 +209,7 @@ impl Exporter for AlertmanagerExporter {
         }
         self.shared.post(alerts).await?;
         *firing = after;
-        Ok(())
+        refuse_malformed(&malformed)
     }
 
     async fn shutdown(&self) {

@@ -2,7 +2,6 @@
 //! span, data point and log record with its attributes (`detailed`).
 //! Output goes to the log (stderr), like the Collector's debug exporter.
 
-
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point;
@@ -55,6 +54,7 @@ impl Exporter for DebugExporter {
 /// One line: how many resources and items of which signal.
 pub fn summary(batch: &Batch) -> String {
     match batch {
+        Batch::Events(e) => format!("logs: {} sidewatch events", e.len()),
         Batch::Traces(r) => format!(
             "traces: {} resource spans, {} spans",
             r.resource_spans.len(),
@@ -98,12 +98,13 @@ pub fn describe(batch: &Batch, detailed: bool) -> Vec<String> {
             String::new()
         }
     };
+    let batch = batch.otlp();
     let batch = match batch.decoded() {
         Ok(batch) => batch,
         Err(e) => return vec![format!("cannot decode the batch: {e}")],
     };
     match &*batch {
-        Batch::Encoded(_) => {}
+        Batch::Encoded(_) | Batch::Events(_) => {}
         Batch::Traces(r) => {
             for resource in &r.resource_spans {
                 let resource_attrs = resource

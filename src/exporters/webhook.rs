@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::alert_payload::{events, slack_payload, webhook_payload};
+use super::alert_payload::{events, refuse_malformed, slack_payload, webhook_payload};
 use super::settings::{ExporterSettings, QueueSettings, RetrySettings};
 use super::{ExportError, Exporter};
 use crate::config::endpoint::EndpointUrl;
@@ -89,9 +89,9 @@ impl WebhookExporter {
 #[async_trait::async_trait]
 impl Exporter for WebhookExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
-        let events = events(batch);
+        let (events, malformed) = events(batch);
         if events.is_empty() {
-            return Ok(());
+            return refuse_malformed(&malformed);
         }
         let payload = match self.format {
             WebhookFormat::Alertmanager => webhook_payload(&events, &self.receiver),
@@ -112,7 +112,7 @@ impl Exporter for WebhookExporter {
             })?;
         let status = response.status();
         if status.is_success() {
-            return Ok(());
+            return refuse_malformed(&malformed);
         }
         let message = format!(
             "POST {} answered {status}",

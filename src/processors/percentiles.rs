@@ -34,7 +34,9 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use serde::Deserialize;
 
 use crate::datamodel::points;
+use crate::otlp::time::unix_nanos as nanos;
 use crate::otlp::value::any_value_text;
+use crate::otlp::value::string_kv;
 use crate::processors::Processor;
 use crate::processors::window_gauges;
 use crate::signal::Batch;
@@ -42,8 +44,6 @@ use crate::stats::sketch::DDSketch;
 use crate::stats::window::SlidingWindow;
 use crate::telemetry::dropped::{self, Component};
 use cumulative::Point;
-use crate::otlp::time::unix_nanos as nanos;
-use crate::otlp::value::string_kv;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -150,8 +150,6 @@ pub struct PercentilesProcessor {
     pub overflowed_points: u64,
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
-
-
 
 /// `n` observations spread evenly over (low, high].
 fn spread(sketch: &mut DDSketch, low: f64, high: f64, n: u64) {
@@ -495,10 +493,10 @@ fn push_metrics(metrics: Vec<Metric>, out: &mut Vec<Batch>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::UNIX_EPOCH;
     use opentelemetry_proto::tonic::metrics::v1::{
         Histogram, HistogramDataPoint, number_data_point,
     };
+    use std::time::UNIX_EPOCH;
 
     fn histogram(counts: Vec<u64>, time: u64) -> Batch {
         let count = counts.iter().sum();

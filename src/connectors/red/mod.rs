@@ -41,13 +41,13 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Deserialize;
 
+use crate::otlp::time::unix_nanos as nanos;
+use crate::otlp::value::string_kv;
 use crate::processors::Processor;
 use crate::processors::window_gauges::{self, gauge_point, no_recorded_value, window_label};
 use crate::signal::Batch;
 use crate::stats::sketch::DDSketch;
 use crate::stats::window::{Mergeable, SlidingWindow};
-use crate::otlp::time::unix_nanos as nanos;
-use crate::otlp::value::string_kv;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -225,8 +225,6 @@ pub struct RedConnector {
     emit: crate::processors::schedule::Every,
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
-
-
 
 impl RedConnector {
     pub fn new(config: RedConfig) -> Self {
