@@ -132,10 +132,10 @@ impl AlertEvent {
             attributes.push(double("alert.predicted_crossing_at", at));
         }
         for (k, v) in &self.annotations {
-            attributes.push(text(&format!("alert.annotation.{k}"), v.clone()));
+            attributes.push(text(format!("alert.annotation.{k}"), v.clone()));
         }
         for (k, v) in &self.labels {
-            attributes.push(text(&format!("alert.label.{k}"), v.clone()));
+            attributes.push(text(format!("alert.label.{k}"), v.clone()));
         }
         let body = self.annotations.get("summary").cloned().unwrap_or_else(|| {
             format!(
