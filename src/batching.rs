@@ -202,83 +202,44 @@ fn take_front<T: Nested>(from: &mut Vec<T>, max_items: usize) -> Vec<T> {
     out
 }
 
-impl Nested for ResourceSpans {
-    fn count(&self) -> usize {
-        self.scope_spans.iter().map(Nested::count).sum()
-    }
-    fn split_front(&mut self, n: usize) -> Self {
-        ResourceSpans {
-            resource: self.resource.clone(),
-            schema_url: self.schema_url.clone(),
-            scope_spans: take_front(&mut self.scope_spans, n),
+/// `Nested` for a resource or scope level: the header fields are cloned
+/// into the split-off part, the children split (`nested`) or, for the
+/// items themselves (`items`), moved.
+macro_rules! level {
+    ($level:ident, nested $children:ident, $($header:ident),+) => {
+        impl Nested for $level {
+            fn count(&self) -> usize {
+                self.$children.iter().map(Nested::count).sum()
+            }
+            fn split_front(&mut self, n: usize) -> Self {
+                $level {
+                    $($header: self.$header.clone(),)+
+                    $children: take_front(&mut self.$children, n),
+                }
+            }
         }
-    }
+    };
+    ($level:ident, items $children:ident, $($header:ident),+) => {
+        impl Nested for $level {
+            fn count(&self) -> usize {
+                self.$children.len()
+            }
+            fn split_front(&mut self, n: usize) -> Self {
+                $level {
+                    $($header: self.$header.clone(),)+
+                    $children: self.$children.drain(..n).collect(),
+                }
+            }
+        }
+    };
 }
 
-impl Nested for ScopeSpans {
-    fn count(&self) -> usize {
-        self.spans.len()
-    }
-    fn split_front(&mut self, n: usize) -> Self {
-        ScopeSpans {
-            scope: self.scope.clone(),
-            schema_url: self.schema_url.clone(),
-            spans: self.spans.drain(..n).collect(),
-        }
-    }
-}
-
-impl Nested for ResourceLogs {
-    fn count(&self) -> usize {
-        self.scope_logs.iter().map(Nested::count).sum()
-    }
-    fn split_front(&mut self, n: usize) -> Self {
-        ResourceLogs {
-            resource: self.resource.clone(),
-            schema_url: self.schema_url.clone(),
-            scope_logs: take_front(&mut self.scope_logs, n),
-        }
-    }
-}
-
-impl Nested for ScopeLogs {
-    fn count(&self) -> usize {
-        self.log_records.len()
-    }
-    fn split_front(&mut self, n: usize) -> Self {
-        ScopeLogs {
-            scope: self.scope.clone(),
-            schema_url: self.schema_url.clone(),
-            log_records: self.log_records.drain(..n).collect(),
-        }
-    }
-}
-
-impl Nested for ResourceMetrics {
-    fn count(&self) -> usize {
-        self.scope_metrics.iter().map(Nested::count).sum()
-    }
-    fn split_front(&mut self, n: usize) -> Self {
-        ResourceMetrics {
-            resource: self.resource.clone(),
-            schema_url: self.schema_url.clone(),
-            scope_metrics: take_front(&mut self.scope_metrics, n),
-        }
-    }
-}
-
-impl Nested for ScopeMetrics {
-    fn count(&self) -> usize {
-        self.metrics.iter().map(metric_point_count).sum()
-    }
-    fn split_front(&mut self, n: usize) -> Self {
-        ScopeMetrics {
-            scope: self.scope.clone(),
-            schema_url: self.schema_url.clone(),
-            metrics: take_front(&mut self.metrics, n),
-        }
-    }
-}
+level!(ResourceSpans, nested scope_spans, resource, schema_url);
+level!(ScopeSpans, items spans, scope, schema_url);
+level!(ResourceLogs, nested scope_logs, resource, schema_url);
+level!(ScopeLogs, items log_records, scope, schema_url);
+level!(ResourceMetrics, nested scope_metrics, resource, schema_url);
+level!(ScopeMetrics, nested metrics, scope, schema_url);
 
 impl Nested for Metric {
     fn count(&self) -> usize {
