@@ -265,6 +265,17 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Connector,
+        type_name: "count",
+        description: "counts spans, span events, metrics, data points and log records matching OTTL conditions, by attributes, as delta sums",
+        signals: &[],
+        connects: &[
+            (Signal::Traces, Signal::Metrics),
+            (Signal::Metrics, Signal::Metrics),
+            (Signal::Logs, Signal::Metrics),
+        ],
+    },
+    ComponentInfo {
+        kind: Kind::Connector,
         type_name: "forward",
         description: "passes data from one pipeline to another of the same signal",
         signals: &[],
@@ -330,6 +341,7 @@ pub enum ConnectorConfig {
     Red(connectors::red::RedConfig),
     Anomaly(connectors::anomaly::AnomalyConfig),
     LogPatterns(connectors::logpatterns::LogPatternsConfig),
+    Count(connectors::count::CountConfig),
 }
 
 pub fn decode_receiver(
@@ -540,6 +552,9 @@ pub fn decode_connector(
 ) -> Option<ConnectorConfig> {
     match type_name {
         "forward" => decoder.decode(value, path).map(ConnectorConfig::Forward),
+        "count" => {
+            connectors::count::CountConfig::decode(value, path, decoder).map(ConnectorConfig::Count)
+        }
         "logpatterns" => {
             let config: connectors::logpatterns::LogPatternsConfig = decoder.decode(value, path)?;
             let errors = config.validate();

@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod anomaly;
+pub mod count;
 pub mod forward;
 pub mod logpatterns;
 pub mod red;

@@ -488,6 +488,7 @@ pub fn build_connector(id: &str, config: &ConnectorConfig, purpose: Purpose) -> 
             Box::new(connectors::logpatterns::LogPatternsConnector::new(id, c))
         }
         ConnectorConfig::Forward(_) => Box::new(connectors::forward::Forward),
+        ConnectorConfig::Count(c) => Box::new(connectors::count::CountConnector::new(c.clone())),
         ConnectorConfig::Anomaly(c) => Box::new(connectors::anomaly::AnomalyConnector::new(c)),
         ConnectorConfig::Red(c) => Box::new(connectors::red::RedConnector::new(c.clone())),
         // A replay starts from a clean slate: never the live state file.
