@@ -86,8 +86,7 @@ service:
         .await
         .expect("starts");
     // Bounded: at most 10 minutes.
-    while received.load(Ordering::Relaxed) < lines && started.elapsed() < Duration::from_secs(600)
-    {
+    while received.load(Ordering::Relaxed) < lines && started.elapsed() < Duration::from_secs(600) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
@@ -121,7 +120,10 @@ async fn main() {
     }
     let bytes = std::fs::metadata(&file).unwrap().len();
     println!("{} lines, {:.1} MB", args.lines, bytes as f64 / 1e6);
-    for (name, operators) in [("no operators", ""), ("nginx regex + timestamp + severity + 3 moves", OPERATORS)] {
+    for (name, operators) in [
+        ("no operators", ""),
+        ("nginx regex + timestamp + severity + 3 moves", OPERATORS),
+    ] {
         let rate = run(&file, operators, args.lines).await;
         println!("{name}: {:.0} lines/s", rate);
     }
