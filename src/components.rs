@@ -168,6 +168,34 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Processor,
+        type_name: "memory_limiter",
+        description: "the Collector's memory_limiter, compiled onto service.memory_limiter (one limit for the process, enforced at the receivers)",
+        signals: ALL,
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Processor,
+        type_name: "attributes",
+        description: "the Collector's attribute actions (insert, update, upsert, delete, hash, extract, convert) on spans, log records and data points, with include/exclude",
+        signals: ALL,
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Processor,
+        type_name: "resource",
+        description: "the Collector's attribute actions on resource attributes",
+        signals: ALL,
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Processor,
+        type_name: "resourcedetection",
+        description: "sets resource attributes from OTEL_RESOURCE_ATTRIBUTES (env) and this host (system: host.name, host.id, os.type, host.arch)",
+        signals: ALL,
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Processor,
         type_name: "percentiles",
         description: "windowed percentiles (p50..p99, max) of histogram, gauge and sum metrics",
         signals: &[Signal::Metrics],
@@ -318,6 +346,12 @@ pub enum ProcessorConfig {
     Percentiles(processors::percentiles::PercentilesConfig),
     Filter(processors::filter::FilterConfig),
     Transform(processors::transform::TransformConfig),
+    /// Moved onto `service.memory_limiter` by the plan; see
+    /// processors/memory_limiter.rs.
+    MemoryLimiter(crate::pipeline::memory::MemoryLimiterConfig),
+    ResourceDetection(processors::resourcedetection::ResourceDetectionConfig),
+    Attributes(processors::attributes::AttributesConfig),
+    Resource(processors::attributes::resource::ResourceConfig),
 }
 
 // Configs are built once at start-up; their size does not matter.
@@ -354,6 +388,31 @@ pub fn decode_receiver(
         "otlp" => {
             let config: receivers::otlp::OtlpReceiverConfig = decoder.decode(value, path)?;
             let protocols = &config.protocols;
+            let at = path.key("protocols");
+            if protocols.http.as_ref().is_some_and(|h| h.cors.is_some()) {
+                decoder.warning(
+                    at.key("http").key("cors"),
+                    "cors is accepted but not applied: sidewatch answers no CORS preflight, so browsers need a proxy in front",
+                );
+            }
+            let metadata = [
+                (
+                    "grpc",
+                    protocols.grpc.as_ref().and_then(|g| g.include_metadata),
+                ),
+                (
+                    "http",
+                    protocols.http.as_ref().and_then(|h| h.include_metadata),
+                ),
+            ];
+            for (protocol, include) in metadata {
+                if include == Some(true) {
+                    decoder.warning(
+                        at.key(protocol).key("include_metadata"),
+                        "include_metadata is ignored: no sidewatch component reads client metadata",
+                    );
+                }
+            }
             let plaintext = protocols.grpc.as_ref().is_some_and(|g| g.tls.is_none())
                 || protocols.http.as_ref().is_some_and(|h| h.tls.is_none());
             let errors = config
@@ -391,7 +450,16 @@ pub fn decode_receiver(
             }
             valid.then_some(ReceiverConfig::Otlp(config))
         }
-        "hostmetrics" => decoder.decode(value, path).map(ReceiverConfig::HostMetrics),
+        "hostmetrics" => {
+            // Decoded on its own first so a wrong key under one scraper is
+            // reported at that scraper (`scrapers.cpu.bogus`), not at
+            // `scrapers`.
+            if let Some(scrapers @ Value::Mapping(_)) = value.get("scrapers") {
+                decoder
+                    .decode::<receivers::hostmetrics::Scrapers>(scrapers, &path.key("scrapers"))?;
+            }
+            decoder.decode(value, path).map(ReceiverConfig::HostMetrics)
+        }
         "internal" => decoder.decode(value, path).map(ReceiverConfig::Internal),
         "prometheus" => {
             receivers::prometheus::decode(value, path, decoder).map(ReceiverConfig::Prometheus)
@@ -454,7 +522,19 @@ pub fn decode_processor(
             valid.then_some(ProcessorConfig::Percentiles(config))
         }
         "batch" => {
-            let config: processors::batch::BatchConfig = decoder.decode(value, path)?;
+            // Batching by client metadata: sidewatch batches per pipeline only.
+            let mut value = value.clone();
+            if let Some(mapping) = value.as_mapping_mut() {
+                for key in ["metadata_keys", "metadata_cardinality_limit"] {
+                    if mapping.remove(key).is_some() {
+                        decoder.warning(
+                            path.key(key),
+                            format!("{key} is ignored: sidewatch batches per pipeline, not per client metadata"),
+                        );
+                    }
+                }
+            }
+            let config: processors::batch::BatchConfig = decoder.decode(&value, path)?;
             if let Err(message) = config.validate() {
                 decoder.error(path.key("send_batch_max_size"), message);
                 return None;
@@ -465,6 +545,79 @@ pub fn decode_processor(
             .map(ProcessorConfig::Filter),
         "transform" => processors::transform::TransformConfig::decode(value, path, decoder)
             .map(ProcessorConfig::Transform),
+        "attributes" => {
+            let raw: processors::attributes::RawAttributesConfig = decoder.decode(value, path)?;
+            match raw.compile() {
+                Ok(config) => Some(ProcessorConfig::Attributes(config)),
+                Err(errors) => {
+                    for (keys, message) in errors {
+                        let at = keys.iter().fold(path.clone(), |at, k| {
+                            match k
+                                .strip_prefix('[')
+                                .and_then(|k| k.strip_suffix(']'))
+                                .and_then(|k| k.parse().ok())
+                            {
+                                Some(i) => at.index(i),
+                                None => at.key(k.clone()),
+                            }
+                        });
+                        decoder.error(at, message);
+                    }
+                    None
+                }
+            }
+        }
+        "resource" => {
+            let raw: processors::attributes::resource::RawResourceConfig =
+                decoder.decode(value, path)?;
+            let mut actions = Vec::new();
+            let mut valid = true;
+            for (i, action) in raw.attributes.iter().enumerate() {
+                match action.compile() {
+                    Ok(a) => actions.push(a),
+                    Err((field, message)) => {
+                        valid = false;
+                        decoder.error(path.key("attributes").index(i).key(field), message);
+                    }
+                }
+            }
+            valid.then_some(ProcessorConfig::Resource(
+                processors::attributes::resource::ResourceConfig { actions },
+            ))
+        }
+        "resourcedetection" => {
+            let mut refused = false;
+            let detectors = value.get("detectors").and_then(Value::as_sequence);
+            for (i, detector) in detectors.into_iter().flatten().enumerate() {
+                let name = detector.as_str().unwrap_or_default();
+                if !matches!(name, "env" | "system") {
+                    refused = true;
+                    decoder.error(
+                        path.key("detectors").index(i),
+                        format!("the `{name}` detector is not supported by sidewatch: only env and system (cloud, docker and Kubernetes detectors need metadata services that cannot be tested here; set their attributes with OTEL_RESOURCE_ATTRIBUTES and the env detector)"),
+                    );
+                }
+            }
+            if refused {
+                return None;
+            }
+            decoder
+                .decode(value, path)
+                .map(ProcessorConfig::ResourceDetection)
+        }
+        "memory_limiter" => {
+            let config: processors::memory_limiter::CollectorMemoryLimiterConfig =
+                decoder.decode(value, path)?;
+            match config.compile(processors::memory_limiter::available_mib()) {
+                Ok(config) => Some(ProcessorConfig::MemoryLimiter(config)),
+                Err(errors) => {
+                    for (field, message) in errors {
+                        decoder.error(path.key(field), message);
+                    }
+                    None
+                }
+            }
+        }
         _ => None,
     }
 }
@@ -475,9 +628,40 @@ pub fn decode_exporter(
     path: &YamlPath,
     decoder: &mut Decoder,
 ) -> Option<ExporterConfig> {
+    let queue_enabled = value.get("sending_queue").and_then(|q| q.get("enabled"));
+    if queue_enabled.and_then(Value::as_bool) == Some(false) {
+        decoder.error(
+            path.key("sending_queue").key("enabled"),
+            "sidewatch cannot send without its queue (the queue is how backpressure reaches the receivers): remove `enabled: false`, and set `queue_size` to bound it",
+        );
+        return None;
+    }
     let config = match type_name {
         "otlp" => decoder.decode(value, path).map(ExporterConfig::Otlp),
         "otlphttp" => decoder.decode(value, path).map(ExporterConfig::OtlpHttp),
+        "debug" if value.get("loglevel").is_some() => {
+            // The `logging` exporter's old setting: debug printed every
+            // item, the other levels a summary.
+            let mut value = value.clone();
+            let level = value
+                .as_mapping_mut()
+                .and_then(|m| m.remove("loglevel"))
+                .and_then(|l| l.as_str().map(str::to_string))
+                .unwrap_or_default();
+            let verbosity = if level == "debug" {
+                "detailed"
+            } else {
+                "basic"
+            };
+            decoder.warning(
+                path.key("loglevel"),
+                format!("loglevel is the logging exporter's old setting: read as `verbosity: {verbosity}`"),
+            );
+            if let Some(m) = value.as_mapping_mut() {
+                m.entry("verbosity".into()).or_insert(verbosity.into());
+            }
+            decoder.decode(&value, path).map(ExporterConfig::Debug)
+        }
         "debug" => decoder.decode(value, path).map(ExporterConfig::Debug),
         "file" => decoder.decode(value, path).map(ExporterConfig::File),
         "prometheus" => decoder.decode(value, path).map(ExporterConfig::Prometheus),
@@ -645,6 +829,14 @@ mod tests {
                     yaml_serde::from_str("include: [/tmp/*.log]").unwrap()
                 }
                 (Kind::Processor, "percentiles") => yaml_serde::from_str("metrics: [m]").unwrap(),
+                (Kind::Processor, "attributes") => yaml_serde::from_str("actions: []").unwrap(),
+                (Kind::Processor, "resource") => yaml_serde::from_str("attributes: []").unwrap(),
+                (Kind::Processor, "resourcedetection") => {
+                    yaml_serde::from_str("detectors: [env]").unwrap()
+                }
+                (Kind::Processor, "memory_limiter") => {
+                    yaml_serde::from_str("limit_mib: 512").unwrap()
+                }
                 (Kind::Receiver, "httpcheck" | "http_check") => {
                     yaml_serde::from_str("targets: [{ endpoint: http://127.0.0.1:1/ }]").unwrap()
                 }

@@ -21,6 +21,7 @@ pub mod config;
 pub mod connectors;
 pub mod datamodel;
 pub mod exporters;
+pub mod extensions;
 pub mod logpatterns;
 pub mod otlp;
 pub mod ottl;

@@ -5,39 +5,119 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde::{Deserialize, Deserializer};
 
-/// An address to listen on. `localhost` means 127.0.0.1; binding every
-/// interface must be spelled out (`0.0.0.0:4317`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListenAddress(pub SocketAddr);
+/// An address to listen on, as the Collector reads one: an IP address,
+/// a host name resolved when the listener binds (`otel-collector:4317`, a
+/// compose service name), or an empty host (`:8888`), which means every
+/// interface. `localhost` means 127.0.0.1. Binding every interface is
+/// logged when it happens, so it stays a visible choice.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenAddress {
+    host: ListenHost,
+    port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum ListenHost {
+    Ip(IpAddr),
+    /// `:port`: every interface.
+    Empty,
+    Name(String),
+}
 
 impl ListenAddress {
     pub fn loopback(port: u16) -> Self {
-        ListenAddress(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+        Self::ip(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port))
+    }
+
+    pub fn ip(address: SocketAddr) -> Self {
+        ListenAddress {
+            host: ListenHost::Ip(address.ip()),
+            port: address.port(),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn parse(text: &str) -> Result<Self, String> {
         if let Ok(address) = text.parse::<SocketAddr>() {
-            return Ok(ListenAddress(address));
+            return Ok(Self::ip(address));
         }
-        let expected = "expected host:port with an IP address or localhost, like 127.0.0.1:4317";
+        let expected = "expected host:port, like 127.0.0.1:4317, otel-collector:4317 or :4317 (every interface)";
         let Some((host, port)) = text.rsplit_once(':') else {
             return Err(format!("invalid endpoint {text:?}: {expected}"));
         };
         let port: u16 = port
             .parse()
             .map_err(|_| format!("invalid port {port:?} in endpoint {text:?}: {expected}"))?;
-        match host {
-            "localhost" => Ok(ListenAddress::loopback(port)),
-            _ => Err(format!(
-                "invalid host {host:?} in endpoint {text:?}: {expected}"
-            )),
-        }
+        let host = match host {
+            "" => ListenHost::Empty,
+            "localhost" => ListenHost::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            name if is_host_name(name) => ListenHost::Name(name.to_ascii_lowercase()),
+            _ => {
+                return Err(format!(
+                    "invalid host {host:?} in endpoint {text:?}: {expected}"
+                ));
+            }
+        };
+        Ok(ListenAddress { host, port })
     }
+
+    /// The socket address to bind: a host name is resolved now (its first
+    /// address), so a name that only resolves inside the deployment (a
+    /// compose or Kubernetes service) is fine at `validate` time.
+    pub fn resolve(&self) -> std::io::Result<SocketAddr> {
+        let address = match &self.host {
+            ListenHost::Ip(ip) => SocketAddr::new(*ip, self.port),
+            ListenHost::Empty => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), self.port),
+            ListenHost::Name(name) => {
+                use std::net::ToSocketAddrs;
+                (name.as_str(), self.port)
+                    .to_socket_addrs()
+                    .map_err(|e| {
+                        std::io::Error::new(e.kind(), format!("cannot resolve host {name:?}: {e}"))
+                    })?
+                    .next()
+                    .ok_or_else(|| {
+                        std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            format!("host {name:?} resolves to no address"),
+                        )
+                    })?
+            }
+        };
+        if address.ip().is_unspecified() {
+            tracing::warn!(
+                endpoint = %self,
+                "listening on every interface, as the endpoint asks; write 127.0.0.1 to stay local"
+            );
+        }
+        Ok(address)
+    }
+}
+
+/// Letters, digits, `-` and `.`: a DNS name as a listener may be given.
+fn is_host_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && label
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        })
 }
 
 impl fmt::Display for ListenAddress {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
+        match &self.host {
+            ListenHost::Ip(ip) => SocketAddr::new(*ip, self.port).fmt(f),
+            ListenHost::Empty => write!(f, ":{}", self.port),
+            ListenHost::Name(name) => write!(f, "{name}:{}", self.port),
+        }
     }
 }
 
@@ -163,9 +243,28 @@ mod tests {
                 .contains("invalid port")
         );
         assert!(
-            ListenAddress::parse("example.com:1")
+            ListenAddress::parse("exa mple:1")
                 .unwrap_err()
                 .contains("invalid host")
+        );
+        let named = ListenAddress::parse("otel-collector:4317").unwrap();
+        assert_eq!(named.to_string(), "otel-collector:4317");
+        let every = ListenAddress::parse(":8888").unwrap();
+        assert_eq!(every.to_string(), ":8888");
+        assert!(every.resolve().unwrap().ip().is_unspecified());
+        assert_eq!(
+            ListenAddress::parse("localhost:0")
+                .unwrap()
+                .resolve()
+                .unwrap()
+                .ip(),
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        );
+        assert!(
+            ListenAddress::parse("surely-not-a-host.invalid:1")
+                .unwrap()
+                .resolve()
+                .is_err()
         );
     }
 

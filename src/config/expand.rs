@@ -1,9 +1,11 @@
-//! `${env:VAR}` and `${env:VAR:-default}` expansion in scalar values.
+//! `${env:VAR}`, `${VAR}` (the Collector's bare form) and
+//! `${env:VAR:-default}` expansion in scalar values.
 //!
 //! Expansion runs on parsed values, not on the raw text, so a variable can
 //! never inject YAML structure. A scalar that is exactly one reference is
 //! re-read as a YAML scalar, so `port: ${env:PORT}` yields a number, as in
-//! the OpenTelemetry Collector. `$${` writes a literal `${`.
+//! the OpenTelemetry Collector. `$$` writes a literal `$` (so `$${env:X}`
+//! stays text).
 
 use yaml_serde::Value;
 
@@ -67,8 +69,10 @@ pub fn expand_str(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result
     while let Some(start) = rest.find('$') {
         out.push_str(&rest[..start]);
         let tail = &rest[start..];
-        if let Some(after) = tail.strip_prefix("$${") {
-            out.push_str("${");
+        // `$$` is a literal `$`, as in the Collector (`$${env:X}` keeps
+        // the reference as text).
+        if let Some(after) = tail.strip_prefix("$$") {
+            out.push('$');
             rest = after;
             literal = true;
             continue;
@@ -85,10 +89,23 @@ pub fn expand_str(text: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result
             ));
         };
         let reference = &tail[2..end];
-        let Some(spec) = reference.strip_prefix("env:") else {
-            return Err(format!(
-                "unsupported reference `${{{reference}}}`: expected `${{env:NAME}}` or `${{env:NAME:-default}}`"
-            ));
+        // `${NAME}` is the Collector's older, bare spelling of `${env:NAME}`;
+        // any other `scheme:` (file, http, yaml) is not supported.
+        let spec = match reference.strip_prefix("env:") {
+            Some(spec) => spec,
+            None if !reference
+                .split(":-")
+                .next()
+                .unwrap_or_default()
+                .contains(':') =>
+            {
+                reference
+            }
+            None => {
+                return Err(format!(
+                    "unsupported reference `${{{reference}}}`: expected `${{env:NAME}}`, `${{NAME}}` or `${{env:NAME:-default}}`"
+                ));
+            }
         };
         let (name, default) = match spec.split_once(":-") {
             Some((name, default)) => (name, Some(default)),
@@ -159,6 +176,18 @@ mod tests {
         assert_eq!(
             expand_str("cost $5", &env),
             Ok(Expanded::Text("cost $5".into()))
+        );
+        assert_eq!(
+            expand_str("${HOST}:${PORT:-1}", &env),
+            Ok(Expanded::Text("127.0.0.1:4317".into()))
+        );
+        assert_eq!(
+            expand_str("${MISSING:-x}", &env),
+            Ok(Expanded::Whole("x".into()))
+        );
+        assert_eq!(
+            expand_str("a$$b$$$${HOST}", &env),
+            Ok(Expanded::Text("a$b$${HOST}".into()))
         );
     }
 

@@ -10,6 +10,7 @@ pub mod expand;
 pub mod files;
 pub mod headers;
 pub mod locate;
+pub mod otelcol;
 mod plan;
 mod raw;
 pub mod secret;

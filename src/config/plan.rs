@@ -10,10 +10,12 @@ use yaml_serde::Value;
 use super::Decoder;
 use super::endpoint::ListenAddress;
 use super::error::YamlPath;
-use super::raw::{RawConfig, RawPipeline, RawService};
+use super::otelcol;
+use super::raw::{RawConfig, RawPipeline, RawService, RawTelemetry};
 use crate::components::{
     self, ConnectorConfig, ExporterConfig, Kind, ProcessorConfig, ReceiverConfig,
 };
+use crate::extensions::ExtensionConfig;
 use crate::signal::Signal;
 
 /// `type` or `type/name`, as in the OpenTelemetry Collector.
@@ -85,6 +87,11 @@ pub struct ServicePlan {
     pub telemetry: TelemetryPlan,
     pub shutdown_timeout: Duration,
     pub memory_limiter: Option<crate::pipeline::memory::MemoryLimiterConfig>,
+    /// `health_check` extensions listed in `service.extensions`.
+    pub health_checks: Vec<(
+        ComponentId,
+        crate::extensions::health_check::HealthCheckConfig,
+    )>,
 }
 
 /// A validated config; only components used by a pipeline are kept.
@@ -99,7 +106,9 @@ pub struct Plan {
 
 pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
     let root = YamlPath::root();
-    let raw: RawConfig = decoder.decode(value, &root)?;
+    let mut raw: RawConfig = decoder.decode(value, &root)?;
+    let extensions = decode_extensions(decoder, &raw.extensions);
+    map_file_storage(decoder, &mut raw.exporters, &extensions);
     let receivers = decode_section(
         decoder,
         "receivers",
@@ -128,12 +137,6 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
         Kind::Connector,
         components::decode_connector,
     );
-    for id in raw.extensions.keys() {
-        decoder.error(
-            root.key("extensions").key(id.clone()),
-            "sidewatch has no extensions: remove this entry",
-        );
-    }
 
     let service_path = root.key("service");
     let Some(service_value) = &raw.service else {
@@ -149,12 +152,50 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
             decoder.error(service_path.key("memory_limiter").key(field), message);
         }
     }
-    if !service.extensions.is_empty() {
-        decoder.error(
-            service_path.key("extensions"),
-            "sidewatch has no extensions: remove this list",
-        );
+    let mut health_checks = Vec::new();
+    let mut listed = BTreeSet::new();
+    for (i, name) in service.extensions.iter().enumerate() {
+        let at = service_path.key("extensions").index(i);
+        let Ok(id) = ComponentId::parse(name) else {
+            decoder.error(
+                at,
+                format!("invalid extension id {name:?}: expected `type` or `type/name`"),
+            );
+            continue;
+        };
+        listed.insert(id.clone());
+        match extensions.get(&id) {
+            Some(ExtensionConfig::HealthCheck(config)) => health_checks.push((id, config.clone())),
+            Some(_) => {}
+            None if raw.extensions.contains_key(name) => {}
+            None => decoder.error(
+                at,
+                format!("extension `{id}` is not defined: expected an entry under `extensions`"),
+            ),
+        }
     }
+    for (id, config) in &extensions {
+        if !listed.contains(id) && !matches!(config, ExtensionConfig::FileStorage(_)) {
+            decoder.warning(
+                root.key("extensions").key(id.to_string()),
+                format!("extension `{id}` is defined but not listed in service.extensions, so it does not run"),
+            );
+        }
+    }
+    let pipelines_to_compile: Vec<(&String, &Value)> = service
+        .pipelines
+        .iter()
+        .filter(|(id, _)| {
+            let profiles = id.split('/').next() == Some("profiles");
+            if profiles {
+                decoder.warning(
+                    service_path.key("pipelines").key(id.to_string()),
+                    format!("pipeline `{id}` is ignored: sidewatch does not handle profiles (traces, metrics and logs only)"),
+                );
+            }
+            !profiles
+        })
+        .collect();
     let pipelines_path = service_path.key("pipelines");
     if service.pipelines.is_empty() {
         decoder.error(pipelines_path.clone(), "no pipelines: expected at least one, like `traces: { receivers: [otlp], exporters: [debug] }`");
@@ -183,7 +224,7 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
         connector_outputs: BTreeMap::new(),
     };
     let mut pipelines = Vec::new();
-    for (pipeline_id, body) in &service.pipelines {
+    for (pipeline_id, body) in pipelines_to_compile {
         if let Some(p) = checker.pipeline(pipeline_id, body, &pipelines_path) {
             pipelines.push(p);
         }
@@ -208,11 +249,22 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
             }
         }
     }
-    let pipelines = topological_order(pipelines, &connectors, decoder, &pipelines_path)?;
+    let mut pipelines = topological_order(pipelines, &connectors, decoder, &pipelines_path)?;
+    let memory_limiter = merge_memory_limiters(
+        decoder,
+        service.memory_limiter.clone(),
+        &processors,
+        &used,
+        &mut pipelines,
+    );
     let telemetry = TelemetryPlan {
         address: match service.telemetry.metrics.level.as_str() {
             "none" => None,
-            "basic" | "normal" | "detailed" => Some(service.telemetry.metrics.address),
+            "basic" | "normal" | "detailed" => Some(telemetry_address(
+                decoder,
+                &service.telemetry,
+                &service_path.key("telemetry"),
+            )),
             other => {
                 decoder.error(
                     service_path.key("telemetry").key("metrics").key("level"),
@@ -232,7 +284,9 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
             .collect(),
         processors: processors
             .into_iter()
-            .filter(|(id, _)| keep("processors", id))
+            .filter(|(id, c)| {
+                keep("processors", id) && !matches!(c, ProcessorConfig::MemoryLimiter(_))
+            })
             .collect(),
         exporters: exporters
             .into_iter()
@@ -246,7 +300,8 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
             pipelines,
             telemetry,
             shutdown_timeout: service.shutdown_timeout,
-            memory_limiter: service.memory_limiter.clone(),
+            memory_limiter,
+            health_checks,
         },
     })
 }
@@ -275,20 +330,29 @@ fn decode_section<T>(
                 continue;
             }
         };
-        if components::lookup(kind, &id.type_name).is_none() {
-            decoder.error(
-                path,
-                format!(
+        if let Some(message) = otelcol::alias(kind, &id.type_name).and_then(|a| a.deprecated) {
+            decoder.warning(path.clone(), message);
+        }
+        let type_name = otelcol::canonical(kind, &id.type_name);
+        if components::lookup(kind, type_name).is_none() {
+            let message = match otelcol::unsupported(kind, &id.type_name) {
+                Some(instead) => format!(
+                    "the Collector's `{}` {} is not supported by sidewatch: {instead}",
+                    id.type_name,
+                    singular(section),
+                ),
+                None => format!(
                     "unknown {} type `{}`: expected one of {}",
                     singular(section),
                     id.type_name,
                     components::type_names(kind).join(", ")
                 ),
-            );
+            };
+            decoder.error(path, message);
             continue;
         }
         let errors_before = decoder.raised;
-        match decode(&id.type_name, value, &path, decoder) {
+        match decode(type_name, value, &path, decoder) {
             Some(config) => {
                 out.insert(id, config);
             }
@@ -446,8 +510,8 @@ impl Checker<'_> {
                 continue;
             }
             self.used.insert((section, id.clone()));
-            let info =
-                components::lookup(kind, &id.type_name).expect("decoded components are registered");
+            let info = components::lookup(kind, otelcol::canonical(kind, &id.type_name))
+                .expect("decoded components are registered");
             if !info.signals.contains(&signal) {
                 let supported: Vec<&str> = info.signals.iter().map(|s| s.as_str()).collect();
                 self.decoder.error(
@@ -587,4 +651,225 @@ fn topological_order(
     order.reverse();
     let mut slots: Vec<Option<PipelinePlan>> = pipelines.into_iter().map(Some).collect();
     Some(order.into_iter().filter_map(|i| slots[i].take()).collect())
+}
+
+/// Decodes `extensions:`: what sidewatch serves, maps or accepts with a
+/// warning, and plain errors for the rest.
+fn decode_extensions(
+    decoder: &mut Decoder,
+    raw: &BTreeMap<String, Value>,
+) -> BTreeMap<ComponentId, ExtensionConfig> {
+    use crate::extensions::{FileStorageConfig, health_check::HealthCheckConfig};
+    let mut out = BTreeMap::new();
+    for (key, value) in raw {
+        let path = YamlPath::root().key("extensions").key(key.clone());
+        let id = match ComponentId::parse(key) {
+            Ok(id) => id,
+            Err(message) => {
+                decoder.error(path, message);
+                continue;
+            }
+        };
+        let config = match id.type_name.as_str() {
+            "health_check" | "healthcheck" => {
+                let Some(config) = decoder.decode::<HealthCheckConfig>(value, &path) else {
+                    continue;
+                };
+                let errors = config.validate();
+                if config.check_collector_pipeline.is_some() {
+                    decoder.warning(
+                        path.key("check_collector_pipeline"),
+                        "check_collector_pipeline is ignored (the Collector never implemented it either): the status follows the pipelines' start and shutdown",
+                    );
+                }
+                if !errors.is_empty() {
+                    for (field, message) in errors {
+                        decoder.error(path.key(field), message);
+                    }
+                    continue;
+                }
+                ExtensionConfig::HealthCheck(config)
+            }
+            "file_storage" => match decoder.decode::<FileStorageConfig>(value, &path) {
+                Some(config) => ExtensionConfig::FileStorage(config),
+                None => continue,
+            },
+            other => {
+                if let Some(missing) = super::otelcol::extension_without_effect(other) {
+                    decoder.warning(path, missing);
+                    ExtensionConfig::Inert
+                } else {
+                    let message = match super::otelcol::unsupported_extension(other) {
+                        Some(instead) => format!(
+                            "the Collector's `{other}` extension is not supported by sidewatch: {instead}"
+                        ),
+                        None => format!(
+                            "unknown extension type `{other}`: expected one of health_check, file_storage, zpages, pprof"
+                        ),
+                    };
+                    decoder.error(path, message);
+                    continue;
+                }
+            }
+        };
+        out.insert(id, config);
+    }
+    out
+}
+
+/// `sending_queue.storage: file_storage/x`, as the Collector writes it,
+/// becomes a directory of its own under that extension's `directory`.
+fn map_file_storage(
+    decoder: &mut Decoder,
+    exporters: &mut BTreeMap<String, Value>,
+    extensions: &BTreeMap<ComponentId, ExtensionConfig>,
+) {
+    for (exporter, value) in exporters.iter_mut() {
+        let Some(storage) = value
+            .get_mut("sending_queue")
+            .and_then(|q| q.get_mut("storage"))
+        else {
+            continue;
+        };
+        let Some(id) = storage
+            .as_str()
+            .and_then(|text| ComponentId::parse(text).ok())
+            .filter(|id| id.type_name == "file_storage")
+        else {
+            continue;
+        };
+        match extensions.get(&id) {
+            Some(ExtensionConfig::FileStorage(config)) => {
+                let directory = config.queue_directory(exporter);
+                *storage = Value::String(directory.display().to_string());
+            }
+            _ => decoder.error(
+                YamlPath::root()
+                    .key("exporters")
+                    .key(exporter.clone())
+                    .key("sending_queue")
+                    .key("storage"),
+                format!("extension `{id}` is not defined: expected a `file_storage` entry under `extensions` with a `directory`"),
+            ),
+        }
+    }
+}
+
+/// Every `memory_limiter` processor in a pipeline is taken out of it and
+/// onto the one process-wide limiter: the lowest limit of them and of
+/// `service.memory_limiter` wins, and a warning says so when they differ.
+fn merge_memory_limiters(
+    decoder: &mut Decoder,
+    service: Option<crate::pipeline::memory::MemoryLimiterConfig>,
+    processors: &BTreeMap<ComponentId, ProcessorConfig>,
+    used: &BTreeSet<(&'static str, ComponentId)>,
+    pipelines: &mut [PipelinePlan],
+) -> Option<crate::pipeline::memory::MemoryLimiterConfig> {
+    let limiters: Vec<(&ComponentId, &crate::pipeline::memory::MemoryLimiterConfig)> = processors
+        .iter()
+        .filter(|(id, _)| used.contains(&("processors", (*id).clone())))
+        .filter_map(|(id, c)| match c {
+            ProcessorConfig::MemoryLimiter(config) => Some((id, config)),
+            _ => None,
+        })
+        .collect();
+    for pipeline in pipelines.iter_mut() {
+        pipeline
+            .processors
+            .retain(|id| !limiters.iter().any(|(l, _)| *l == id));
+    }
+    let mut chosen = service.clone();
+    for (_, config) in &limiters {
+        if chosen
+            .as_ref()
+            .is_none_or(|c| config.soft_limit_bytes() < c.soft_limit_bytes())
+        {
+            chosen = Some((*config).clone());
+        }
+    }
+    let Some(limit) = &chosen else {
+        return None;
+    };
+    let distinct = limiters
+        .iter()
+        .map(|(_, c)| c.soft_limit_bytes())
+        .chain(service.as_ref().map(|c| c.soft_limit_bytes()))
+        .collect::<BTreeSet<_>>();
+    if distinct.len() > 1 {
+        for (id, config) in &limiters {
+            if config.soft_limit_bytes() != limit.soft_limit_bytes() {
+                decoder.warning(
+                    YamlPath::root().key("processors").key(id.to_string()),
+                    format!(
+                        "sidewatch has one memory limit for the whole process: the lowest written applies ({} MiB), not this one ({} MiB)",
+                        limit.limit_mib, config.limit_mib
+                    ),
+                );
+            }
+        }
+    }
+    chosen
+}
+
+/// The telemetry endpoint: `service.telemetry.metrics.address`, or the
+/// Collector's `readers: [{ pull: { exporter: { prometheus: { host,
+/// port } } } }]`; other readers are accepted with a warning.
+fn telemetry_address(
+    decoder: &mut Decoder,
+    telemetry: &RawTelemetry,
+    path: &YamlPath,
+) -> ListenAddress {
+    let metrics = &telemetry.metrics;
+    if !telemetry.resource.is_empty() {
+        decoder.warning(
+            path.key("resource"),
+            "service.telemetry.resource is ignored: sidewatch's own metrics carry no resource attributes",
+        );
+    }
+    let mut address = metrics.address.clone();
+    for (i, reader) in metrics.readers.iter().enumerate() {
+        let at = path.key("metrics").key("readers").index(i);
+        let prometheus = reader
+            .get("pull")
+            .and_then(|p| p.get("exporter"))
+            .and_then(|e| e.get("prometheus"));
+        let Some(prometheus) = prometheus else {
+            decoder.warning(
+                at,
+                "only a pull reader with a prometheus exporter is used (as the telemetry endpoint); this reader is ignored",
+            );
+            continue;
+        };
+        let host = prometheus
+            .get("host")
+            .and_then(Value::as_str)
+            .unwrap_or("localhost");
+        let port = match prometheus.get("port") {
+            Some(Value::Number(n)) => n.as_u64(),
+            None => Some(8888),
+            _ => None,
+        };
+        let parsed = port
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| "expected a port number".to_string())
+            .and_then(|port| {
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host.to_string()
+                };
+                ListenAddress::parse(&format!("{host}:{port}"))
+            });
+        match parsed {
+            Ok(from_reader) => match &address {
+                Some(written) if *written != from_reader => decoder.error(
+                    at,
+                    format!("this reader listens on {from_reader} but service.telemetry.metrics.address is {written}: keep one"),
+                ),
+                _ => address = Some(from_reader),
+            },
+            Err(message) => decoder.error(at.key("pull").key("exporter").key("prometheus"), message),
+        }
+    }
+    address.unwrap_or_else(|| ListenAddress::loopback(8888))
 }

@@ -51,6 +51,10 @@ pub struct RawTelemetry {
     pub metrics: RawTelemetryMetrics,
     #[serde(default)]
     pub logs: RawTelemetryLogs,
+    /// The Collector's resource attributes of its own telemetry: accepted,
+    /// with a warning.
+    #[serde(default)]
+    pub resource: BTreeMap<String, Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -59,25 +63,26 @@ pub struct RawTelemetryMetrics {
     /// `none` turns the telemetry endpoint off.
     #[serde(default = "default_level")]
     pub level: String,
-    #[serde(default = "default_telemetry_address")]
-    pub address: super::endpoint::ListenAddress,
+    /// Default 127.0.0.1:8888, unless a reader below names one.
+    #[serde(default)]
+    pub address: Option<super::endpoint::ListenAddress>,
+    /// The Collector's OpenTelemetry SDK readers (see plan.rs).
+    #[serde(default)]
+    pub readers: Vec<Value>,
 }
 
 impl Default for RawTelemetryMetrics {
     fn default() -> Self {
         RawTelemetryMetrics {
             level: default_level(),
-            address: default_telemetry_address(),
+            address: None,
+            readers: Vec::new(),
         }
     }
 }
 
 fn default_level() -> String {
     "normal".into()
-}
-
-fn default_telemetry_address() -> super::endpoint::ListenAddress {
-    super::endpoint::ListenAddress::loopback(8888)
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -177,13 +177,20 @@ impl OtlpExporterConfig {
             .map_err(|e| format!("invalid endpoint {}: {e}", self.endpoint.origin()))?
             .tcp_nodelay(true);
         let https = self.endpoint.0.scheme_str() == Some("https");
+        let insecure = self.tls.as_ref().is_some_and(|t| t.insecure);
+        if https && insecure {
+            return Err(format!(
+                "endpoint {}: tls.insecure is true but the endpoint is https://; write http:// for plaintext, or drop `insecure`",
+                self.endpoint.origin()
+            ));
+        }
         if https {
             let host = self.endpoint.0.host().unwrap_or_default();
             let tls = self.tls.clone().unwrap_or_default().tonic(host)?;
             endpoint = endpoint
                 .tls_config(tls)
                 .map_err(|e| format!("TLS settings for {}: {e}", self.endpoint.origin()))?;
-        } else if self.tls.is_some() {
+        } else if self.tls.is_some() && !insecure {
             return Err(format!(
                 "endpoint {}: tls is set but the endpoint is http://; write https:// to use it",
                 self.endpoint.origin()

@@ -323,7 +323,9 @@ impl QueueRunner {
         }
         if !finished {
             self.abandon.cancel();
-            for worker in self.workers.iter_mut() {
+            // Workers that ended in the loop above were polled to the end
+            // already: polling a JoinHandle again panics.
+            for worker in self.workers.iter_mut().filter(|w| !w.is_finished()) {
                 // Abandoning is immediate unless an export call hangs.
                 if tokio::time::timeout(Duration::from_secs(1), &mut *worker)
                     .await

@@ -8,6 +8,10 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueueSettings {
+    /// The Collector's switch: accepted, but sidewatch always queues (the
+    /// queue is how backpressure reaches the receivers); `false` is
+    /// refused when the config is read.
+    pub enabled: bool,
     /// Batches the queue holds; when full, receivers refuse new data with a
     /// retryable answer instead of growing memory (or wait: below).
     pub queue_size: usize,
@@ -30,6 +34,7 @@ pub struct QueueSettings {
 impl Default for QueueSettings {
     fn default() -> Self {
         QueueSettings {
+            enabled: true,
             queue_size: 1000,
             block_on_overflow: false,
             num_consumers: 4,

@@ -54,6 +54,9 @@ pub struct RunningCollector {
     queues: Vec<QueueRunner>,
     telemetry_stop: CancellationToken,
     telemetry_task: Option<JoinHandle<()>>,
+    /// `health_check` endpoints: they stop with the telemetry endpoint,
+    /// answering 503 through the drain.
+    health_tasks: Vec<JoinHandle<()>>,
 }
 
 /// The graph without receivers and tickers: pipelines (in the plan's
@@ -245,10 +248,32 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
     let built: BTreeMap<&str, &Arc<PipelineRuntime>> =
         pipelines.iter().map(|p| (p.id.as_str(), p)).collect();
 
+    // Health checks answer 503 from here until every receiver is up.
+    let mut addresses = BTreeMap::new();
+    let telemetry_stop = CancellationToken::new();
+    let mut health_tasks = Vec::new();
+    for (id, config) in &plan.service.health_checks {
+        let name = id.to_string();
+        let (bound, task) = crate::extensions::health_check::start(
+            config,
+            telemetry.clone(),
+            telemetry_stop.clone(),
+        )
+        .await
+        .map_err(|e| {
+            component_error(
+                name.clone(),
+                format!("cannot listen on {}: {e}", config.endpoint),
+            )
+        })?;
+        tracing::info!(listener = %name, address = %bound, "listening");
+        addresses.insert(name, bound);
+        health_tasks.push(task);
+    }
+
     // Receivers.
     let receivers_stop = CancellationToken::new();
     let receivers_closed = CancellationToken::new();
-    let mut addresses = BTreeMap::new();
     let mut receiver_tasks = Vec::new();
     let memory = plan.service.memory_limiter.as_ref().map(|config| {
         crate::pipeline::memory::MemoryLimiter::start(config, receivers_stop.clone())
@@ -308,11 +333,16 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
         })
         .collect();
 
-    let telemetry_stop = CancellationToken::new();
     let mut telemetry_task = None;
-    if let Some(address) = plan.service.telemetry.address {
+    if let Some(address) = &plan.service.telemetry.address {
+        let resolved = address.resolve().map_err(|e| {
+            component_error(
+                "telemetry endpoint".into(),
+                format!("cannot listen on {address}: {e}"),
+            )
+        })?;
         let (bound, task) =
-            telemetry::server::start(address.0, telemetry.clone(), telemetry_stop.clone())
+            telemetry::server::start(resolved, telemetry.clone(), telemetry_stop.clone())
                 .await
                 .map_err(|e| {
                     component_error(
@@ -339,6 +369,7 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
         queues,
         telemetry_stop,
         telemetry_task,
+        health_tasks,
     })
 }
 
@@ -423,6 +454,14 @@ impl RunningCollector {
             tracing::error!(problem = %problem, "shutdown incomplete");
         }
         self.telemetry_stop.cancel();
+        for mut task in self.health_tasks {
+            if tokio::time::timeout(Duration::from_millis(100), &mut task)
+                .await
+                .is_err()
+            {
+                task.abort();
+            }
+        }
         if let Some(mut task) = self.telemetry_task {
             // The endpoint stops at once; a scrape in flight gets a moment.
             let left = deadline
@@ -467,6 +506,18 @@ pub fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
         ProcessorConfig::Filter(c) => Box::new(processors::filter::FilterProcessor::new(c.clone())),
         ProcessorConfig::Transform(c) => {
             Box::new(processors::transform::TransformProcessor::new(c.clone()))
+        }
+        ProcessorConfig::ResourceDetection(c) => {
+            Box::new(processors::resourcedetection::ResourceDetectionProcessor::new(c))
+        }
+        ProcessorConfig::Attributes(c) => {
+            Box::new(processors::attributes::AttributesProcessor::new(c))
+        }
+        ProcessorConfig::Resource(c) => {
+            Box::new(processors::attributes::resource::ResourceProcessor::new(c))
+        }
+        ProcessorConfig::MemoryLimiter(_) => {
+            Box::new(processors::memory_limiter::MemoryLimiterProcessor)
         }
     }
 }

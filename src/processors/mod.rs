@@ -12,9 +12,12 @@
 //! which writes them outside the component's lock (`state_write`), so
 //! requests on the pipeline never wait for an fsync.
 
+pub mod attributes;
 pub mod batch;
 pub mod filter;
+pub mod memory_limiter;
 pub mod percentiles;
+pub mod resourcedetection;
 pub mod schedule;
 pub mod state_write;
 pub mod transform;

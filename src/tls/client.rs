@@ -1,5 +1,6 @@
 //! Client-side TLS settings of exporters: `tls: { ca_file, cert_file,
-//! key_file, server_name }`, in the Collector's names. Without `ca_file`
+//! key_file, server_name (or server_name_override), insecure,
+//! insecure_skip_verify, min_version }`, in the Collector's names. Without `ca_file`
 //! the system's roots are trusted.
 
 use std::path::PathBuf;
@@ -21,8 +22,21 @@ pub struct ClientTlsConfig {
     pub cert_file: Option<PathBuf>,
     pub key_file: Option<PathBuf>,
     /// The name to verify the server's certificate against, when it differs
-    /// from the endpoint's host.
+    /// from the endpoint's host (`server_name_override` in the Collector).
+    #[serde(alias = "server_name_override")]
     pub server_name: Option<String>,
+    /// The Collector's "no TLS at all": only with an http:// (or bare
+    /// host:port) endpoint, which is plaintext anyway; with https:// it is
+    /// refused as a contradiction.
+    #[serde(default)]
+    pub insecure: bool,
+    /// Accept any server certificate (HTTP exporters only: tonic offers no
+    /// way to switch verification off, so the gRPC exporter refuses it).
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+    /// The oldest TLS version to offer (`"1.2"` or `"1.3"`).
+    #[serde(default)]
+    pub min_version: super::MinVersion,
 }
 
 impl ClientTlsConfig {
@@ -67,7 +81,13 @@ impl ClientTlsConfig {
     ) -> Result<reqwest::ClientBuilder, String> {
         self.validate()?;
         super::install_provider();
-        builder = builder.tls_version_min(reqwest::tls::Version::TLS_1_2);
+        builder = builder.tls_version_min(match self.min_version {
+            super::MinVersion::Tls12 => reqwest::tls::Version::TLS_1_2,
+            super::MinVersion::Tls13 => reqwest::tls::Version::TLS_1_3,
+        });
+        if self.insecure_skip_verify {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
         if let Some(ca) = &self.ca_file {
             let certificates =
                 reqwest::Certificate::from_pem_bundle(&Self::pem(ca, Holds::Certificates)?)
@@ -88,6 +108,12 @@ impl ClientTlsConfig {
     /// tonic's settings for a channel to `host`.
     pub fn tonic(&self, host: &str) -> Result<tonic::transport::ClientTlsConfig, String> {
         self.validate()?;
+        if self.insecure_skip_verify {
+            return Err("tls.insecure_skip_verify is not supported by the gRPC exporter: give the server's CA in tls.ca_file (or use otlphttp, which supports it)".into());
+        }
+        if self.min_version == super::MinVersion::Tls13 {
+            return Err("tls.min_version \"1.3\" is not supported by the gRPC exporter (it offers TLS 1.2 and 1.3): remove it, or use otlphttp".into());
+        }
         super::install_provider();
         let mut tls = tonic::transport::ClientTlsConfig::new()
             .domain_name(self.server_name.clone().unwrap_or_else(|| host.to_string()));

@@ -42,3 +42,43 @@ pub fn root_store(ca_file: &Path) -> Result<rustls::RootCertStore, String> {
     }
     Ok(roots)
 }
+
+/// `min_version` as the Collector spells it (`"1.2"`, `"1.3"`). rustls
+/// has no TLS 1.0 or 1.1, so those are refused when the config is read.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum MinVersion {
+    #[default]
+    Tls12,
+    Tls13,
+}
+
+impl MinVersion {
+    pub fn protocol_versions(self) -> &'static [&'static rustls::SupportedProtocolVersion] {
+        static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+        match self {
+            MinVersion::Tls12 => rustls::DEFAULT_VERSIONS,
+            MinVersion::Tls13 => TLS13_ONLY,
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for MinVersion {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        // YAML reads an unquoted 1.2 as a number.
+        let text = match yaml_serde::Value::deserialize(deserializer)? {
+            yaml_serde::Value::String(s) => s,
+            yaml_serde::Value::Number(n) => n.to_string(),
+            _ => String::new(),
+        };
+        match text.as_str() {
+            "1.2" => Ok(MinVersion::Tls12),
+            "1.3" => Ok(MinVersion::Tls13),
+            "1.0" | "1.1" => Err(serde::de::Error::custom(format!(
+                "TLS {text} is not offered: sidewatch speaks TLS 1.2 and 1.3 only; expected \"1.2\" or \"1.3\""
+            ))),
+            _ => Err(serde::de::Error::custom(format!(
+                "invalid TLS version {text:?}: expected \"1.2\" or \"1.3\""
+            ))),
+        }
+    }
+}

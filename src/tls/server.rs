@@ -24,6 +24,9 @@ pub struct ServerTlsConfig {
     pub client_ca_file: Option<PathBuf>,
     #[serde(default = "default_reload", with = "crate::config::duration")]
     pub reload_interval: Duration,
+    /// The oldest TLS version a client may use (`"1.2"` or `"1.3"`).
+    #[serde(default)]
+    pub min_version: super::MinVersion,
 }
 
 fn default_reload() -> Duration {
@@ -106,9 +109,15 @@ impl ServerTlsConfig {
             }),
         });
         let alpn: Vec<Vec<u8>> = alpn.iter().map(|p| p.to_vec()).collect();
-        let acceptor = build(self.client_ca_file.as_deref(), &alpn, &resolver)?;
+        let acceptor = build(
+            self.client_ca_file.as_deref(),
+            &alpn,
+            &resolver,
+            self.min_version,
+        )?;
         Ok(Arc::new(ReloadingAcceptor {
             client_ca_file: self.client_ca_file.clone(),
+            min_version: self.min_version,
             interval: self.reload_interval,
             alpn,
             resolver,
@@ -126,6 +135,7 @@ impl ServerTlsConfig {
 /// CA file changes (a verifier cannot be swapped inside a config).
 pub struct ReloadingAcceptor {
     client_ca_file: Option<PathBuf>,
+    min_version: super::MinVersion,
     interval: Duration,
     alpn: Vec<Vec<u8>>,
     resolver: Arc<Reloading>,
@@ -148,7 +158,7 @@ impl ReloadingAcceptor {
             state.checked = Instant::now();
             let stamp = modified(ca);
             if stamp != state.ca_stamp {
-                match build(Some(ca), &self.alpn, &self.resolver) {
+                match build(Some(ca), &self.alpn, &self.resolver, self.min_version) {
                     Ok(acceptor) => {
                         state.acceptor = acceptor;
                         state.ca_stamp = stamp;
@@ -170,8 +180,10 @@ fn build(
     client_ca_file: Option<&Path>,
     alpn: &[Vec<u8>],
     resolver: &Arc<Reloading>,
+    min_version: super::MinVersion,
 ) -> Result<tokio_rustls::TlsAcceptor, String> {
-    let builder = rustls::ServerConfig::builder();
+    let builder =
+        rustls::ServerConfig::builder_with_protocol_versions(min_version.protocol_versions());
     let builder = match client_ca_file {
         Some(ca) => builder.with_client_cert_verifier(
             WebPkiClientVerifier::builder(Arc::new(super::root_store(ca)?))

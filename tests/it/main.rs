@@ -39,6 +39,7 @@ mod logpatterns;
 mod logs;
 mod logs_pipeline;
 mod memory_limit;
+mod otelcol;
 mod otlphttp_chain;
 mod ottl;
 mod percentiles;

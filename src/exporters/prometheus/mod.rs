@@ -67,7 +67,10 @@ pub struct PrometheusExporter {
 impl PrometheusExporter {
     /// Binds the scrape endpoint at once, so a port in use fails start-up.
     pub fn new(config: &PrometheusExporterConfig) -> Result<Self, String> {
-        let listener = std::net::TcpListener::bind(config.endpoint.0)
+        let listener = config
+            .endpoint
+            .resolve()
+            .and_then(std::net::TcpListener::bind)
             .map_err(|e| format!("cannot listen on {}: {e}", config.endpoint))?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let address = listener.local_addr().map_err(|e| e.to_string())?;

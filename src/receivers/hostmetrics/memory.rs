@@ -1,4 +1,5 @@
-//! `memory` and `paging` scrapers, from /proc/meminfo and /proc/vmstat.
+//! `memory` and `paging` scrapers, from /proc/meminfo, /proc/swaps and
+//! /proc/vmstat.
 //!
 //! States follow the Collector's hostmetrics receiver: used = total - free
 //! - buffers - cached - slab reclaimable, so the states add up to total.
@@ -65,14 +66,56 @@ impl Scraper for MemoryScraper {
             vec![(Number::from(get("MemAvailable")), vec![])],
         );
 
-        let swap_total = get("SwapTotal");
-        let swap_free = get("SwapFree");
-        out.sum(
-            "system.paging.usage",
-            "By",
-            "Swap space in use and free.",
-            false,
-            vec![
+        Ok(())
+    }
+}
+
+/// `paging`, as the Collector splits it from `memory`: swap space per
+/// device (/proc/swaps; the /proc/meminfo totals when there is none), page
+/// faults and swap operations (/proc/vmstat).
+pub struct PagingScraper;
+
+/// (device, used bytes, free bytes) per line of /proc/swaps, whose sizes
+/// are in KiB.
+fn swap_devices(text: &str) -> Vec<(String, u64, u64)> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            let size: u64 = fields.get(2)?.parse().ok()?;
+            let used: u64 = fields.get(3)?.parse().ok()?;
+            Some((
+                fields[0].to_string(),
+                used * 1024,
+                size.saturating_sub(used) * 1024,
+            ))
+        })
+        .collect()
+}
+
+impl Scraper for PagingScraper {
+    fn scrape(&mut self, out: &mut MetricsBuilder) -> Result<(), String> {
+        let devices = read("/proc/swaps")
+            .map(|t| swap_devices(&t))
+            .unwrap_or_default();
+        let mut points = Vec::new();
+        for (device, used, free) in &devices {
+            for (state, value) in [("used", used), ("free", free)] {
+                points.push((
+                    Number::from(*value),
+                    vec![
+                        string_attribute("device", device.clone()),
+                        string_attribute("system.paging.state", state),
+                    ],
+                ));
+            }
+        }
+        if devices.is_empty() {
+            let info = procfs::key_values(&read("/proc/meminfo")?);
+            let get = |key: &str| info.get(key).copied().unwrap_or(0);
+            let swap_total = get("SwapTotal");
+            let swap_free = get("SwapFree");
+            points = vec![
                 (
                     Number::from(swap_total.saturating_sub(swap_free)),
                     vec![string_attribute("system.paging.state", "used")],
@@ -81,7 +124,14 @@ impl Scraper for MemoryScraper {
                     Number::from(swap_free),
                     vec![string_attribute("system.paging.state", "free")],
                 ),
-            ],
+            ];
+        }
+        out.sum(
+            "system.paging.usage",
+            "By",
+            "Swap space in use and free.",
+            false,
+            points,
         );
         if let Ok(vmstat) = read("/proc/vmstat") {
             let counters: std::collections::BTreeMap<&str, u64> = vmstat
@@ -126,5 +176,22 @@ impl Scraper for MemoryScraper {
             );
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_swap_devices_in_bytes() {
+        let text = "Filename\tType\tSize\tUsed\tPriority\n/dev/sda2 partition 1000 250 -2\n/swapfile file 10 0 -3\n";
+        assert_eq!(
+            swap_devices(text),
+            vec![
+                ("/dev/sda2".to_string(), 250 * 1024, 750 * 1024),
+                ("/swapfile".to_string(), 0, 10 * 1024),
+            ]
+        );
     }
 }

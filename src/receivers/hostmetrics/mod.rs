@@ -62,6 +62,8 @@ pub struct Scrapers {
     #[serde(default, deserialize_with = "enabled")]
     pub memory: Option<Empty>,
     #[serde(default, deserialize_with = "enabled")]
+    pub paging: Option<Empty>,
+    #[serde(default, deserialize_with = "enabled")]
     pub disk: Option<disk::DiskConfig>,
     #[serde(default, deserialize_with = "enabled")]
     pub filesystem: Option<filesystem::FilesystemConfig>,
@@ -78,7 +80,7 @@ pub struct Scrapers {
 }
 
 const SCRAPER_NAMES: &str =
-    "cpu, load, memory, disk, filesystem, network, processes, process, cgroup, uptime";
+    "cpu, load, memory, paging, disk, filesystem, network, processes, process, cgroup, uptime";
 
 impl Scrapers {
     pub fn all() -> Self {
@@ -86,6 +88,7 @@ impl Scrapers {
             cpu: Some(Default::default()),
             load: Some(Empty {}),
             memory: Some(Empty {}),
+            paging: Some(Empty {}),
             disk: Some(Default::default()),
             filesystem: Some(Default::default()),
             network: Some(Default::default()),
@@ -171,6 +174,9 @@ impl HostScrapers {
         }
         if config.memory.is_some() {
             host.push(("memory", Box::new(memory::MemoryScraper)));
+        }
+        if config.paging.is_some() {
+            host.push(("paging", Box::new(memory::PagingScraper)));
         }
         if let Some(c) = &config.disk {
             host.push(("disk", Box::new(disk::DiskScraper { config: c.clone() })));

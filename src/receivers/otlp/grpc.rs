@@ -97,7 +97,7 @@ pub async fn start(
     context: &ReceiverContext,
     auth: Option<Arc<super::auth::Authenticator>>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(config.endpoint.0).await?;
+    let listener = TcpListener::bind(config.endpoint.resolve()?).await?;
     let address = listener.local_addr()?;
     let max_bytes = config.max_recv_msg_size_mib.saturating_mul(MIB);
     let endpoint = |signal: Signal| {

@@ -50,7 +50,7 @@ pub async fn start(
     context: &ReceiverContext,
     auth: Option<Arc<super::auth::Authenticator>>,
 ) -> std::io::Result<(SocketAddr, JoinHandle<()>)> {
-    let listener = TcpListener::bind(config.endpoint.0).await?;
+    let listener = TcpListener::bind(config.endpoint.resolve()?).await?;
     let address = listener.local_addr()?;
     let route = |signal: Signal| {
         Arc::new(Route {

@@ -94,6 +94,8 @@ pub struct GrpcConfig {
     pub read_timeout: Duration,
     /// Serve TLS (and with `client_ca_file`, require client certificates).
     pub tls: Option<crate::tls::server::ServerTlsConfig>,
+    /// The Collector's `include_metadata`: accepted, not used.
+    pub include_metadata: Option<bool>,
 }
 
 impl Default for GrpcConfig {
@@ -109,6 +111,7 @@ impl Default for GrpcConfig {
             read_progress_timeout: Deadlines::default().read_progress_timeout,
             read_timeout: Deadlines::default().read_timeout,
             tls: None,
+            include_metadata: None,
         }
     }
 }
@@ -143,6 +146,11 @@ pub struct HttpConfig {
     pub read_timeout: Duration,
     /// Serve TLS (and with `client_ca_file`, require client certificates).
     pub tls: Option<crate::tls::server::ServerTlsConfig>,
+    /// The Collector's CORS settings: accepted, not applied (a warning
+    /// says so), so browser clients need a proxy that answers preflights.
+    pub cors: Option<yaml_serde::Value>,
+    /// The Collector's `include_metadata`: accepted, not used.
+    pub include_metadata: Option<bool>,
 }
 
 impl Default for HttpConfig {
@@ -160,6 +168,8 @@ impl Default for HttpConfig {
             read_progress_timeout: Deadlines::default().read_progress_timeout,
             read_timeout: Deadlines::default().read_timeout,
             tls: None,
+            cors: None,
+            include_metadata: None,
         }
     }
 }

@@ -353,6 +353,7 @@ fn compile_job(
             cert_file: t.cert_file.clone(),
             key_file: t.key_file.clone(),
             server_name: t.server_name.clone(),
+            ..Default::default()
         });
     if let Some(Err(message)) = tls.as_ref().map(|t| t.validate()) {
         errors.push((at.key("tls_config"), message));
