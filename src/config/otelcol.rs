@@ -111,7 +111,7 @@ pub fn unsupported(kind: Kind, type_name: &str) -> Option<&'static str> {
         (Kind::Connector, "servicegraph" | "service_graph") => {
             "use the `red` connector for per-service request metrics"
         }
-        (Kind::Connector, "routing" | "count" | "sum") => {
+        (Kind::Connector, "routing" | "sum") => {
             "use `filter` in separate pipelines fed by the `forward` connector"
         }
         (Kind::Exporter, "prometheusremotewrite" | "prometheus_remote_write") => {
