@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 
+use crate::alerting::event::Event;
 use crate::signal::{Batch, Signal, metric_point_count};
 use crate::wire::{EncodedBatch, EncodedPending};
 
@@ -25,6 +26,8 @@ pub enum Pending {
     Metrics(ExportMetricsServiceRequest),
     Logs(ExportLogsServiceRequest),
     Encoded(EncodedPending),
+    /// Typed alert and anomaly events, kept typed while batched.
+    Events(Vec<Event>),
 }
 
 impl Pending {
@@ -39,6 +42,7 @@ impl Pending {
                 pending.append(&e);
                 Pending::Encoded(pending)
             }
+            Batch::Events(e) => Pending::Events(std::sync::Arc::unwrap_or_clone(e)),
         }
     }
 
@@ -48,6 +52,7 @@ impl Pending {
             Pending::Metrics(r) => Batch::Metrics(r.into()),
             Pending::Logs(r) => Batch::Logs(r.into()),
             Pending::Encoded(mut e) => Batch::Encoded(e.take_all().into()),
+            Pending::Events(e) => Batch::Events(e.into()),
         }
     }
 
@@ -55,7 +60,7 @@ impl Pending {
         match self {
             Pending::Traces(_) => Signal::Traces,
             Pending::Metrics(_) => Signal::Metrics,
-            Pending::Logs(_) => Signal::Logs,
+            Pending::Logs(_) | Pending::Events(_) => Signal::Logs,
             Pending::Encoded(e) => e.signal(),
         }
     }
@@ -76,10 +81,17 @@ impl Pending {
     /// if decoded data cannot join encoded data: see `EncodedBatch::encode`).
     /// Once encoded data is held, everything is held encoded: a pipeline
     /// gets encoded data only when everything it feeds sends protobuf as is.
-    pub fn append(&mut self, other: Pending) -> Result<(), Pending> {
+    pub fn append(&mut self, mut other: Pending) -> Result<(), Pending> {
         let signal = self.signal();
         if signal != other.signal() {
             return Err(other);
+        }
+        // Events joined with log records from elsewhere become log records.
+        match (&mut *self, &other) {
+            (Pending::Events(_), Pending::Events(_)) => {}
+            (Pending::Events(_), _) => self.events_to_logs(),
+            (_, Pending::Events(_)) => other.events_to_logs(),
+            _ => {}
         }
         if matches!(other, Pending::Encoded(_)) && !matches!(self, Pending::Encoded(_)) {
             let placeholder = Pending::Encoded(EncodedPending::new(signal));
@@ -102,6 +114,7 @@ impl Pending {
                 a.resource_metrics.extend(b.resource_metrics)
             }
             (Pending::Logs(a), Pending::Logs(b)) => a.resource_logs.extend(b.resource_logs),
+            (Pending::Events(a), Pending::Events(b)) => a.extend(b),
             (Pending::Encoded(a), Pending::Encoded(b)) => a.absorb(b),
             (Pending::Encoded(a), decoded) => {
                 let batch = decoded.into_batch();
@@ -125,14 +138,25 @@ impl Pending {
                 Pending::Encoded(front)
             }
             Pending::Traces(r) => Pending::Traces(ExportTraceServiceRequest {
-                resource_spans: take_resource_spans(&mut r.resource_spans, max_items),
+                resource_spans: take_front(&mut r.resource_spans, max_items),
             }),
             Pending::Metrics(r) => Pending::Metrics(ExportMetricsServiceRequest {
-                resource_metrics: take_resource_metrics(&mut r.resource_metrics, max_items),
+                resource_metrics: take_front(&mut r.resource_metrics, max_items),
             }),
             Pending::Logs(r) => Pending::Logs(ExportLogsServiceRequest {
-                resource_logs: take_resource_logs(&mut r.resource_logs, max_items),
+                resource_logs: take_front(&mut r.resource_logs, max_items),
             }),
+            Pending::Events(e) => {
+                let rest = e.split_off(max_items.min(e.len()));
+                Pending::Events(std::mem::replace(e, rest))
+            }
+        }
+    }
+
+    /// Typed events as their log records: for joining other log records.
+    fn events_to_logs(&mut self) {
+        if let Pending::Events(events) = self {
+            *self = Pending::Logs(crate::alerting::event::events_request(events));
         }
     }
 
@@ -142,174 +166,88 @@ impl Pending {
             Pending::Metrics(r) => r.resource_metrics.is_empty(),
             Pending::Logs(r) => r.resource_logs.is_empty(),
             Pending::Encoded(e) => e.is_empty(),
+            Pending::Events(e) => e.is_empty(),
         }
     }
 }
 
-fn take_resource_spans(from: &mut Vec<ResourceSpans>, max_items: usize) -> Vec<ResourceSpans> {
-    let mut out = Vec::new();
+/// One level of OTLP's nesting (resource, scope, metric) that a batch is
+/// split through: how many items (spans, records, points) it holds, and
+/// how to move its first `n` into a new value with the same header.
+trait Nested: Sized {
+    fn count(&self) -> usize;
+    /// Only called with `0 < n < self.count()`.
+    fn split_front(&mut self, n: usize) -> Self;
+}
+
+/// Removes up to `max_items` items from the front of `from`: whole values
+/// while they fit, then the front part of the next one.
+fn take_front<T: Nested>(from: &mut Vec<T>, max_items: usize) -> Vec<T> {
     let mut remaining = max_items;
-    let mut taken_whole = 0;
-    for i in 0..from.len() {
-        let resource = &mut from[i];
-        if remaining == 0 {
+    let mut whole = 0;
+    for value in from.iter() {
+        let count = value.count();
+        if remaining == 0 || count > remaining {
             break;
         }
-        let count: usize = resource.scope_spans.iter().map(|s| s.spans.len()).sum();
-        if count <= remaining {
-            remaining -= count;
-            taken_whole += 1;
-            continue;
-        }
-        let mut part = ResourceSpans {
-            resource: resource.resource.clone(),
-            schema_url: resource.schema_url.clone(),
-            scope_spans: Vec::new(),
-        };
-        let mut whole_scopes = 0;
-        for j in 0..resource.scope_spans.len() {
-            let scope = &mut resource.scope_spans[j];
-            if scope.spans.len() <= remaining {
-                remaining -= scope.spans.len();
-                whole_scopes += 1;
-                continue;
-            }
-            part.scope_spans
-                .extend(resource.scope_spans.drain(..whole_scopes));
-            let scope = &mut resource.scope_spans[0];
-            part.scope_spans.push(ScopeSpans {
-                scope: scope.scope.clone(),
-                schema_url: scope.schema_url.clone(),
-                spans: scope.spans.drain(..remaining).collect(),
-            });
-            break;
-        }
-        out.extend(from.drain(..taken_whole));
-        out.push(part);
-        return out;
+        remaining -= count;
+        whole += 1;
     }
-    out.extend(from.drain(..taken_whole));
+    let mut out: Vec<T> = from.drain(..whole).collect();
+    if remaining > 0
+        && let Some(first) = from.first_mut()
+    {
+        out.push(first.split_front(remaining));
+    }
     out
 }
 
-fn take_resource_logs(from: &mut Vec<ResourceLogs>, max_items: usize) -> Vec<ResourceLogs> {
-    let mut out = Vec::new();
-    let mut remaining = max_items;
-    let mut taken_whole = 0;
-    for i in 0..from.len() {
-        let resource = &mut from[i];
-        if remaining == 0 {
-            break;
-        }
-        let count: usize = resource
-            .scope_logs
-            .iter()
-            .map(|s| s.log_records.len())
-            .sum();
-        if count <= remaining {
-            remaining -= count;
-            taken_whole += 1;
-            continue;
-        }
-        let mut part = ResourceLogs {
-            resource: resource.resource.clone(),
-            schema_url: resource.schema_url.clone(),
-            scope_logs: Vec::new(),
-        };
-        let mut whole_scopes = 0;
-        for j in 0..resource.scope_logs.len() {
-            let scope = &mut resource.scope_logs[j];
-            if scope.log_records.len() <= remaining {
-                remaining -= scope.log_records.len();
-                whole_scopes += 1;
-                continue;
+/// `Nested` for a resource or scope level: the header fields are cloned
+/// into the split-off part, the children split (`nested`) or, for the
+/// items themselves (`items`), moved.
+macro_rules! level {
+    ($level:ident, nested $children:ident, $($header:ident),+) => {
+        impl Nested for $level {
+            fn count(&self) -> usize {
+                self.$children.iter().map(Nested::count).sum()
             }
-            part.scope_logs
-                .extend(resource.scope_logs.drain(..whole_scopes));
-            let scope = &mut resource.scope_logs[0];
-            part.scope_logs.push(ScopeLogs {
-                scope: scope.scope.clone(),
-                schema_url: scope.schema_url.clone(),
-                log_records: scope.log_records.drain(..remaining).collect(),
-            });
-            break;
-        }
-        out.extend(from.drain(..taken_whole));
-        out.push(part);
-        return out;
-    }
-    out.extend(from.drain(..taken_whole));
-    out
-}
-
-fn take_resource_metrics(
-    from: &mut Vec<ResourceMetrics>,
-    max_items: usize,
-) -> Vec<ResourceMetrics> {
-    let mut out = Vec::new();
-    let mut remaining = max_items;
-    let mut taken_whole = 0;
-    for i in 0..from.len() {
-        let resource = &mut from[i];
-        if remaining == 0 {
-            break;
-        }
-        let count: usize = resource
-            .scope_metrics
-            .iter()
-            .flat_map(|s| &s.metrics)
-            .map(metric_point_count)
-            .sum();
-        if count <= remaining {
-            remaining -= count;
-            taken_whole += 1;
-            continue;
-        }
-        let mut part = ResourceMetrics {
-            resource: resource.resource.clone(),
-            schema_url: resource.schema_url.clone(),
-            scope_metrics: Vec::new(),
-        };
-        let mut whole_scopes = 0;
-        for j in 0..resource.scope_metrics.len() {
-            let scope = &mut resource.scope_metrics[j];
-            let count: usize = scope.metrics.iter().map(metric_point_count).sum();
-            if count <= remaining {
-                remaining -= count;
-                whole_scopes += 1;
-                continue;
-            }
-            part.scope_metrics
-                .extend(resource.scope_metrics.drain(..whole_scopes));
-            let scope = &mut resource.scope_metrics[0];
-            let mut partial = ScopeMetrics {
-                scope: scope.scope.clone(),
-                schema_url: scope.schema_url.clone(),
-                metrics: Vec::new(),
-            };
-            let mut whole_metrics = 0;
-            for k in 0..scope.metrics.len() {
-                let metric = &mut scope.metrics[k];
-                let count = metric_point_count(metric);
-                if count <= remaining {
-                    remaining -= count;
-                    whole_metrics += 1;
-                    continue;
+            fn split_front(&mut self, n: usize) -> Self {
+                $level {
+                    $($header: self.$header.clone(),)+
+                    $children: take_front(&mut self.$children, n),
                 }
-                let split = take_points(metric, remaining);
-                partial.metrics.extend(scope.metrics.drain(..whole_metrics));
-                partial.metrics.push(split);
-                break;
             }
-            part.scope_metrics.push(partial);
-            break;
         }
-        out.extend(from.drain(..taken_whole));
-        out.push(part);
-        return out;
+    };
+    ($level:ident, items $children:ident, $($header:ident),+) => {
+        impl Nested for $level {
+            fn count(&self) -> usize {
+                self.$children.len()
+            }
+            fn split_front(&mut self, n: usize) -> Self {
+                $level {
+                    $($header: self.$header.clone(),)+
+                    $children: self.$children.drain(..n).collect(),
+                }
+            }
+        }
+    };
+}
+
+level!(ResourceSpans, nested scope_spans, resource, schema_url);
+level!(ScopeSpans, items spans, scope, schema_url);
+level!(ResourceLogs, nested scope_logs, resource, schema_url);
+level!(ScopeLogs, items log_records, scope, schema_url);
+level!(ResourceMetrics, nested scope_metrics, resource, schema_url);
+level!(ScopeMetrics, nested metrics, scope, schema_url);
+
+impl Nested for Metric {
+    fn count(&self) -> usize {
+        metric_point_count(self)
     }
-    out.extend(from.drain(..taken_whole));
-    out
+    fn split_front(&mut self, n: usize) -> Self {
+        take_points(self, n)
+    }
 }
 
 /// Moves the first `count` data points of `metric` into a new metric with
@@ -457,5 +395,40 @@ pub(crate) mod tests {
             sizes.push(data_point_count(&front));
         }
         assert_eq!(sizes, vec![3, 3, 3, 1]);
+    }
+
+    #[test]
+    fn events_stay_typed_while_batched_and_join_log_records_as_records() {
+        use crate::alerting::anomaly_event::{AnomalyEvent, AnomalyState};
+        let event = Event::Anomaly(AnomalyEvent {
+            metric: "m".into(),
+            state: AnomalyState::Started,
+            peak_value: 1.0,
+            expected: 0.0,
+            zscore: 5.0,
+            peak_score: 0.9,
+            started_at: 1,
+            ended_at: None,
+            baseline: "ewma".into(),
+            labels: Vec::new(),
+            time_unix_nano: 1_000_000_000,
+        });
+        let events = || Batch::Events(vec![event.clone(), event.clone()].into());
+        let mut pending = Pending::from_batch(events());
+        pending.append_batch(events()).unwrap();
+        let Pending::Events(front) = pending.take_front(3) else {
+            panic!("typed events became records")
+        };
+        assert_eq!(front.len(), 3);
+        assert_eq!(pending.into_batch().item_count(), 1);
+
+        let mut pending = Pending::from_batch(events());
+        pending
+            .append_batch(Batch::Logs(ExportLogsServiceRequest::default().into()))
+            .unwrap();
+        let Pending::Logs(records) = pending else {
+            panic!("log records joined typed events")
+        };
+        assert_eq!(crate::signal::log_record_count(&records), 2);
     }
 }

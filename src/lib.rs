@@ -10,6 +10,7 @@
 //! - `datamodel`: OTLP rules protobuf cannot express (id lengths, bucket
 //!   counts), checked where data enters or is used;
 //! - `signal`, `batching`: the OTLP batch type and its splitting;
+//! - `otlp`: helpers over OTLP values and time every component shares;
 //! - `telemetry`: self-monitoring counters and the /metrics endpoint.
 
 pub mod alerting;
@@ -22,6 +23,7 @@ pub mod datamodel;
 pub mod exporters;
 pub mod extensions;
 pub mod logpatterns;
+pub mod otlp;
 pub mod ottl;
 pub mod pipeline;
 pub mod processors;

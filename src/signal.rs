@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::metrics::v1::Metric;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 
+use crate::alerting::event::{Event, events_request};
 use crate::wire::EncodedBatch;
 
 /// The kinds of data a pipeline carries.
@@ -56,13 +57,17 @@ impl fmt::Display for Signal {
 }
 
 /// One unit of work: an OTLP export request of one signal, decoded, or
-/// validated but still encoded (for pipelines that only forward it).
+/// validated but still encoded (for pipelines that only forward it), or
+/// sidewatch's own alert and anomaly events, typed. Events are logs to the
+/// pipeline (they travel in logs pipelines); `otlp` gives their log
+/// records where OTLP is needed.
 #[derive(Debug, Clone)]
 pub enum Batch {
     Traces(Arc<ExportTraceServiceRequest>),
     Metrics(Arc<ExportMetricsServiceRequest>),
     Logs(Arc<ExportLogsServiceRequest>),
     Encoded(Arc<EncodedBatch>),
+    Events(Arc<Vec<Event>>),
 }
 
 impl Batch {
@@ -72,6 +77,7 @@ impl Batch {
             Batch::Metrics(_) => Signal::Metrics,
             Batch::Logs(_) => Signal::Logs,
             Batch::Encoded(e) => e.signal,
+            Batch::Events(_) => Signal::Logs,
         }
     }
 
@@ -82,6 +88,7 @@ impl Batch {
             Batch::Metrics(r) => data_point_count(r),
             Batch::Logs(r) => log_record_count(r),
             Batch::Encoded(e) => e.items,
+            Batch::Events(e) => e.len(),
         }
     }
 
@@ -91,6 +98,7 @@ impl Batch {
             Batch::Metrics(r) => r.resource_metrics.is_empty(),
             Batch::Logs(r) => r.resource_logs.is_empty(),
             Batch::Encoded(e) => e.records.is_empty(),
+            Batch::Events(e) => e.is_empty(),
         }
     }
 
@@ -102,6 +110,7 @@ impl Batch {
             Batch::Metrics(r) => r.encode_to_vec().into(),
             Batch::Logs(r) => r.encode_to_vec().into(),
             Batch::Encoded(e) => e.bytes.clone(),
+            Batch::Events(e) => events_request(e).encode_to_vec().into(),
         }
     }
 
@@ -111,12 +120,30 @@ impl Batch {
             Batch::Traces(r) => serde_json::to_vec(&**r),
             Batch::Metrics(r) => serde_json::to_vec(&**r),
             Batch::Logs(r) => serde_json::to_vec(&**r),
+            Batch::Events(e) => serde_json::to_vec(&events_request(e)),
             Batch::Encoded(e) => {
                 let decoded = e.decode().map_err(|e| format!("decoding the batch: {e}"))?;
                 return decoded.to_json();
             }
         };
         json.map_err(|e| format!("JSON encoding: {e}"))
+    }
+
+    /// The batch as OTLP data: events become their log records (the OTLP
+    /// edge), anything else is borrowed as it is.
+    pub fn otlp(&self) -> std::borrow::Cow<'_, Batch> {
+        match self {
+            Batch::Events(e) => std::borrow::Cow::Owned(Batch::Logs(events_request(e).into())),
+            other => std::borrow::Cow::Borrowed(other),
+        }
+    }
+
+    /// `otlp`, by value.
+    pub fn into_otlp(self) -> Batch {
+        match self {
+            Batch::Events(e) => Batch::Logs(events_request(&e).into()),
+            other => other,
+        }
     }
 
     /// The decoded form, borrowed when the batch is decoded already.

@@ -3,11 +3,13 @@
 //!
 //! - `rule`: YAML form and validation; `matcher`: label matchers;
 //! - `engine`: samples, evaluation, state machine;
-//! - `event`: the typed event and its OTLP log record form;
+//! - `event`: the typed events (alert, anomaly) and their OTLP log record
+//!   form; `anomaly_event`: the anomaly incident event;
 //! - `learned`: the learned threshold of `op: anomalous`;
 //! - `template`: `{{ $labels.x }}` / `{{ $value }}` expansion;
 //! - `state`: the state file that survives restarts.
 
+pub mod anomaly_event;
 pub mod engine;
 pub mod event;
 pub mod learned;

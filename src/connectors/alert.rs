@@ -1,6 +1,7 @@
-//! `alert` connector: metrics in, alert events out (as OTLP log records,
-//! event name `sidewatch.alert`), so a logs pipeline delivers them to
-//! Alertmanager, webhooks, Slack or any OTLP backend:
+//! `alert` connector: metrics in, alert events out (typed, in a logs
+//! pipeline; OTLP exporters send them as log records with event name
+//! `sidewatch.alert`), so a logs pipeline delivers them to Alertmanager,
+//! webhooks, Slack, email or any OTLP backend:
 //!
 //! ```yaml
 //! connectors:
@@ -15,20 +16,17 @@
 //! `evaluation_interval` on the pipeline's clock (event time in replay).
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
-use opentelemetry_proto::tonic::logs::v1::{ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
-use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Deserialize;
 
 use crate::alerting::engine::{Engine, Labels};
-use crate::alerting::event::AlertEvent;
+use crate::alerting::event::{AlertEvent, Event};
 use crate::alerting::rule::RuleConfig;
 use crate::alerting::state;
-use crate::exporters::debug::any_value_text;
+use crate::otlp::time::unix_seconds;
+use crate::otlp::value::any_value_text;
 use crate::processors::Processor;
 use crate::processors::state_write::StateWrite;
 use crate::signal::Batch;
@@ -81,12 +79,6 @@ pub struct AlertConnector {
     /// written again.
     last_saved: Option<Vec<u8>>,
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
-}
-
-pub fn unix_seconds(time: SystemTime) -> f64 {
-    time.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 impl AlertConnector {
@@ -194,34 +186,14 @@ impl AlertConnector {
     }
 }
 
-/// Alert events as one OTLP logs request from sidewatch.
-pub fn events_to_batch(events: &[AlertEvent]) -> Batch {
-    let resource = Resource {
-        attributes: vec![KeyValue {
-            key: "service.name".into(),
-            value: Some(AnyValue {
-                value: Some(any_value::Value::StringValue("sidewatch".into())),
-            }),
-            ..Default::default()
-        }],
-        ..Default::default()
-    };
-    Batch::Logs(
-        ExportLogsServiceRequest {
-            resource_logs: vec![ResourceLogs {
-                resource: Some(resource),
-                scope_logs: vec![ScopeLogs {
-                    scope: Some(InstrumentationScope {
-                        name: "sidewatch/alert".into(),
-                        ..Default::default()
-                    }),
-                    log_records: events.iter().map(AlertEvent::to_log_record).collect(),
-                    ..Default::default()
-                }],
-                ..Default::default()
-            }],
-        }
-        .into(),
+/// Alert events as one batch of typed events.
+pub fn events_to_batch(events: Vec<AlertEvent>) -> Batch {
+    Batch::Events(
+        events
+            .into_iter()
+            .map(Event::Alert)
+            .collect::<Vec<_>>()
+            .into(),
     )
 }
 
@@ -274,7 +246,7 @@ impl Processor for AlertConnector {
             due + self.interval
         });
         if !events.is_empty() {
-            out.push(events_to_batch(&events));
+            out.push(events_to_batch(events));
         }
     }
 
@@ -289,6 +261,7 @@ impl Processor for AlertConnector {
 mod tests {
     use super::*;
     use crate::alerting::event::Transition;
+    use std::time::UNIX_EPOCH;
 
     fn connector(rule: &str, interval: &str) -> AlertConnector {
         AlertConnector::new(&AlertConfig {
@@ -307,7 +280,7 @@ mod tests {
         let mut out = Vec::new();
         connector.tick(UNIX_EPOCH + Duration::from_secs_f64(seconds), &mut out);
         out.iter()
-            .flat_map(crate::exporters::alert_payload::events)
+            .flat_map(|b| crate::exporters::alert_payload::events(b).0)
             .map(|e| (e.transition, e.emitted_at))
             .collect()
     }

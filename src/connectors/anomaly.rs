@@ -29,31 +29,30 @@
 //! the last member's incident ends.
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
-use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{
     Gauge, Metric, NumberDataPoint, ResourceMetrics, ScopeMetrics, metric, number_data_point,
 };
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Deserialize;
 
-use crate::alerting::event::{AlertEvent, Status, Transition};
+use crate::alerting::anomaly_event::{AnomalyEvent, AnomalyState};
+use crate::alerting::event::{AlertEvent, Event, Status, Transition};
 use crate::alerting::matcher::Matcher;
 use crate::alerting::rule::Severity;
-use crate::exporters::debug::any_value_text;
+use crate::otlp::time::unix_seconds as seconds;
+use crate::otlp::value::{any_value_text, key_value as kv};
 use crate::processors::Processor;
 use crate::signal::Batch;
 use crate::stats::anomaly::correlation::{CorrelationChange, Correlator, Member};
 use crate::stats::anomaly::detector::{
-    Detector, DetectorConfig, Direction, Incident, IncidentChange, IncidentTracker, Method,
-    Seasonality,
+    Detector, DetectorConfig, Direction, IncidentChange, IncidentTracker, Method, Seasonality,
 };
 
-pub const EVENT_NAME: &str = "sidewatch.anomaly";
+pub use crate::alerting::anomaly_event::EVENT_NAME;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -305,20 +304,6 @@ pub struct AnomalyConnector {
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
 
-fn kv(key: &str, value: any_value::Value) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue { value: Some(value) }),
-        ..Default::default()
-    }
-}
-
-fn seconds(t: SystemTime) -> f64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 impl AnomalyConnector {
     /// The config was validated when compiled.
     pub fn new(config: &AnomalyConfig) -> Self {
@@ -365,7 +350,7 @@ impl AnomalyConnector {
         &mut self,
         batch: &Batch,
         now: SystemTime,
-    ) -> (Vec<Metric>, Vec<LogRecord>, Vec<Scored>) {
+    ) -> (Vec<Metric>, Vec<Event>, Vec<Scored>) {
         let Batch::Metrics(request) = batch else {
             return Default::default();
         };
@@ -479,10 +464,12 @@ impl AnomalyConnector {
                     });
                     if let Some(c) = &mut self.correlation {
                         for closed in c.correlator.expire(timestamp as i64) {
-                            events.push(
-                                correlated_alert(&c.config, &closed, self.threshold, timestamp)
-                                    .to_log_record(),
-                            );
+                            events.push(Event::Alert(correlated_alert(
+                                &c.config,
+                                &closed,
+                                self.threshold,
+                                timestamp,
+                            )));
                         }
                     }
                     if let Some(change) =
@@ -490,13 +477,13 @@ impl AnomalyConnector {
                             .incidents
                             .update(timestamp as i64, value, &observation)
                     {
-                        events.push(event(
+                        events.push(Event::Anomaly(event(
                             &metric.name,
                             &state.labels,
                             &change,
                             &self.baseline,
                             time_nanos,
-                        ));
+                        )));
                         if let Some(c) = &mut self.correlation {
                             let correlated = match &change {
                                 IncidentChange::Started(incident) => Some(c.correlator.started(
@@ -519,15 +506,12 @@ impl AnomalyConnector {
                                 ),
                             };
                             if let Some(correlated) = correlated {
-                                events.push(
-                                    correlated_alert(
-                                        &c.config,
-                                        &correlated,
-                                        self.threshold,
-                                        timestamp,
-                                    )
-                                    .to_log_record(),
-                                );
+                                events.push(Event::Alert(correlated_alert(
+                                    &c.config,
+                                    &correlated,
+                                    self.threshold,
+                                    timestamp,
+                                )));
                             }
                         }
                     }
@@ -581,73 +565,23 @@ fn event(
     change: &IncidentChange,
     baseline: &str,
     time_nanos: u64,
-) -> LogRecord {
-    let (state, incident): (&str, &Incident) = match change {
-        IncidentChange::Started(i) => ("started", i),
-        IncidentChange::Ended(i) => ("ended", i),
+) -> AnomalyEvent {
+    let (state, incident) = match change {
+        IncidentChange::Started(i) => (AnomalyState::Started, i),
+        IncidentChange::Ended(i) => (AnomalyState::Ended, i),
     };
-    let mut attributes = vec![
-        kv(
-            "event.name",
-            any_value::Value::StringValue(EVENT_NAME.into()),
-        ),
-        kv(
-            "anomaly.metric",
-            any_value::Value::StringValue(metric.into()),
-        ),
-        kv("anomaly.state", any_value::Value::StringValue(state.into())),
-        kv(
-            "anomaly.value",
-            any_value::Value::DoubleValue(incident.peak_value),
-        ),
-        kv(
-            "anomaly.expected",
-            any_value::Value::DoubleValue(incident.expected),
-        ),
-        kv(
-            "anomaly.zscore",
-            any_value::Value::DoubleValue(incident.zscore),
-        ),
-        kv(
-            "anomaly.score",
-            any_value::Value::DoubleValue(incident.peak_score),
-        ),
-        kv(
-            "anomaly.started_at",
-            any_value::Value::IntValue(incident.started_at),
-        ),
-        kv(
-            "anomaly.baseline",
-            any_value::Value::StringValue(baseline.into()),
-        ),
-    ];
-    if let Some(end) = incident.ended_at {
-        attributes.push(kv("anomaly.ended_at", any_value::Value::IntValue(end)));
-    }
-    for label in labels.iter().filter(|l| l.key != "anomaly.metric") {
-        attributes.push(KeyValue {
-            key: format!("anomaly.label.{}", label.key),
-            value: label.value.clone(),
-            ..Default::default()
-        });
-    }
-    LogRecord {
+    AnomalyEvent {
+        metric: metric.into(),
+        state,
+        peak_value: incident.peak_value,
+        expected: incident.expected,
+        zscore: incident.zscore,
+        peak_score: incident.peak_score,
+        started_at: incident.started_at,
+        ended_at: incident.ended_at,
+        baseline: baseline.into(),
+        labels: labels.to_vec(),
         time_unix_nano: time_nanos,
-        observed_time_unix_nano: time_nanos,
-        severity_number: if state == "started" { 13 } else { 9 },
-        severity_text: if state == "started" {
-            "WARN".into()
-        } else {
-            "INFO".into()
-        },
-        body: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(format!(
-                "anomaly {state} on {metric}: value {} where {} was expected (z = {:.1})",
-                incident.peak_value, incident.expected, incident.zscore
-            ))),
-        }),
-        attributes,
-        ..Default::default()
     }
 }
 
@@ -794,20 +728,7 @@ impl Processor for AnomalyConnector {
             ));
         }
         if !events.is_empty() {
-            out.push(Batch::Logs(
-                ExportLogsServiceRequest {
-                    resource_logs: vec![ResourceLogs {
-                        resource: sidewatch_resource(),
-                        scope_logs: vec![ScopeLogs {
-                            scope: scope(),
-                            log_records: events,
-                            ..Default::default()
-                        }],
-                        ..Default::default()
-                    }],
-                }
-                .into(),
-            ));
+            out.push(Batch::Events(events.into()));
         }
     }
 }
@@ -872,11 +793,15 @@ mod tests {
                 ("a", "memory", memory),
                 ("b", "memory", memory),
             ] {
-                let (_, events, _) = connector.score(&point(host, metric, at, value), UNIX_EPOCH);
+                let (_, events, _) =
+                    connector.score(&point(host, metric, at, value), std::time::UNIX_EPOCH);
                 alerts.extend(
                     events
                         .iter()
-                        .filter_map(AlertEvent::from_log_record)
+                        .filter_map(|e| match e {
+                            Event::Alert(e) => Some(e),
+                            Event::Anomaly(_) => None,
+                        })
                         .map(|e| {
                             (
                                 e.labels["host.name"].clone(),

@@ -35,7 +35,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -550,17 +550,15 @@ fn push<'m>(
 
 impl Processor for CountConnector {
     fn process(&mut self, batch: Batch, now: SystemTime, out: &mut Vec<Batch>) {
-        let batch = match batch.into_decoded() {
+        // Conditions read log records: typed events are counted as theirs.
+        let batch = match batch.into_otlp().into_decoded() {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::error!("count: dropping a batch that does not decode: {e}");
                 return;
             }
         };
-        let time = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0);
+        let time = crate::otlp::time::unix_nanos(now);
         let start = self.last_emit.unwrap_or(time).min(time);
         let mut failures = Failures::default();
         let mut emit = Vec::new();
@@ -578,7 +576,7 @@ impl Processor for CountConnector {
                 let mut request = Arc::unwrap_or_clone(request);
                 self.logs(&mut request, &mut failures, &mut emit);
             }
-            Batch::Encoded(_) => {}
+            Batch::Encoded(_) | Batch::Events(_) => {}
         }
         failures.log("count");
         if emit.is_empty() {
@@ -650,9 +648,7 @@ mod tests {
                     let values = p
                         .attributes
                         .iter()
-                        .map(|kv| {
-                            crate::exporters::debug::any_value_text(kv.value.as_ref().unwrap())
-                        })
+                        .map(|kv| crate::otlp::value::any_value_text(kv.value.as_ref().unwrap()))
                         .collect();
                     let Some(number_data_point::Value::AsInt(n)) = p.value else {
                         panic!("an int")

@@ -36,7 +36,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
@@ -50,6 +50,8 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::{Deserialize, Serialize};
 
 use crate::logpatterns::{Miner, MinerConfig, PatternId};
+use crate::otlp::time::unix_nanos as nanos;
+use crate::otlp::value::string_kv as text;
 use crate::processors::Processor;
 use crate::processors::state_write::StateWrite;
 use crate::signal::Batch;
@@ -147,22 +149,6 @@ pub struct LogPatternsConnector {
     next_emit: Option<SystemTime>,
     lines_at_save: Option<u64>,
     stats: Arc<CardinalityStats>,
-}
-
-fn nanos(time: SystemTime) -> u64 {
-    time.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-fn text(key: &str, value: impl Into<String>) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
 }
 
 fn state_file_name(id: &str) -> String {
@@ -520,6 +506,7 @@ impl Processor for LogPatternsConnector {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn logs(lines: &[&str]) -> Batch {
         Batch::Logs(Arc::new(ExportLogsServiceRequest {
@@ -566,9 +553,7 @@ mod tests {
                 l.attributes
                     .iter()
                     .find(|kv| kv.key == "log.pattern.id")
-                    .and_then(|kv| {
-                        crate::exporters::debug::any_value_text(kv.value.as_ref()?).into()
-                    })
+                    .and_then(|kv| crate::otlp::value::any_value_text(kv.value.as_ref()?).into())
             })
             .collect()
     }
@@ -631,8 +616,7 @@ mod tests {
             .filter(|p| {
                 p.attributes.iter().any(|kv| {
                     kv.key == "log.severity"
-                        && crate::exporters::debug::any_value_text(kv.value.as_ref().unwrap())
-                            == "error"
+                        && crate::otlp::value::any_value_text(kv.value.as_ref().unwrap()) == "error"
                 })
             })
             .map(value)

@@ -1,32 +1,65 @@
-//! Alert events as the JSON that Alertmanager's API and webhook receivers
-//! (and Slack) expect. Shared by the `alertmanager` and `webhook` exporters.
+//! What alert channels (`alertmanager`, `webhook`, `email`) read from a
+//! batch, and alert events as the JSON that Alertmanager's API and webhook
+//! receivers (and Slack) expect.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::alerting::event::{AlertEvent, Status};
+use super::ExportError;
+use crate::alerting::event::{AlertEvent, Event, MalformedEvent, Status};
 use crate::alerting::rule::Severity;
 use crate::signal::Batch;
 
-/// Every alert event in a logs batch; other log records are not ours.
-pub fn events(batch: &Batch) -> Vec<AlertEvent> {
-    let Batch::Logs(request) = batch else {
-        return Vec::new();
-    };
-    request
-        .resource_logs
-        .iter()
-        .flat_map(|r| &r.scope_logs)
-        .flat_map(|s| &s.log_records)
-        .filter_map(AlertEvent::from_log_record)
-        .collect()
+pub use crate::otlp::time::rfc3339;
+
+/// The alert events in a batch: typed events as they are (anomaly events
+/// are not alerts); in a logs batch from outside, the `sidewatch.alert`
+/// records, read strictly, with the ones that are malformed apart. Other
+/// log records are not ours.
+pub fn events(batch: &Batch) -> (Vec<AlertEvent>, Vec<MalformedEvent>) {
+    match batch {
+        Batch::Events(events) => {
+            let alerts = events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Alert(alert) => Some(alert.clone()),
+                    Event::Anomaly(_) => None,
+                })
+                .collect();
+            (alerts, Vec::new())
+        }
+        Batch::Logs(request) => {
+            let (mut alerts, mut malformed) = (Vec::new(), Vec::new());
+            let records = request
+                .resource_logs
+                .iter()
+                .flat_map(|r| &r.scope_logs)
+                .flat_map(|s| &s.log_records);
+            for record in records {
+                match AlertEvent::from_log_record(record) {
+                    Ok(Some(alert)) => alerts.push(alert),
+                    Ok(None) => {}
+                    Err(e) => malformed.push(e),
+                }
+            }
+            (alerts, malformed)
+        }
+        _ => (Vec::new(), Vec::new()),
+    }
 }
 
-pub fn rfc3339(seconds: f64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_secs_f64(seconds.max(0.0)))
-        .to_string()
+/// After the valid events were sent: the malformed ones as rejected
+/// items, so the queue counts and logs them (and does not retry: they
+/// cannot get better).
+pub fn refuse_malformed(malformed: &[MalformedEvent]) -> Result<(), ExportError> {
+    let Some(first) = malformed.first() else {
+        return Ok(());
+    };
+    Err(ExportError::PartiallyRejected {
+        rejected: malformed.len() as u64,
+        message: format!("malformed alert events, not sent: {first}"),
+    })
 }
 
 /// A value as messages show it: NaN (an absent series, or a resolve

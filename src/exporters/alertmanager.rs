@@ -18,13 +18,13 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::alert_payload::{alertmanager_alert, events};
+use super::alert_payload::{alertmanager_alert, events, refuse_malformed};
 use super::settings::{ExporterSettings, QueueSettings, RetrySettings};
 use super::{ExportError, Exporter};
 use crate::alerting::event::{AlertEvent, Status};
 use crate::clock::Clock;
 use crate::config::endpoint::EndpointUrl;
-use crate::connectors::alert::unix_seconds;
+use crate::otlp::time::unix_seconds;
 use crate::signal::Batch;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -87,33 +87,7 @@ impl Shared {
         if alerts.is_empty() {
             return Ok(());
         }
-        let response = self
-            .client
-            .post(&self.url)
-            .json(&alerts)
-            .send()
-            .await
-            .map_err(|e| {
-                ExportError::retryable(format!(
-                    "POST {}: {}",
-                    crate::config::secret::redacted_url(&self.url),
-                    super::error_chain(&e.without_url())
-                ))
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = response.text().await.unwrap_or_default();
-        let message = format!(
-            "POST {} answered {status}: {body}",
-            crate::config::secret::redacted_url(&self.url)
-        );
-        if status.is_server_error() || status.as_u16() == 429 {
-            Err(ExportError::retryable(message))
-        } else {
-            Err(ExportError::permanent(message))
-        }
+        super::http::post_json(&self.client, &self.url, &alerts, true).await
     }
 }
 
@@ -125,14 +99,7 @@ pub struct AlertmanagerExporter {
 impl AlertmanagerExporter {
     /// The HTTP client: all that can fail, so `validate` builds it too.
     pub fn client(config: &AlertmanagerExporterConfig) -> Result<reqwest::Client, String> {
-        let builder = reqwest::Client::builder().timeout(config.timeout);
-        config
-            .tls
-            .clone()
-            .unwrap_or_default()
-            .apply_to_reqwest(builder)?
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))
+        super::http::client(config.timeout, None, config.tls.as_ref())
     }
 
     pub fn new(config: &AlertmanagerExporterConfig, clock: Clock) -> Result<Self, String> {
@@ -179,9 +146,9 @@ async fn resend(shared: Weak<Shared>) {
 #[async_trait::async_trait]
 impl Exporter for AlertmanagerExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
-        let events = events(batch);
+        let (events, malformed) = events(batch);
         if events.is_empty() {
-            return Ok(());
+            return refuse_malformed(&malformed);
         }
         let mut firing = self.shared.firing.lock().await;
         let now = unix_seconds(self.shared.clock.now());
@@ -209,7 +176,7 @@ impl Exporter for AlertmanagerExporter {
         }
         self.shared.post(alerts).await?;
         *firing = after;
-        Ok(())
+        refuse_malformed(&malformed)
     }
 
     async fn shutdown(&self) {

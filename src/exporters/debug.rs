@@ -2,14 +2,13 @@
 //! span, data point and log record with its attributes (`detailed`).
 //! Output goes to the log (stderr), like the Collector's debug exporter.
 
-use std::fmt::Write as _;
-
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::metrics::v1::number_data_point;
 use serde::Deserialize;
 
 use super::{ExportError, Exporter};
+use crate::otlp::value::{any_value_text, attributes_text as attributes};
 use crate::signal::{Batch, metric_point_count};
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
@@ -55,6 +54,7 @@ impl Exporter for DebugExporter {
 /// One line: how many resources and items of which signal.
 pub fn summary(batch: &Batch) -> String {
     match batch {
+        Batch::Events(e) => format!("logs: {} sidewatch events", e.len()),
         Batch::Traces(r) => format!(
             "traces: {} resource spans, {} spans",
             r.resource_spans.len(),
@@ -98,12 +98,13 @@ pub fn describe(batch: &Batch, detailed: bool) -> Vec<String> {
             String::new()
         }
     };
+    let batch = batch.otlp();
     let batch = match batch.decoded() {
         Ok(batch) => batch,
         Err(e) => return vec![format!("cannot decode the batch: {e}")],
     };
     match &*batch {
-        Batch::Encoded(_) => {}
+        Batch::Encoded(_) | Batch::Events(_) => {}
         Batch::Traces(r) => {
             for resource in &r.resource_spans {
                 let resource_attrs = resource
@@ -221,35 +222,5 @@ fn number(value: &Option<number_data_point::Value>) -> String {
         Some(number_data_point::Value::AsDouble(v)) => v.to_string(),
         Some(number_data_point::Value::AsInt(v)) => v.to_string(),
         None => "none".into(),
-    }
-}
-
-fn attributes(kvs: &[KeyValue]) -> String {
-    let mut out = String::from("{");
-    for (i, kv) in kvs.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        let value = kv.value.as_ref().map(any_value_text).unwrap_or_default();
-        let _ = write!(out, "{}={value}", kv.key);
-    }
-    out.push('}');
-    out
-}
-
-pub fn any_value_text(value: &AnyValue) -> String {
-    match &value.value {
-        Some(any_value::Value::StringValue(s)) => s.clone(),
-        Some(any_value::Value::BoolValue(b)) => b.to_string(),
-        Some(any_value::Value::IntValue(i)) => i.to_string(),
-        Some(any_value::Value::DoubleValue(d)) => d.to_string(),
-        Some(any_value::Value::BytesValue(b)) => hex::encode(b),
-        Some(any_value::Value::ArrayValue(a)) => {
-            let items: Vec<String> = a.values.iter().map(any_value_text).collect();
-            format!("[{}]", items.join(", "))
-        }
-        Some(any_value::Value::KvlistValue(kv)) => attributes(&kv.values),
-        Some(any_value::Value::StringValueStrindex(i)) => format!("strindex:{i}"),
-        None => String::new(),
     }
 }

@@ -16,7 +16,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use serde::Deserialize;
 
-use super::alert_payload::{annotations, events, labels, rfc3339, value_text};
+use super::alert_payload::{annotations, events, labels, refuse_malformed, rfc3339, value_text};
 use super::settings::{ExporterSettings, QueueSettings, RetrySettings};
 use super::{ExportError, Exporter};
 use crate::alerting::event::{AlertEvent, Status};
@@ -254,9 +254,9 @@ pub fn body(events: &[AlertEvent]) -> String {
 #[async_trait::async_trait]
 impl Exporter for EmailExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
-        let events = events(batch);
+        let (events, malformed) = events(batch);
         if events.is_empty() {
-            return Ok(());
+            return refuse_malformed(&malformed);
         }
         let mut message = Message::builder()
             .from(self.from.clone())
@@ -269,7 +269,7 @@ impl Exporter for EmailExporter {
             .body(body(&events))
             .map_err(|e| ExportError::permanent(format!("cannot build the message: {e}")))?;
         match self.transport.send(message).await {
-            Ok(_) => Ok(()),
+            Ok(_) => refuse_malformed(&malformed),
             // A 5xx answer (bad recipient, authentication refused) will not
             // change by retrying; connection and 4xx failures may.
             Err(e) if e.is_permanent() => Err(ExportError::permanent(format!("SMTP: {e}"))),

@@ -10,6 +10,7 @@ pub mod alertmanager;
 pub mod debug;
 pub mod email;
 pub mod file;
+pub mod http;
 pub mod otlp;
 pub mod otlphttp;
 pub mod prometheus;

@@ -364,8 +364,15 @@ impl Exporter for OtlpExporter {
     }
 
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
+        // The OTLP edge: typed events leave as their log records.
+        let batch = &*batch.otlp();
         let rejected = match batch {
             Batch::Encoded(e) => return self.export_encoded(e.signal, e.bytes.clone()).await,
+            Batch::Events(_) => {
+                return self
+                    .export_encoded(batch.signal(), batch.to_protobuf())
+                    .await;
+            }
             Batch::Traces(request) => self
                 .call::<_, ExportTraceServiceResponse>(
                     "/opentelemetry.proto.collector.trace.v1.TraceService/Export",

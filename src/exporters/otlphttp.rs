@@ -101,19 +101,12 @@ impl OtlpHttpExporter {
                 config.endpoint.origin()
             ));
         }
-        // Compiled when the config was decoded: nothing left to refuse.
-        let headers = config.headers.map().clone();
-        let mut builder = reqwest::Client::builder()
-            .default_headers(headers)
-            .timeout(config.timeout);
-        builder = config
-            .tls
-            .clone()
-            .unwrap_or_default()
-            .apply_to_reqwest(builder)?;
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        // Headers were compiled when the config was decoded.
+        let client = super::http::client(
+            config.timeout,
+            Some(config.headers.map()),
+            config.tls.as_ref(),
+        )?;
         Ok(OtlpHttpExporter {
             client,
             url,
@@ -200,13 +193,11 @@ impl OtlpHttpExporter {
         if self.compression == HttpCompression::Gzip {
             request = request.header(reqwest::header::CONTENT_ENCODING, "gzip");
         }
-        let response = request.body(body).send().await.map_err(|e| {
-            ExportError::retryable(format!(
-                "POST {}: {}",
-                crate::config::secret::redacted_url(&self.url),
-                super::error_chain(&e.without_url())
-            ))
-        })?;
+        let response = request
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| super::http::send_error(&self.url, e))?;
         let status = response.status();
         let retry_after = response
             .headers()

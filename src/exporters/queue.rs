@@ -406,6 +406,7 @@ fn encoded_len(batch: &Batch) -> usize {
         Batch::Metrics(r) => r.encoded_len(),
         Batch::Logs(r) => r.encoded_len(),
         Batch::Encoded(e) => e.bytes.len(),
+        Batch::Events(events) => crate::alerting::event::events_request(events).encoded_len(),
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::alert_payload::{events, slack_payload, webhook_payload};
+use super::alert_payload::{events, refuse_malformed, slack_payload, webhook_payload};
 use super::settings::{ExporterSettings, QueueSettings, RetrySettings};
 use super::{ExportError, Exporter};
 use crate::config::endpoint::EndpointUrl;
@@ -64,19 +64,12 @@ pub struct WebhookExporter {
 impl WebhookExporter {
     pub fn new(config: &WebhookExporterConfig, receiver: &str) -> Result<Self, String> {
         let url = config.url.as_str();
-        // Compiled when the config was decoded: nothing left to refuse.
-        let headers = config.headers.map().clone();
-        let mut builder = reqwest::Client::builder()
-            .default_headers(headers)
-            .timeout(config.timeout);
-        builder = config
-            .tls
-            .clone()
-            .unwrap_or_default()
-            .apply_to_reqwest(builder)?;
-        let client = builder
-            .build()
-            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        // Headers were compiled when the config was decoded.
+        let client = super::http::client(
+            config.timeout,
+            Some(config.headers.map()),
+            config.tls.as_ref(),
+        )?;
         Ok(WebhookExporter {
             client,
             url,
@@ -89,39 +82,15 @@ impl WebhookExporter {
 #[async_trait::async_trait]
 impl Exporter for WebhookExporter {
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
-        let events = events(batch);
+        let (events, malformed) = events(batch);
         if events.is_empty() {
-            return Ok(());
+            return refuse_malformed(&malformed);
         }
         let payload = match self.format {
             WebhookFormat::Alertmanager => webhook_payload(&events, &self.receiver),
             WebhookFormat::Slack => slack_payload(&events),
         };
-        let response = self
-            .client
-            .post(&self.url)
-            .json(&payload)
-            .send()
-            .await
-            .map_err(|e| {
-                ExportError::retryable(format!(
-                    "POST {}: {}",
-                    crate::config::secret::redacted_url(&self.url),
-                    super::error_chain(&e.without_url())
-                ))
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let message = format!(
-            "POST {} answered {status}",
-            crate::config::secret::redacted_url(&self.url)
-        );
-        if status.is_server_error() || status.as_u16() == 429 {
-            Err(ExportError::retryable(message))
-        } else {
-            Err(ExportError::permanent(message))
-        }
+        super::http::post_json(&self.client, &self.url, &payload, false).await?;
+        refuse_malformed(&malformed)
     }
 }

@@ -203,7 +203,9 @@ impl FilterProcessor {
         if levels.is_empty() {
             return Ok(batch);
         }
+        // Conditions read log records: typed events are rewritten as theirs.
         let batch = batch
+            .into_otlp()
             .into_decoded()
             .map_err(|e| format!("decoding the batch: {e}"))?;
         Ok(match batch {
@@ -231,7 +233,7 @@ impl FilterProcessor {
                 walk::prune_logs(r);
                 Batch::Logs(request)
             }
-            encoded @ Batch::Encoded(_) => encoded,
+            other @ (Batch::Encoded(_) | Batch::Events(_)) => other,
         })
     }
 }

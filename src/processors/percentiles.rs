@@ -24,7 +24,7 @@ mod cumulative;
 mod exponential;
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
@@ -34,7 +34,9 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use serde::Deserialize;
 
 use crate::datamodel::points;
-use crate::exporters::debug::any_value_text;
+use crate::otlp::time::unix_nanos as nanos;
+use crate::otlp::value::any_value_text;
+use crate::otlp::value::string_kv;
 use crate::processors::Processor;
 use crate::processors::window_gauges;
 use crate::signal::Batch;
@@ -147,22 +149,6 @@ pub struct PercentilesProcessor {
     emit: crate::processors::schedule::Every,
     pub overflowed_points: u64,
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
-}
-
-fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-fn string_kv(key: &str, value: impl Into<String>) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
 }
 
 /// `n` observations spread evenly over (low, high].
@@ -510,6 +496,7 @@ mod tests {
     use opentelemetry_proto::tonic::metrics::v1::{
         Histogram, HistogramDataPoint, number_data_point,
     };
+    use std::time::UNIX_EPOCH;
 
     fn histogram(counts: Vec<u64>, time: u64) -> Batch {
         let count = counts.iter().sum();

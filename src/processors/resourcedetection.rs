@@ -186,7 +186,8 @@ impl ResourceDetectionProcessor {
 
 impl Processor for ResourceDetectionProcessor {
     fn process(&mut self, batch: Batch, _now: SystemTime, out: &mut Vec<Batch>) {
-        let batch = match batch.into_decoded() {
+        // Edits records and resources: typed events become their log records.
+        let batch = match batch.into_otlp().into_decoded() {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::error!(error = %e, "resourcedetection: dropping a batch that does not decode");
@@ -212,7 +213,7 @@ impl Processor for ResourceDetectionProcessor {
                 }
                 Batch::Logs(request)
             }
-            encoded @ Batch::Encoded(_) => encoded,
+            other @ (Batch::Encoded(_) | Batch::Events(_)) => other,
         };
         out.push(batch);
     }

@@ -377,7 +377,9 @@ impl TransformProcessor {
         if groups.is_empty() {
             return Ok(batch);
         }
+        // Conditions read log records: typed events are rewritten as theirs.
         let batch = batch
+            .into_otlp()
             .into_decoded()
             .map_err(|e| format!("decoding the batch: {e}"))?;
         Ok(match batch {
@@ -408,7 +410,7 @@ impl TransformProcessor {
                 }
                 Batch::Logs(request)
             }
-            encoded @ Batch::Encoded(_) => encoded,
+            other @ (Batch::Encoded(_) | Batch::Events(_)) => other,
         })
     }
 }

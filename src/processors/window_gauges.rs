@@ -17,9 +17,10 @@
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{DataPointFlags, NumberDataPoint, number_data_point};
 
+use crate::otlp::value::{number_text, string_kv};
 use crate::stats::sketch::DDSketch;
 
 /// The `window` attribute for a window length.
@@ -43,16 +44,6 @@ pub fn quantile_levels(percentiles: &[f64]) -> Vec<f64> {
     levels.dedup();
     levels.push(1.0);
     levels
-}
-
-pub fn string_attribute(key: &str, value: impl Into<String>) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
 }
 
 /// A gauge point holding `value`.
@@ -95,10 +86,7 @@ pub fn quantile_points(
         .iter()
         .map(|&level| {
             let mut with_quantile = attributes.to_vec();
-            with_quantile.push(string_attribute(
-                "quantile",
-                crate::exporters::prometheus::encode::number(level),
-            ));
+            with_quantile.push(string_kv("quantile", number_text(level)));
             let value = if level >= 1.0 {
                 sketch.max()
             } else {
@@ -123,7 +111,7 @@ mod tests {
             .iter()
             .find(|a| a.key == "quantile")
             .and_then(|a| a.value.as_ref())
-            .map(crate::exporters::debug::any_value_text)
+            .map(crate::otlp::value::any_value_text)
             .unwrap_or_default()
     }
 

@@ -32,11 +32,13 @@ impl Sink {
     }
 
     fn write(&mut self, batch: &Batch) -> std::io::Result<()> {
-        match batch {
+        match &*batch.otlp() {
             Batch::Traces(r) => serde_json::to_writer(&mut self.file, &**r),
             Batch::Metrics(r) => serde_json::to_writer(&mut self.file, &**r),
             Batch::Logs(r) => serde_json::to_writer(&mut self.file, &**r),
-            Batch::Encoded(_) => return Err(std::io::Error::other("an undecoded batch")),
+            Batch::Encoded(_) | Batch::Events(_) => {
+                return Err(std::io::Error::other("an undecoded batch"));
+            }
         }?;
         self.file.write_all(b"\n")
     }

@@ -64,7 +64,7 @@ pub(crate) fn gauge_batch(metric: &str, seconds: f64, value: f64) -> Batch {
 
 /// The latest timestamp in a batch, in Unix nanoseconds (0: none).
 fn latest_nanos(batch: &Batch) -> u64 {
-    match batch {
+    match &*batch.otlp() {
         Batch::Traces(request) => request
             .resource_spans
             .iter()
@@ -108,7 +108,7 @@ fn latest_nanos(batch: &Batch) -> u64 {
             .map(|l| l.time_unix_nano.max(l.observed_time_unix_nano))
             .max()
             .unwrap_or(0),
-        Batch::Encoded(_) => 0,
+        Batch::Encoded(_) | Batch::Events(_) => 0,
     }
 }
 

@@ -11,7 +11,7 @@ use opentelemetry_proto::tonic::metrics::v1::metric;
 use super::input::{Format, Input};
 use crate::alerting::event::{AlertEvent, Transition};
 use crate::connectors::anomaly::EVENT_NAME as ANOMALY_EVENT;
-use crate::exporters::debug::any_value_text;
+use crate::otlp::value::any_value_text;
 use crate::signal::Batch;
 
 #[derive(Debug, Default)]
@@ -103,7 +103,8 @@ fn scores(batch: &Batch, seen: &mut HashSet<(String, u64)>, out: &mut Vec<Score>
 
 /// (event time in nanos, JSON) of every alert and anomaly event in a batch.
 fn events(batch: &Batch, out: &mut Vec<(u64, serde_json::Value)>) {
-    let Batch::Logs(request) = batch else {
+    let batch = batch.otlp();
+    let Batch::Logs(request) = &*batch else {
         return;
     };
     for record in request
@@ -112,7 +113,7 @@ fn events(batch: &Batch, out: &mut Vec<(u64, serde_json::Value)>) {
         .flat_map(|r| &r.scope_logs)
         .flat_map(|s| &s.log_records)
     {
-        if let Some(event) = AlertEvent::from_log_record(record) {
+        if let Ok(Some(event)) = AlertEvent::from_log_record(record) {
             out.push((
                 record.time_unix_nano,
                 serde_json::to_value(&event).unwrap_or_default(),

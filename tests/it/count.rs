@@ -194,7 +194,7 @@ service:
                 .attributes
                 .iter()
                 .find(|kv| kv.key == "host.name")
-                .map(|kv| sidewatch::exporters::debug::any_value_text(kv.value.as_ref().unwrap()))
+                .map(|kv| sidewatch::otlp::value::any_value_text(kv.value.as_ref().unwrap()))
         })
         .collect();
     assert!(

@@ -99,7 +99,7 @@ service:
         .collect();
     assert_eq!(records.len(), 400);
     let text = |v: &opentelemetry_proto::tonic::common::v1::AnyValue| {
-        sidewatch::exporters::debug::any_value_text(v)
+        sidewatch::otlp::value::any_value_text(v)
     };
     let stamped: Vec<String> = records
         .iter()

@@ -2,6 +2,7 @@
 //! SDK, raw HTTP and gRPC) and a real OTLP backend, all on 127.0.0.1.
 
 mod alert_delivery;
+mod alert_events;
 mod alerting;
 mod anomaly;
 mod anomaly_incidents;

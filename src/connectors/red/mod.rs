@@ -30,7 +30,7 @@ mod dimensions;
 mod tests;
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
@@ -41,6 +41,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::Deserialize;
 
+use crate::otlp::time::unix_nanos as nanos;
+use crate::otlp::value::string_kv;
 use crate::processors::Processor;
 use crate::processors::window_gauges::{self, gauge_point, no_recorded_value, window_label};
 use crate::signal::Batch;
@@ -222,22 +224,6 @@ pub struct RedConnector {
     pub overflowed_spans: u64,
     emit: crate::processors::schedule::Every,
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
-}
-
-fn nanos(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
-
-fn string_kv(key: &str, value: impl Into<String>) -> KeyValue {
-    KeyValue {
-        key: key.into(),
-        value: Some(AnyValue {
-            value: Some(any_value::Value::StringValue(value.into())),
-        }),
-        ..Default::default()
-    }
 }
 
 impl RedConnector {

@@ -8,7 +8,7 @@ use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, metric, number_da
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, span::SpanKind};
 
 use super::{RedConfig, RedConnector};
-use crate::exporters::debug::any_value_text;
+use crate::otlp::value::any_value_text;
 use crate::processors::window_gauges::has_no_recorded_value;
 use crate::signal::Batch;
 

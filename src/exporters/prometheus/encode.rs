@@ -38,17 +38,7 @@ fn escape_help(value: &str) -> String {
     value.replace('\\', "\\\\").replace('\n', "\\n")
 }
 
-pub fn number(value: f64) -> String {
-    if value.is_nan() {
-        "NaN".into()
-    } else if value == f64::INFINITY {
-        "+Inf".into()
-    } else if value == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{value}")
-    }
-}
+pub use crate::otlp::value::number_text as number;
 
 fn labels_text(labels: &Labels, extra: Option<(&str, String)>) -> String {
     let mut parts: Vec<String> = labels

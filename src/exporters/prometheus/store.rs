@@ -19,7 +19,7 @@ use opentelemetry_proto::tonic::metrics::v1::{
 };
 
 use super::naming::{label_name, metric_name};
-use crate::exporters::debug::any_value_text;
+use crate::otlp::value::any_value_text;
 use crate::processors::window_gauges::has_no_recorded_value;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

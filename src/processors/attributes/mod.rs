@@ -120,7 +120,8 @@ impl AttributesProcessor {
 
 impl Processor for AttributesProcessor {
     fn process(&mut self, batch: Batch, _now: SystemTime, out: &mut Vec<Batch>) {
-        let batch = match batch.into_decoded() {
+        // Edits records and resources: typed events become their log records.
+        let batch = match batch.into_otlp().into_decoded() {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::error!(error = %e, "attributes: dropping a batch that does not decode");
@@ -204,7 +205,7 @@ impl Processor for AttributesProcessor {
                 }
                 Batch::Metrics(r)
             }
-            encoded @ Batch::Encoded(_) => encoded,
+            other @ (Batch::Encoded(_) | Batch::Events(_)) => other,
         });
     }
 }

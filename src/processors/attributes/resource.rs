@@ -41,7 +41,8 @@ impl ResourceProcessor {
 
 impl Processor for ResourceProcessor {
     fn process(&mut self, batch: Batch, _now: SystemTime, out: &mut Vec<Batch>) {
-        let batch = match batch.into_decoded() {
+        // Edits records and resources: typed events become their log records.
+        let batch = match batch.into_otlp().into_decoded() {
             Ok(batch) => batch,
             Err(e) => {
                 tracing::error!(error = %e, "resource: dropping a batch that does not decode");
@@ -67,7 +68,7 @@ impl Processor for ResourceProcessor {
                 }
                 Batch::Logs(r)
             }
-            encoded @ Batch::Encoded(_) => encoded,
+            other @ (Batch::Encoded(_) | Batch::Events(_)) => other,
         });
     }
 }
