@@ -106,6 +106,10 @@ pub struct QueueSender {
     sized_by_bytes: bool,
     /// Wait for room rather than refuse when full.
     pub block_on_overflow: bool,
+    /// Cancelled once every record recovered from the log is back in the
+    /// queue: new data waits for it, so a source's order (a file's lines)
+    /// holds across a restart.
+    recovered: CancellationToken,
 }
 
 impl QueueSender {
@@ -124,6 +128,7 @@ impl QueueSender {
     /// admitted and must not be dropped. Fails after shutdown, or when the
     /// log cannot store it (the client is then refused, nothing is lost).
     pub async fn send(&self, batch: Batch) -> Result<(), SendError> {
+        self.recovered.cancelled().await;
         let items = batch.item_count();
         let mut bytes = 0;
         let payload = match &self.wal {
@@ -254,17 +259,21 @@ pub fn start(
             tokio::spawn(worker.run())
         })
         .collect();
+    let recovery_done = CancellationToken::new();
     if let Some(wal) = &wal
         && !recovered.is_empty()
     {
         tokio::spawn(feed_recovered(
             recovered,
+            recovery_done.clone(),
             signal,
             sender.clone(),
             wal.clone(),
             stats.clone(),
             closing.clone(),
         ));
+    } else {
+        recovery_done.cancel();
     }
     Ok((
         QueueSender {
@@ -279,6 +288,7 @@ pub fn start(
                 .as_ref()
                 .is_some_and(|b| b.sizer == Sizer::Bytes),
             block_on_overflow: settings.sending_queue.block_on_overflow,
+            recovered: recovery_done,
         },
         QueueRunner {
             name,
@@ -297,12 +307,15 @@ pub fn start(
 /// data with a retryable answer.
 async fn feed_recovered(
     records: Recovered,
+    done: CancellationToken,
     signal: Signal,
     sender: mpsc::Sender<Queued>,
     wal: Arc<Wal>,
     stats: Arc<ExporterStats>,
     closing: CancellationToken,
 ) {
+    // However this ends (fed, closing, or the queue gone), new data may go.
+    let _done = done.drop_guard();
     for location in records {
         // Read one at a time to count its items (no decoding needed), so a
         // large backlog is never in memory at once.

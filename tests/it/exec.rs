@@ -86,7 +86,7 @@ receivers:
     collection_interval: 500ms
     timeout: 400ms
   exec/hangs:
-    command: "sleep 60 & echo $! >> {pids}; echo $$ >> {pids}; wait"
+    command: "sleep 60 & echo $! >> {pids}; echo $$$$ >> {pids}; wait"
     shell: true
     collection_interval: 1s
     timeout: 300ms
