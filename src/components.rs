@@ -238,6 +238,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Exporter,
+        type_name: "prometheusremotewrite",
+        description: "Prometheus remote write 1.0 (protobuf + snappy) to Prometheus, Mimir, Cortex, Thanos, with queue, retry and backoff",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
         type_name: "alertmanager",
         description: "sends alert events to Alertmanager's API, re-sending while they fire",
         signals: &[Signal::Logs],
@@ -363,6 +370,7 @@ pub enum ExporterConfig {
     Debug(exporters::debug::DebugExporterConfig),
     File(exporters::file::FileExporterConfig),
     Prometheus(exporters::prometheus::PrometheusExporterConfig),
+    PrometheusRemoteWrite(exporters::prometheusremotewrite::PrometheusRemoteWriteConfig),
     Alertmanager(exporters::alertmanager::AlertmanagerExporterConfig),
     Webhook(exporters::webhook::WebhookExporterConfig),
     Email(exporters::email::EmailExporterConfig),
@@ -665,6 +673,16 @@ pub fn decode_exporter(
         "debug" => decoder.decode(value, path).map(ExporterConfig::Debug),
         "file" => decoder.decode(value, path).map(ExporterConfig::File),
         "prometheus" => decoder.decode(value, path).map(ExporterConfig::Prometheus),
+        "prometheusremotewrite" => {
+            let config: exporters::prometheusremotewrite::PrometheusRemoteWriteConfig =
+                decoder.decode(value, path)?;
+            let errors = config.validate();
+            let valid = errors.is_empty();
+            for (field, message) in errors {
+                decoder.error(path.key(field), message);
+            }
+            valid.then_some(ExporterConfig::PrometheusRemoteWrite(config))
+        }
         "alertmanager" => decoder
             .decode(value, path)
             .map(ExporterConfig::Alertmanager),
@@ -703,6 +721,7 @@ fn exporter_starts(config: &ExporterConfig, path: &YamlPath, decoder: &mut Decod
         ExporterConfig::OtlpHttp(c) => c.tls.as_ref(),
         ExporterConfig::Alertmanager(c) => c.tls.as_ref(),
         ExporterConfig::Webhook(c) => c.tls.as_ref(),
+        ExporterConfig::PrometheusRemoteWrite(c) => c.tls.as_ref(),
         _ => None,
     };
     if let Some(Err((field, message))) = tls.map(|t| t.check()) {
@@ -719,6 +738,9 @@ fn exporter_starts(config: &ExporterConfig, path: &YamlPath, decoder: &mut Decod
         }
         ExporterConfig::Webhook(c) => {
             exporters::webhook::WebhookExporter::new(c, "validate").map(|_| ())
+        }
+        ExporterConfig::PrometheusRemoteWrite(c) => {
+            exporters::prometheusremotewrite::PrometheusRemoteWriteExporter::new(c).map(|_| ())
         }
         ExporterConfig::File(c) => {
             if let Err(message) = c.validate() {
@@ -820,6 +842,9 @@ mod tests {
         for info in COMPONENTS {
             let path = YamlPath::root().key(info.type_name);
             let value = match (info.kind, info.type_name) {
+                (Kind::Exporter, "prometheusremotewrite") => {
+                    yaml_serde::from_str("endpoint: http://127.0.0.1:9090/api/v1/write").unwrap()
+                }
                 (Kind::Exporter, "otlp" | "otlphttp") => {
                     yaml_serde::from_str("endpoint: http://127.0.0.1:1").unwrap()
                 }

@@ -38,6 +38,7 @@ pub fn alias(kind: Kind, written: &str) -> Option<Alias> {
         (Kind::Receiver, "host_metrics") => plain("hostmetrics"),
         (Kind::Processor, "resource_detection") => plain("resourcedetection"),
         (Kind::Processor, "memorylimiter") => plain("memory_limiter"),
+        (Kind::Exporter, "prometheus_remote_write") => plain("prometheusremotewrite"),
         _ => None,
     }
 }
@@ -113,9 +114,6 @@ pub fn unsupported(kind: Kind, type_name: &str) -> Option<&'static str> {
         }
         (Kind::Connector, "routing" | "sum") => {
             "use `filter` in separate pipelines fed by the `forward` connector"
-        }
-        (Kind::Exporter, "prometheusremotewrite" | "prometheus_remote_write") => {
-            "use the `prometheus` exporter and let Prometheus scrape it, or `otlphttp` to Prometheus's OTLP endpoint (/api/v1/otlp)"
         }
         (Kind::Exporter, "jaeger" | "zipkin") => {
             "use `otlp` or `otlphttp`: Jaeger and Zipkin backends accept OTLP"

@@ -14,6 +14,7 @@ pub mod http;
 pub mod otlp;
 pub mod otlphttp;
 pub mod prometheus;
+pub mod prometheusremotewrite;
 pub mod queue;
 mod queue_batch;
 pub mod settings;

@@ -585,6 +585,9 @@ fn build_exporter(
         ExporterConfig::Prometheus(c) => {
             Arc::new(exporters::prometheus::PrometheusExporter::new(c)?)
         }
+        ExporterConfig::PrometheusRemoteWrite(c) => {
+            Arc::new(exporters::prometheusremotewrite::PrometheusRemoteWriteExporter::new(c)?)
+        }
     })
 }
 
@@ -598,6 +601,7 @@ impl ExporterConfig {
             ExporterConfig::Alertmanager(c) => c.settings(),
             ExporterConfig::Webhook(c) => c.settings(),
             ExporterConfig::Email(c) => c.settings(),
+            ExporterConfig::PrometheusRemoteWrite(c) => c.settings(),
             ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Prometheus(_) => {
                 Default::default()
             }

@@ -21,15 +21,17 @@ pub enum Component {
     Anomaly,
     Alert,
     Prometheus,
+    PrometheusRemoteWrite,
 }
 
 impl Component {
-    const ALL: [Component; 5] = [
+    const ALL: [Component; 6] = [
         Component::Percentiles,
         Component::Red,
         Component::Anomaly,
         Component::Alert,
         Component::Prometheus,
+        Component::PrometheusRemoteWrite,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +41,7 @@ impl Component {
             Component::Anomaly => "anomaly",
             Component::Alert => "alert",
             Component::Prometheus => "prometheus",
+            Component::PrometheusRemoteWrite => "prometheusremotewrite",
         }
     }
 }

@@ -51,6 +51,7 @@ mod queue_batching;
 mod rapid_reset;
 mod raw_grpc;
 mod red;
+mod remote_write;
 mod replay;
 mod retry;
 mod sdk_end_to_end;

@@ -95,7 +95,7 @@ pub async fn query_all(client: &reqwest::Client, base: &str, expr: &str) -> Opti
         .collect()
 }
 
-async fn query(client: &reqwest::Client, base: &str, expr: &str) -> Option<f64> {
+pub async fn query(client: &reqwest::Client, base: &str, expr: &str) -> Option<f64> {
     query_all(client, base, expr).await?.first().copied()
 }
 
@@ -120,6 +120,12 @@ impl Prometheus {
 
     /// With `config` as its prometheus.yml.
     pub fn with_config(binary: &std::path::Path, config_text: &str) -> Prometheus {
+        Prometheus::with_args(binary, config_text, &[])
+    }
+
+    /// With `config` as its prometheus.yml and `args` added to its command
+    /// line (`--web.enable-remote-write-receiver`).
+    pub fn with_args(binary: &std::path::Path, config_text: &str, args: &[&str]) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, config_text).unwrap();
@@ -131,6 +137,7 @@ impl Prometheus {
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{web_port}"))
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
