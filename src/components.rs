@@ -290,6 +290,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Connector,
+        type_name: "spanmetrics",
+        description: "the Collector's span metrics: traces.span.metrics.calls and .duration (explicit or exponential histogram, exemplars) per service, span name, kind, status and dimensions",
+        signals: &[],
+        connects: &[(Signal::Traces, Signal::Metrics)],
+    },
+    ComponentInfo {
+        kind: Kind::Connector,
         type_name: "logpatterns",
         description: "mines log templates online: per-pattern counts to metrics, records stamped with their pattern and new-pattern events to logs",
         signals: &[],
@@ -381,6 +388,7 @@ pub enum ConnectorConfig {
     Forward(connectors::forward::ForwardConfig),
     Alert(connectors::alert::AlertConfig),
     Red(connectors::red::RedConfig),
+    SpanMetrics(connectors::spanmetrics::SpanMetricsConfig),
     Anomaly(connectors::anomaly::AnomalyConfig),
     LogPatterns(connectors::logpatterns::LogPatternsConfig),
     Count(connectors::count::CountConfig),
@@ -678,8 +686,9 @@ pub fn decode_exporter(
                 decoder.decode(value, path)?;
             let errors = config.validate();
             let valid = errors.is_empty();
-            for (field, message) in errors {
-                decoder.error(path.key(field), message);
+            for (keys, message) in errors {
+                let at = keys.iter().fold(path.clone(), |at, k| at.key(*k));
+                decoder.error(at, message);
             }
             valid.then_some(ExporterConfig::PrometheusRemoteWrite(config))
         }
@@ -791,6 +800,25 @@ pub fn decode_connector(
                     None
                 }
             }
+        }
+        "spanmetrics" => {
+            let config: connectors::spanmetrics::SpanMetricsConfig = decoder.decode(value, path)?;
+            let errors = config.validate();
+            let valid = errors.is_empty();
+            for (keys, message) in errors {
+                let at = keys.iter().fold(path.clone(), |at, k| {
+                    match k
+                        .strip_prefix('[')
+                        .and_then(|k| k.strip_suffix(']'))
+                        .and_then(|k| k.parse().ok())
+                    {
+                        Some(i) => at.index(i),
+                        None => at.key(k.clone()),
+                    }
+                });
+                decoder.error(at, message);
+            }
+            valid.then_some(ConnectorConfig::SpanMetrics(config))
         }
         "red" => {
             let config: connectors::red::RedConfig = decoder.decode(value, path)?;

@@ -39,6 +39,7 @@ pub fn alias(kind: Kind, written: &str) -> Option<Alias> {
         (Kind::Processor, "resource_detection") => plain("resourcedetection"),
         (Kind::Processor, "memorylimiter") => plain("memory_limiter"),
         (Kind::Exporter, "prometheus_remote_write") => plain("prometheusremotewrite"),
+        (Kind::Connector, "span_metrics") => plain("spanmetrics"),
         _ => None,
     }
 }
@@ -106,9 +107,6 @@ pub fn unsupported(kind: Kind, type_name: &str) -> Option<&'static str> {
             "groupbytrace" | "groupbyattrs" | "metricstransform" | "cumulativetodelta"
             | "deltatorate" | "span" | "redaction" | "routing",
         ) => "use `transform` (OTTL) or `filter` for what it does here",
-        (Kind::Connector, "spanmetrics" | "span_metrics") => {
-            "use the `red` connector: request and error rates and duration percentiles per service and route"
-        }
         (Kind::Connector, "servicegraph" | "service_graph") => {
             "use the `red` connector for per-service request metrics"
         }
@@ -169,6 +167,8 @@ mod tests {
             (Kind::Exporter, "otlp_http"),
             (Kind::Exporter, "logging"),
             (Kind::Receiver, "host_metrics"),
+            (Kind::Exporter, "prometheus_remote_write"),
+            (Kind::Connector, "span_metrics"),
         ] {
             let canonical = canonical(kind, written);
             assert!(

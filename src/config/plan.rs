@@ -559,7 +559,8 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let info = components::lookup(Kind::Connector, &id.type_name)
+            let type_name = otelcol::canonical(Kind::Connector, &id.type_name);
+            let info = components::lookup(Kind::Connector, type_name)
                 .expect("decoded components are registered");
             for (from_pipeline, from) in &inputs {
                 for (to_pipeline, to) in &outputs {

@@ -553,6 +553,9 @@ pub fn build_connector(id: &str, config: &ConnectorConfig, purpose: Purpose) -> 
         ConnectorConfig::Count(c) => Box::new(connectors::count::CountConnector::new(c.clone())),
         ConnectorConfig::Anomaly(c) => Box::new(connectors::anomaly::AnomalyConnector::new(c)),
         ConnectorConfig::Red(c) => Box::new(connectors::red::RedConnector::new(c.clone())),
+        ConnectorConfig::SpanMetrics(c) => Box::new(
+            connectors::spanmetrics::SpanMetricsConnector::new(c.clone()),
+        ),
         // A replay starts from a clean slate: never the live state file.
         ConnectorConfig::Alert(c) if purpose == Purpose::Replay => Box::new(
             connectors::alert::AlertConnector::new(&connectors::alert::AlertConfig {

@@ -22,16 +22,18 @@ pub enum Component {
     Alert,
     Prometheus,
     PrometheusRemoteWrite,
+    SpanMetrics,
 }
 
 impl Component {
-    const ALL: [Component; 6] = [
+    const ALL: [Component; 7] = [
         Component::Percentiles,
         Component::Red,
         Component::Anomaly,
         Component::Alert,
         Component::Prometheus,
         Component::PrometheusRemoteWrite,
+        Component::SpanMetrics,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +44,7 @@ impl Component {
             Component::Alert => "alert",
             Component::Prometheus => "prometheus",
             Component::PrometheusRemoteWrite => "prometheusremotewrite",
+            Component::SpanMetrics => "spanmetrics",
         }
     }
 }

@@ -112,25 +112,25 @@ impl PrometheusRemoteWriteConfig {
         }
     }
 
-    /// Problems as (field, message), for `validate`.
-    pub fn validate(&self) -> Vec<(&'static str, String)> {
-        let mut errors = Vec::new();
+    /// Problems as (path below the exporter, message), for `validate`.
+    pub fn validate(&self) -> Vec<(&'static [&'static str], String)> {
+        let mut errors: Vec<(&'static [&'static str], String)> = Vec::new();
         if self.remote_write_queue.enabled == Some(false) {
             errors.push((
-                "remote_write_queue",
+                &["remote_write_queue", "enabled"],
                 "sidewatch cannot send without its queue (the queue is how backpressure reaches the receivers): remove `enabled: false`, and set `queue_size` to bound it".to_string(),
             ));
         }
         if self.max_batch_size_bytes == 0 {
             errors.push((
-                "max_batch_size_bytes",
+                &["max_batch_size_bytes"],
                 "must be more than 0: expected a size in bytes such as 3000000".to_string(),
             ));
         }
         for name in self.external_labels.keys() {
             if name.is_empty() {
                 errors.push((
-                    "external_labels",
+                    &["external_labels"],
                     "a label name is empty: expected names such as `cluster`".to_string(),
                 ));
             }
