@@ -196,6 +196,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Processor,
+        type_name: "probabilistic_sampler",
+        description: "keeps a percentage of traces (by trace id) and log records: the Collector's hash_seed decision bit for bit, or consistent sampling with the W3C `th` tracestate",
+        signals: &[Signal::Traces, Signal::Logs],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Processor,
         type_name: "percentiles",
         description: "windowed percentiles (p50..p99, max) of histogram, gauge and sum metrics",
         signals: &[Signal::Metrics],
@@ -352,6 +359,7 @@ pub enum ProcessorConfig {
     ResourceDetection(processors::resourcedetection::ResourceDetectionConfig),
     Attributes(processors::attributes::AttributesConfig),
     Resource(processors::attributes::resource::ResourceConfig),
+    ProbabilisticSampler(processors::probabilistic_sampler::ProbabilisticSamplerConfig),
 }
 
 // Configs are built once at start-up; their size does not matter.
@@ -604,6 +612,19 @@ pub fn decode_processor(
             decoder
                 .decode(value, path)
                 .map(ProcessorConfig::ResourceDetection)
+        }
+        "probabilistic_sampler" => {
+            let raw: processors::probabilistic_sampler::RawProbabilisticSamplerConfig =
+                decoder.decode(value, path)?;
+            match raw.compile() {
+                Ok(config) => Some(ProcessorConfig::ProbabilisticSampler(config)),
+                Err(errors) => {
+                    for (field, message) in errors {
+                        decoder.error(path.key(field), message);
+                    }
+                    None
+                }
+            }
         }
         "memory_limiter" => {
             let config: processors::memory_limiter::CollectorMemoryLimiterConfig =

@@ -167,7 +167,8 @@ pub(crate) fn build_graph(
             .processors
             .iter()
             .map(|id| {
-                let processor = build_processor(&plan.processors[id]);
+                let mut processor = build_processor(&plan.processors[id]);
+                processor.register_telemetry(&id.to_string(), telemetry);
                 if let Some(stats) = processor.cardinality() {
                     telemetry.register_cardinality(
                         "processor",
@@ -529,6 +530,9 @@ pub fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
         }
         ProcessorConfig::MemoryLimiter(_) => {
             Box::new(processors::memory_limiter::MemoryLimiterProcessor)
+        }
+        ProcessorConfig::ProbabilisticSampler(c) => {
+            Box::new(processors::probabilistic_sampler::ProbabilisticSampler::new(c))
         }
     }
 }
