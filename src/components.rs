@@ -203,6 +203,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Processor,
+        type_name: "tail_sampling",
+        description: "keeps or drops whole traces after decision_wait by policies (always_sample, latency, status_code, probabilistic, string/numeric attributes, rate_limiting, span_count, and, composite), at most num_traces held",
+        signals: &[Signal::Traces],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Processor,
         type_name: "percentiles",
         description: "windowed percentiles (p50..p99, max) of histogram, gauge and sum metrics",
         signals: &[Signal::Metrics],
@@ -360,6 +367,7 @@ pub enum ProcessorConfig {
     Attributes(processors::attributes::AttributesConfig),
     Resource(processors::attributes::resource::ResourceConfig),
     ProbabilisticSampler(processors::probabilistic_sampler::ProbabilisticSamplerConfig),
+    TailSampling(processors::tail_sampling::TailSamplingConfig),
 }
 
 // Configs are built once at start-up; their size does not matter.
@@ -613,6 +621,10 @@ pub fn decode_processor(
                 .decode(value, path)
                 .map(ProcessorConfig::ResourceDetection)
         }
+        "tail_sampling" => {
+            processors::tail_sampling::TailSamplingConfig::decode(value, path, decoder)
+                .map(ProcessorConfig::TailSampling)
+        }
         "probabilistic_sampler" => {
             let raw: processors::probabilistic_sampler::RawProbabilisticSamplerConfig =
                 decoder.decode(value, path)?;
@@ -864,6 +876,9 @@ mod tests {
                 (Kind::Processor, "resource") => yaml_serde::from_str("attributes: []").unwrap(),
                 (Kind::Processor, "resourcedetection") => {
                     yaml_serde::from_str("detectors: [env]").unwrap()
+                }
+                (Kind::Processor, "tail_sampling") => {
+                    yaml_serde::from_str("policies: [{ name: all, type: always_sample }]").unwrap()
                 }
                 (Kind::Processor, "memory_limiter") => {
                     yaml_serde::from_str("limit_mib: 512").unwrap()

@@ -91,9 +91,6 @@ pub fn unsupported(kind: Kind, type_name: &str) -> Option<&'static str> {
         (Kind::Receiver, "syslog" | "tcplog" | "udplog") => {
             "write the logs to a file and tail it with `filelog`"
         }
-        (Kind::Processor, "tail_sampling") => {
-            "no tail sampling yet: keep every trace, or sample in the SDK"
-        }
         (Kind::Processor, "k8sattributes" | "k8s_attributes") => {
             "Kubernetes-only processors are out of scope: set `k8s.*` with `resource` or `OTEL_RESOURCE_ATTRIBUTES` and `resourcedetection` (env)"
         }

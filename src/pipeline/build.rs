@@ -534,6 +534,9 @@ pub fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
         ProcessorConfig::ProbabilisticSampler(c) => {
             Box::new(processors::probabilistic_sampler::ProbabilisticSampler::new(c))
         }
+        ProcessorConfig::TailSampling(c) => {
+            Box::new(processors::tail_sampling::TailSampling::new(c))
+        }
     }
 }
 

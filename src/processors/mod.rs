@@ -21,6 +21,7 @@ pub mod probabilistic_sampler;
 pub mod resourcedetection;
 pub mod schedule;
 pub mod state_write;
+pub mod tail_sampling;
 pub mod transform;
 pub mod window_gauges;
 

@@ -57,6 +57,7 @@ mod retry;
 mod sdk_end_to_end;
 mod shutdown;
 mod slow_bodies;
+mod tail_sampling;
 mod telemetry;
 mod tls;
 mod webhook_sink;

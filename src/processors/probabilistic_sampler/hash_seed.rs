@@ -5,8 +5,8 @@
 //! truncated. Sidecars running this and Collectors with the same seed and
 //! percentage keep exactly the same traces.
 //!
-//! FNV-1a is written here rather than taken from a crate: it is six lines,
-//! and the byte order of the seed is what compatibility hangs on.
+//! FNV-1a 32 is written here: the `fnv` crate we use elsewhere has only
+//! the 64-bit variant, and the function is six lines.
 
 const FNV_OFFSET_BASIS: u32 = 0x811c_9dc5;
 const FNV_PRIME: u32 = 0x0100_0193;
