@@ -23,6 +23,7 @@ mod checks_tcp;
 mod checks_tls;
 mod config_errors;
 mod connection_deadlines;
+mod cors;
 mod count;
 mod data_model;
 mod early_answers;
