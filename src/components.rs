@@ -225,7 +225,7 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     ComponentInfo {
         kind: Kind::Exporter,
         type_name: "otlphttp",
-        description: "OTLP over HTTP (protobuf or JSON, optional gzip), with queue, retry and backoff",
+        description: "OTLP over HTTP (protobuf or JSON; gzip, zstd or none), with queue, retry and backoff",
         signals: ALL,
         connects: &[],
     },

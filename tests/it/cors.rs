@@ -54,7 +54,9 @@ service:
         let refused = preflight(origin, headers).await.unwrap();
         assert_eq!(refused.status(), 204);
         assert!(
-            !refused.headers().contains_key("access-control-allow-origin"),
+            !refused
+                .headers()
+                .contains_key("access-control-allow-origin"),
             "{origin} {headers}: the browser must refuse"
         );
     }
@@ -74,7 +76,11 @@ service:
         "http://localhost:3000"
     );
     let other = export("http://localhost:3001").await.unwrap();
-    assert_eq!(other.status(), 200, "CORS is the browser's rule, not a refusal");
+    assert_eq!(
+        other.status(),
+        200,
+        "CORS is the browser's rule, not a refusal"
+    );
     assert!(!other.headers().contains_key("access-control-allow-origin"));
     collector.shutdown().await;
 }
