@@ -49,6 +49,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Receiver,
+        type_name: "zipkin",
+        description: "Zipkin v2 spans (JSON or protobuf) on POST /api/v2/spans (9411), converted to OTLP as the Collector does",
+        signals: &[Signal::Traces],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Receiver,
         type_name: "hostmetrics",
         description: "CPU, load, memory, disk, filesystem, network, connections, processes, cgroups, uptime",
         signals: &[Signal::Metrics],
@@ -352,6 +359,7 @@ pub enum ReceiverConfig {
     Exec(receivers::exec::ExecConfig),
     FileLog(receivers::filelog::FileLogPlan),
     Checks(receivers::checks::ChecksPlan),
+    Zipkin(receivers::zipkin::ZipkinConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -479,6 +487,17 @@ pub fn decode_receiver(
             decoder.decode(value, path).map(ReceiverConfig::HostMetrics)
         }
         "internal" => decoder.decode(value, path).map(ReceiverConfig::Internal),
+        "zipkin" => {
+            let config: receivers::zipkin::ZipkinConfig = decoder.decode(value, path)?;
+            if config.parse_string_tags {
+                decoder.error(
+                    path.key("parse_string_tags"),
+                    "parse_string_tags: true is not supported by sidewatch: tags stay strings (type them with `transform`, e.g. `set(attributes[\"k\"], Int(attributes[\"k\"]))`)",
+                );
+                return None;
+            }
+            Some(ReceiverConfig::Zipkin(config))
+        }
         "prometheus" => {
             receivers::prometheus::decode(value, path, decoder).map(ReceiverConfig::Prometheus)
         }

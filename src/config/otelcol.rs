@@ -57,9 +57,6 @@ pub fn unsupported(kind: Kind, type_name: &str) -> Option<&'static str> {
         (Kind::Receiver, "jaeger") => {
             "send OTLP to the `otlp` receiver (the Jaeger clients are retired; OpenTelemetry SDKs speak OTLP)"
         }
-        (Kind::Receiver, "zipkin") => {
-            "send OTLP to the `otlp` receiver (Zipkin clients: use an OpenTelemetry SDK)"
-        }
         (Kind::Receiver, "opencensus") => "send OTLP to the `otlp` receiver",
         (Kind::Receiver, "statsd" | "carbon" | "collectd" | "influxdb") => {
             "run the client's metrics through `exec` or scrape them with `prometheus`"

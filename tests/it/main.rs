@@ -62,6 +62,7 @@ mod tail_sampling;
 mod telemetry;
 mod tls;
 mod webhook_sink;
+mod zipkin;
 
 /// reqwest (built with `rustls-no-provider`, as sidewatch is) needs a
 /// process-wide rustls provider before any client is built, TLS or not;
