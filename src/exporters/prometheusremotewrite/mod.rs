@@ -17,6 +17,9 @@ pub mod convert;
 pub mod prompb;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use prost::Message;
@@ -143,6 +146,11 @@ pub struct PrometheusRemoteWriteExporter {
     client: reqwest::Client,
     url: String,
     converter: Converter,
+    /// Series of batches whose send failed, by the batch itself: a retry
+    /// resends them instead of converting again, which would add a
+    /// batch's deltas to the running totals twice. At most
+    /// [`PENDING_KEPT`]; the oldest go first.
+    pending: std::sync::Mutex<Vec<(Arc<ExportMetricsServiceRequest>, Vec<TimeSeries>)>>,
     max_batch_size_bytes: usize,
 }
 
@@ -174,6 +182,7 @@ impl PrometheusRemoteWriteExporter {
             client,
             url,
             converter: Converter::new(options),
+            pending: std::sync::Mutex::new(Vec::new()),
             max_batch_size_bytes: config.max_batch_size_bytes,
         })
     }
@@ -246,6 +255,18 @@ fn split(series: Vec<TimeSeries>, max_bytes: usize) -> Vec<Vec<TimeSeries>> {
     groups
 }
 
+/// Failed batches whose series are kept for their retry.
+const PENDING_KEPT: usize = 64;
+
+impl PrometheusRemoteWriteExporter {
+    async fn send(&self, series: Vec<TimeSeries>) -> Result<(), ExportError> {
+        for group in split(series, self.max_batch_size_bytes) {
+            self.post(group).await?;
+        }
+        Ok(())
+    }
+}
+
 fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -259,9 +280,20 @@ impl Exporter for PrometheusRemoteWriteExporter {
         let Batch::Metrics(request) = batch else {
             return Ok(());
         };
-        let series = self
-            .converter
-            .convert(&request.resource_metrics, now_millis());
+        let earlier = {
+            let mut pending =
+                crate::pipeline::contain::lock(&self.pending, "prometheusremotewrite");
+            pending
+                .iter()
+                .position(|(r, _)| Arc::ptr_eq(r, request))
+                .map(|at| pending.remove(at).1)
+        };
+        let series = match earlier {
+            Some(series) => series,
+            None => self
+                .converter
+                .convert(&request.resource_metrics, now_millis()),
+        };
         let left_out = self
             .converter
             .left_out
@@ -274,8 +306,14 @@ impl Exporter for PrometheusRemoteWriteExporter {
                 "delta points of new series left out: the running totals of delta series are at their limit"
             );
         }
-        for group in split(series, self.max_batch_size_bytes) {
-            self.post(group).await?;
+        if let Err(error) = self.send(series.clone()).await {
+            let mut pending =
+                crate::pipeline::contain::lock(&self.pending, "prometheusremotewrite");
+            if pending.len() >= PENDING_KEPT {
+                pending.remove(0);
+            }
+            pending.push((request.clone(), series));
+            return Err(error);
         }
         Ok(())
     }
