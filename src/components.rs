@@ -238,6 +238,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Exporter,
+        type_name: "store",
+        description: "keeps metrics on this host: retention tiers with rollups, series and disk caps; queried with PromQL on the telemetry endpoint",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
         type_name: "alertmanager",
         description: "sends alert events to Alertmanager's API, re-sending while they fire",
         signals: &[Signal::Logs],
@@ -363,6 +370,7 @@ pub enum ExporterConfig {
     Debug(exporters::debug::DebugExporterConfig),
     File(exporters::file::FileExporterConfig),
     Prometheus(exporters::prometheus::PrometheusExporterConfig),
+    Store(exporters::store::StoreExporterConfig),
     Alertmanager(exporters::alertmanager::AlertmanagerExporterConfig),
     Webhook(exporters::webhook::WebhookExporterConfig),
     Email(exporters::email::EmailExporterConfig),
@@ -665,6 +673,22 @@ pub fn decode_exporter(
         "debug" => decoder.decode(value, path).map(ExporterConfig::Debug),
         "file" => decoder.decode(value, path).map(ExporterConfig::File),
         "prometheus" => decoder.decode(value, path).map(ExporterConfig::Prometheus),
+        "store" => {
+            let config: exporters::store::StoreExporterConfig = decoder.decode(value, path)?;
+            let errors = config.validate();
+            let valid = errors.is_empty();
+            for (fields, message) in errors {
+                let mut at = path.clone();
+                for field in &fields {
+                    at = match field.parse::<usize>() {
+                        Ok(i) => at.index(i),
+                        Err(_) => at.key(field),
+                    };
+                }
+                decoder.error(at, message);
+            }
+            valid.then_some(ExporterConfig::Store(config))
+        }
         "alertmanager" => decoder
             .decode(value, path)
             .map(ExporterConfig::Alertmanager),

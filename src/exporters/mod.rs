@@ -17,6 +17,7 @@ pub mod prometheus;
 pub mod queue;
 mod queue_batch;
 pub mod settings;
+pub mod store;
 pub mod wal;
 pub mod webhook;
 

@@ -248,7 +248,7 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
         &telemetry,
         Purpose::Live,
         &mut |id, config, signal| {
-            let exporter = build_exporter(&id.to_string(), config, signal, &clock)?;
+            let exporter = build_exporter(&id.to_string(), config, signal, &clock, &telemetry)?;
             Ok((exporter, config.settings()))
         },
     )?;
@@ -569,6 +569,7 @@ fn build_exporter(
     config: &ExporterConfig,
     signal: Signal,
     clock: &Clock,
+    telemetry: &Arc<Telemetry>,
 ) -> Result<Arc<dyn Exporter>, String> {
     Ok(match config {
         ExporterConfig::Otlp(c) => Arc::new(exporters::otlp::OtlpExporter::new(c, signal)?),
@@ -585,6 +586,11 @@ fn build_exporter(
         ExporterConfig::Prometheus(c) => {
             Arc::new(exporters::prometheus::PrometheusExporter::new(c)?)
         }
+        ExporterConfig::Store(c) => {
+            let exporter = exporters::store::StoreExporter::new(c)?;
+            telemetry.register_store(name, exporter.store.clone());
+            Arc::new(exporter)
+        }
     })
 }
 
@@ -598,7 +604,10 @@ impl ExporterConfig {
             ExporterConfig::Alertmanager(c) => c.settings(),
             ExporterConfig::Webhook(c) => c.settings(),
             ExporterConfig::Email(c) => c.settings(),
-            ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Prometheus(_) => {
+            ExporterConfig::Debug(_)
+            | ExporterConfig::File(_)
+            | ExporterConfig::Prometheus(_)
+            | ExporterConfig::Store(_) => {
                 Default::default()
             }
         }
