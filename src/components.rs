@@ -848,6 +848,7 @@ mod tests {
                     yaml_serde::from_str("endpoint: http://127.0.0.1:1").unwrap()
                 }
                 (Kind::Exporter, "file") => yaml_serde::from_str("path: /tmp/x.jsonl").unwrap(),
+                (Kind::Exporter, "store") => yaml_serde::from_str("path: /tmp/store").unwrap(),
                 (Kind::Exporter, "alertmanager") => {
                     yaml_serde::from_str("endpoint: http://127.0.0.1:9093").unwrap()
                 }

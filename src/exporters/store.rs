@@ -40,6 +40,11 @@ pub struct StoreExporterConfig {
     pub fsync: Fsync,
     #[serde(default = "default_snapshot_interval", with = "crate::config::duration")]
     pub snapshot_interval: Duration,
+    /// The exporter queue in front of the store; with `storage`, what a
+    /// client was told is accepted survives kill -9 before it reaches the
+    /// store too.
+    #[serde(default)]
+    pub sending_queue: crate::exporters::settings::QueueSettings,
 }
 
 fn default_retention() -> Vec<TierConfig> {
@@ -65,6 +70,13 @@ fn default_snapshot_interval() -> Duration {
 }
 
 impl StoreExporterConfig {
+    pub fn settings(&self) -> crate::exporters::settings::ExporterSettings {
+        crate::exporters::settings::ExporterSettings {
+            sending_queue: self.sending_queue.clone(),
+            ..Default::default()
+        }
+    }
+
     /// What the constructor would refuse, as (field path, message).
     pub fn validate(&self) -> Vec<(Vec<String>, String)> {
         let mut errors = Vec::new();

@@ -604,10 +604,10 @@ impl ExporterConfig {
             ExporterConfig::Alertmanager(c) => c.settings(),
             ExporterConfig::Webhook(c) => c.settings(),
             ExporterConfig::Email(c) => c.settings(),
+            ExporterConfig::Store(c) => c.settings(),
             ExporterConfig::Debug(_)
             | ExporterConfig::File(_)
-            | ExporterConfig::Prometheus(_)
-            | ExporterConfig::Store(_) => {
+            | ExporterConfig::Prometheus(_) => {
                 Default::default()
             }
         }

@@ -13,6 +13,7 @@ pub mod counters;
 pub mod dropped;
 pub mod logs;
 pub mod requests;
+pub mod query_api;
 pub mod server;
 
 use std::fmt::Write as _;

@@ -56,6 +56,7 @@ mod retry;
 mod sdk_end_to_end;
 mod shutdown;
 mod slow_bodies;
+mod store;
 mod telemetry;
 mod tls;
 mod webhook_sink;
