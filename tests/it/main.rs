@@ -57,6 +57,7 @@ mod sdk_end_to_end;
 mod shutdown;
 mod slow_bodies;
 mod store;
+mod store_compat;
 mod telemetry;
 mod tls;
 mod webhook_sink;
