@@ -38,7 +38,10 @@ pub struct StoreExporterConfig {
     pub max_disk_mib: u64,
     #[serde(default)]
     pub fsync: Fsync,
-    #[serde(default = "default_snapshot_interval", with = "crate::config::duration")]
+    #[serde(
+        default = "default_snapshot_interval",
+        with = "crate::config::duration"
+    )]
     pub snapshot_interval: Duration,
     /// The exporter queue in front of the store; with `storage`, what a
     /// client was told is accepted survives kill -9 before it reaches the
@@ -48,13 +51,18 @@ pub struct StoreExporterConfig {
 }
 
 fn default_retention() -> Vec<TierConfig> {
-    [("raw", 3600), ("5m", 86_400), ("1h", 30 * 86_400), ("1d", 365 * 86_400)]
-        .into_iter()
-        .map(|(resolution, keep)| TierConfig {
-            resolution: resolution.into(),
-            keep: Duration::from_secs(keep),
-        })
-        .collect()
+    [
+        ("raw", 3600),
+        ("5m", 86_400),
+        ("1h", 30 * 86_400),
+        ("1d", 365 * 86_400),
+    ]
+    .into_iter()
+    .map(|(resolution, keep)| TierConfig {
+        resolution: resolution.into(),
+        keep: Duration::from_secs(keep),
+    })
+    .collect()
 }
 
 fn default_max_series() -> usize {
@@ -71,8 +79,14 @@ fn default_snapshot_interval() -> Duration {
 
 impl StoreExporterConfig {
     pub fn settings(&self) -> crate::exporters::settings::ExporterSettings {
+        // One worker: batches reach the store in the order they came, so a
+        // series' samples are not refused as out of order because a later
+        // batch overtook an earlier one on another worker.
         crate::exporters::settings::ExporterSettings {
-            sending_queue: self.sending_queue.clone(),
+            sending_queue: crate::exporters::settings::QueueSettings {
+                num_consumers: 1,
+                ..self.sending_queue.clone()
+            },
             ..Default::default()
         }
     }
@@ -87,7 +101,10 @@ impl StoreExporterConfig {
             errors.push((vec!["max_series".into()], "must be at least 1".into()));
         }
         if self.snapshot_interval.is_zero() {
-            errors.push((vec!["snapshot_interval".into()], "must be longer than 0".into()));
+            errors.push((
+                vec!["snapshot_interval".into()],
+                "must be longer than 0".into(),
+            ));
         }
         errors
     }
@@ -100,7 +117,8 @@ pub struct StoreExporter {
 
 impl StoreExporter {
     pub fn new(config: &StoreExporterConfig) -> Result<Self, String> {
-        let tiers = tier::compile(&config.retention).map_err(|(i, m)| format!("retention[{i}]: {m}"))?;
+        let tiers =
+            tier::compile(&config.retention).map_err(|(i, m)| format!("retention[{i}]: {m}"))?;
         let (store, opened) = Store::open(
             &config.path,
             tiers,
@@ -129,7 +147,9 @@ impl StoreExporter {
                 let store = task_store.clone();
                 match tokio::task::spawn_blocking(move || store.snapshot()).await {
                     Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "store snapshot failed; the log keeps the data"),
+                    Ok(Err(e)) => {
+                        tracing::error!(error = %e, "store snapshot failed; the log keeps the data")
+                    }
                     Err(e) => tracing::error!(error = %e, "store snapshot task failed"),
                 }
             }
@@ -161,7 +181,9 @@ impl Exporter for StoreExporter {
         let store = self.store.clone();
         match tokio::task::spawn_blocking(move || store.snapshot()).await {
             Ok(Ok(bytes)) => tracing::info!(bytes, "store snapshot written at shutdown"),
-            Ok(Err(e)) => tracing::error!(error = %e, "store snapshot at shutdown failed; the log keeps the data"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "store snapshot at shutdown failed; the log keeps the data")
+            }
             Err(e) => tracing::error!(error = %e, "store snapshot task failed"),
         }
     }

@@ -605,9 +605,7 @@ impl ExporterConfig {
             ExporterConfig::Webhook(c) => c.settings(),
             ExporterConfig::Email(c) => c.settings(),
             ExporterConfig::Store(c) => c.settings(),
-            ExporterConfig::Debug(_)
-            | ExporterConfig::File(_)
-            | ExporterConfig::Prometheus(_) => {
+            ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Prometheus(_) => {
                 Default::default()
             }
         }

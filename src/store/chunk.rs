@@ -307,7 +307,15 @@ mod tests {
 
     #[test]
     fn irregular_times_and_special_floats_roundtrip() {
-        let specials = [0.0, -0.0, f64::NAN, f64::INFINITY, f64::MIN_POSITIVE, 1e300, -3.5];
+        let specials = [
+            0.0,
+            -0.0,
+            f64::NAN,
+            f64::INFINITY,
+            f64::MIN_POSITIVE,
+            1e300,
+            -3.5,
+        ];
         let mut t = -5_000i64;
         let rows: Vec<_> = (0..200)
             .map(|i| {

@@ -14,6 +14,9 @@ use super::tier::{OpenBucket, Tier};
 /// Sorted by name; includes `__name__`.
 pub type Labels = Vec<(String, String)>;
 
+/// A label name and a predicate on its value ("" when absent).
+pub type LabelMatcher<'a> = (&'a str, &'a dyn Fn(&str) -> bool);
+
 /// Rows per chunk before it is sealed (Prometheus uses 120).
 pub const CHUNK_ROWS: usize = 120;
 
@@ -310,7 +313,7 @@ impl Engine {
 
     /// Series whose labels satisfy `matches` for every `(name, predicate)`;
     /// a predicate sees "" for a missing label, as PromQL's matchers do.
-    pub fn select_ids(&self, matchers: &[(&str, &dyn Fn(&str) -> bool)]) -> Vec<u32> {
+    pub fn select_ids(&self, matchers: &[LabelMatcher]) -> Vec<u32> {
         // Start from the smallest candidate set a matcher that rejects ""
         // gives through the postings; otherwise from every series.
         let mut candidates: Option<BTreeSet<u32>> = None;

@@ -117,27 +117,41 @@ pub fn flatten(resource_metrics: &[ResourceMetrics], groups: &mut Groups) -> u64
                 match &metric.data {
                     Some(Data::Gauge(g)) => {
                         let name = metric_name(&metric.name, unit, true, false);
-                        for p in g.data_points.iter().filter(|p| !has_no_recorded_value(p.flags)) {
+                        for p in g
+                            .data_points
+                            .iter()
+                            .filter(|p| !has_no_recorded_value(p.flags))
+                        {
                             let labels = adder.labels(&name, &p.attributes, None);
                             adder.add(labels, millis(p.time_unix_nano), number(&p.value), false);
                         }
                     }
                     Some(Data::Sum(s)) => {
-                        let delta = s.aggregation_temporality == AggregationTemporality::Delta as i32;
+                        let delta =
+                            s.aggregation_temporality == AggregationTemporality::Delta as i32;
                         let name = if s.is_monotonic {
                             metric_name(&metric.name, unit, false, true)
                         } else {
                             metric_name(&metric.name, unit, true, false)
                         };
-                        for p in s.data_points.iter().filter(|p| !has_no_recorded_value(p.flags)) {
+                        for p in s
+                            .data_points
+                            .iter()
+                            .filter(|p| !has_no_recorded_value(p.flags))
+                        {
                             let labels = adder.labels(&name, &p.attributes, None);
                             adder.add(labels, millis(p.time_unix_nano), number(&p.value), delta);
                         }
                     }
                     Some(Data::Histogram(h)) => {
-                        let delta = h.aggregation_temporality == AggregationTemporality::Delta as i32;
+                        let delta =
+                            h.aggregation_temporality == AggregationTemporality::Delta as i32;
                         let name = metric_name(&metric.name, unit, false, false);
-                        for p in h.data_points.iter().filter(|p| !has_no_recorded_value(p.flags)) {
+                        for p in h
+                            .data_points
+                            .iter()
+                            .filter(|p| !has_no_recorded_value(p.flags))
+                        {
                             if points::histogram(p).is_err() {
                                 adder.rejected += 1;
                                 continue;
@@ -157,9 +171,14 @@ pub fn flatten(resource_metrics: &[ResourceMetrics], groups: &mut Groups) -> u64
                         }
                     }
                     Some(Data::ExponentialHistogram(h)) => {
-                        let delta = h.aggregation_temporality == AggregationTemporality::Delta as i32;
+                        let delta =
+                            h.aggregation_temporality == AggregationTemporality::Delta as i32;
                         let name = metric_name(&metric.name, unit, false, false);
-                        for p in h.data_points.iter().filter(|p| !has_no_recorded_value(p.flags)) {
+                        for p in h
+                            .data_points
+                            .iter()
+                            .filter(|p| !has_no_recorded_value(p.flags))
+                        {
                             if points::exponential(p).is_err() {
                                 adder.rejected += 1;
                                 continue;
@@ -179,7 +198,11 @@ pub fn flatten(resource_metrics: &[ResourceMetrics], groups: &mut Groups) -> u64
                     }
                     Some(Data::Summary(s)) => {
                         let name = metric_name(&metric.name, unit, false, false);
-                        for p in s.data_points.iter().filter(|p| !has_no_recorded_value(p.flags)) {
+                        for p in s
+                            .data_points
+                            .iter()
+                            .filter(|p| !has_no_recorded_value(p.flags))
+                        {
                             if points::summary(p).is_err() {
                                 adder.rejected += 1;
                                 continue;
@@ -195,7 +218,8 @@ pub fn flatten(resource_metrics: &[ResourceMetrics], groups: &mut Groups) -> u64
                             }
                             let labels = adder.labels(&format!("{name}_sum"), &p.attributes, None);
                             adder.add(labels, time, p.sum, false);
-                            let labels = adder.labels(&format!("{name}_count"), &p.attributes, None);
+                            let labels =
+                                adder.labels(&format!("{name}_count"), &p.attributes, None);
                             adder.add(labels, time, p.count as f64, false);
                         }
                     }

@@ -167,7 +167,9 @@ pub fn decode(engine: &mut Engine, bytes: &[u8]) -> Result<(), String> {
             for _ in 0..chunks {
                 sealed.push_back(c.chunk().ok_or_else(short)?);
             }
-            let head = sealed.pop_back().unwrap_or_else(|| Chunk::new(tier.width()));
+            let head = sealed
+                .pop_back()
+                .unwrap_or_else(|| Chunk::new(tier.width()));
             if head.width() != tier.width() {
                 return Err("snapshot was written with other retention tiers".into());
             }
@@ -269,7 +271,10 @@ mod tests {
         back.append(&l, 300 * 10_000, 1.0, false);
         e.append(&l, 300 * 10_000, 1.0, false);
         for tier in 0..4 {
-            assert_eq!(back.points(0, tier, 0, i64::MAX), e.points(0, tier, 0, i64::MAX));
+            assert_eq!(
+                back.points(0, tier, 0, i64::MAX),
+                e.points(0, tier, 0, i64::MAX)
+            );
         }
     }
 
@@ -279,7 +284,10 @@ mod tests {
         let mut bytes = encode(&e);
         bytes[5] ^= 1;
         let mut back = Engine::new(Tier::defaults(), 100, u64::MAX);
-        assert_eq!(decode(&mut back, &bytes).unwrap_err(), "snapshot checksum mismatch");
+        assert_eq!(
+            decode(&mut back, &bytes).unwrap_err(),
+            "snapshot checksum mismatch"
+        );
     }
 
     #[test]

@@ -23,7 +23,7 @@ use promql_parser::parser::{
     VectorSelector,
 };
 
-use super::engine::{Engine, Labels, Point};
+use super::engine::{Engine, LabelMatcher, Labels, Point};
 
 pub const LOOKBACK_MS: i64 = 5 * 60 * 1000;
 
@@ -59,6 +59,27 @@ pub struct Evaluator<'a> {
     step: i64,
     cache: HashMap<(String, i64, usize), Arc<Loaded>>,
 }
+
+/// Series ids whose labels satisfy every PromQL matcher.
+pub fn select(engine: &Engine, matchers: &[promql_parser::label::Matcher]) -> Vec<u32> {
+    let predicates: Vec<_> = matchers
+        .iter()
+        .map(|m| move |v: &str| m.is_match(v))
+        .collect();
+    let refs: Vec<LabelMatcher> = matchers
+        .iter()
+        .zip(&predicates)
+        .map(|(m, f)| (m.name.as_str(), f as &dyn Fn(&str) -> bool))
+        .collect();
+    engine.select_ids(&refs)
+}
+
+/// A range query's answer: label set and its (time, value) points.
+pub type RangeResult = Vec<(Labels, Vec<(i64, f64)>)>;
+
+/// What a `*_over_time`-like function computes from a range's points and
+/// the range's (start, end).
+type RangeFunction<'f> = &'f dyn Fn(&[Point], i64, i64) -> Option<f64>;
 
 pub fn parse(query: &str) -> Result<Expr, Error> {
     parser::parse(query).map_err(|e| format!("bad query: {e}"))
@@ -111,7 +132,12 @@ impl<'a> Evaluator<'a> {
 
     /// The selector's series with their points over the whole query,
     /// `window` before each step included.
-    fn load(&mut self, selector: &VectorSelector, window: i64, resolution: i64) -> Result<Arc<Loaded>, Error> {
+    fn load(
+        &mut self,
+        selector: &VectorSelector,
+        window: i64,
+        resolution: i64,
+    ) -> Result<Arc<Loaded>, Error> {
         if selector.at.is_some() {
             return Err("the @ modifier is not supported".into());
         }
@@ -126,17 +152,7 @@ impl<'a> Evaluator<'a> {
         if let Some(loaded) = self.cache.get(&key) {
             return Ok(loaded.clone());
         }
-        let matchers = matchers_of(selector);
-        let predicates: Vec<(&str, Box<dyn Fn(&str) -> bool + '_>)> = matchers
-            .iter()
-            .map(|m| {
-                let f: Box<dyn Fn(&str) -> bool> = Box::new(move |v: &str| m.is_match(v));
-                (m.name.as_str(), f)
-            })
-            .collect();
-        let refs: Vec<(&str, &dyn Fn(&str) -> bool)> =
-            predicates.iter().map(|(n, f)| (*n, f.as_ref())).collect();
-        let ids = self.engine.select_ids(&refs);
+        let ids = select(self.engine, &matchers_of(selector));
         let loaded: Loaded = ids
             .into_iter()
             .filter_map(|id| {
@@ -249,19 +265,24 @@ impl<'a> Evaluator<'a> {
                 .map(|b| b.as_ref())
                 .ok_or_else(|| format!("{name}: argument {} missing", i + 1))
         };
-        let over_range = |this: &mut Self, f: &dyn Fn(&[Point], i64, i64) -> Option<f64>, keep_name: bool| -> Result<Value, Error> {
-            let (series, start, end) = this.matrix(arg(0)?, t)?;
-            Ok(Value::Vector(
-                series
-                    .into_iter()
-                    .filter_map(|s| {
-                        let value = f(&s.points, start, end)?;
-                        let labels = if keep_name { s.labels } else { drop_name(s.labels) };
-                        Some(Sample { labels, value })
-                    })
-                    .collect(),
-            ))
-        };
+        let over_range =
+            |this: &mut Self, f: RangeFunction, keep_name: bool| -> Result<Value, Error> {
+                let (series, start, end) = this.matrix(arg(0)?, t)?;
+                Ok(Value::Vector(
+                    series
+                        .into_iter()
+                        .filter_map(|s| {
+                            let value = f(&s.points, start, end)?;
+                            let labels = if keep_name {
+                                s.labels
+                            } else {
+                                drop_name(s.labels)
+                            };
+                            Some(Sample { labels, value })
+                        })
+                        .collect(),
+                ))
+            };
         let each = |this: &mut Self, f: &dyn Fn(f64) -> f64| -> Result<Value, Error> {
             let v = this.vector(arg(0)?, t)?;
             Ok(Value::Vector(
@@ -282,13 +303,21 @@ impl<'a> Evaluator<'a> {
             "avg_over_time" => over_range(
                 self,
                 &|p, _, _| {
-                    let (sum, count) = p.iter().fold((0.0, 0.0), |(s, c), x| (s + x.sum, c + x.count));
+                    let (sum, count) = p
+                        .iter()
+                        .fold((0.0, 0.0), |(s, c), x| (s + x.sum, c + x.count));
                     Some(sum / count)
                 },
                 false,
             ),
-            "sum_over_time" => over_range(self, &|p, _, _| Some(p.iter().map(|x| x.sum).sum()), false),
-            "count_over_time" => over_range(self, &|p, _, _| Some(p.iter().map(|x| x.count).sum()), false),
+            "sum_over_time" => {
+                over_range(self, &|p, _, _| Some(p.iter().map(|x| x.sum).sum()), false)
+            }
+            "count_over_time" => over_range(
+                self,
+                &|p, _, _| Some(p.iter().map(|x| x.count).sum()),
+                false,
+            ),
             "min_over_time" => over_range(
                 self,
                 &|p, _, _| p.iter().map(|x| x.min).reduce(f64::min),
@@ -314,12 +343,18 @@ impl<'a> Evaluator<'a> {
                     false,
                 )
             }
-            "deriv" => over_range(self, &|p, _, _| regression(p, t).map(|(slope, _)| slope), false),
+            "deriv" => over_range(
+                self,
+                &|p, _, _| regression(p, t).map(|(slope, _)| slope),
+                false,
+            ),
             "predict_linear" => {
                 let seconds = self.scalar(arg(1)?, t)?;
                 over_range(
                     self,
-                    &move |p, _, _| regression(p, t).map(|(slope, intercept)| slope * seconds + intercept),
+                    &move |p, _, _| {
+                        regression(p, t).map(|(slope, intercept)| slope * seconds + intercept)
+                    },
                     false,
                 )
             }
@@ -347,7 +382,11 @@ impl<'a> Evaluator<'a> {
             }
             "scalar" => {
                 let v = self.vector(arg(0)?, t)?;
-                Ok(Value::Scalar(if v.len() == 1 { v[0].value } else { f64::NAN }))
+                Ok(Value::Scalar(if v.len() == 1 {
+                    v[0].value
+                } else {
+                    f64::NAN
+                }))
             }
             "vector" => {
                 let v = self.scalar(arg(0)?, t)?;
@@ -364,7 +403,9 @@ impl<'a> Evaluator<'a> {
     fn aggregate(&mut self, a: &AggregateExpr, t: i64) -> Result<Value, Error> {
         let op = a.op.to_string();
         let param = match &a.param {
-            Some(p) if op == "topk" || op == "bottomk" || op == "quantile" => Some(self.scalar(p, t)?),
+            Some(p) if op == "topk" || op == "bottomk" || op == "quantile" => {
+                Some(self.scalar(p, t)?)
+            }
             Some(_) => return Err(format!("{op}: parameter not supported")),
             None => None,
         };
@@ -394,21 +435,36 @@ impl<'a> Evaluator<'a> {
             let value = match op.as_str() {
                 "sum" => values.sum(),
                 "avg" => values.sum::<f64>() / members.len() as f64,
-                "min" => members.iter().map(|s| s.value).reduce(nan_min).unwrap_or(f64::NAN),
-                "max" => members.iter().map(|s| s.value).reduce(nan_max).unwrap_or(f64::NAN),
+                "min" => members
+                    .iter()
+                    .map(|s| s.value)
+                    .reduce(nan_min)
+                    .unwrap_or(f64::NAN),
+                "max" => members
+                    .iter()
+                    .map(|s| s.value)
+                    .reduce(nan_max)
+                    .unwrap_or(f64::NAN),
                 "count" => members.len() as f64,
                 "group" => 1.0,
                 "stddev" | "stdvar" => {
                     let n = members.len() as f64;
                     let mean = members.iter().map(|s| s.value).sum::<f64>() / n;
-                    let var = members.iter().map(|s| (s.value - mean).powi(2)).sum::<f64>() / n;
+                    let var = members
+                        .iter()
+                        .map(|s| (s.value - mean).powi(2))
+                        .sum::<f64>()
+                        / n;
                     if op == "stddev" { var.sqrt() } else { var }
                 }
                 "topk" | "bottomk" => {
                     let k = param.unwrap_or(0.0).max(0.0) as usize;
                     let mut members = members;
                     members.sort_by(|x, y| {
-                        let order = x.value.partial_cmp(&y.value).unwrap_or(std::cmp::Ordering::Equal);
+                        let order = x
+                            .value
+                            .partial_cmp(&y.value)
+                            .unwrap_or(std::cmp::Ordering::Equal);
                         if op == "topk" { order.reverse() } else { order }
                     });
                     out.extend(members.into_iter().take(k));
@@ -430,11 +486,36 @@ impl<'a> Evaluator<'a> {
         match (lhs, rhs) {
             (Value::Scalar(x), Value::Scalar(y)) => {
                 let v = apply(&op, x, y)?;
-                Ok(Value::Scalar(if comparison { f64::from(u8::from(v.is_some())) } else { v.unwrap_or(f64::NAN) }))
+                Ok(Value::Scalar(if comparison {
+                    f64::from(u8::from(v.is_some()))
+                } else {
+                    v.unwrap_or(f64::NAN)
+                }))
             }
-            (Value::Vector(v), Value::Scalar(y)) => Ok(Value::Vector(scalar_op(&op, v, y, false, comparison, return_bool)?)),
-            (Value::Scalar(x), Value::Vector(v)) => Ok(Value::Vector(scalar_op(&op, v, x, true, comparison, return_bool)?)),
-            (Value::Vector(l), Value::Vector(r)) => Ok(Value::Vector(vector_op(&op, b, l, r, comparison, return_bool)?)),
+            (Value::Vector(v), Value::Scalar(y)) => Ok(Value::Vector(scalar_op(
+                &op,
+                v,
+                y,
+                false,
+                comparison,
+                return_bool,
+            )?)),
+            (Value::Scalar(x), Value::Vector(v)) => Ok(Value::Vector(scalar_op(
+                &op,
+                v,
+                x,
+                true,
+                comparison,
+                return_bool,
+            )?)),
+            (Value::Vector(l), Value::Vector(r)) => Ok(Value::Vector(vector_op(
+                &op,
+                b,
+                l,
+                r,
+                comparison,
+                return_bool,
+            )?)),
             _ => Err(format!("operator {op} needs scalars or instant vectors")),
         }
     }
@@ -480,7 +561,11 @@ fn scalar_op(
 ) -> Result<Vec<Sample>, Error> {
     let mut out = Vec::new();
     for s in vector {
-        let (x, y) = if scalar_on_left { (scalar, s.value) } else { (s.value, scalar) };
+        let (x, y) = if scalar_on_left {
+            (scalar, s.value)
+        } else {
+            (s.value, scalar)
+        };
         let result = apply(op, x, y)?;
         if comparison {
             if return_bool {
@@ -523,23 +608,37 @@ fn vector_op(
                 .filter(|(k, _)| k != "__name__" && !ignoring.labels.iter().any(|l| l == k))
                 .cloned()
                 .collect(),
-            None => labels.iter().filter(|(k, _)| k != "__name__").cloned().collect(),
+            None => labels
+                .iter()
+                .filter(|(k, _)| k != "__name__")
+                .cloned()
+                .collect(),
         }
     };
     if matches!(op, "and" | "or" | "unless") {
-        let right: std::collections::BTreeSet<Labels> = rhs.iter().map(|s| key(&s.labels)).collect();
+        let right: std::collections::BTreeSet<Labels> =
+            rhs.iter().map(|s| key(&s.labels)).collect();
         return Ok(match op {
-            "and" => lhs.into_iter().filter(|s| right.contains(&key(&s.labels))).collect(),
-            "unless" => lhs.into_iter().filter(|s| !right.contains(&key(&s.labels))).collect(),
+            "and" => lhs
+                .into_iter()
+                .filter(|s| right.contains(&key(&s.labels)))
+                .collect(),
+            "unless" => lhs
+                .into_iter()
+                .filter(|s| !right.contains(&key(&s.labels)))
+                .collect(),
             _ => {
-                let left: std::collections::BTreeSet<Labels> = lhs.iter().map(|s| key(&s.labels)).collect();
+                let left: std::collections::BTreeSet<Labels> =
+                    lhs.iter().map(|s| key(&s.labels)).collect();
                 let mut out = lhs;
                 out.extend(rhs.into_iter().filter(|s| !left.contains(&key(&s.labels))));
                 out
             }
         });
     }
-    let card = modifier.map(|m| &m.card).unwrap_or(&VectorMatchCardinality::OneToOne);
+    let card = modifier
+        .map(|m| &m.card)
+        .unwrap_or(&VectorMatchCardinality::OneToOne);
     // group_right: evaluate as group_left with the sides swapped.
     let (many, one, swapped, include) = match card {
         VectorMatchCardinality::OneToMany(include) => (rhs, lhs, true, Some(include)),
@@ -549,18 +648,30 @@ fn vector_op(
     let mut by_key: HashMap<Labels, &Sample> = HashMap::new();
     for s in &one {
         if by_key.insert(key(&s.labels), s).is_some() {
-            return Err("many-to-many matching not allowed: matching labels must be unique on one side".into());
+            return Err(
+                "many-to-many matching not allowed: matching labels must be unique on one side"
+                    .into(),
+            );
         }
     }
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for s in many {
         let k = key(&s.labels);
-        let Some(other) = by_key.get(&k) else { continue };
+        let Some(other) = by_key.get(&k) else {
+            continue;
+        };
         if include.is_none() && !seen.insert(k.clone()) {
-            return Err("many-to-many matching not allowed: matching labels must be unique on one side".into());
+            return Err(
+                "many-to-many matching not allowed: matching labels must be unique on one side"
+                    .into(),
+            );
         }
-        let (x, y) = if swapped { (other.value, s.value) } else { (s.value, other.value) };
+        let (x, y) = if swapped {
+            (other.value, s.value)
+        } else {
+            (s.value, other.value)
+        };
         let result = apply(op, x, y)?;
         let mut labels = if comparison && !return_bool {
             s.labels.clone()
@@ -568,8 +679,12 @@ fn vector_op(
             drop_name(s.labels.clone())
         };
         match (include, matching) {
-            (None, Some(LabelModifier::Include(on))) => labels.retain(|(k, _)| on.labels.iter().any(|l| l == k)),
-            (None, Some(LabelModifier::Exclude(ignoring))) => labels.retain(|(k, _)| !ignoring.labels.iter().any(|l| l == k)),
+            (None, Some(LabelModifier::Include(on))) => {
+                labels.retain(|(k, _)| on.labels.iter().any(|l| l == k))
+            }
+            (None, Some(LabelModifier::Exclude(ignoring))) => {
+                labels.retain(|(k, _)| !ignoring.labels.iter().any(|l| l == k))
+            }
             (Some(include), _) => {
                 for name in &include.labels {
                     labels.retain(|(k, _)| k != name);
@@ -583,10 +698,16 @@ fn vector_op(
         }
         if comparison {
             if return_bool {
-                out.push(Sample { labels, value: f64::from(u8::from(result.is_some())) });
+                out.push(Sample {
+                    labels,
+                    value: f64::from(u8::from(result.is_some())),
+                });
             } else if result.is_some() {
                 // A filter keeps the left side's value.
-                out.push(Sample { labels, value: if swapped { other.value } else { s.value } });
+                out.push(Sample {
+                    labels,
+                    value: if swapped { other.value } else { s.value },
+                });
             }
         } else if let Some(value) = result {
             out.push(Sample { labels, value });
@@ -598,7 +719,13 @@ fn vector_op(
 /// Prometheus's `extrapolatedRate`: the change over the samples in the
 /// range, extrapolated to the range's edges unless a sample is missing
 /// there, never below zero for a counter.
-fn extrapolated(points: &[Point], range_start: i64, range_end: i64, counter: bool, per_second: bool) -> Option<f64> {
+fn extrapolated(
+    points: &[Point],
+    range_start: i64,
+    range_end: i64,
+    counter: bool,
+    per_second: bool,
+) -> Option<f64> {
     if points.len() < 2 {
         return None;
     }
@@ -627,8 +754,16 @@ fn extrapolated(points: &[Point], range_start: i64, range_end: i64, counter: boo
     }
     let threshold = average * 1.1;
     let mut interval = sampled;
-    interval += if to_start < threshold { to_start } else { average / 2.0 };
-    interval += if to_end < threshold { to_end } else { average / 2.0 };
+    interval += if to_start < threshold {
+        to_start
+    } else {
+        average / 2.0
+    };
+    interval += if to_end < threshold {
+        to_end
+    } else {
+        average / 2.0
+    };
     let mut factor = interval / sampled;
     if per_second {
         factor /= seconds(range_end - range_start);
@@ -645,7 +780,11 @@ fn instant(points: &[Point], rate: bool) -> Option<f64> {
     if !rate {
         return Some(b.last - a.last);
     }
-    let change = if b.last < a.last { b.last } else { b.last - a.last };
+    let change = if b.last < a.last {
+        b.last
+    } else {
+        b.last - a.last
+    };
     let seconds = (b.time - a.time) as f64 / 1000.0;
     (seconds > 0.0).then_some(change / seconds)
 }
@@ -680,7 +819,11 @@ fn regression(points: &[Point], at: i64) -> Option<(f64, f64)> {
 fn histogram_quantile(q: f64, vector: Vec<Sample>) -> Vec<Sample> {
     let mut groups: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
     for s in vector {
-        let Some(le) = get(&s.labels, "le").and_then(|v| v.parse::<f64>().ok().or_else(|| (v == "+Inf").then_some(f64::INFINITY))) else {
+        let Some(le) = get(&s.labels, "le").and_then(|v| {
+            v.parse::<f64>()
+                .ok()
+                .or_else(|| (v == "+Inf").then_some(f64::INFINITY))
+        }) else {
             continue;
         };
         let mut labels = drop_name(s.labels);
@@ -723,7 +866,9 @@ fn bucket_quantile(q: f64, buckets: &mut [(f64, f64)]) -> f64 {
         return f64::NAN;
     }
     let mut rank = q * observations;
-    let b = buckets.partition_point(|x| x.1 < rank).min(buckets.len() - 1);
+    let b = buckets
+        .partition_point(|x| x.1 < rank)
+        .min(buckets.len() - 1);
     if b == buckets.len() - 1 {
         return buckets[buckets.len() - 2].0;
     }
@@ -747,7 +892,13 @@ pub fn instant_query(engine: &Engine, query: &str, t: i64) -> Result<Value, Erro
 
 /// A range query's answer: one series per label set, a point per step
 /// where it has a value.
-pub fn range_query(engine: &Engine, query: &str, start: i64, end: i64, step: i64) -> Result<Vec<(Labels, Vec<(i64, f64)>)>, Error> {
+pub fn range_query(
+    engine: &Engine,
+    query: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> Result<RangeResult, Error> {
     if step <= 0 {
         return Err("step must be positive".into());
     }
@@ -803,7 +954,8 @@ mod tests {
     #[test]
     fn rate_of_a_steady_counter_is_its_slope() {
         let e = engine();
-        let v = vector(instant_query(&e, "rate(requests_total{instance=\"a\"}[1m])", 600_000).unwrap());
+        let v =
+            vector(instant_query(&e, "rate(requests_total{instance=\"a\"}[1m])", 600_000).unwrap());
         assert_eq!(v.len(), 1);
         assert!((v[0].value - 1.0).abs() < 1e-9, "{}", v[0].value);
         assert_eq!(get(&v[0].labels, "__name__"), None);
@@ -812,8 +964,21 @@ mod tests {
     #[test]
     fn sum_by_and_matchers() {
         let e = engine();
-        let v = vector(instant_query(&e, "sum by (job) (requests_total{instance=~\"a|b\"})", 600_000).unwrap());
-        assert_eq!(v, vec![Sample { labels: vec![("job".into(), "app".into())], value: 1800.0 }]);
+        let v = vector(
+            instant_query(
+                &e,
+                "sum by (job) (requests_total{instance=~\"a|b\"})",
+                600_000,
+            )
+            .unwrap(),
+        );
+        assert_eq!(
+            v,
+            vec![Sample {
+                labels: vec![("job".into(), "app".into())],
+                value: 1800.0
+            }]
+        );
         let v = vector(instant_query(&e, "requests_total{instance!=\"a\"}", 600_000).unwrap());
         assert_eq!(v.len(), 1);
         let v = vector(instant_query(&e, "requests_total{instance!~\"a\"}", 600_000).unwrap());
@@ -823,7 +988,8 @@ mod tests {
     #[test]
     fn vector_matching_and_scalars() {
         let e = engine();
-        let q = "requests_total{instance=\"b\"} / ignoring(instance) requests_total{instance=\"a\"}";
+        let q =
+            "requests_total{instance=\"b\"} / ignoring(instance) requests_total{instance=\"a\"}";
         let v = vector(instant_query(&e, q, 600_000).unwrap());
         assert_eq!(v[0].value, 2.0);
         let v = vector(instant_query(&e, "requests_total > 700", 600_000).unwrap());
@@ -841,14 +1007,29 @@ mod tests {
     #[test]
     fn predict_linear_extends_the_line() {
         let e = engine();
-        let v = vector(instant_query(&e, "predict_linear(requests_total{instance=\"a\"}[5m], 60)", 600_000).unwrap());
+        let v = vector(
+            instant_query(
+                &e,
+                "predict_linear(requests_total{instance=\"a\"}[5m], 60)",
+                600_000,
+            )
+            .unwrap(),
+        );
         assert!((v[0].value - 660.0).abs() < 1e-6, "{}", v[0].value);
     }
 
     #[test]
     fn unsupported_parts_are_errors_not_panics() {
         let e = engine();
-        assert!(instant_query(&e, "rate(requests_total[5m:1m])", 0).unwrap_err().contains("subqueries"));
-        assert!(instant_query(&e, "sum(", 0).unwrap_err().starts_with("bad query"));
+        assert!(
+            instant_query(&e, "rate(requests_total[5m:1m])", 0)
+                .unwrap_err()
+                .contains("subqueries")
+        );
+        assert!(
+            instant_query(&e, "sum(", 0)
+                .unwrap_err()
+                .starts_with("bad query")
+        );
     }
 }

@@ -74,7 +74,10 @@ pub fn compile(configs: &[TierConfig]) -> Result<Vec<Tier>, (usize, String)> {
             let parsed = crate::config::duration::parse_duration(&c.resolution).map_err(|e| {
                 (
                     i,
-                    format!("resolution: expected `raw` or a duration such as 5m, got {:?}: {e}", c.resolution),
+                    format!(
+                        "resolution: expected `raw` or a duration such as 5m, got {:?}: {e}",
+                        c.resolution
+                    ),
                 )
             })?;
             if parsed.as_millis() == 0 {
@@ -86,7 +89,10 @@ pub fn compile(configs: &[TierConfig]) -> Result<Vec<Tier>, (usize, String)> {
         if keep_ms < resolution_ms || keep_ms == 0 {
             return Err((i, "keep: must be at least the resolution".into()));
         }
-        if tiers.iter().any(|t: &Tier| t.resolution_ms == resolution_ms) {
+        if tiers
+            .iter()
+            .any(|t: &Tier| t.resolution_ms == resolution_ms)
+        {
             return Err((i, "resolution: appears twice".into()));
         }
         tiers.push(Tier {
@@ -179,10 +185,12 @@ mod tests {
             compile(&[config("5m", 86400)]).unwrap_err().1,
             "one tier must have `resolution: raw`"
         );
-        assert!(compile(&[config("raw", 60), config("fast", 60)])
-            .unwrap_err()
-            .1
-            .starts_with("resolution: expected `raw` or a duration"));
+        assert!(
+            compile(&[config("raw", 60), config("fast", 60)])
+                .unwrap_err()
+                .1
+                .starts_with("resolution: expected `raw` or a duration")
+        );
         assert_eq!(
             compile(&[config("raw", 60), config("1h", 60)]).unwrap_err(),
             (1, "keep: must be at least the resolution".into())

@@ -12,8 +12,8 @@ pub mod connections;
 pub mod counters;
 pub mod dropped;
 pub mod logs;
-pub mod requests;
 pub mod query_api;
+pub mod requests;
 pub mod server;
 
 use std::fmt::Write as _;

@@ -56,10 +56,10 @@ fn param<'p>(params: &'p Params, name: &str) -> Option<&'p str> {
 
 /// Unix seconds (with fraction) or RFC 3339, as Prometheus accepts.
 fn parse_time(text: &str) -> Result<i64, String> {
-    if let Ok(seconds) = text.parse::<f64>() {
-        if seconds.is_finite() {
-            return Ok((seconds * 1000.0).round() as i64);
-        }
+    if let Ok(seconds) = text.parse::<f64>()
+        && seconds.is_finite()
+    {
+        return Ok((seconds * 1000.0).round() as i64);
     }
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|t| t.timestamp_millis())
@@ -68,10 +68,11 @@ fn parse_time(text: &str) -> Result<i64, String> {
 
 /// Seconds (with fraction) or a duration such as `15s`.
 fn parse_step(text: &str) -> Result<i64, String> {
-    if let Ok(seconds) = text.parse::<f64>() {
-        if seconds.is_finite() && seconds > 0.0 {
-            return Ok((seconds * 1000.0).round() as i64);
-        }
+    if let Ok(seconds) = text.parse::<f64>()
+        && seconds.is_finite()
+        && seconds > 0.0
+    {
+        return Ok((seconds * 1000.0).round() as i64);
     }
     crate::config::duration::parse_duration(text)
         .map(|d| d.as_millis() as i64)
@@ -133,11 +134,17 @@ async fn query(State(telemetry): State<Arc<Telemetry>>, Form(params): Form<Param
     let Some(text) = param(&params, "query").map(str::to_string) else {
         return bad("parameter query is missing");
     };
-    let t = match param(&params, "time").map(parse_time).unwrap_or(Ok(now_ms())) {
+    let t = match param(&params, "time")
+        .map(parse_time)
+        .unwrap_or(Ok(now_ms()))
+    {
         Ok(t) => t,
         Err(e) => return bad(format!("invalid parameter time: {e}")),
     };
-    let answer = with_store(&telemetry, move |engine| promql::instant_query(engine, &text, t)).await;
+    let answer = with_store(&telemetry, move |engine| {
+        promql::instant_query(engine, &text, t)
+    })
+    .await;
     match answer {
         Err(response) => response,
         Ok(Err(e)) => bad(e),
@@ -156,7 +163,10 @@ async fn query(State(telemetry): State<Arc<Telemetry>>, Form(params): Form<Param
     }
 }
 
-async fn query_range(State(telemetry): State<Arc<Telemetry>>, Form(params): Form<Params>) -> Response {
+async fn query_range(
+    State(telemetry): State<Arc<Telemetry>>,
+    Form(params): Form<Params>,
+) -> Response {
     let Some(text) = param(&params, "query").map(str::to_string) else {
         return bad("parameter query is missing");
     };
@@ -210,16 +220,7 @@ fn matching(engine: &Engine, selectors: &[String]) -> Result<Vec<Labels>, String
                     value: name.clone(),
                 });
             }
-            let predicates: Vec<(&str, Box<dyn Fn(&str) -> bool + '_>)> = matchers
-                .iter()
-                .map(|m| {
-                    let f: Box<dyn Fn(&str) -> bool> = Box::new(move |v: &str| m.is_match(v));
-                    (m.name.as_str(), f)
-                })
-                .collect();
-            let refs: Vec<(&str, &dyn Fn(&str) -> bool)> =
-                predicates.iter().map(|(n, f)| (*n, f.as_ref())).collect();
-            ids.extend(engine.select_ids(&refs));
+            ids.extend(promql::select(engine, &matchers));
         }
         ids
     };

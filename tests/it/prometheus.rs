@@ -125,7 +125,11 @@ impl Prometheus {
 
     /// Backfilled with `openmetrics` (samples with timestamps) by
     /// `promtool tsdb create-blocks-from openmetrics` before it starts.
-    pub fn with_backfill(binary: &std::path::Path, promtool: &std::path::Path, openmetrics: &str) -> Prometheus {
+    pub fn with_backfill(
+        binary: &std::path::Path,
+        promtool: &std::path::Path,
+        openmetrics: &str,
+    ) -> Prometheus {
         Prometheus::with_data(binary, "global: { scrape_interval: 1m }\n", |data| {
             let input = data.with_extension("om");
             std::fs::write(&input, openmetrics).unwrap();

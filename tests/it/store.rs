@@ -50,7 +50,6 @@ pub fn counter_request(route: &str, points: &[(i64, f64)]) -> ExportMetricsServi
                                 ..Default::default()
                             })
                             .collect(),
-                        ..Default::default()
                     })),
                     ..Default::default()
                 }],
@@ -99,7 +98,8 @@ service:
 
 pub async fn connect(port: u16) -> MetricsServiceClient<tonic::transport::Channel> {
     for _ in 0..100 {
-        if let Ok(client) = MetricsServiceClient::connect(format!("http://127.0.0.1:{port}")).await {
+        if let Ok(client) = MetricsServiceClient::connect(format!("http://127.0.0.1:{port}")).await
+        {
             return client;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -126,11 +126,7 @@ pub async fn query_range(
         ],
     )
     .map_err(|e| e.to_string())?;
-    let response = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
+    let response = client.get(url).send().await.map_err(|e| e.to_string())?;
     let body: serde_json::Value = response.json().await.map_err(|e| e.to_string())?;
     if body["status"] != "success" {
         return Err(body.to_string());
@@ -228,7 +224,10 @@ async fn stored_samples_are_answered_and_survive_kill_nine_and_restart() {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        assert_eq!(stored, sent, "round {round}: the store answers every sample sent");
+        assert_eq!(
+            stored, sent,
+            "round {round}: the store answers every sample sent"
+        );
         if round == 1 {
             // Let a snapshot happen this round, so recovery reads both.
             tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -247,7 +246,10 @@ async fn stored_samples_are_answered_and_survive_kill_nine_and_restart() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(stored, sent, "after kill -9 x3 and a restart every sample is still there");
+    assert_eq!(
+        stored, sent,
+        "after kill -9 x3 and a restart every sample is still there"
+    );
     // The values too: the counter's last value, and its rate (1 per 10 s).
     let end = end_ms as f64 / 1000.0 - 10.0;
     let last = query_range(&http, &base, "requests_total{route=\"/a\"}", end, end, 1.0)

@@ -62,7 +62,11 @@ fn data(t0: i64) -> Data {
     for i in 0..POINTS {
         let t = t0 + i * INTERVAL_MS;
         a += ((i * 7) % 5 + 1) as f64;
-        b = if i == 120 { 3.0 } else { b + ((i * 3) % 4) as f64 };
+        b = if i == 120 {
+            3.0
+        } else {
+            b + ((i * 3) % 4) as f64
+        };
         counters.push(("/a", t, a));
         counters.push(("/b", t, b));
         gauges.push(("x", t, 20.0 + (i as f64 / 10.0).sin() * 3.0));
@@ -148,36 +152,54 @@ fn openmetrics(data: &Data) -> String {
     let seconds = |t: i64| format!("{}.{:03}", t / 1000, t % 1000);
     let mut families: std::collections::BTreeMap<String, Vec<String>> = Default::default();
     for (route, t, v) in &data.counters {
-        families.entry("requests_total".into()).or_default().push(format!(
-            "requests_total{{job=\"app\",route=\"{route}\"}} {v} {}",
-            seconds(*t)
-        ));
+        families
+            .entry("requests_total".into())
+            .or_default()
+            .push(format!(
+                "requests_total{{job=\"app\",route=\"{route}\"}} {v} {}",
+                seconds(*t)
+            ));
     }
     for (room, t, v) in &data.gauges {
-        families.entry("temperature".into()).or_default().push(format!(
-            "temperature{{job=\"app\",room=\"{room}\"}} {v:?} {}",
-            seconds(*t)
-        ));
+        families
+            .entry("temperature".into())
+            .or_default()
+            .push(format!(
+                "temperature{{job=\"app\",room=\"{room}\"}} {v:?} {}",
+                seconds(*t)
+            ));
     }
     for (t, counts, sum) in &data.histogram {
         let mut running = 0;
         for (i, c) in counts.iter().enumerate() {
             running += c;
-            let le = BOUNDS.get(i).map(|b| b.to_string()).unwrap_or("+Inf".into());
-            families.entry("latency_seconds_bucket".into()).or_default().push(format!(
-                "latency_seconds_bucket{{job=\"app\",le=\"{le}\",route=\"/a\"}} {running} {}",
+            let le = BOUNDS
+                .get(i)
+                .map(|b| b.to_string())
+                .unwrap_or("+Inf".into());
+            families
+                .entry("latency_seconds_bucket".into())
+                .or_default()
+                .push(format!(
+                    "latency_seconds_bucket{{job=\"app\",le=\"{le}\",route=\"/a\"}} {running} {}",
+                    seconds(*t)
+                ));
+        }
+        families
+            .entry("latency_seconds_sum".into())
+            .or_default()
+            .push(format!(
+                "latency_seconds_sum{{job=\"app\",route=\"/a\"}} {sum:?} {}",
                 seconds(*t)
             ));
-        }
-        families.entry("latency_seconds_sum".into()).or_default().push(format!(
-            "latency_seconds_sum{{job=\"app\",route=\"/a\"}} {sum:?} {}",
-            seconds(*t)
-        ));
-        families.entry("latency_seconds_count".into()).or_default().push(format!(
-            "latency_seconds_count{{job=\"app\",route=\"/a\"}} {} {}",
-            counts.iter().sum::<u64>(),
-            seconds(*t)
-        ));
+        families
+            .entry("latency_seconds_count".into())
+            .or_default()
+            .push(format!(
+                "latency_seconds_count{{job=\"app\",route=\"/a\"}} {} {}",
+                counts.iter().sum::<u64>(),
+                seconds(*t)
+            ));
     }
     let mut text = String::new();
     for (name, mut lines) in families {
@@ -284,7 +306,10 @@ async fn query_answers_match_prometheus_point_by_point() {
                     && theirs.iter().zip(mine).all(|(t, m)| {
                         t.0 == m.0
                             && t.1.len() == m.1.len()
-                            && t.1.iter().zip(&m.1).all(|(a, b)| a.0 == b.0 && close(a.1, b.1))
+                            && t.1
+                                .iter()
+                                .zip(&m.1)
+                                .all(|(a, b)| a.0 == b.0 && close(a.1, b.1))
                     });
                 if points == 0 {
                     Err("Prometheus answered nothing".to_string())
@@ -293,8 +318,11 @@ async fn query_answers_match_prometheus_point_by_point() {
                 } else {
                     Err(format!(
                         "differ: prometheus {:?}\n  sidewatch {:?}",
-                        theirs.first().map(|s| (&s.0, s.1.iter().take(3).collect::<Vec<_>>())),
-                        mine.first().map(|s| (&s.0, s.1.iter().take(3).collect::<Vec<_>>()))
+                        theirs
+                            .first()
+                            .map(|s| (&s.0, s.1.iter().take(3).collect::<Vec<_>>())),
+                        mine.first()
+                            .map(|s| (&s.0, s.1.iter().take(3).collect::<Vec<_>>()))
                     ))
                 }
             }
@@ -308,6 +336,10 @@ async fn query_answers_match_prometheus_point_by_point() {
             }
         }
     }
-    eprintln!("{} of {} queries agree", QUERIES.len() - disagree.len(), QUERIES.len());
+    eprintln!(
+        "{} of {} queries agree",
+        QUERIES.len() - disagree.len(),
+        QUERIES.len()
+    );
     assert!(disagree.is_empty(), "queries that disagree: {disagree:?}");
 }

@@ -120,7 +120,9 @@ pub(crate) fn job_and_instance(resource: &[KeyValue]) -> Labels {
 
 /// Explicit buckets from an exponential histogram: base = 2^(2^-scale),
 /// positive bucket i covers (base^i, base^(i+1)], negative ones mirror it.
-pub(crate) fn exponential_to_explicit(point: &ExponentialHistogramDataPoint) -> (Vec<f64>, Vec<u64>) {
+pub(crate) fn exponential_to_explicit(
+    point: &ExponentialHistogramDataPoint,
+) -> (Vec<f64>, Vec<u64>) {
     let base = 2f64.powf(2f64.powi(-point.scale));
     let mut buckets: Vec<(f64, u64)> = Vec::new();
     if let Some(negative) = &point.negative {
