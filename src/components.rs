@@ -49,6 +49,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Receiver,
+        type_name: "zipkin",
+        description: "Zipkin v2 spans (JSON or protobuf) on POST /api/v2/spans (9411), converted to OTLP as the Collector does",
+        signals: &[Signal::Traces],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Receiver,
         type_name: "hostmetrics",
         description: "CPU, load, memory, disk, filesystem, network, connections, processes, cgroups, uptime",
         signals: &[Signal::Metrics],
@@ -196,6 +203,20 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Processor,
+        type_name: "probabilistic_sampler",
+        description: "keeps a percentage of traces (by trace id) and log records: the Collector's hash_seed decision bit for bit, or consistent sampling with the W3C `th` tracestate",
+        signals: &[Signal::Traces, Signal::Logs],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Processor,
+        type_name: "tail_sampling",
+        description: "keeps or drops whole traces after decision_wait by policies (always_sample, latency, status_code, probabilistic, string/numeric attributes, rate_limiting, span_count, and, composite), at most num_traces held",
+        signals: &[Signal::Traces],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Processor,
         type_name: "percentiles",
         description: "windowed percentiles (p50..p99, max) of histogram, gauge and sum metrics",
         signals: &[Signal::Metrics],
@@ -211,7 +232,7 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     ComponentInfo {
         kind: Kind::Exporter,
         type_name: "otlphttp",
-        description: "OTLP over HTTP (protobuf or JSON, optional gzip), with queue, retry and backoff",
+        description: "OTLP over HTTP (protobuf or JSON; gzip, zstd or none), with queue, retry and backoff",
         signals: ALL,
         connects: &[],
     },
@@ -345,6 +366,7 @@ pub enum ReceiverConfig {
     Exec(receivers::exec::ExecConfig),
     FileLog(receivers::filelog::FileLogPlan),
     Checks(receivers::checks::ChecksPlan),
+    Zipkin(receivers::zipkin::ZipkinConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -359,6 +381,8 @@ pub enum ProcessorConfig {
     ResourceDetection(processors::resourcedetection::ResourceDetectionConfig),
     Attributes(processors::attributes::AttributesConfig),
     Resource(processors::attributes::resource::ResourceConfig),
+    ProbabilisticSampler(processors::probabilistic_sampler::ProbabilisticSamplerConfig),
+    TailSampling(processors::tail_sampling::TailSamplingConfig),
 }
 
 // Configs are built once at start-up; their size does not matter.
@@ -397,10 +421,12 @@ pub fn decode_receiver(
             let config: receivers::otlp::OtlpReceiverConfig = decoder.decode(value, path)?;
             let protocols = &config.protocols;
             let at = path.key("protocols");
-            if protocols.http.as_ref().is_some_and(|h| h.cors.is_some()) {
+            if let Some(cors) = protocols.http.as_ref().and_then(|h| h.cors.as_ref())
+                && cors.allowed_origins.is_empty()
+            {
                 decoder.warning(
                     at.key("http").key("cors"),
-                    "cors is accepted but not applied: sidewatch answers no CORS preflight, so browsers need a proxy in front",
+                    "cors without allowed_origins is off, as in the Collector: no preflight is answered",
                 );
             }
             let metadata = [
@@ -469,6 +495,17 @@ pub fn decode_receiver(
             decoder.decode(value, path).map(ReceiverConfig::HostMetrics)
         }
         "internal" => decoder.decode(value, path).map(ReceiverConfig::Internal),
+        "zipkin" => {
+            let config: receivers::zipkin::ZipkinConfig = decoder.decode(value, path)?;
+            if config.parse_string_tags {
+                decoder.error(
+                    path.key("parse_string_tags"),
+                    "parse_string_tags: true is not supported by sidewatch: tags stay strings (type them with `transform`, e.g. `set(attributes[\"k\"], Int(attributes[\"k\"]))`)",
+                );
+                return None;
+            }
+            Some(ReceiverConfig::Zipkin(config))
+        }
         "prometheus" => {
             receivers::prometheus::decode(value, path, decoder).map(ReceiverConfig::Prometheus)
         }
@@ -612,6 +649,23 @@ pub fn decode_processor(
             decoder
                 .decode(value, path)
                 .map(ProcessorConfig::ResourceDetection)
+        }
+        "tail_sampling" => {
+            processors::tail_sampling::TailSamplingConfig::decode(value, path, decoder)
+                .map(ProcessorConfig::TailSampling)
+        }
+        "probabilistic_sampler" => {
+            let raw: processors::probabilistic_sampler::RawProbabilisticSamplerConfig =
+                decoder.decode(value, path)?;
+            match raw.compile() {
+                Ok(config) => Some(ProcessorConfig::ProbabilisticSampler(config)),
+                Err(errors) => {
+                    for (field, message) in errors {
+                        decoder.error(path.key(field), message);
+                    }
+                    None
+                }
+            }
         }
         "memory_limiter" => {
             let config: processors::memory_limiter::CollectorMemoryLimiterConfig =
@@ -868,6 +922,9 @@ mod tests {
                 (Kind::Processor, "resource") => yaml_serde::from_str("attributes: []").unwrap(),
                 (Kind::Processor, "resourcedetection") => {
                     yaml_serde::from_str("detectors: [env]").unwrap()
+                }
+                (Kind::Processor, "tail_sampling") => {
+                    yaml_serde::from_str("policies: [{ name: all, type: always_sample }]").unwrap()
                 }
                 (Kind::Processor, "memory_limiter") => {
                     yaml_serde::from_str("limit_mib: 512").unwrap()

@@ -167,7 +167,8 @@ pub(crate) fn build_graph(
             .processors
             .iter()
             .map(|id| {
-                let processor = build_processor(&plan.processors[id]);
+                let mut processor = build_processor(&plan.processors[id]);
+                processor.register_telemetry(&id.to_string(), telemetry);
                 if let Some(stats) = processor.cardinality() {
                     telemetry.register_cardinality(
                         "processor",
@@ -504,6 +505,7 @@ fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
         ReceiverConfig::Exec(c) => Box::new(receivers::exec::ExecReceiver::new(c.clone())),
         ReceiverConfig::FileLog(c) => Box::new(receivers::filelog::FileLogReceiver::new(c.clone())),
         ReceiverConfig::Checks(c) => Box::new(receivers::checks::ChecksReceiver::new(c.clone())),
+        ReceiverConfig::Zipkin(c) => Box::new(receivers::zipkin::ZipkinReceiver::new(c.clone())),
     }
 }
 
@@ -529,6 +531,12 @@ pub fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
         }
         ProcessorConfig::MemoryLimiter(_) => {
             Box::new(processors::memory_limiter::MemoryLimiterProcessor)
+        }
+        ProcessorConfig::ProbabilisticSampler(c) => {
+            Box::new(processors::probabilistic_sampler::ProbabilisticSampler::new(c))
+        }
+        ProcessorConfig::TailSampling(c) => {
+            Box::new(processors::tail_sampling::TailSampling::new(c))
         }
     }
 }

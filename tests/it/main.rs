@@ -23,6 +23,7 @@ mod checks_tcp;
 mod checks_tls;
 mod config_errors;
 mod connection_deadlines;
+mod cors;
 mod count;
 mod data_model;
 mod early_answers;
@@ -45,6 +46,7 @@ mod otlphttp_chain;
 mod ottl;
 mod percentiles;
 mod persistent_queue;
+mod probabilistic_sampler;
 mod prometheus;
 mod prometheus_receiver;
 mod queue_batching;
@@ -58,9 +60,11 @@ mod shutdown;
 mod slow_bodies;
 mod store;
 mod store_compat;
+mod tail_sampling;
 mod telemetry;
 mod tls;
 mod webhook_sink;
+mod zipkin;
 
 /// reqwest (built with `rustls-no-provider`, as sidewatch is) needs a
 /// process-wide rustls provider before any client is built, TLS or not;
