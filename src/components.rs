@@ -266,6 +266,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Exporter,
+        type_name: "store",
+        description: "keeps metrics on this host: retention tiers with rollups, series and disk caps; queried with PromQL on the telemetry endpoint",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
         type_name: "alertmanager",
         description: "sends alert events to Alertmanager's API, re-sending while they fire",
         signals: &[Signal::Logs],
@@ -402,6 +409,7 @@ pub enum ExporterConfig {
     File(exporters::file::FileExporterConfig),
     Prometheus(exporters::prometheus::PrometheusExporterConfig),
     PrometheusRemoteWrite(exporters::prometheusremotewrite::PrometheusRemoteWriteConfig),
+    Store(exporters::store::StoreExporterConfig),
     Alertmanager(exporters::alertmanager::AlertmanagerExporterConfig),
     Webhook(exporters::webhook::WebhookExporterConfig),
     Email(exporters::email::EmailExporterConfig),
@@ -746,6 +754,22 @@ pub fn decode_exporter(
             }
             valid.then_some(ExporterConfig::PrometheusRemoteWrite(config))
         }
+        "store" => {
+            let config: exporters::store::StoreExporterConfig = decoder.decode(value, path)?;
+            let errors = config.validate();
+            let valid = errors.is_empty();
+            for (fields, message) in errors {
+                let mut at = path.clone();
+                for field in &fields {
+                    at = match field.parse::<usize>() {
+                        Ok(i) => at.index(i),
+                        Err(_) => at.key(field),
+                    };
+                }
+                decoder.error(at, message);
+            }
+            valid.then_some(ExporterConfig::Store(config))
+        }
         "alertmanager" => decoder
             .decode(value, path)
             .map(ExporterConfig::Alertmanager),
@@ -931,6 +955,7 @@ mod tests {
                     yaml_serde::from_str("endpoint: http://127.0.0.1:1").unwrap()
                 }
                 (Kind::Exporter, "file") => yaml_serde::from_str("path: /tmp/x.jsonl").unwrap(),
+                (Kind::Exporter, "store") => yaml_serde::from_str("path: /tmp/store").unwrap(),
                 (Kind::Exporter, "alertmanager") => {
                     yaml_serde::from_str("endpoint: http://127.0.0.1:9093").unwrap()
                 }

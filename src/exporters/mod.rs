@@ -18,6 +18,7 @@ pub mod prometheusremotewrite;
 pub mod queue;
 mod queue_batch;
 pub mod settings;
+pub mod store;
 pub mod wal;
 pub mod webhook;
 

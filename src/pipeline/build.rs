@@ -249,7 +249,7 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
         &telemetry,
         Purpose::Live,
         &mut |id, config, signal| {
-            let exporter = build_exporter(&id.to_string(), config, signal, &clock)?;
+            let exporter = build_exporter(&id.to_string(), config, signal, &clock, &telemetry)?;
             Ok((exporter, config.settings()))
         },
     )?;
@@ -580,6 +580,7 @@ fn build_exporter(
     config: &ExporterConfig,
     signal: Signal,
     clock: &Clock,
+    telemetry: &Arc<Telemetry>,
 ) -> Result<Arc<dyn Exporter>, String> {
     Ok(match config {
         ExporterConfig::Otlp(c) => Arc::new(exporters::otlp::OtlpExporter::new(c, signal)?),
@@ -599,6 +600,11 @@ fn build_exporter(
         ExporterConfig::PrometheusRemoteWrite(c) => {
             Arc::new(exporters::prometheusremotewrite::PrometheusRemoteWriteExporter::new(c)?)
         }
+        ExporterConfig::Store(c) => {
+            let exporter = exporters::store::StoreExporter::new(c)?;
+            telemetry.register_store(name, exporter.store.clone());
+            Arc::new(exporter)
+        }
     })
 }
 
@@ -613,6 +619,7 @@ impl ExporterConfig {
             ExporterConfig::Webhook(c) => c.settings(),
             ExporterConfig::Email(c) => c.settings(),
             ExporterConfig::PrometheusRemoteWrite(c) => c.settings(),
+            ExporterConfig::Store(c) => c.settings(),
             ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Prometheus(_) => {
                 Default::default()
             }

@@ -60,6 +60,8 @@ mod sdk_end_to_end;
 mod shutdown;
 mod slow_bodies;
 mod spanmetrics;
+mod store;
+mod store_compat;
 mod tail_sampling;
 mod telemetry;
 mod tls;
