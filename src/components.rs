@@ -146,6 +146,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
         connects: &[],
     },
     ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "postgresql",
+        description: "PostgreSQL statistics views: backends, commits, sizes, cache hit ratio, long-running and slow queries, replication lag, up",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
         kind: Kind::Processor,
         type_name: "batch",
         description: "groups items into batches by size or after a timeout; flushes on shutdown",
@@ -338,6 +345,7 @@ pub enum ReceiverConfig {
     Exec(receivers::exec::ExecConfig),
     FileLog(receivers::filelog::FileLogPlan),
     Checks(receivers::checks::ChecksPlan),
+    Postgresql(receivers::databases::postgresql::PostgresqlPlan),
 }
 
 #[derive(Debug, Clone)]
@@ -485,6 +493,11 @@ pub fn decode_receiver(
             use receivers::checks::{decode, icmp::IcmpTarget};
             decode::<IcmpTarget>("icmp", value, path, decoder).map(ReceiverConfig::Checks)
         }
+        "postgresql" => {
+            let config: receivers::databases::postgresql::PostgresqlConfig =
+                decoder.decode(value, path)?;
+            compiled(config.compile(), path, decoder).map(ReceiverConfig::Postgresql)
+        }
         "filelog" => {
             let config: receivers::filelog::FileLogConfig = decoder.decode(value, path)?;
             match config.compile() {
@@ -502,6 +515,23 @@ pub fn decode_receiver(
             }
         }
         _ => None,
+    }
+}
+
+/// A compiled config, or its (field, message) errors reported at `path`.
+fn compiled<T>(
+    result: Result<T, Vec<(&'static str, String)>>,
+    path: &YamlPath,
+    decoder: &mut Decoder,
+) -> Option<T> {
+    match result {
+        Ok(plan) => Some(plan),
+        Err(errors) => {
+            for (field, message) in errors {
+                decoder.error(path.key(field), message);
+            }
+            None
+        }
     }
 }
 
@@ -860,6 +890,7 @@ mod tests {
                 (Kind::Receiver, "icmpcheck") => {
                     yaml_serde::from_str("targets: [{ host: 127.0.0.1 }]").unwrap()
                 }
+                (Kind::Receiver, "postgresql") => yaml_serde::from_str("username: u").unwrap(),
                 (Kind::Receiver, "exec") => yaml_serde::from_str("command: [\"true\"]").unwrap(),
                 (Kind::Receiver, "prometheus") => yaml_serde::from_str(
                     "config: { scrape_configs: [ { job_name: j, static_configs: [ { targets: ['127.0.0.1:9090'] } ] } ] }",

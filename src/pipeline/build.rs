@@ -504,6 +504,10 @@ fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
         ReceiverConfig::Exec(c) => Box::new(receivers::exec::ExecReceiver::new(c.clone())),
         ReceiverConfig::FileLog(c) => Box::new(receivers::filelog::FileLogReceiver::new(c.clone())),
         ReceiverConfig::Checks(c) => Box::new(receivers::checks::ChecksReceiver::new(c.clone())),
+        ReceiverConfig::Postgresql(c) => Box::new(receivers::databases::DatabaseReceiver::new(
+            Box::new(c.scraper()),
+            c.schedule,
+        )),
     }
 }
 

@@ -45,6 +45,7 @@ mod otlphttp_chain;
 mod ottl;
 mod percentiles;
 mod persistent_queue;
+mod postgresql;
 mod prometheus;
 mod prometheus_receiver;
 mod queue_batching;
