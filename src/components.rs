@@ -153,6 +153,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
         connects: &[],
     },
     ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "redis",
+        description: "Redis INFO: clients, memory against maxmemory, keyspace hits and misses, commands, replication, up",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
         kind: Kind::Processor,
         type_name: "batch",
         description: "groups items into batches by size or after a timeout; flushes on shutdown",
@@ -346,6 +353,7 @@ pub enum ReceiverConfig {
     FileLog(receivers::filelog::FileLogPlan),
     Checks(receivers::checks::ChecksPlan),
     Postgresql(receivers::databases::postgresql::PostgresqlPlan),
+    Redis(receivers::databases::redis::RedisPlan),
 }
 
 #[derive(Debug, Clone)]
@@ -497,6 +505,10 @@ pub fn decode_receiver(
             let config: receivers::databases::postgresql::PostgresqlConfig =
                 decoder.decode(value, path)?;
             compiled(config.compile(), path, decoder).map(ReceiverConfig::Postgresql)
+        }
+        "redis" => {
+            let config: receivers::databases::redis::RedisConfig = decoder.decode(value, path)?;
+            compiled(config.compile(), path, decoder).map(ReceiverConfig::Redis)
         }
         "filelog" => {
             let config: receivers::filelog::FileLogConfig = decoder.decode(value, path)?;

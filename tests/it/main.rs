@@ -52,6 +52,7 @@ mod queue_batching;
 mod rapid_reset;
 mod raw_grpc;
 mod red;
+mod redis;
 mod replay;
 mod retry;
 mod sdk_end_to_end;

@@ -18,6 +18,7 @@
 //! `&mut self` and hands back finished metrics.
 
 pub mod postgresql;
+pub mod redis;
 pub mod runner;
 
 use std::time::Duration;
