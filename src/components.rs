@@ -154,6 +154,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Receiver,
+        type_name: "mysql",
+        description: "MySQL and MariaDB global status: threads, connections, buffer pool and its hit ratio, queries, slow queries, replica lag, up",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Receiver,
         type_name: "redis",
         description: "Redis INFO: clients, memory against maxmemory, keyspace hits and misses, commands, replication, up",
         signals: &[Signal::Metrics],
@@ -354,6 +361,7 @@ pub enum ReceiverConfig {
     Checks(receivers::checks::ChecksPlan),
     Postgresql(receivers::databases::postgresql::PostgresqlPlan),
     Redis(receivers::databases::redis::RedisPlan),
+    Mysql(receivers::databases::mysql::MysqlPlan),
 }
 
 #[derive(Debug, Clone)]
@@ -505,6 +513,10 @@ pub fn decode_receiver(
             let config: receivers::databases::postgresql::PostgresqlConfig =
                 decoder.decode(value, path)?;
             compiled(config.compile(), path, decoder).map(ReceiverConfig::Postgresql)
+        }
+        "mysql" => {
+            let config: receivers::databases::mysql::MysqlConfig = decoder.decode(value, path)?;
+            compiled(config.compile(), path, decoder).map(ReceiverConfig::Mysql)
         }
         "redis" => {
             let config: receivers::databases::redis::RedisConfig = decoder.decode(value, path)?;

@@ -508,6 +508,10 @@ fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
             Box::new(c.scraper()),
             c.schedule,
         )),
+        ReceiverConfig::Mysql(c) => Box::new(receivers::databases::DatabaseReceiver::new(
+            Box::new(c.scraper()),
+            c.schedule,
+        )),
         ReceiverConfig::Redis(c) => Box::new(receivers::databases::DatabaseReceiver::new(
             Box::new(c.scraper()),
             c.schedule,

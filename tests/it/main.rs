@@ -40,6 +40,7 @@ mod logpatterns;
 mod logs;
 mod logs_pipeline;
 mod memory_limit;
+mod mysql;
 mod otelcol;
 mod otlphttp_chain;
 mod ottl;

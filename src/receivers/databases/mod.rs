@@ -17,6 +17,7 @@
 //! reports the server's own cumulative counters, so its contract takes
 //! `&mut self` and hands back finished metrics.
 
+pub mod mysql;
 pub mod postgresql;
 pub mod redis;
 pub mod runner;
