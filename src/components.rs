@@ -153,6 +153,27 @@ pub const COMPONENTS: &[ComponentInfo] = &[
         connects: &[],
     },
     ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "postgresql",
+        description: "PostgreSQL statistics views: backends, commits, sizes, cache hit ratio, long-running and slow queries, replication lag, up",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "mysql",
+        description: "MySQL and MariaDB global status: threads, connections, buffer pool and its hit ratio, queries, slow queries, replica lag, up",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Receiver,
+        type_name: "redis",
+        description: "Redis INFO: clients, memory against maxmemory, keyspace hits and misses, commands, replication, up",
+        signals: &[Signal::Metrics],
+        connects: &[],
+    },
+    ComponentInfo {
         kind: Kind::Processor,
         type_name: "batch",
         description: "groups items into batches by size or after a timeout; flushes on shutdown",
@@ -381,6 +402,9 @@ pub enum ReceiverConfig {
     FileLog(receivers::filelog::FileLogPlan),
     Checks(receivers::checks::ChecksPlan),
     Zipkin(receivers::zipkin::ZipkinConfig),
+    Postgresql(receivers::databases::postgresql::PostgresqlPlan),
+    Redis(receivers::databases::redis::RedisPlan),
+    Mysql(receivers::databases::mysql::MysqlPlan),
 }
 
 #[derive(Debug, Clone)]
@@ -546,6 +570,19 @@ pub fn decode_receiver(
             use receivers::checks::{decode, icmp::IcmpTarget};
             decode::<IcmpTarget>("icmp", value, path, decoder).map(ReceiverConfig::Checks)
         }
+        "postgresql" => {
+            let config: receivers::databases::postgresql::PostgresqlConfig =
+                decoder.decode(value, path)?;
+            compiled(config.compile(), path, decoder).map(ReceiverConfig::Postgresql)
+        }
+        "mysql" => {
+            let config: receivers::databases::mysql::MysqlConfig = decoder.decode(value, path)?;
+            compiled(config.compile(), path, decoder).map(ReceiverConfig::Mysql)
+        }
+        "redis" => {
+            let config: receivers::databases::redis::RedisConfig = decoder.decode(value, path)?;
+            compiled(config.compile(), path, decoder).map(ReceiverConfig::Redis)
+        }
         "filelog" => {
             let config: receivers::filelog::FileLogConfig = decoder.decode(value, path)?;
             match config.compile() {
@@ -563,6 +600,23 @@ pub fn decode_receiver(
             }
         }
         _ => None,
+    }
+}
+
+/// A compiled config, or its (field, message) errors reported at `path`.
+fn compiled<T>(
+    result: Result<T, Vec<(&'static str, String)>>,
+    path: &YamlPath,
+    decoder: &mut Decoder,
+) -> Option<T> {
+    match result {
+        Ok(plan) => Some(plan),
+        Err(errors) => {
+            for (field, message) in errors {
+                decoder.error(path.key(field), message);
+            }
+            None
+        }
     }
 }
 
@@ -995,6 +1049,7 @@ mod tests {
                 (Kind::Receiver, "icmpcheck") => {
                     yaml_serde::from_str("targets: [{ host: 127.0.0.1 }]").unwrap()
                 }
+                (Kind::Receiver, "postgresql") => yaml_serde::from_str("username: u").unwrap(),
                 (Kind::Receiver, "exec") => yaml_serde::from_str("command: [\"true\"]").unwrap(),
                 (Kind::Receiver, "prometheus") => yaml_serde::from_str(
                     "config: { scrape_configs: [ { job_name: j, static_configs: [ { targets: ['127.0.0.1:9090'] } ] } ] }",

@@ -506,6 +506,18 @@ fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
         ReceiverConfig::FileLog(c) => Box::new(receivers::filelog::FileLogReceiver::new(c.clone())),
         ReceiverConfig::Checks(c) => Box::new(receivers::checks::ChecksReceiver::new(c.clone())),
         ReceiverConfig::Zipkin(c) => Box::new(receivers::zipkin::ZipkinReceiver::new(c.clone())),
+        ReceiverConfig::Postgresql(c) => Box::new(receivers::databases::DatabaseReceiver::new(
+            Box::new(c.scraper()),
+            c.schedule,
+        )),
+        ReceiverConfig::Mysql(c) => Box::new(receivers::databases::DatabaseReceiver::new(
+            Box::new(c.scraper()),
+            c.schedule,
+        )),
+        ReceiverConfig::Redis(c) => Box::new(receivers::databases::DatabaseReceiver::new(
+            Box::new(c.scraper()),
+            c.schedule,
+        )),
     }
 }
 
