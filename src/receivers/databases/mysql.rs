@@ -125,7 +125,12 @@ impl MysqlConfig {
             .tcp_port(port)
             .prefer_socket(false)
             .user(Some(self.username.clone()))
-            .pass(self.password.as_ref().map(|p| p.expose().to_string()))
+            .pass(
+                self.password
+                    .as_ref()
+                    .filter(|p| !p.expose().is_empty())
+                    .map(|p| p.expose().to_string()),
+            )
             .db_name(self.database.clone())
             .ssl_opts(ssl);
         Ok(MysqlPlan {

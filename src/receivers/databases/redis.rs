@@ -93,7 +93,8 @@ impl RedisConfig {
         if let Some(user) = &self.username {
             settings = settings.set_username(user);
         }
-        if let Some(password) = &self.password {
+        // An empty password (`${env:X:-}` with X unset) means none, not `AUTH ""`.
+        if let Some(password) = self.password.as_ref().filter(|p| !p.expose().is_empty()) {
             settings = settings.set_password(password.expose());
         }
         let tls = self.tls.as_ref().filter(|t| !t.insecure);
