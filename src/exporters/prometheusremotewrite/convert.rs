@@ -182,6 +182,41 @@ impl Converter {
         }
     }
 
+    /// Writes one histogram point, first added to its running total when
+    /// it is a delta; a new delta series beyond the limit is left out.
+    fn emit_histogram(
+        &self,
+        out: &mut Output,
+        (name, labels): (&str, Labels),
+        point: Total,
+        delta: bool,
+        (timestamp, stale): (i64, bool),
+    ) {
+        let total = if delta {
+            match self.accumulate((name.to_string(), labels.clone()), point) {
+                Some(total) => total,
+                None => return,
+            }
+        } else {
+            point
+        };
+        if let Total::Histogram {
+            bounds,
+            counts,
+            sum,
+            count,
+        } = &total
+        {
+            out.histogram(
+                name,
+                &labels,
+                (bounds, counts, *sum, *count),
+                timestamp,
+                stale,
+            );
+        }
+    }
+
     /// Adds a delta to its series' running total and returns the total;
     /// `None` when the series is new and the limit is reached.
     fn accumulate(&self, key: (String, Labels), add: Total) -> Option<Total> {
@@ -332,29 +367,13 @@ impl Converter {
                                     sum: p.sum.unwrap_or(0.0),
                                     count: p.count,
                                 };
-                                let total = if delta && !stale {
-                                    match self.accumulate((name.clone(), labels.clone()), point) {
-                                        Some(total) => total,
-                                        None => continue,
-                                    }
-                                } else {
-                                    point
-                                };
-                                if let Total::Histogram {
-                                    bounds,
-                                    counts,
-                                    sum,
-                                    count,
-                                } = &total
-                                {
-                                    out.histogram(
-                                        &name,
-                                        &labels,
-                                        (bounds, counts, *sum, *count),
-                                        ts,
-                                        stale,
-                                    );
-                                }
+                                self.emit_histogram(
+                                    &mut out,
+                                    (&name, labels),
+                                    point,
+                                    delta && !stale,
+                                    (ts, stale),
+                                );
                             }
                         }
                         Some(Data::ExponentialHistogram(h)) => {
@@ -377,29 +396,13 @@ impl Converter {
                                     sum: p.sum.unwrap_or(0.0),
                                     count: p.count,
                                 };
-                                let total = if delta && !stale {
-                                    match self.accumulate((name.clone(), labels.clone()), point) {
-                                        Some(total) => total,
-                                        None => continue,
-                                    }
-                                } else {
-                                    point
-                                };
-                                if let Total::Histogram {
-                                    bounds,
-                                    counts,
-                                    sum,
-                                    count,
-                                } = &total
-                                {
-                                    out.histogram(
-                                        &name,
-                                        &labels,
-                                        (bounds, counts, *sum, *count),
-                                        ts,
-                                        stale,
-                                    );
-                                }
+                                self.emit_histogram(
+                                    &mut out,
+                                    (&name, labels),
+                                    point,
+                                    delta && !stale,
+                                    (ts, stale),
+                                );
                             }
                         }
                         Some(Data::Summary(s)) => {
