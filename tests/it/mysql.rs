@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use mysql_async::prelude::Queryable;
 
-use crate::checks_support::{points, start_checks};
+use crate::checks_support::{latest_value, points, start_checks, until_value};
 use crate::harness::free_port;
 
 const PASSWORD: &str = "s3cret-my";
@@ -108,29 +108,6 @@ impl Drop for Mariadb {
     }
 }
 
-fn latest(recorded: &crate::backend::Recorded, name: &str, with: &[(&str, &str)]) -> Option<f64> {
-    points(recorded, name)
-        .into_iter()
-        .rfind(|f| with.iter().all(|(k, v)| f.text(k).as_deref() == Some(*v)))
-        .map(|f| f.value())
-}
-
-async fn until(
-    recorded: &crate::backend::Recorded,
-    name: &str,
-    with: &[(&str, &str)],
-    test: impl Fn(f64) -> bool,
-) -> Option<f64> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let value = latest(recorded, name, with);
-        if value.is_some_and(&test) || tokio::time::Instant::now() > deadline {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_commands_commits_queries_and_slow_queries_from_a_real_mariadb() {
     let Some(mut server) = Mariadb::start() else {
@@ -161,7 +138,7 @@ async fn reads_commands_commits_queries_and_slow_queries_from_a_real_mariadb() {
     )
     .await;
     let recorded = &run.backend.recorded;
-    let up = until(recorded, "mysql.up", &[], |v| v == 1.0).await;
+    let up = until_value(recorded, "mysql.up", &[], |v| v == 1.0).await;
     assert_eq!(
         up,
         Some(1.0),
@@ -172,10 +149,10 @@ async fn reads_commands_commits_queries_and_slow_queries_from_a_real_mariadb() {
             .collect::<Vec<_>>()
     );
     let inserts = [("command", "insert")];
-    let inserts_before = latest(recorded, "mysql.commands", &inserts).unwrap();
-    let commits_before = latest(recorded, "mysql.handlers", &[("kind", "commit")]).unwrap();
-    let questions_before = latest(recorded, "mysql.query.client.count", &[]).unwrap();
-    let slow_before = latest(recorded, "mysql.query.slow.count", &[]).unwrap();
+    let inserts_before = latest_value(recorded, "mysql.commands", &inserts).unwrap();
+    let commits_before = latest_value(recorded, "mysql.handlers", &[("kind", "commit")]).unwrap();
+    let questions_before = latest_value(recorded, "mysql.query.client.count", &[]).unwrap();
+    let slow_before = latest_value(recorded, "mysql.query.slow.count", &[]).unwrap();
     for i in 0..25 {
         root.query_drop(format!(
             "START TRANSACTION; INSERT INTO shop.items VALUES ({i}, REPEAT('x', 100)); COMMIT;"
@@ -183,13 +160,13 @@ async fn reads_commands_commits_queries_and_slow_queries_from_a_real_mariadb() {
         .await
         .unwrap();
     }
-    let inserts_after = until(recorded, "mysql.commands", &inserts, |v| {
+    let inserts_after = until_value(recorded, "mysql.commands", &inserts, |v| {
         v >= inserts_before + 25.0
     })
     .await
     .unwrap();
     assert_eq!(inserts_after - inserts_before, 25.0, "Com_insert");
-    let commits = until(recorded, "mysql.handlers", &[("kind", "commit")], |v| {
+    let commits = until_value(recorded, "mysql.handlers", &[("kind", "commit")], |v| {
         v >= commits_before + 25.0
     })
     .await
@@ -198,7 +175,7 @@ async fn reads_commands_commits_queries_and_slow_queries_from_a_real_mariadb() {
         commits - commits_before >= 25.0,
         "{commits_before} -> {commits}"
     );
-    let questions = until(recorded, "mysql.query.client.count", &[], |v| {
+    let questions = until_value(recorded, "mysql.query.client.count", &[], |v| {
         v >= questions_before + 75.0
     })
     .await
@@ -210,30 +187,30 @@ async fn reads_commands_commits_queries_and_slow_queries_from_a_real_mariadb() {
 
     // long_query_time is 0.3 s: a 0.6 s query is slow.
     root.query_drop("SELECT SLEEP(0.6)").await.unwrap();
-    let slow = until(recorded, "mysql.query.slow.count", &[], |v| v > slow_before).await;
+    let slow = until_value(recorded, "mysql.query.slow.count", &[], |v| v > slow_before).await;
     assert_eq!(slow, Some(slow_before + 1.0), "Slow_queries");
 
-    let max = latest(recorded, "mysql.connection.max", &[]).unwrap();
+    let max = latest_value(recorded, "mysql.connection.max", &[]).unwrap();
     assert_eq!(max, 151.0, "MariaDB's default max_connections");
-    let utilization = latest(recorded, "mysql.connection.utilization", &[]).unwrap();
+    let utilization = latest_value(recorded, "mysql.connection.utilization", &[]).unwrap();
     assert!(utilization > 0.0 && utilization < 0.2, "{utilization}");
     assert_eq!(
-        latest(recorded, "mysql.buffer_pool.limit", &[]),
+        latest_value(recorded, "mysql.buffer_pool.limit", &[]),
         Some(16.0 * 1024.0 * 1024.0)
     );
-    let hit = latest(recorded, "mysql.buffer_pool.hit_ratio", &[]).unwrap();
+    let hit = latest_value(recorded, "mysql.buffer_pool.hit_ratio", &[]).unwrap();
     assert!(hit > 0.5 && hit <= 1.0, "hit ratio {hit}");
-    assert!(latest(recorded, "mysql.threads", &[("kind", "connected")]).unwrap() >= 2.0);
+    assert!(latest_value(recorded, "mysql.threads", &[("kind", "connected")]).unwrap() >= 2.0);
     drop(root);
 
     server.stop();
     assert_eq!(
-        until(recorded, "mysql.up", &[], |v| v == 0.0).await,
+        until_value(recorded, "mysql.up", &[], |v| v == 0.0).await,
         Some(0.0)
     );
     server.resume();
     assert_eq!(
-        until(recorded, "mysql.up", &[], |v| v == 1.0).await,
+        until_value(recorded, "mysql.up", &[], |v| v == 1.0).await,
         Some(1.0)
     );
     run.stop().await;

@@ -8,9 +8,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
-use crate::checks_support::{points, start_checks};
+use crate::checks_support::{latest_value, points, start_checks, until_value};
 use crate::harness::free_port;
 
 const BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -145,32 +144,6 @@ fn chown_postgres(path: &Path) {
     assert!(status.success());
 }
 
-/// The latest value of `name` whose attributes include every (key, value).
-fn latest(recorded: &crate::backend::Recorded, name: &str, with: &[(&str, &str)]) -> Option<f64> {
-    points(recorded, name)
-        .into_iter()
-        .rfind(|f| with.iter().all(|(k, v)| f.text(k).as_deref() == Some(*v)))
-        .map(|f| f.value())
-}
-
-/// Waits (10 s at most) until `name` with `with` satisfies `test`; the
-/// last value seen.
-async fn until(
-    recorded: &crate::backend::Recorded,
-    name: &str,
-    with: &[(&str, &str)],
-    test: impl Fn(f64) -> bool,
-) -> Option<f64> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let value = latest(recorded, name, with);
-        if value.is_some_and(&test) || tokio::time::Instant::now() > deadline {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_sizes_commits_queries_and_slow_queries_from_a_real_postgresql() {
     let Some(pg) = Postgres::start() else {
@@ -211,7 +184,7 @@ async fn reads_sizes_commits_queries_and_slow_queries_from_a_real_postgresql() {
     let recorded = &run.backend.recorded;
     let shop_db = [("db.namespace", "shop")];
 
-    let up = until(recorded, "postgresql.up", &[], |v| v == 1.0).await;
+    let up = until_value(recorded, "postgresql.up", &[], |v| v == 1.0).await;
     assert_eq!(
         up,
         Some(1.0),
@@ -231,12 +204,12 @@ async fn reads_sizes_commits_queries_and_slow_queries_from_a_real_postgresql() {
         .unwrap()
         .get(0);
     assert!(expected_size > 10_000 * 200, "{expected_size}");
-    let size = until(recorded, "postgresql.table.size", &table, |v| {
+    let size = until_value(recorded, "postgresql.table.size", &table, |v| {
         v == expected_size as f64
     })
     .await;
     assert_eq!(size, Some(expected_size as f64), "postgresql.table.size");
-    let live = until(
+    let live = until_value(
         recorded,
         "postgresql.rows",
         &[table[0], table[1], ("state", "live")],
@@ -244,7 +217,7 @@ async fn reads_sizes_commits_queries_and_slow_queries_from_a_real_postgresql() {
     )
     .await;
     assert_eq!(live, Some(10_000.0), "live rows");
-    let index = until(
+    let index = until_value(
         recorded,
         "postgresql.index.size",
         &[("postgresql.index.name", "items_pkey")],
@@ -252,19 +225,19 @@ async fn reads_sizes_commits_queries_and_slow_queries_from_a_real_postgresql() {
     )
     .await;
     assert!(index.is_some_and(|v| v > 8192.0), "index size {index:?}");
-    let db_size = latest(recorded, "postgresql.db_size", &shop_db).unwrap();
+    let db_size = latest_value(recorded, "postgresql.db_size", &shop_db).unwrap();
     assert!(db_size > expected_size as f64, "db_size {db_size}");
     assert_eq!(
-        latest(recorded, "postgresql.connection.max", &[]),
+        latest_value(recorded, "postgresql.connection.max", &[]),
         Some(20.0)
     );
-    let utilization = latest(recorded, "postgresql.connection.utilization", &[]).unwrap();
+    let utilization = latest_value(recorded, "postgresql.connection.utilization", &[]).unwrap();
     assert!(utilization > 0.0 && utilization <= 1.0, "{utilization}");
 
     // Known numbers of commits, rollbacks and statements.
-    let commits_before = latest(recorded, "postgresql.commits", &shop_db).unwrap();
-    let rollbacks_before = latest(recorded, "postgresql.rollbacks", &shop_db).unwrap();
-    let calls_before = until(recorded, "postgresql.statements.calls", &shop_db, |_| true)
+    let commits_before = latest_value(recorded, "postgresql.commits", &shop_db).unwrap();
+    let rollbacks_before = latest_value(recorded, "postgresql.rollbacks", &shop_db).unwrap();
+    let calls_before = until_value(recorded, "postgresql.statements.calls", &shop_db, |_| true)
         .await
         .expect("pg_stat_statements calls for shop");
     // A connection of its own, closed after: a backend's statistics reach
@@ -289,14 +262,14 @@ async fn reads_sizes_commits_queries_and_slow_queries_from_a_real_postgresql() {
             .unwrap();
     }
     drop(work);
-    let rollbacks = until(recorded, "postgresql.rollbacks", &shop_db, |v| {
+    let rollbacks = until_value(recorded, "postgresql.rollbacks", &shop_db, |v| {
         v >= rollbacks_before + 7.0
     })
     .await
     .unwrap();
     assert_eq!(rollbacks - rollbacks_before, 7.0, "rollbacks");
     // The test's own 30 queries commit too, and so does each scrape.
-    let commits = until(recorded, "postgresql.commits", &shop_db, |v| {
+    let commits = until_value(recorded, "postgresql.commits", &shop_db, |v| {
         v >= commits_before + 40.0
     })
     .await
@@ -305,7 +278,7 @@ async fn reads_sizes_commits_queries_and_slow_queries_from_a_real_postgresql() {
         commits - commits_before >= 40.0,
         "commits {commits_before} -> {commits}"
     );
-    let calls = until(recorded, "postgresql.statements.calls", &shop_db, |v| {
+    let calls = until_value(recorded, "postgresql.statements.calls", &shop_db, |v| {
         v >= calls_before + 30.0 + 40.0 * 3.0
     })
     .await
@@ -314,33 +287,33 @@ async fn reads_sizes_commits_queries_and_slow_queries_from_a_real_postgresql() {
         calls - calls_before >= 150.0,
         "calls {calls_before} -> {calls}"
     );
-    let ratio = latest(recorded, "postgresql.cache.hit_ratio", &shop_db).unwrap();
+    let ratio = latest_value(recorded, "postgresql.cache.hit_ratio", &shop_db).unwrap();
     assert!(ratio > 0.5 && ratio <= 1.0, "hit ratio {ratio}");
 
     // A slow query: long-running while it runs, slow in pg_stat_statements
     // after.
     assert_eq!(
-        latest(recorded, "postgresql.statements.slow", &shop_db),
+        latest_value(recorded, "postgresql.statements.slow", &shop_db),
         Some(0.0)
     );
     let sleeper = pg.connect("shop").await;
     let sleeping = tokio::spawn(async move {
         sleeper.batch_execute("SELECT pg_sleep(1.5)").await.unwrap();
     });
-    let long = until(recorded, "postgresql.queries.long_running", &shop_db, |v| {
+    let long = until_value(recorded, "postgresql.queries.long_running", &shop_db, |v| {
         v >= 1.0
     })
     .await;
     assert_eq!(long, Some(1.0), "long-running queries while pg_sleep runs");
-    let longest = latest(recorded, "postgresql.queries.longest", &shop_db).unwrap();
+    let longest = latest_value(recorded, "postgresql.queries.longest", &shop_db).unwrap();
     assert!(longest > 0.3, "longest {longest}");
     sleeping.await.unwrap();
-    let slow = until(recorded, "postgresql.statements.slow", &shop_db, |v| {
+    let slow = until_value(recorded, "postgresql.statements.slow", &shop_db, |v| {
         v >= 1.0
     })
     .await;
     assert_eq!(slow, Some(1.0), "slow statements after pg_sleep");
-    let long = until(recorded, "postgresql.queries.long_running", &shop_db, |v| {
+    let long = until_value(recorded, "postgresql.queries.long_running", &shop_db, |v| {
         v == 0.0
     })
     .await;
@@ -370,7 +343,7 @@ async fn a_stopped_postgresql_is_down_within_the_deadline_and_reconnects() {
     )
     .await;
     let recorded = &run.backend.recorded;
-    let up = until(recorded, "postgresql.up", &[], |v| v == 1.0).await;
+    let up = until_value(recorded, "postgresql.up", &[], |v| v == 1.0).await;
     assert_eq!(
         up,
         Some(1.0),
@@ -383,10 +356,10 @@ async fn a_stopped_postgresql_is_down_within_the_deadline_and_reconnects() {
     let before = points(recorded, "postgresql.scrape.duration").len();
     pg.stop();
     assert_eq!(
-        until(recorded, "postgresql.up", &[], |v| v == 0.0).await,
+        until_value(recorded, "postgresql.up", &[], |v| v == 0.0).await,
         Some(0.0)
     );
-    let errors = until(
+    let errors = until_value(
         recorded,
         "postgresql.scrape.errors",
         &[("error.type", "connection_refused")],
@@ -402,7 +375,7 @@ async fn a_stopped_postgresql_is_down_within_the_deadline_and_reconnects() {
     assert!(durations.iter().all(|d| *d < 0.6), "{durations:?}");
     pg.resume();
     assert_eq!(
-        until(recorded, "postgresql.up", &[], |v| v == 1.0).await,
+        until_value(recorded, "postgresql.up", &[], |v| v == 1.0).await,
         Some(1.0),
         "errors: {:?}",
         points(recorded, "postgresql.scrape.errors")
@@ -411,7 +384,7 @@ async fn a_stopped_postgresql_is_down_within_the_deadline_and_reconnects() {
             .collect::<Vec<_>>()
     );
     assert!(
-        latest(
+        latest_value(
             recorded,
             "postgresql.commits",
             &[("db.namespace", "postgres")]

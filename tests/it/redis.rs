@@ -6,7 +6,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use crate::checks_support::{points, start_checks};
+use crate::checks_support::{latest_value, points, start_checks, until_value};
 use crate::harness::free_port;
 
 const PASSWORD: &str = "s3cret-redis";
@@ -73,25 +73,6 @@ impl Drop for RedisServer {
     }
 }
 
-fn latest(recorded: &crate::backend::Recorded, name: &str) -> Option<f64> {
-    points(recorded, name).last().map(|f| f.value())
-}
-
-async fn until(
-    recorded: &crate::backend::Recorded,
-    name: &str,
-    test: impl Fn(f64) -> bool,
-) -> Option<f64> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let value = latest(recorded, name);
-        if value.is_some_and(&test) || tokio::time::Instant::now() > deadline {
-            return value;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_keys_hits_misses_memory_and_uptime_from_a_real_redis_and_sees_it_go_down() {
     let Some(mut server) = RedisServer::start() else {
@@ -135,24 +116,36 @@ async fn reads_keys_hits_misses_memory_and_uptime_from_a_real_redis_and_sees_it_
     )
     .await;
     let recorded = &run.backend.recorded;
-    assert_eq!(until(recorded, "redis.up", |v| v == 1.0).await, Some(1.0));
+    assert_eq!(
+        until_value(recorded, "redis.up", &[], |v| v == 1.0).await,
+        Some(1.0)
+    );
     let keys = points(recorded, "redis.db.keys")
         .into_iter()
         .rfind(|f| f.text("db").as_deref() == Some("0"))
         .map(|f| f.value());
     assert_eq!(keys, Some(100.0), "redis.db.keys for db 0");
-    assert_eq!(latest(recorded, "redis.keyspace.hits"), Some(30.0));
-    assert_eq!(latest(recorded, "redis.keyspace.misses"), Some(10.0));
-    assert_eq!(latest(recorded, "redis.keyspace.hit_ratio"), Some(0.75));
-    let commands = latest(recorded, "redis.commands.processed").unwrap();
+    assert_eq!(
+        latest_value(recorded, "redis.keyspace.hits", &[]),
+        Some(30.0)
+    );
+    assert_eq!(
+        latest_value(recorded, "redis.keyspace.misses", &[]),
+        Some(10.0)
+    );
+    assert_eq!(
+        latest_value(recorded, "redis.keyspace.hit_ratio", &[]),
+        Some(0.75)
+    );
+    let commands = latest_value(recorded, "redis.commands.processed", &[]).unwrap();
     assert!(commands >= 140.0, "commands processed {commands}");
     assert_eq!(
-        latest(recorded, "redis.maxmemory"),
+        latest_value(recorded, "redis.maxmemory", &[]),
         Some(10.0 * 1024.0 * 1024.0)
     );
-    let utilization = latest(recorded, "redis.memory.utilization").unwrap();
+    let utilization = latest_value(recorded, "redis.memory.utilization", &[]).unwrap();
     assert!(utilization > 0.0 && utilization < 1.0, "{utilization}");
-    assert!(latest(recorded, "redis.memory.used").unwrap() > 100_000.0);
+    assert!(latest_value(recorded, "redis.memory.used", &[]).unwrap() > 100_000.0);
     let version = points(recorded, "redis.up")
         .last()
         .and_then(|f| {
@@ -165,13 +158,19 @@ async fn reads_keys_hits_misses_memory_and_uptime_from_a_real_redis_and_sees_it_
     assert!(format!("{version:?}").contains('.'), "{version:?}");
 
     server.stop();
-    assert_eq!(until(recorded, "redis.up", |v| v == 0.0).await, Some(0.0));
+    assert_eq!(
+        until_value(recorded, "redis.up", &[], |v| v == 0.0).await,
+        Some(0.0)
+    );
     let errors = points(recorded, "redis.scrape.errors");
     assert!(!errors.is_empty(), "redis.scrape.errors counted");
     server.resume();
-    assert_eq!(until(recorded, "redis.up", |v| v == 1.0).await, Some(1.0));
+    assert_eq!(
+        until_value(recorded, "redis.up", &[], |v| v == 1.0).await,
+        Some(1.0)
+    );
     // A fresh server: its uptime starts again.
-    let uptime = latest(recorded, "redis.uptime").unwrap();
+    let uptime = latest_value(recorded, "redis.uptime", &[]).unwrap();
     assert!(uptime < 10.0, "uptime {uptime}");
     run.stop().await;
 }
