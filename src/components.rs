@@ -56,6 +56,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Receiver,
+        type_name: "kafka",
+        description: "OTLP (protobuf or JSON) from Kafka topics as a consumer group member; offsets committed once the data is in every exporter queue",
+        signals: ALL,
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Receiver,
         type_name: "hostmetrics",
         description: "CPU, load, memory, disk, filesystem, network, connections, processes, cgroups, uptime",
         signals: &[Signal::Metrics],
@@ -259,6 +266,13 @@ pub const COMPONENTS: &[ComponentInfo] = &[
     },
     ComponentInfo {
         kind: Kind::Exporter,
+        type_name: "kafka",
+        description: "OTLP (protobuf or JSON) to a Kafka topic per signal, keyed by trace id, resource, series or attributes; acknowledged once the broker acknowledged",
+        signals: ALL,
+        connects: &[],
+    },
+    ComponentInfo {
+        kind: Kind::Exporter,
         type_name: "debug",
         description: "logs a summary (basic) or every item (detailed) of what arrives",
         signals: ALL,
@@ -402,6 +416,7 @@ pub enum ReceiverConfig {
     FileLog(receivers::filelog::FileLogPlan),
     Checks(receivers::checks::ChecksPlan),
     Zipkin(receivers::zipkin::ZipkinConfig),
+    Kafka(receivers::kafka::KafkaReceiverConfig),
     Postgresql(receivers::databases::postgresql::PostgresqlPlan),
     Redis(receivers::databases::redis::RedisPlan),
     Mysql(receivers::databases::mysql::MysqlPlan),
@@ -437,6 +452,7 @@ pub enum ExporterConfig {
     Alertmanager(exporters::alertmanager::AlertmanagerExporterConfig),
     Webhook(exporters::webhook::WebhookExporterConfig),
     Email(exporters::email::EmailExporterConfig),
+    Kafka(exporters::kafka::KafkaExporterConfig),
 }
 
 #[derive(Debug, Clone)]
@@ -535,6 +551,16 @@ pub fn decode_receiver(
             decoder.decode(value, path).map(ReceiverConfig::HostMetrics)
         }
         "internal" => decoder.decode(value, path).map(ReceiverConfig::Internal),
+        "kafka" => {
+            let config: receivers::kafka::KafkaReceiverConfig = decoder.decode(value, path)?;
+            let errors = config.validate();
+            let valid = errors.is_empty();
+            for (keys, message) in errors {
+                let at = keys.iter().fold(path.clone(), |at, k| at.key(*k));
+                decoder.error(at, message);
+            }
+            valid.then_some(ReceiverConfig::Kafka(config))
+        }
         "zipkin" => {
             let config: receivers::zipkin::ZipkinConfig = decoder.decode(value, path)?;
             if config.parse_string_tags {
@@ -828,6 +854,16 @@ pub fn decode_exporter(
             .decode(value, path)
             .map(ExporterConfig::Alertmanager),
         "webhook" => decoder.decode(value, path).map(ExporterConfig::Webhook),
+        "kafka" => {
+            let config: exporters::kafka::KafkaExporterConfig = decoder.decode(value, path)?;
+            let errors = config.validate();
+            let valid = errors.is_empty();
+            for (keys, message) in errors {
+                let at = keys.iter().fold(path.clone(), |at, k| at.key(*k));
+                decoder.error(at, message);
+            }
+            valid.then_some(ExporterConfig::Kafka(config))
+        }
         "email" => {
             let config: exporters::email::EmailExporterConfig = decoder.decode(value, path)?;
             let errors = config.validate();

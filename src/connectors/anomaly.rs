@@ -44,7 +44,7 @@ use crate::alerting::event::{AlertEvent, Event, Status, Transition};
 use crate::alerting::matcher::Matcher;
 use crate::alerting::rule::Severity;
 use crate::otlp::time::unix_seconds as seconds;
-use crate::otlp::value::{any_value_text, key_value as kv};
+use crate::otlp::value::key_value as kv;
 use crate::processors::Processor;
 use crate::signal::Batch;
 use crate::stats::anomaly::correlation::{CorrelationChange, Correlator, Member};
@@ -384,29 +384,12 @@ impl AnomalyConnector {
                             continue;
                         }
                     };
-                    let mut labels: BTreeMap<String, String> = BTreeMap::new();
-                    for attribute in resource_attributes.iter().chain(&point.attributes) {
-                        labels.insert(
-                            attribute.key.clone(),
-                            attribute
-                                .value
-                                .as_ref()
-                                .map(any_value_text)
-                                .unwrap_or_default(),
-                        );
-                    }
+                    let labels =
+                        crate::otlp::series::labels(resource_attributes, &point.attributes);
                     if !self.matchers.iter().all(|m| m.matches(&labels)) {
                         continue;
                     }
-                    let key = format!(
-                        "{}{{{}}}",
-                        metric.name,
-                        labels
-                            .iter()
-                            .map(|(k, v)| format!("{k}={v:?}"))
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    );
+                    let key = crate::otlp::series::identity(&metric.name, &labels);
                     if !self.series.contains_key(&key) {
                         if self.series.len() >= self.max_series {
                             self.overflowed_points += 1;

@@ -11,6 +11,7 @@ pub mod debug;
 pub mod email;
 pub mod file;
 pub mod http;
+pub mod kafka;
 pub mod otlp;
 pub mod otlphttp;
 pub mod prometheus;

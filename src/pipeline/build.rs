@@ -506,6 +506,7 @@ fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
         ReceiverConfig::FileLog(c) => Box::new(receivers::filelog::FileLogReceiver::new(c.clone())),
         ReceiverConfig::Checks(c) => Box::new(receivers::checks::ChecksReceiver::new(c.clone())),
         ReceiverConfig::Zipkin(c) => Box::new(receivers::zipkin::ZipkinReceiver::new(c.clone())),
+        ReceiverConfig::Kafka(c) => Box::new(receivers::kafka::KafkaReceiver::new(c.clone())),
         ReceiverConfig::Postgresql(c) => Box::new(receivers::databases::DatabaseReceiver::new(
             Box::new(c.scraper()),
             c.schedule,
@@ -606,6 +607,7 @@ fn build_exporter(
         ),
         ExporterConfig::Webhook(c) => Arc::new(exporters::webhook::WebhookExporter::new(c, name)?),
         ExporterConfig::Email(c) => Arc::new(exporters::email::EmailExporter::new(c)?),
+        ExporterConfig::Kafka(c) => Arc::new(exporters::kafka::KafkaExporter::new(c, signal)?),
         ExporterConfig::Prometheus(c) => {
             Arc::new(exporters::prometheus::PrometheusExporter::new(c)?)
         }
@@ -630,6 +632,7 @@ impl ExporterConfig {
             ExporterConfig::Alertmanager(c) => c.settings(),
             ExporterConfig::Webhook(c) => c.settings(),
             ExporterConfig::Email(c) => c.settings(),
+            ExporterConfig::Kafka(c) => c.settings(),
             ExporterConfig::PrometheusRemoteWrite(c) => c.settings(),
             ExporterConfig::Store(c) => c.settings(),
             ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Prometheus(_) => {

@@ -12,6 +12,7 @@ pub mod exec;
 pub mod filelog;
 pub mod hostmetrics;
 pub mod internal;
+pub mod kafka;
 pub mod otlp;
 pub mod prometheus;
 pub mod zipkin;

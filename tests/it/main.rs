@@ -37,6 +37,7 @@ mod grpc_compression;
 mod harness;
 mod hostmetrics;
 mod id_lengths;
+mod kafka;
 mod logpatterns;
 mod logs;
 mod logs_pipeline;
