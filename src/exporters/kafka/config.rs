@@ -64,7 +64,7 @@ impl Auth {
     }
 }
 
-pub const AUTH_REFUSED: &str = "is not supported by this build's Kafka client (no SASL or TLS to brokers yet): remove `auth` and reach the brokers over plaintext on a trusted network";
+pub const AUTH_REFUSED: &str = "authentication to Kafka is not built in yet (no SASL or TLS to brokers in this build): remove `auth` and reach the brokers over plaintext on a trusted network";
 
 #[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]

@@ -146,7 +146,9 @@ impl Exporter for KafkaExporter {
 
     async fn shutdown(&self) {
         // The queue drained already; whatever librdkafka still buffers is
-        // delivery reports in flight.
-        let _ = self.producer.flush(self.timeout);
+        // delivery reports in flight. `flush` blocks: off the runtime.
+        let producer = self.producer.clone();
+        let timeout = self.timeout;
+        let _ = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
     }
 }
