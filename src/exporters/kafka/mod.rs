@@ -26,6 +26,9 @@ use config::Encoding;
 pub use config::KafkaExporterConfig;
 use partition::KeyBy;
 
+/// A message's key (none: any partition) and value.
+type KeyedMessage = (Option<String>, Vec<u8>);
+
 pub struct KafkaExporter {
     producer: FutureProducer,
     topic: String,
@@ -61,7 +64,7 @@ impl KafkaExporter {
     }
 
     /// The batch as (key, value) messages.
-    fn messages(&self, batch: &Batch) -> Result<Vec<(Option<String>, Vec<u8>)>, ExportError> {
+    fn messages(&self, batch: &Batch) -> Result<Vec<KeyedMessage>, ExportError> {
         let batch = batch
             .decoded()
             .map_err(|e| ExportError::permanent(format!("decoding the batch: {e}")))?;
@@ -70,7 +73,7 @@ impl KafkaExporter {
         fn encode<M: Message + serde::Serialize>(
             parts: Vec<(Option<String>, M)>,
             encoding: Encoding,
-        ) -> Result<Vec<(Option<String>, Vec<u8>)>, ExportError> {
+        ) -> Result<Vec<KeyedMessage>, ExportError> {
             parts
                 .into_iter()
                 .map(|(key, request)| {
