@@ -26,6 +26,7 @@ mod connection_deadlines;
 mod cors;
 mod count;
 mod data_model;
+mod database_alerts;
 mod early_answers;
 mod email;
 mod endpoint_errors;

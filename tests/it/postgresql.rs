@@ -2,9 +2,7 @@
 //! on 127.0.0.1 (its own data directory and port, password auth over
 //! TCP, pg_stat_statements preloaded): a table of known size, known
 //! numbers of commits, rollbacks and queries read back, a slow query seen
-//! as slow; and, with the shipped pipelines/databases.yaml, the server
-//! stopped fires DatabaseUnreachable in the real Alertmanager and
-//! resolves when it comes back.
+//! as slow; a stopped server is down within the deadline and reconnects.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
