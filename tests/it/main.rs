@@ -49,6 +49,7 @@ mod ottl;
 mod percentiles;
 mod persistent_queue;
 mod postgresql;
+mod postgresql_replication;
 mod probabilistic_sampler;
 mod prometheus;
 mod prometheus_receiver;
