@@ -2,9 +2,7 @@
 //! on 127.0.0.1 (its own data directory and port, password auth over
 //! TCP, pg_stat_statements preloaded): a table of known size, known
 //! numbers of commits, rollbacks and queries read back, a slow query seen
-//! as slow; and, with the shipped pipelines/databases.yaml, the server
-//! stopped fires DatabaseUnreachable in the real Alertmanager and
-//! resolves when it comes back.
+//! as slow; a stopped server is down within the deadline and reconnects.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -77,6 +75,42 @@ impl Postgres {
         };
         server.resume();
         Some(server)
+    }
+
+    /// A streaming standby of `primary` (`pg_basebackup -R`) on its own
+    /// port and data directory, started.
+    pub fn standby_of(primary: &Postgres) -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        chown_postgres(dir.path());
+        let data = dir.path().join("data");
+        let output = Command::new("runuser")
+            .args(["-u", "postgres", "--", "env"])
+            .arg(format!("PGPASSWORD={PASSWORD}"))
+            .arg(format!("{BIN}/pg_basebackup"))
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-R", "-X", "stream"])
+            .args(["-p", &primary.port.to_string(), "-D"])
+            .arg(&data)
+            .stdin(Stdio::null())
+            .output()
+            .expect("runuser runs");
+        assert!(
+            output.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let port = free_port();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=20 -c fsync=off -c hot_standby=on",
+            dir.path().display()
+        );
+        let server = Postgres {
+            port,
+            data,
+            options,
+            _dir: dir,
+        };
+        server.resume();
+        server
     }
 
     fn pg_ctl(&self, args: &[&str]) {
