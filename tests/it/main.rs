@@ -50,6 +50,7 @@ mod percentiles;
 mod persistent_queue;
 mod postgresql;
 mod postgresql_replication;
+mod postgresql_tls;
 mod probabilistic_sampler;
 mod prometheus;
 mod prometheus_receiver;
