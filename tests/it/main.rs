@@ -36,6 +36,7 @@ mod grpc_compression;
 mod harness;
 mod hostmetrics;
 mod id_lengths;
+mod layers;
 mod logpatterns;
 mod logs;
 mod logs_pipeline;
