@@ -92,6 +92,14 @@ pub const REGISTRY: &[Row] = &[
         compile: Compile::Receiver(receivers::otlp::compile),
     },
     Row {
+        type_name: "zipkin",
+        aliases: &[],
+        description: "Zipkin v2 spans (JSON or protobuf) on POST /api/v2/spans (9411), converted to OTLP as the Collector does",
+        signals: &[Signal::Traces],
+        connects: &[],
+        compile: Compile::Receiver(receivers::zipkin::compile),
+    },
+    Row {
         type_name: "hostmetrics",
         aliases: &[Alias {
             name: "host_metrics",
@@ -249,6 +257,22 @@ pub const REGISTRY: &[Row] = &[
         compile: Compile::Processor(processors::resourcedetection::compile),
     },
     Row {
+        type_name: "probabilistic_sampler",
+        aliases: &[],
+        description: "keeps a percentage of traces (by trace id) and log records: the Collector's hash_seed decision bit for bit, or consistent sampling with the W3C `th` tracestate",
+        signals: &[Signal::Traces, Signal::Logs],
+        connects: &[],
+        compile: Compile::Processor(processors::probabilistic_sampler::compile),
+    },
+    Row {
+        type_name: "tail_sampling",
+        aliases: &[],
+        description: "keeps or drops whole traces after decision_wait by policies (always_sample, latency, status_code, probabilistic, string/numeric attributes, rate_limiting, span_count, and, composite), at most num_traces held",
+        signals: &[Signal::Traces],
+        connects: &[],
+        compile: Compile::Processor(processors::tail_sampling::compile),
+    },
+    Row {
         type_name: "percentiles",
         aliases: &[],
         description: "windowed percentiles (p50..p99, max) of histogram, gauge and sum metrics",
@@ -273,7 +297,7 @@ pub const REGISTRY: &[Row] = &[
             name: "otlp_http",
             deprecated: None,
         }],
-        description: "OTLP over HTTP (protobuf or JSON, optional gzip), with queue, retry and backoff",
+        description: "OTLP over HTTP (protobuf or JSON; gzip, zstd or none), with queue, retry and backoff",
         signals: ALL,
         connects: &[],
         compile: Compile::Exporter(exporters::otlphttp::compile),
@@ -452,6 +476,9 @@ mod tests {
                 (Kind::Processor, "resource") => yaml_serde::from_str("attributes: []").unwrap(),
                 (Kind::Processor, "resourcedetection") => {
                     yaml_serde::from_str("detectors: [env]").unwrap()
+                }
+                (Kind::Processor, "tail_sampling") => {
+                    yaml_serde::from_str("policies: [{ name: all, type: always_sample }]").unwrap()
                 }
                 (Kind::Processor, "memory_limiter") => {
                     yaml_serde::from_str("limit_mib: 512").unwrap()

@@ -171,7 +171,8 @@ pub(crate) fn build_graph(
             .processors
             .iter()
             .map(|id| {
-                let processor = build_processor(&plan.processors[id]);
+                let mut processor = build_processor(&plan.processors[id]);
+                processor.register_telemetry(&id.to_string(), telemetry);
                 if let Some(stats) = processor.cardinality() {
                     telemetry.register_cardinality(
                         "processor",

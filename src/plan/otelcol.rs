@@ -13,9 +13,6 @@ pub fn unsupported(kind: Kind, type_name: &str) -> Option<&'static str> {
         (Kind::Receiver, "jaeger") => {
             "send OTLP to the `otlp` receiver (the Jaeger clients are retired; OpenTelemetry SDKs speak OTLP)"
         }
-        (Kind::Receiver, "zipkin") => {
-            "send OTLP to the `otlp` receiver (Zipkin clients: use an OpenTelemetry SDK)"
-        }
         (Kind::Receiver, "opencensus") => "send OTLP to the `otlp` receiver",
         (Kind::Receiver, "statsd" | "carbon" | "collectd" | "influxdb") => {
             "run the client's metrics through `exec` or scrape them with `prometheus`"
@@ -46,12 +43,6 @@ pub fn unsupported(kind: Kind, type_name: &str) -> Option<&'static str> {
         (Kind::Receiver, "journald") => "read the journal's export files with `filelog`",
         (Kind::Receiver, "syslog" | "tcplog" | "udplog") => {
             "write the logs to a file and tail it with `filelog`"
-        }
-        (Kind::Processor, "tail_sampling") => {
-            "no tail sampling yet: keep every trace, or sample in the SDK"
-        }
-        (Kind::Processor, "probabilistic_sampler") => {
-            "no sampler yet: sample in the SDK (`OTEL_TRACES_SAMPLER=traceidratio`)"
         }
         (Kind::Processor, "k8sattributes" | "k8s_attributes") => {
             "Kubernetes-only processors are out of scope: set `k8s.*` with `resource` or `OTEL_RESOURCE_ATTRIBUTES` and `resourcedetection` (env)"

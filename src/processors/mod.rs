@@ -17,9 +17,11 @@ pub mod batch;
 pub mod filter;
 pub mod memory_limiter;
 pub mod percentiles;
+pub mod probabilistic_sampler;
 pub mod resourcedetection;
 pub mod schedule;
 pub mod state_write;
+pub mod tail_sampling;
 pub mod transform;
 pub mod window_gauges;
 
@@ -52,6 +54,11 @@ pub trait Processor: Send {
 
     /// Whether `process` takes `Batch::Encoded` as it is, without looking
     /// inside. Others are given decoded batches.
+    /// Registers the component's own counters under its id; called once
+    /// when the graph is built (a processor in several pipelines shares
+    /// them).
+    fn register_telemetry(&mut self, _id: &str, _telemetry: &crate::telemetry::Telemetry) {}
+
     fn accepts_encoded(&self) -> bool {
         false
     }

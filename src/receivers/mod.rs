@@ -13,6 +13,7 @@ pub mod hostmetrics;
 pub mod internal;
 pub mod otlp;
 pub mod prometheus;
+pub mod zipkin;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

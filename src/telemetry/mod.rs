@@ -247,6 +247,14 @@ impl Telemetry {
         kind: &'static str,
         help: &'static str,
     ) -> Arc<counters::ComponentCounter> {
+        let mut registered = self.counters.lock().expect("telemetry lock");
+        // One component in several pipelines counts into one series.
+        if let Some(existing) = registered
+            .iter()
+            .find(|c| c.component == component && c.family == family)
+        {
+            return existing.clone();
+        }
         let counter = Arc::new(counters::ComponentCounter {
             component: component.to_string(),
             family,
@@ -254,10 +262,7 @@ impl Telemetry {
             kind,
             value: AtomicU64::new(0),
         });
-        self.counters
-            .lock()
-            .expect("telemetry lock")
-            .push(counter.clone());
+        registered.push(counter.clone());
         counter
     }
 

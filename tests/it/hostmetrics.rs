@@ -248,18 +248,17 @@ fn default_pipeline_scrapers() -> HostScrapers {
         "embedded default pipeline",
     )
     .unwrap();
-    let config =
-        loaded
-            .plan
-            .receivers
-            .values()
-            .find_map(|r| {
-                sidewatch::components::receiver_as::<
+    let config = loaded
+        .plan
+        .receivers
+        .values()
+        .find_map(|r| {
+            sidewatch::components::receiver_as::<
                     sidewatch::receivers::hostmetrics::HostMetricsConfig,
                 >(r)
                 .cloned()
-            })
-            .expect("the default pipeline has a hostmetrics receiver");
+        })
+        .expect("the default pipeline has a hostmetrics receiver");
     HostScrapers::new(&config.scrapers)
 }
 

@@ -23,6 +23,7 @@ mod checks_tcp;
 mod checks_tls;
 mod config_errors;
 mod connection_deadlines;
+mod cors;
 mod count;
 mod data_model;
 mod early_answers;
@@ -46,6 +47,7 @@ mod otlphttp_chain;
 mod ottl;
 mod percentiles;
 mod persistent_queue;
+mod probabilistic_sampler;
 mod prometheus;
 mod prometheus_receiver;
 mod queue_batching;
@@ -57,9 +59,11 @@ mod retry;
 mod sdk_end_to_end;
 mod shutdown;
 mod slow_bodies;
+mod tail_sampling;
 mod telemetry;
 mod tls;
 mod webhook_sink;
+mod zipkin;
 
 /// reqwest (built with `rustls-no-provider`, as sidewatch is) needs a
 /// process-wide rustls provider before any client is built, TLS or not;

@@ -73,3 +73,54 @@ service:
     assert!(second.shutdown().await.clean);
     backend.stop().await;
 }
+
+/// `compression: zstd | gzip | none` on `otlphttp`, each to a sidewatch
+/// receiver (which refuses a body its Content-Encoding does not describe).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlphttp_compresses_with_zstd_gzip_or_none_for_a_sidewatch_receiver() {
+    let backend = Backend::start("127.0.0.1:0".parse().unwrap()).await;
+    let second = start(&forwarding_config(&backend.url(), "")).await;
+    let second_http = address(&second, "otlp/http");
+    let mut expected = 0;
+    for compression in ["zstd", "gzip", "none"] {
+        let first = start(&format!(
+            r#"
+receivers:
+  otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:0 }} }} }}
+exporters:
+  otlphttp: {{ endpoint: http://{second_http}, compression: {compression} }}
+service:
+  telemetry: {{ metrics: {{ level: none }} }}
+  pipelines:
+    traces: {{ receivers: [otlp], exporters: [otlphttp] }}
+"#
+        ))
+        .await;
+        let mut client =
+            TraceServiceClient::connect(format!("http://{}", address(&first, "otlp/grpc")))
+                .await
+                .unwrap();
+        client
+            .export(trace_request(compression, 5))
+            .await
+            .expect("accepted");
+        expected += 5;
+        let arrived = wait_until(Duration::from_secs(10), || {
+            backend.recorded.span_count() == expected
+        })
+        .await;
+        assert!(
+            arrived,
+            "{compression}: {} spans",
+            backend.recorded.span_count()
+        );
+        assert!(
+            backend
+                .recorded
+                .span_names()
+                .contains(&format!("{compression}-4"))
+        );
+        first.shutdown().await;
+    }
+    second.shutdown().await;
+}

@@ -93,14 +93,28 @@ pub async fn start(
         deadlines: config.deadlines(),
         grpc_max_concurrent_streams: None,
     };
+    let cors = config.cors.clone().map(Arc::new);
     let handler: super::serve::Handler = Arc::new(move |request: super::serve::Request| {
         let mut app = app.clone();
+        let cors = cors.clone();
         Box::pin(async move {
+            // Preflights are answered before routing: no route takes OPTIONS.
+            if let Some(preflight) = cors
+                .as_ref()
+                .and_then(|c| c.preflight(request.method(), request.headers()))
+            {
+                return preflight;
+            }
+            let origin = request.headers().get(header::ORIGIN).cloned();
             // The router's errors are Infallible.
-            match tower_service::Service::call(&mut app, request).await {
+            let mut response = match tower_service::Service::call(&mut app, request).await {
                 Ok(response) => response,
                 Err(never) => match never {},
+            };
+            if let Some(cors) = &cors {
+                cors.decorate(origin.as_ref(), &mut response);
             }
+            response
         })
     });
     let task = tokio::spawn(async move {

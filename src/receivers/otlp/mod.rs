@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub(crate) mod connection_table;
+pub mod cors;
 pub mod deadlines;
 pub mod decode;
 mod grpc;
@@ -146,9 +147,9 @@ pub struct HttpConfig {
     pub read_timeout: Duration,
     /// Serve TLS (and with `client_ca_file`, require client certificates).
     pub tls: Option<crate::tls::server::ServerTlsConfig>,
-    /// The Collector's CORS settings: accepted, not applied (a warning
-    /// says so), so browser clients need a proxy that answers preflights.
-    pub cors: Option<yaml_serde::Value>,
+    /// The Collector's CORS settings: preflights answered, origins
+    /// allowed (see cors.rs).
+    pub cors: Option<cors::CorsConfig>,
     /// The Collector's `include_metadata`: accepted, not used.
     pub include_metadata: Option<bool>,
 }
@@ -251,10 +252,12 @@ pub fn compile(
     let config: OtlpReceiverConfig = decoder.decode(value, path)?;
     let protocols = &config.protocols;
     let at = path.key("protocols");
-    if protocols.http.as_ref().is_some_and(|h| h.cors.is_some()) {
+    if let Some(cors) = protocols.http.as_ref().and_then(|h| h.cors.as_ref())
+        && cors.allowed_origins.is_empty()
+    {
         decoder.warning(
             at.key("http").key("cors"),
-            "cors is accepted but not applied: sidewatch answers no CORS preflight, so browsers need a proxy in front",
+            "cors without allowed_origins is off, as in the Collector: no preflight is answered",
         );
     }
     let metadata = [
