@@ -21,6 +21,7 @@ mod checks_scheduling;
 mod checks_support;
 mod checks_tcp;
 mod checks_tls;
+mod compiled_builds;
 mod config_errors;
 mod connection_deadlines;
 mod cors;
