@@ -11,6 +11,7 @@
 //!   counts), checked where data enters or is used;
 //! - `signal`, `batching`: the OTLP batch type and its splitting;
 //! - `otlp`: helpers over OTLP values and time every component shares;
+//! - `store`: the embedded time-series store and PromQL over it;
 //! - `telemetry`: self-monitoring counters and the /metrics endpoint.
 
 pub mod alerting;
@@ -32,6 +33,7 @@ pub mod receivers;
 pub mod replay;
 pub mod signal;
 pub mod stats;
+pub mod store;
 pub mod telemetry;
 pub mod timestamp;
 pub mod tls;

@@ -24,6 +24,7 @@ use crate::exporters::settings::ExporterSettings;
 use crate::processors::Processor;
 use crate::receivers::Receiver;
 use crate::signal::Signal;
+use crate::telemetry::Telemetry;
 
 pub trait CompiledReceiver: Any + Debug + Send + Sync {
     fn build(&self) -> Box<dyn Receiver>;
@@ -39,6 +40,9 @@ pub struct ExporterContext<'a> {
     pub name: &'a str,
     pub signal: Signal,
     pub clock: &'a Clock,
+    /// Self-telemetry, where an exporter offers something to the
+    /// telemetry endpoint (the `store` its query API).
+    pub telemetry: &'a Arc<Telemetry>,
 }
 
 pub trait CompiledExporter: Any + Debug + Send + Sync {

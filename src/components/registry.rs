@@ -195,6 +195,30 @@ pub const REGISTRY: &[Row] = &[
         compile: Compile::Receiver(receivers::checks::compile_icmp),
     },
     Row {
+        type_name: "postgresql",
+        aliases: &[],
+        description: "PostgreSQL statistics views: backends, commits, sizes, cache hit ratio, long-running and slow queries, replication lag, up",
+        signals: &[Signal::Metrics],
+        connects: &[],
+        compile: Compile::Receiver(receivers::databases::postgresql::compile),
+    },
+    Row {
+        type_name: "mysql",
+        aliases: &[],
+        description: "MySQL and MariaDB global status: threads, connections, buffer pool and its hit ratio, queries, slow queries, replica lag, up",
+        signals: &[Signal::Metrics],
+        connects: &[],
+        compile: Compile::Receiver(receivers::databases::mysql::compile),
+    },
+    Row {
+        type_name: "redis",
+        aliases: &[],
+        description: "Redis INFO: clients, memory against maxmemory, keyspace hits and misses, commands, replication, up",
+        signals: &[Signal::Metrics],
+        connects: &[],
+        compile: Compile::Receiver(receivers::databases::redis::compile),
+    },
+    Row {
         type_name: "batch",
         aliases: &[],
         description: "groups items into batches by size or after a timeout; flushes on shutdown",
@@ -332,6 +356,25 @@ pub const REGISTRY: &[Row] = &[
         compile: Compile::Exporter(exporters::prometheus::compile),
     },
     Row {
+        type_name: "prometheusremotewrite",
+        aliases: &[Alias {
+            name: "prometheus_remote_write",
+            deprecated: None,
+        }],
+        description: "Prometheus remote write 1.0 (protobuf + snappy) to Prometheus, Mimir, Cortex, Thanos, with queue, retry and backoff",
+        signals: &[Signal::Metrics],
+        connects: &[],
+        compile: Compile::Exporter(exporters::prometheusremotewrite::compile),
+    },
+    Row {
+        type_name: "store",
+        aliases: &[],
+        description: "keeps metrics on this host: retention tiers with rollups, series and disk caps; queried with PromQL on the telemetry endpoint",
+        signals: &[Signal::Metrics],
+        connects: &[],
+        compile: Compile::Exporter(exporters::store::compile),
+    },
+    Row {
         type_name: "alertmanager",
         aliases: &[],
         description: "sends alert events to Alertmanager's API, re-sending while they fire",
@@ -381,6 +424,17 @@ pub const REGISTRY: &[Row] = &[
         signals: &[],
         connects: &[(Signal::Traces, Signal::Metrics)],
         compile: Compile::Connector(connectors::red::compile),
+    },
+    Row {
+        type_name: "spanmetrics",
+        aliases: &[Alias {
+            name: "span_metrics",
+            deprecated: None,
+        }],
+        description: "the Collector's span metrics: traces.span.metrics.calls and .duration (explicit or exponential histogram, exemplars) per service, span name, kind, status and dimensions",
+        signals: &[],
+        connects: &[(Signal::Traces, Signal::Metrics)],
+        compile: Compile::Connector(connectors::spanmetrics::compile),
     },
     Row {
         type_name: "logpatterns",
@@ -453,6 +507,11 @@ mod tests {
         for info in REGISTRY {
             let path = YamlPath::root().key(info.type_name);
             let value = match (info.kind(), info.type_name) {
+                (Kind::Exporter, "prometheusremotewrite") => {
+                    yaml_serde::from_str("endpoint: http://127.0.0.1:9090/api/v1/write").unwrap()
+                }
+                (Kind::Exporter, "store") => yaml_serde::from_str("path: /tmp/store").unwrap(),
+                (Kind::Receiver, "postgresql") => yaml_serde::from_str("username: u").unwrap(),
                 (Kind::Exporter, "otlp" | "otlphttp") => {
                     yaml_serde::from_str("endpoint: http://127.0.0.1:1").unwrap()
                 }

@@ -8,3 +8,4 @@ pub mod count;
 pub mod forward;
 pub mod logpatterns;
 pub mod red;
+pub mod spanmetrics;

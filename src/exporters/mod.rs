@@ -15,9 +15,11 @@ pub mod http;
 pub mod otlp;
 pub mod otlphttp;
 pub mod prometheus;
+pub mod prometheusremotewrite;
 pub mod queue;
 mod queue_batch;
 pub mod settings;
+pub mod store;
 pub mod wal;
 pub mod webhook;
 

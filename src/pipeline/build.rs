@@ -257,6 +257,7 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
                 name: &id.to_string(),
                 signal,
                 clock: &clock,
+                telemetry: &telemetry,
             })?;
             Ok((exporter, config.settings()))
         },

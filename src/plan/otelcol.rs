@@ -52,17 +52,11 @@ pub fn unsupported(kind: Kind, type_name: &str) -> Option<&'static str> {
             "groupbytrace" | "groupbyattrs" | "metricstransform" | "cumulativetodelta"
             | "deltatorate" | "span" | "redaction" | "routing",
         ) => "use `transform` (OTTL) or `filter` for what it does here",
-        (Kind::Connector, "spanmetrics" | "span_metrics") => {
-            "use the `red` connector: request and error rates and duration percentiles per service and route"
-        }
         (Kind::Connector, "servicegraph" | "service_graph") => {
             "use the `red` connector for per-service request metrics"
         }
         (Kind::Connector, "routing" | "sum") => {
             "use `filter` in separate pipelines fed by the `forward` connector"
-        }
-        (Kind::Exporter, "prometheusremotewrite" | "prometheus_remote_write") => {
-            "use the `prometheus` exporter and let Prometheus scrape it, or `otlphttp` to Prometheus's OTLP endpoint (/api/v1/otlp)"
         }
         (Kind::Exporter, "jaeger" | "zipkin") => {
             "use `otlp` or `otlphttp`: Jaeger and Zipkin backends accept OTLP"
@@ -119,6 +113,12 @@ mod tests {
             (Kind::Exporter, "otlp_http", "otlphttp"),
             (Kind::Exporter, "logging", "debug"),
             (Kind::Receiver, "host_metrics", "hostmetrics"),
+            (
+                Kind::Exporter,
+                "prometheus_remote_write",
+                "prometheusremotewrite",
+            ),
+            (Kind::Connector, "span_metrics", "spanmetrics"),
         ] {
             assert_eq!(
                 lookup(kind, written).map(|r| r.type_name),

@@ -7,6 +7,7 @@
 //! requests before those tasks end.
 
 pub mod checks;
+pub mod databases;
 pub mod exec;
 pub mod filelog;
 pub mod hostmetrics;

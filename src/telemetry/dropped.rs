@@ -21,15 +21,19 @@ pub enum Component {
     Anomaly,
     Alert,
     Prometheus,
+    PrometheusRemoteWrite,
+    SpanMetrics,
 }
 
 impl Component {
-    const ALL: [Component; 5] = [
+    const ALL: [Component; 7] = [
         Component::Percentiles,
         Component::Red,
         Component::Anomaly,
         Component::Alert,
         Component::Prometheus,
+        Component::PrometheusRemoteWrite,
+        Component::SpanMetrics,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -39,6 +43,8 @@ impl Component {
             Component::Anomaly => "anomaly",
             Component::Alert => "alert",
             Component::Prometheus => "prometheus",
+            Component::PrometheusRemoteWrite => "prometheusremotewrite",
+            Component::SpanMetrics => "spanmetrics",
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod connections;
 pub mod counters;
 pub mod dropped;
 pub mod logs;
+pub mod query_api;
 pub mod requests;
 pub mod server;
 
@@ -95,6 +96,8 @@ pub struct Telemetry {
     cardinality: Mutex<Vec<cardinality::Registered>>,
     counters: Mutex<Vec<Arc<counters::ComponentCounter>>>,
     checks: Mutex<Vec<Arc<checks::CheckStatus>>>,
+    /// `store` exporters, by name: the query API reads the first.
+    stores: Mutex<Vec<(String, Arc<crate::store::Store>)>>,
     /// Set when `service.memory_limiter` is configured.
     pub memory_limiter: std::sync::OnceLock<Arc<crate::pipeline::memory::MemoryLimiter>>,
 }
@@ -110,6 +113,7 @@ impl Default for Telemetry {
             cardinality: Mutex::default(),
             counters: Mutex::default(),
             checks: Mutex::default(),
+            stores: Mutex::default(),
         }
     }
 }
@@ -140,6 +144,22 @@ impl Telemetry {
             .unwrap_or_else(|e| e.into_inner())
             .push(status.clone());
         status
+    }
+
+    pub fn register_store(&self, name: &str, store: Arc<crate::store::Store>) {
+        self.stores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((name.to_string(), store));
+    }
+
+    /// The store the query API reads: the first `store` exporter.
+    pub fn store(&self) -> Option<Arc<crate::store::Store>> {
+        self.stores
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .first()
+            .map(|(_, s)| s.clone())
     }
 
     pub fn checks(&self) -> Vec<Arc<checks::CheckStatus>> {

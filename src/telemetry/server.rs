@@ -1,5 +1,6 @@
-//! The telemetry endpoint: `/healthz`, `/metrics` and `/checks` (the
-//! last result of every synthetic check, as JSON).
+//! The telemetry endpoint: `/healthz`, `/metrics`, `/checks` (the last
+//! result of every synthetic check, as JSON) and the Prometheus query API
+//! over the store (`query_api`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +27,7 @@ pub async fn start(
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/checks", get(checks))
+        .merge(super::query_api::routes())
         .with_state(telemetry);
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)

@@ -128,3 +128,29 @@ pub fn entry<'a>(json: &'a serde_json::Value, target: &str) -> &'a serde_json::V
         .and_then(|checks| checks.iter().find(|c| c["target"] == target))
         .unwrap_or_else(|| panic!("no /checks entry for {target}: {json}"))
 }
+
+/// The latest value of `name` whose attributes include every (key, value).
+pub fn latest_value(recorded: &Recorded, name: &str, with: &[(&str, &str)]) -> Option<f64> {
+    points(recorded, name)
+        .into_iter()
+        .rfind(|f| with.iter().all(|(k, v)| f.text(k).as_deref() == Some(*v)))
+        .map(|f| f.value())
+}
+
+/// Waits (10 s at most) until `name` with `with` satisfies `test`; the
+/// last value seen.
+pub async fn until_value(
+    recorded: &Recorded,
+    name: &str,
+    with: &[(&str, &str)],
+    test: impl Fn(f64) -> bool,
+) -> Option<f64> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let value = latest_value(recorded, name, with);
+        if value.is_some_and(&test) || tokio::time::Instant::now() > deadline {
+            return value;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -95,7 +95,7 @@ pub async fn query_all(client: &reqwest::Client, base: &str, expr: &str) -> Opti
         .collect()
 }
 
-async fn query(client: &reqwest::Client, base: &str, expr: &str) -> Option<f64> {
+pub async fn query(client: &reqwest::Client, base: &str, expr: &str) -> Option<f64> {
     query_all(client, base, expr).await?.first().copied()
 }
 
@@ -120,7 +120,44 @@ impl Prometheus {
 
     /// With `config` as its prometheus.yml.
     pub fn with_config(binary: &std::path::Path, config_text: &str) -> Prometheus {
+        Prometheus::with_data(binary, config_text, &[], |_| {})
+    }
+
+    /// With `config` as its prometheus.yml and `args` added to its command
+    /// line (`--web.enable-remote-write-receiver`).
+    pub fn with_args(binary: &std::path::Path, config_text: &str, args: &[&str]) -> Prometheus {
+        Prometheus::with_data(binary, config_text, args, |_| {})
+    }
+
+    /// Backfilled with `openmetrics` (samples with timestamps) by
+    /// `promtool tsdb create-blocks-from openmetrics` before it starts.
+    pub fn with_backfill(
+        binary: &std::path::Path,
+        promtool: &std::path::Path,
+        openmetrics: &str,
+    ) -> Prometheus {
+        Prometheus::with_data(binary, "global: { scrape_interval: 1m }\n", &[], |data| {
+            let input = data.with_extension("om");
+            std::fs::write(&input, openmetrics).unwrap();
+            let status = Command::new(promtool)
+                .args(["tsdb", "create-blocks-from", "openmetrics"])
+                .arg(&input)
+                .arg(data)
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "promtool backfill failed");
+        })
+    }
+
+    fn with_data(
+        binary: &std::path::Path,
+        config_text: &str,
+        args: &[&str],
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> Prometheus {
         let dir = tempfile::tempdir().unwrap();
+        prepare(&dir.path().join("data"));
         let config = dir.path().join("prometheus.yml");
         std::fs::write(&config, config_text).unwrap();
         let web_port = free_port();
@@ -131,6 +168,7 @@ impl Prometheus {
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address=127.0.0.1:{web_port}"))
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

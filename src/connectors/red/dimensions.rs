@@ -7,7 +7,7 @@
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value};
 use opentelemetry_proto::tonic::trace::v1::{Span, span::SpanKind, status::StatusCode};
 
-fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
+pub(crate) fn text(attributes: &[KeyValue], key: &str) -> Option<String> {
     let value = attributes
         .iter()
         .find(|kv| kv.key == key)?

@@ -25,7 +25,7 @@
 //! with ids of the wrong length are left out and counted
 //! (`sidewatch_dropped_points_total{component="red",reason="invalid_id"}`).
 
-mod dimensions;
+pub(crate) mod dimensions;
 #[cfg(test)]
 mod tests;
 

@@ -83,7 +83,7 @@ pub struct MetricStore {
     pub dropped_series: u64,
 }
 
-fn attribute_labels(attributes: &[KeyValue]) -> Vec<(String, String)> {
+pub(crate) fn attribute_labels(attributes: &[KeyValue]) -> Vec<(String, String)> {
     attributes
         .iter()
         .map(|kv| {
@@ -96,7 +96,7 @@ fn attribute_labels(attributes: &[KeyValue]) -> Vec<(String, String)> {
 }
 
 /// job and instance from the resource, as the spec derives them.
-fn job_and_instance(resource: &[KeyValue]) -> Labels {
+pub(crate) fn job_and_instance(resource: &[KeyValue]) -> Labels {
     let get = |key: &str| {
         resource
             .iter()
@@ -120,7 +120,9 @@ fn job_and_instance(resource: &[KeyValue]) -> Labels {
 
 /// Explicit buckets from an exponential histogram: base = 2^(2^-scale),
 /// positive bucket i covers (base^i, base^(i+1)], negative ones mirror it.
-fn exponential_to_explicit(point: &ExponentialHistogramDataPoint) -> (Vec<f64>, Vec<u64>) {
+pub(crate) fn exponential_to_explicit(
+    point: &ExponentialHistogramDataPoint,
+) -> (Vec<f64>, Vec<u64>) {
     let base = 2f64.powf(2f64.powi(-point.scale));
     let mut buckets: Vec<(f64, u64)> = Vec::new();
     if let Some(negative) = &point.negative {
