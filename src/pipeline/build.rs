@@ -6,7 +6,8 @@
 //! telemetry endpoint. Stop, under one deadline: receivers stop accepting
 //! and finish in-flight requests; tickers stop (one blocked on a full queue
 //! is abandoned at the deadline); pipelines flush in topological order;
-//! queues drain; whatever is stuck is named.
+//! queues drain, all at once, so one stuck on a dead backend costs the
+//! others nothing; whatever is stuck is named.
 //!
 //! `build_graph` is the part without receivers and tickers, shared with
 //! `sidewatch replay`, which drives the same graph on a manual clock.
@@ -467,9 +468,15 @@ impl RunningCollector {
             }
         }
 
-        for queue in self.queues {
+        // Every queue drains at once against the one deadline: a queue
+        // stuck on a dead backend neither spends the others' time nor adds
+        // its abandon grace to theirs.
+        let drains = self.queues.into_iter().map(|queue| async move {
             let name = format!("exporter {} ({})", queue.name, queue.stats.signal);
-            if !queue.drain(deadline).await {
+            (name, queue.drain(deadline).await)
+        });
+        for (name, drained) in futures::future::join_all(drains).await {
+            if !drained {
                 stuck.push(format!("{name} did not drain before the deadline"));
             }
         }
