@@ -26,7 +26,7 @@ use rdkafka::{ClientContext, TopicPartitionList};
 use serde::Deserialize;
 
 use super::{Consumers, Receiver, ReceiverContext, StartedReceiver};
-use crate::exporters::kafka::config::{
+use crate::kafka::{
     AUTH_REFUSED, Auth, Encoding, SignalTopic, check_brokers, default_brokers, default_topic,
 };
 use crate::pipeline::Refused;
@@ -437,4 +437,21 @@ impl Receiver for KafkaReceiver {
             tasks: vec![task],
         })
     }
+}
+
+impl crate::components::compiled::CompiledReceiver for KafkaReceiverConfig {
+    fn build(&self) -> Box<dyn crate::receivers::Receiver> {
+        Box::new(KafkaReceiver::new(self.clone()))
+    }
+}
+
+/// The registry's compile step for the `kafka` receiver.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    let config: KafkaReceiverConfig = decoder.decode(value, path)?;
+    crate::components::compiled::report_at(config.validate(), path, decoder)
+        .then(|| std::sync::Arc::new(config) as _)
 }

@@ -25,6 +25,22 @@ impl Postgres {
     /// initdb + pg_ctl start as the `postgres` user (initdb refuses root).
     /// Missing PostgreSQL: skip loudly, or fail under CI=true.
     pub fn start() -> Option<Postgres> {
+        Self::start_with(false)
+    }
+
+    /// As `start`, also serving TLS with a server certificate for
+    /// 127.0.0.1 signed by `ca.pem` in `tls_dir()` (`foreign-ca.pem`
+    /// there signed nothing of it).
+    pub fn start_tls() -> Option<Postgres> {
+        Self::start_with(true)
+    }
+
+    /// The directory of the TLS test certificates.
+    pub fn tls_dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    fn start_with(tls: bool) -> Option<Postgres> {
         if !Path::new(BIN).join("initdb").exists() {
             crate::external::binary("postgresql-15-initdb", "postgresql")?;
         }
@@ -63,10 +79,25 @@ impl Postgres {
             "UTF8",
         ]);
         let port = free_port();
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=20 -c fsync=off -c shared_preload_libraries=pg_stat_statements",
             dir.path().display()
         );
+        if tls {
+            crate::certs::all(dir.path());
+            for file in ["server.pem", "server.key"] {
+                chown_postgres(&dir.path().join(file));
+            }
+            std::fs::set_permissions(
+                dir.path().join("server.key"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .unwrap();
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key",
+                dir.path().display()
+            ));
+        }
         let server = Postgres {
             port,
             data,

@@ -155,3 +155,34 @@ impl Exporter for KafkaExporter {
         let _ = tokio::task::spawn_blocking(move || producer.flush(timeout)).await;
     }
 }
+
+impl crate::components::compiled::CompiledExporter for KafkaExporterConfig {
+    fn settings(&self) -> crate::exporters::settings::ExporterSettings {
+        KafkaExporterConfig::settings(self)
+    }
+
+    fn build(
+        &self,
+        context: &crate::components::compiled::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::exporters::Exporter>, String> {
+        Ok(std::sync::Arc::new(KafkaExporter::new(
+            self,
+            context.signal,
+        )?))
+    }
+}
+
+/// The registry's compile step for the `kafka` exporter.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledExporter>> {
+    crate::exporters::compile::checked::<KafkaExporterConfig>(
+        value,
+        path,
+        decoder,
+        crate::exporters::compile::no_tls,
+        |c, path, decoder| crate::components::compiled::report_at(c.validate(), path, decoder),
+    )
+}

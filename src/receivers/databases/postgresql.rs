@@ -165,6 +165,24 @@ pub fn tls_config(
     Ok(client.config(!tls.insecure_skip_verify).0)
 }
 
+impl crate::components::compiled::CompiledReceiver for PostgresqlPlan {
+    fn build(&self) -> Box<dyn crate::receivers::Receiver> {
+        Box::new(super::DatabaseReceiver::new(
+            Box::new(self.scraper()),
+            self.schedule,
+        ))
+    }
+}
+
+/// The registry's compile step for `postgresql`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    super::compile_with(value, path, decoder, PostgresqlConfig::compile)
+}
+
 impl PostgresqlPlan {
     pub fn scraper(&self) -> PostgresqlScraper {
         PostgresqlScraper {
