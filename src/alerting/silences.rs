@@ -83,7 +83,8 @@ impl Silence {
                     .to_string(),
             );
         }
-        if !(ends_at > starts_at) {
+        // NaN compares as neither: refused too.
+        if ends_at.partial_cmp(&starts_at) != Some(std::cmp::Ordering::Greater) {
             return Err("endsAt must be after startsAt".to_string());
         }
         Ok(Silence {
