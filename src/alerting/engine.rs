@@ -30,6 +30,7 @@ use std::hash::{Hash, Hasher};
 use serde::{Deserialize, Serialize};
 
 use super::event::{AlertEvent, Status, Transition};
+use super::gate::{Candidate, Episode, Gate, Open};
 use super::learned::ScoreHistory;
 use super::rule::{Aggregate, LOOKBACK, Rule, Severity, ValueFunction};
 use super::template::{TemplateData, render};
@@ -72,6 +73,37 @@ pub struct Instance {
     #[serde(default)]
     pub held_back: bool,
     pub predicted_crossing_at: Option<f64>,
+    /// When the severity last changed; `None` means since `active_at`.
+    #[serde(default)]
+    pub severity_since: Option<f64>,
+    /// Firing and told, but a severity change was muted by a silence: it
+    /// goes out once nothing mutes it.
+    #[serde(default)]
+    pub unsent_change: bool,
+}
+
+impl Instance {
+    pub fn episode(&self) -> Episode {
+        Episode {
+            active_at: self.active_at,
+            severity_since: self.severity_since.unwrap_or(self.active_at),
+        }
+    }
+}
+
+/// A pending or firing alert as the alerts API lists it.
+#[derive(Debug, Clone)]
+pub struct ActiveAlert {
+    pub fingerprint: String,
+    pub rule: String,
+    /// As receivers see them: `alertname` and `severity` included.
+    pub labels: Labels,
+    pub annotations: Labels,
+    pub state: State,
+    pub severity: Severity,
+    pub active_at: f64,
+    pub value: f64,
+    pub episode: Episode,
 }
 
 /// Samples of one series of one metric, shared by every rule reading it.
@@ -268,6 +300,13 @@ impl Engine {
 
     /// Evaluates every rule at `now` (unix seconds) and returns the events.
     pub fn evaluate(&mut self, now: f64) -> Vec<AlertEvent> {
+        self.evaluate_gated(now, &Open)
+    }
+
+    /// As [`Engine::evaluate`], with `gate` muting notifications (the
+    /// alerts API's acknowledgements and silences): a muted fire is held
+    /// back as `cooldown` holds it, and goes out once nothing mutes it.
+    pub fn evaluate_gated(&mut self, now: f64, gate: &dyn Gate) -> Vec<AlertEvent> {
         // Expire old samples once, for every rule reading them.
         for slot in 0..self.series.len() {
             if !self.series[slot].live {
@@ -295,9 +334,35 @@ impl Engine {
         }
         let mut events = Vec::new();
         for runtime in &mut self.rules {
-            runtime.evaluate(&self.series, now, &mut events);
+            runtime.evaluate(&self.series, now, gate, &mut events);
         }
         events
+    }
+
+    /// Every pending and firing alert, with the labels and annotations
+    /// receivers would see now.
+    pub fn active_alerts(&self) -> Vec<ActiveAlert> {
+        let mut out = Vec::new();
+        for runtime in &self.rules {
+            for (key, instance) in &runtime.instances {
+                if instance.state == State::Resolved {
+                    continue;
+                }
+                let data = template_data(instance, instance.value);
+                out.push(ActiveAlert {
+                    fingerprint: fingerprint(&runtime.rule.config.name, key),
+                    rule: runtime.rule.config.name.clone(),
+                    labels: alert_labels(&runtime.rule, instance),
+                    annotations: annotations(&runtime.rule, &data),
+                    state: instance.state,
+                    severity: instance.severity,
+                    active_at: instance.active_at,
+                    value: instance.value,
+                    episode: instance.episode(),
+                });
+            }
+        }
+        out
     }
 
     /// Every instance, for persistence: rule name -> instance key -> instance.
@@ -329,7 +394,13 @@ impl Engine {
 }
 
 impl RuleRuntime {
-    fn evaluate(&mut self, all: &[Series], now: f64, events: &mut Vec<AlertEvent>) {
+    fn evaluate(
+        &mut self,
+        all: &[Series],
+        now: f64,
+        gate: &dyn Gate,
+        events: &mut Vec<AlertEvent>,
+    ) {
         let first = *self.first_evaluation.get_or_insert(now);
         self.members
             .retain(|(slot, generation)| all[*slot].live && all[*slot].generation == *generation);
@@ -379,7 +450,7 @@ impl RuleRuntime {
                     labels.insert("alert.reason".into(), "absent".into());
                     labels
                 };
-                self.apply(&key, labels, &verdict, now, &mut active, events);
+                self.apply(&key, labels, &verdict, now, gate, &mut active, events);
                 continue;
             }
             if absent_for.is_some() && !self.instances.is_empty() {
@@ -421,6 +492,7 @@ impl RuleRuntime {
                         || series.labels.clone(),
                         &verdict,
                         now,
+                        gate,
                         &mut active,
                         events,
                     );
@@ -457,7 +529,15 @@ impl RuleRuntime {
                 passed,
                 predicted_crossing_at: crossing,
             };
-            self.apply(&key, || labels.clone(), &verdict, now, &mut active, events);
+            self.apply(
+                &key,
+                || labels.clone(),
+                &verdict,
+                now,
+                gate,
+                &mut active,
+                events,
+            );
         }
         if let Some(limit) = absent_for
             && self.members.is_empty()
@@ -473,7 +553,15 @@ impl RuleRuntime {
                     .into_iter()
                     .collect()
             };
-            self.apply("absent\u{1e}", labels, &verdict, now, &mut active, events);
+            self.apply(
+                "absent\u{1e}",
+                labels,
+                &verdict,
+                now,
+                gate,
+                &mut active,
+                events,
+            );
         }
 
         // Instances whose condition did not hold this round.
@@ -492,6 +580,7 @@ impl RuleRuntime {
                     if now - since >= keep_firing_for {
                         instance.state = State::Resolved;
                         instance.resolved_at = Some(now);
+                        instance.unsent_change = false;
                         if !std::mem::take(&mut instance.held_back) {
                             events.push(event(
                                 &self.rule,
@@ -518,12 +607,14 @@ impl RuleRuntime {
     /// Applies one verdict to its instance: creates it when the condition
     /// starts holding, fires it after `for`, notes severity changes and
     /// repeats. A verdict that does not hold is left to the caller.
+    #[allow(clippy::too_many_arguments)]
     fn apply(
         &mut self,
         key: &str,
         labels: impl FnOnce() -> Labels,
         verdict: &Verdict,
         now: f64,
+        gate: &dyn Gate,
         active: &mut HashSet<String>,
         events: &mut Vec<AlertEvent>,
     ) {
@@ -567,6 +658,8 @@ impl RuleRuntime {
                     last_notified_at,
                     held_back: false,
                     predicted_crossing_at: verdict.predicted_crossing_at,
+                    severity_since: None,
+                    unsent_change: false,
                 },
             );
         }
@@ -580,44 +673,61 @@ impl RuleRuntime {
         let previous_severity = instance.severity;
         instance.severity = severity;
         instance.threshold = threshold;
+        if severity != previous_severity {
+            instance.severity_since = Some(now);
+        }
         let cooldown = self.rule.config.cooldown.as_secs_f64();
         let cooling = instance
             .last_notified_at
             .is_some_and(|t| now - t < cooldown);
+        let rule = &self.rule;
+        // Asked only when a notification is due: most evaluations notify
+        // nothing, and an open gate is never asked.
+        let muted = |instance: &Instance| {
+            !gate.is_open()
+                && gate.mutes(&Candidate {
+                    fingerprint: &fingerprint(&rule.config.name, key),
+                    labels: &alert_labels(rule, instance),
+                    episode: instance.episode(),
+                    now,
+                })
+        };
         if instance.state == State::Pending
-            && now - instance.active_at >= self.rule.config.for_duration.as_secs_f64()
+            && now - instance.active_at >= rule.config.for_duration.as_secs_f64()
         {
             instance.state = State::Firing;
             instance.fired_at = Some(now);
-            if cooling {
+            if cooling || muted(instance) {
                 instance.held_back = true;
             } else {
                 instance.last_notified_at = Some(now);
-                events.push(event(&self.rule, key, instance, Transition::Fired, now));
+                events.push(event(rule, key, instance, Transition::Fired, now));
             }
         } else if instance.state == State::Firing && instance.held_back {
-            if !cooling {
+            if !cooling && !muted(instance) {
                 instance.held_back = false;
                 instance.last_notified_at = Some(now);
-                events.push(event(&self.rule, key, instance, Transition::Fired, now));
+                events.push(event(rule, key, instance, Transition::Fired, now));
             }
         } else if instance.state == State::Firing {
-            let repeat = self.rule.config.repeat_interval.as_secs_f64();
-            if severity != previous_severity {
-                instance.last_notified_at = Some(now);
-                events.push(event(
-                    &self.rule,
-                    key,
-                    instance,
-                    Transition::SeverityChanged,
-                    now,
-                ));
+            let repeat = rule.config.repeat_interval.as_secs_f64();
+            if severity != previous_severity || instance.unsent_change {
+                // A silence holds a severity change back until it ends; an
+                // acknowledgement ends with it (a new episode).
+                if muted(instance) {
+                    instance.unsent_change = true;
+                } else {
+                    instance.unsent_change = false;
+                    instance.last_notified_at = Some(now);
+                    events.push(event(rule, key, instance, Transition::SeverityChanged, now));
+                }
             } else if repeat > 0.0
                 && !cooling
                 && instance.last_notified_at.is_some_and(|t| now - t >= repeat)
+                && !muted(instance)
             {
                 instance.last_notified_at = Some(now);
-                events.push(event(&self.rule, key, instance, Transition::Repeated, now));
+                events.push(event(rule, key, instance, Transition::Repeated, now));
             }
         }
     }
@@ -708,6 +818,36 @@ fn fingerprint(rule: &str, key: &str) -> String {
     format!("{:016x}", hasher.finish())
 }
 
+fn template_data(instance: &Instance, value: f64) -> TemplateData<'_> {
+    TemplateData {
+        labels: &instance.labels,
+        value,
+        threshold: instance.threshold,
+        severity: instance.severity.as_str(),
+    }
+}
+
+/// The labels receivers see: the series' (or group's), the rule's own
+/// (rendered with the firing value), `alertname` and `severity`.
+fn alert_labels(rule: &Rule, instance: &Instance) -> Labels {
+    let data = template_data(instance, instance.value);
+    let mut labels = instance.labels.clone();
+    for (k, v) in &rule.config.labels {
+        labels.insert(k.clone(), render(v, &data));
+    }
+    labels.insert("alertname".into(), rule.config.name.clone());
+    labels.insert("severity".into(), instance.severity.as_str().into());
+    labels
+}
+
+fn annotations(rule: &Rule, data: &TemplateData<'_>) -> Labels {
+    rule.config
+        .annotations
+        .iter()
+        .map(|(k, v)| (k.clone(), render(v, data)))
+        .collect()
+}
+
 /// The event for `transition` of `instance`. A resolved event reports the
 /// value that resolved it (NaN when there was none: the series went
 /// silent) and the firing value beside it; annotations are rendered with
@@ -729,26 +869,8 @@ fn event(
     } else {
         instance.value
     };
-    let severity = instance.severity.as_str();
-    let mut data = TemplateData {
-        labels: &instance.labels,
-        value: instance.value,
-        threshold: instance.threshold,
-        severity,
-    };
-    let mut labels = instance.labels.clone();
-    for (k, v) in &rule.config.labels {
-        labels.insert(k.clone(), render(v, &data));
-    }
-    labels.insert("alertname".into(), rule.config.name.clone());
-    labels.insert("severity".into(), severity.into());
-    data.value = value;
-    let annotations = rule
-        .config
-        .annotations
-        .iter()
-        .map(|(k, v)| (k.clone(), render(v, &data)))
-        .collect();
+    let labels = alert_labels(rule, instance);
+    let annotations = annotations(rule, &template_data(instance, value));
     AlertEvent {
         rule: rule.config.name.clone(),
         status: if resolved {

@@ -58,6 +58,37 @@ impl Matcher {
         })
     }
 
+    /// A matcher from its parts, as Alertmanager's API gives them
+    /// (`isRegex`, `isEqual`); regexes match the whole value.
+    pub fn from_parts(
+        label: &str,
+        value: &str,
+        is_regex: bool,
+        is_equal: bool,
+    ) -> Result<Matcher, String> {
+        if label.is_empty() {
+            return Err("a matcher's name is empty".to_string());
+        }
+        let regex = || {
+            regex::Regex::new(&format!("^(?:{value})$")).map_err(|e| {
+                format!(
+                    "invalid regular expression {value:?} in the matcher on {label:?}: {}",
+                    crate::config::one_line(&e)
+                )
+            })
+        };
+        let op = match (is_regex, is_equal) {
+            (false, true) => MatchOp::Equal(value.to_string()),
+            (false, false) => MatchOp::NotEqual(value.to_string()),
+            (true, true) => MatchOp::Regex(regex()?),
+            (true, false) => MatchOp::NotRegex(regex()?),
+        };
+        Ok(Matcher {
+            label: label.to_string(),
+            op,
+        })
+    }
+
     /// A missing label matches as the empty string, as in Prometheus.
     pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
         let value = labels.get(&self.label).map(String::as_str).unwrap_or("");

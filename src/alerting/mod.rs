@@ -12,8 +12,11 @@
 pub mod anomaly_event;
 pub mod engine;
 pub mod event;
+pub mod gate;
 pub mod learned;
+pub mod live;
 pub mod matcher;
 pub mod rule;
+pub mod silences;
 pub mod state;
 pub mod template;

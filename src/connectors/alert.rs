@@ -23,6 +23,7 @@ use serde::Deserialize;
 
 use crate::alerting::engine::{Engine, Labels};
 use crate::alerting::event::{AlertEvent, Event};
+use crate::alerting::live::{LiveAlerts, book_file};
 use crate::alerting::rule::{Rule, RuleConfig};
 use crate::alerting::state;
 use crate::components::compiled::{CompiledConnector, ConnectorContext};
@@ -157,6 +158,11 @@ pub struct AlertConnector {
     /// written again.
     last_saved: Option<Vec<u8>>,
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
+    /// What the alerts API sees and writes: the alerts of the last
+    /// evaluation (published only once registered), acknowledgements and
+    /// silences (the gate of every evaluation).
+    live: std::sync::Arc<LiveAlerts>,
+    publishes: bool,
 }
 
 impl AlertConnector {
@@ -177,6 +183,8 @@ impl AlertConnector {
             engine,
             interval: config.evaluation_interval,
             next_evaluation: None,
+            live: std::sync::Arc::new(LiveAlerts::new(state_file.as_deref().map(book_file))),
+            publishes: false,
             state_file,
             last_saved: None,
             stats: std::sync::Arc::new(crate::telemetry::cardinality::CardinalityStats::new(
@@ -188,7 +196,9 @@ impl AlertConnector {
     /// Evaluates at `now` and returns the events (for tests); the state
     /// file, if any, is written before returning.
     pub fn evaluate(&mut self, now: SystemTime) -> Vec<AlertEvent> {
-        let events = self.engine.evaluate(unix_seconds(now));
+        let live = self.live.clone();
+        let events = self.engine.evaluate_gated(unix_seconds(now), &*live.book());
+        self.publish();
         if let Some(write) = self.take_state_write()
             && let Err(e) = write.write()
         {
@@ -210,6 +220,12 @@ impl AlertConnector {
             path: path.clone(),
             bytes,
         })
+    }
+
+    fn publish(&self) {
+        if self.publishes {
+            self.live.publish(self.engine.active_alerts());
+        }
     }
 
     pub fn observe_batch(&mut self, batch: &Batch, now: SystemTime) {
@@ -283,6 +299,12 @@ impl Processor for AlertConnector {
             .publish(self.engine.series_count(), self.engine.overflowed_samples);
     }
 
+    /// Lists this connector's alerts on the alerts API.
+    fn register_telemetry(&mut self, id: &str, telemetry: &crate::telemetry::Telemetry) {
+        telemetry.register_alerts(id, self.live.clone());
+        self.publishes = true;
+    }
+
     fn cardinality(
         &self,
     ) -> Option<std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>> {
@@ -305,6 +327,8 @@ impl Processor for AlertConnector {
         }
         let mut events = Vec::new();
         let mut missed = 0;
+        let live = self.live.clone();
+        let book = live.book();
         while due + self.interval <= now && !self.interval.is_zero() {
             if missed == MAX_CATCH_UP {
                 tracing::warn!(
@@ -314,11 +338,13 @@ impl Processor for AlertConnector {
                 );
                 break;
             }
-            events.extend(self.engine.evaluate(unix_seconds(due)));
+            events.extend(self.engine.evaluate_gated(unix_seconds(due), &*book));
             due += self.interval;
             missed += 1;
         }
-        events.extend(self.engine.evaluate(unix_seconds(now)));
+        events.extend(self.engine.evaluate_gated(unix_seconds(now), &*book));
+        drop(book);
+        self.publish();
         self.next_evaluation = Some(if now >= due + self.interval {
             now + self.interval
         } else {

@@ -155,7 +155,8 @@ pub(crate) fn build_graph(
                         .filter(|p| p.receivers.contains(id))
                         .filter_map(|p| built.get(&p.id).cloned())
                         .collect();
-                    let state = build_connector(&id.to_string(), config, purpose);
+                    let mut state = build_connector(&id.to_string(), config, purpose);
+                    state.register_telemetry(&id.to_string(), telemetry);
                     if let Some(stats) = state.cardinality() {
                         telemetry.register_cardinality("connector", &id.to_string(), "", stats);
                     }
@@ -365,15 +366,19 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
                 format!("cannot listen on {address}: {e}"),
             )
         })?;
-        let (bound, task) =
-            telemetry::server::start(resolved, telemetry.clone(), telemetry_stop.clone())
-                .await
-                .map_err(|e| {
-                    component_error(
-                        "telemetry endpoint".into(),
-                        format!("cannot listen on {address}: {e}"),
-                    )
-                })?;
+        let (bound, task) = telemetry::server::start(
+            resolved,
+            telemetry.clone(),
+            telemetry_stop.clone(),
+            plan.service.telemetry.auth.as_ref(),
+        )
+        .await
+        .map_err(|e| {
+            component_error(
+                "telemetry endpoint".into(),
+                format!("cannot listen on {address}: {e}"),
+            )
+        })?;
         tracing::info!(listener = "telemetry", address = %bound, "listening");
         addresses.insert("telemetry".into(), bound);
         telemetry_task = Some(task);

@@ -34,6 +34,8 @@ pub struct TelemetryPlan {
     pub address: Option<ListenAddress>,
     pub log_filter: Option<String>,
     pub log_encoding: crate::telemetry::logs::LogEncoding,
+    /// What the alerts API's writes need (`service.telemetry.auth`).
+    pub auth: Option<crate::receivers::otlp::auth::AuthConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -255,7 +257,22 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
         },
         log_filter: service.telemetry.logs.level.clone(),
         log_encoding: service.telemetry.logs.encoding,
+        auth: service.telemetry.auth.clone(),
     };
+    if let Some(auth) = &service.telemetry.auth {
+        // The telemetry endpoint serves plain HTTP.
+        let at = service_path.key("telemetry").key("auth");
+        for (field, message) in auth.validate(true) {
+            decoder.error(
+                if field == "auth" {
+                    at.clone()
+                } else {
+                    at.key(field)
+                },
+                message,
+            );
+        }
+    }
     let keep = |section: &'static str, id: &ComponentId| used.contains(&(section, id.clone()));
     Some(Plan {
         receivers: receivers

@@ -55,6 +55,10 @@ pub struct RawTelemetry {
     /// with a warning.
     #[serde(default)]
     pub resource: BTreeMap<String, Value>,
+    /// Credentials the alerts API's writes (acknowledgements, silences)
+    /// need, in the otlp receiver's `auth` form.
+    #[serde(default)]
+    pub auth: Option<crate::receivers::otlp::auth::AuthConfig>,
 }
 
 #[derive(Debug, Deserialize)]

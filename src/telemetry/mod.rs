@@ -6,6 +6,7 @@
 //! registry only keeps an `Arc` to each for rendering, so the hot path
 //! never takes a lock.
 
+pub mod alerts_api;
 pub mod cardinality;
 pub mod checks;
 pub mod connections;
@@ -98,6 +99,8 @@ pub struct Telemetry {
     checks: Mutex<Vec<Arc<checks::CheckStatus>>>,
     /// `store` exporters, by name: the query API reads the first.
     stores: Mutex<Vec<(String, Arc<crate::store::Store>)>>,
+    /// Every `alert` connector's live alerts, by id, for the alerts API.
+    alerts: Mutex<Vec<(String, Arc<crate::alerting::live::LiveAlerts>)>>,
     /// Set when `service.memory_limiter` is configured.
     pub memory_limiter: std::sync::OnceLock<Arc<crate::pipeline::memory::MemoryLimiter>>,
 }
@@ -114,6 +117,7 @@ impl Default for Telemetry {
             counters: Mutex::default(),
             checks: Mutex::default(),
             stores: Mutex::default(),
+            alerts: Mutex::default(),
         }
     }
 }
@@ -160,6 +164,21 @@ impl Telemetry {
             .unwrap_or_else(|e| e.into_inner())
             .first()
             .map(|(_, s)| s.clone())
+    }
+
+    pub fn register_alerts(&self, connector: &str, live: Arc<crate::alerting::live::LiveAlerts>) {
+        self.alerts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push((connector.to_string(), live));
+    }
+
+    /// Every alert connector's live alerts, by connector id.
+    pub fn alerts(&self) -> Vec<(String, Arc<crate::alerting::live::LiveAlerts>)> {
+        self.alerts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     pub fn checks(&self) -> Vec<Arc<checks::CheckStatus>> {

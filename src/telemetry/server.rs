@@ -16,18 +16,32 @@ use tokio_util::sync::CancellationToken;
 use super::{State, Telemetry};
 
 /// Binds the endpoint and serves it until `shutdown`; returns the address.
+/// `auth` is what the alerts API's writes need (`service.telemetry.auth`).
 pub async fn start(
     address: SocketAddr,
     telemetry: Arc<Telemetry>,
     shutdown: CancellationToken,
+    auth: Option<&crate::receivers::otlp::auth::AuthConfig>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
     let listener = TcpListener::bind(address).await?;
     let bound = listener.local_addr()?;
+    let access = match auth {
+        Some(auth) => super::alerts_api::WriteAccess::Credentials(
+            crate::receivers::otlp::auth::Authenticator::new(auth)
+                .map_err(std::io::Error::other)?,
+        ),
+        None if bound.ip().is_loopback() => super::alerts_api::WriteAccess::Loopback,
+        None => {
+            tracing::warn!(address = %bound, "the telemetry endpoint listens beyond loopback without service.telemetry.auth: the alerts API refuses acknowledgements and silences");
+            super::alerts_api::WriteAccess::Refused
+        }
+    };
     let app = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/checks", get(checks))
         .merge(super::query_api::routes())
+        .merge(super::alerts_api::routes(Arc::new(access)))
         .with_state(telemetry);
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)

@@ -20,13 +20,13 @@ use crate::webhook_sink::WebhookSink;
 /// A gauge `temperature{room="server"}` in an app instrumented with the
 /// OpenTelemetry SDK, exporting over OTLP/gRPC every 250 ms (as an app
 /// does) and on every change.
-struct SdkGauge {
+pub struct SdkGauge {
     provider: SdkMeterProvider,
     gauge: Gauge<f64>,
 }
 
 impl SdkGauge {
-    async fn start(grpc: String) -> Arc<SdkGauge> {
+    pub async fn start(grpc: String) -> Arc<SdkGauge> {
         // The SDK's exporter blocks: keep it off the async workers.
         tokio::task::spawn_blocking(move || {
             let exporter = opentelemetry_otlp::MetricExporter::builder()
@@ -48,7 +48,7 @@ impl SdkGauge {
         .unwrap()
     }
 
-    async fn set(self: &Arc<Self>, value: f64) {
+    pub async fn set(self: &Arc<Self>, value: f64) {
         let this = self.clone();
         tokio::task::spawn_blocking(move || {
             this.gauge.record(value, &[KeyValue::new("room", "server")]);
@@ -58,7 +58,7 @@ impl SdkGauge {
         .unwrap();
     }
 
-    async fn stop(self: Arc<Self>) {
+    pub async fn stop(self: Arc<Self>) {
         tokio::task::spawn_blocking(move || {
             let _ = self.provider.shutdown();
         })

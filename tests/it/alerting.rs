@@ -419,7 +419,7 @@ fn spawn_sidewatch(config: &std::path::Path) -> crate::harness::Sidewatch {
     crate::harness::Sidewatch::run(config)
 }
 
-async fn send_until_accepted(port: u16, request: &ExportMetricsServiceRequest) {
+pub async fn send_until_accepted(port: u16, request: &ExportMetricsServiceRequest) {
     let client = reqwest::Client::new();
     let body = request.encode_to_vec();
     let sent = wait_for(Duration::from_secs(10), async || {

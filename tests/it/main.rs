@@ -4,6 +4,7 @@
 mod alert_delivery;
 mod alert_events;
 mod alerting;
+mod alerts_api;
 mod anomaly;
 mod anomaly_incidents;
 mod auth;
