@@ -78,6 +78,8 @@ pub struct TelemetryPlan {
     pub address: Option<ListenAddress>,
     pub log_filter: Option<String>,
     pub log_encoding: crate::telemetry::logs::LogEncoding,
+    /// Serve the dashboard at `/` (`service.telemetry.dashboard`).
+    pub dashboard: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -287,6 +289,7 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
         },
         log_filter: service.telemetry.logs.level.clone(),
         log_encoding: service.telemetry.logs.encoding,
+        dashboard: service.telemetry.dashboard,
     };
     let keep = |section: &'static str, id: &ComponentId| used.contains(&(section, id.clone()));
     Some(Plan {

@@ -353,9 +353,13 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
                 format!("cannot listen on {address}: {e}"),
             )
         })?;
-        let (bound, task) =
-            telemetry::server::start(resolved, telemetry.clone(), telemetry_stop.clone())
-                .await
+        let (bound, task) = telemetry::server::start(
+            resolved,
+            telemetry.clone(),
+            plan.service.telemetry.dashboard,
+            telemetry_stop.clone(),
+        )
+        .await
                 .map_err(|e| {
                     component_error(
                         "telemetry endpoint".into(),
