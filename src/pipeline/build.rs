@@ -360,12 +360,12 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
             telemetry_stop.clone(),
         )
         .await
-                .map_err(|e| {
-                    component_error(
-                        "telemetry endpoint".into(),
-                        format!("cannot listen on {address}: {e}"),
-                    )
-                })?;
+        .map_err(|e| {
+            component_error(
+                "telemetry endpoint".into(),
+                format!("cannot listen on {address}: {e}"),
+            )
+        })?;
         tracing::info!(listener = "telemetry", address = %bound, "listening");
         addresses.insert("telemetry".into(), bound);
         telemetry_task = Some(task);

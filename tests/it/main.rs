@@ -25,6 +25,7 @@ mod config_errors;
 mod connection_deadlines;
 mod cors;
 mod count;
+mod dashboard;
 mod data_model;
 mod early_answers;
 mod email;

@@ -159,15 +159,19 @@ async function drawPanel(panel, range) {
   const old = state.charts[panel.id];
   const sameSeries = old && old.series.length === results.length + 1 &&
     results.every((r, i) => old.series[i + 1].label === r.label);
+  // The x axis spans the chosen range, not just the points found in it.
+  const showRange = (u) => u.setScale("x", { min: range.start, max: range.end });
   if (sameSeries) {
     old.setData(data);
+    showRange(old);
     return;
   }
   if (old) old.destroy();
   body.replaceChildren();
   const options = {
     width, height: 200,
-    scales: { x: { time: true } },
+    // Ratios start at 0 and keep a visible height when all zero.
+    scales: { x: { time: true }, y: panel.unit === "ratio" ? { range: (_, min, max) => [0, Math.max(max * 1.1, 0.01)] } : {} },
     series: [{}, ...results.map((r, i) => ({
       label: r.label, stroke: COLOURS[i % COLOURS.length], width: 1.5, spanGaps: false,
       value: (_, v) => formatValue(panel.unit, v),
@@ -176,6 +180,7 @@ async function drawPanel(panel, range) {
     legend: { live: true },
   };
   state.charts[panel.id] = new uPlot(options, data, body);
+  showRange(state.charts[panel.id]);
 }
 
 // Latest RED figures per service and route, one row each.
