@@ -79,6 +79,8 @@ try {
       .locator(".acknowledged").first().waitFor();
     report.afterAck = (await read()).alerts;
   }
+  // Back to the top, so the sticky header is drawn there in the full-page shot.
+  await page.evaluate(() => window.scrollTo(0, 0));
   await page.screenshot({ path: screenshot, fullPage: true });
   report.screenshot = screenshot;
 } catch (e) {
