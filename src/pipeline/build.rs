@@ -369,6 +369,7 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
         let (bound, task) = telemetry::server::start(
             resolved,
             telemetry.clone(),
+            plan.service.telemetry.dashboard,
             telemetry_stop.clone(),
             plan.service.telemetry.auth.as_ref(),
         )

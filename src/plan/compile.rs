@@ -36,6 +36,8 @@ pub struct TelemetryPlan {
     pub log_encoding: crate::telemetry::logs::LogEncoding,
     /// What the alerts API's writes need (`service.telemetry.auth`).
     pub auth: Option<crate::receivers::otlp::auth::AuthConfig>,
+    /// Serve the dashboard at `/` (`service.telemetry.dashboard`).
+    pub dashboard: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -258,6 +260,7 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
         log_filter: service.telemetry.logs.level.clone(),
         log_encoding: service.telemetry.logs.encoding,
         auth: service.telemetry.auth.clone(),
+        dashboard: service.telemetry.dashboard,
     };
     if let Some(auth) = &service.telemetry.auth {
         // The telemetry endpoint serves plain HTTP.

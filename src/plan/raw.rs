@@ -44,7 +44,7 @@ fn default_shutdown_timeout() -> std::time::Duration {
     std::time::Duration::from_secs(10)
 }
 
-#[derive(Debug, Deserialize, Default)]
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawTelemetry {
     #[serde(default)]
@@ -59,6 +59,25 @@ pub struct RawTelemetry {
     /// need, in the otlp receiver's `auth` form.
     #[serde(default)]
     pub auth: Option<crate::receivers::otlp::auth::AuthConfig>,
+    /// The dashboard at `/` of the telemetry endpoint; `false` turns it off.
+    #[serde(default = "default_dashboard")]
+    pub dashboard: bool,
+}
+
+fn default_dashboard() -> bool {
+    true
+}
+
+impl Default for RawTelemetry {
+    fn default() -> Self {
+        RawTelemetry {
+            metrics: RawTelemetryMetrics::default(),
+            logs: RawTelemetryLogs::default(),
+            resource: BTreeMap::new(),
+            dashboard: default_dashboard(),
+            auth: None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -11,6 +11,7 @@ pub mod cardinality;
 pub mod checks;
 pub mod connections;
 pub mod counters;
+pub mod dashboard;
 pub mod dropped;
 pub mod logs;
 pub mod query_api;

@@ -1,6 +1,7 @@
 //! The telemetry endpoint: `/healthz`, `/metrics`, `/checks` (the last
 //! result of every synthetic check, as JSON) and the Prometheus query API
-//! over the store (`query_api`).
+//! over the store (`query_api`), and the dashboard at `/` (`dashboard`)
+//! unless `service.telemetry.dashboard` is false.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use super::{State, Telemetry};
 pub async fn start(
     address: SocketAddr,
     telemetry: Arc<Telemetry>,
+    dashboard: bool,
     shutdown: CancellationToken,
     auth: Option<&crate::receivers::otlp::auth::AuthConfig>,
 ) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<()>)> {
@@ -36,13 +38,16 @@ pub async fn start(
             super::alerts_api::WriteAccess::Refused
         }
     };
-    let app = axum::Router::new()
+    let mut app = axum::Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .route("/checks", get(checks))
         .merge(super::query_api::routes())
-        .merge(super::alerts_api::routes(Arc::new(access)))
-        .with_state(telemetry);
+        .merge(super::alerts_api::routes(Arc::new(access)));
+    if dashboard {
+        app = app.merge(super::dashboard::routes());
+    }
+    let app = app.with_state(telemetry);
     let task = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown.cancelled_owned())

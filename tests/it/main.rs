@@ -27,6 +27,7 @@ mod config_errors;
 mod connection_deadlines;
 mod cors;
 mod count;
+mod dashboard;
 mod data_model;
 mod database_alerts;
 mod early_answers;
