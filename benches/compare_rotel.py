@@ -339,7 +339,7 @@ def main():
         print(header)
         for key in keys:
             medians = [statistics.median(r[key] for r in results[(load, n)]) for n in names]
-            cells = "".join(f"{f'{m:,.1f} ({spread([r[key] for r in results[(load, n)]])})':>30}" for m, n in zip(medians, names))
+            cells = "".join(f"{f'{m:,.1f} ({spread([r[key] for r in results[(load, n)]])})':>34}" for m, n in zip(medians, names))
             ratio = f"{(medians[0] / medians[1] if medians[1] else float('nan')):>18.2f}" if len(names) == 2 else ""
             print(f"{key:<22}{cells}{ratio}")
     for (load, name), runs in results.items():

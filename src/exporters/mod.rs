@@ -7,9 +7,11 @@
 
 pub mod alert_payload;
 pub mod alertmanager;
+pub mod compress;
 pub mod debug;
 pub mod email;
 pub mod file;
+mod grpc_precompressed;
 pub mod http;
 pub mod otlp;
 pub mod otlphttp;
