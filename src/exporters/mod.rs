@@ -7,6 +7,7 @@
 
 pub mod alert_payload;
 pub mod alertmanager;
+pub mod compile;
 pub mod compress;
 pub mod debug;
 pub mod email;
