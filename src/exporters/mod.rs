@@ -8,9 +8,11 @@
 pub mod alert_payload;
 pub mod alertmanager;
 pub mod compile;
+pub mod compress;
 pub mod debug;
 pub mod email;
 pub mod file;
+mod grpc_precompressed;
 pub mod http;
 pub mod kafka;
 pub mod otlp;

@@ -4,6 +4,12 @@
 //! DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE, DATA_LOSS, and
 //! RESOURCE_EXHAUSTED only when the server sent RetryInfo (whose delay is
 //! honoured). A partial success is reported, never retried.
+//!
+//! With compression on, every batch is sent as protobuf bytes compressed
+//! once by [`super::compress`] (large bodies on a blocking thread, so the
+//! runtime's workers keep serving receivers meanwhile), and
+//! [`PrecompressedChannel`] flags the message compressed; tonic's own
+//! compression is not used.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -13,12 +19,13 @@ use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceResp
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
 use serde::Deserialize;
 use tonic::client::Grpc;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 use tonic_types::StatusExt;
 
+use super::grpc_precompressed::PrecompressedChannel;
 use super::settings::{ExporterSettings, QueueSettings, RetrySettings};
 use super::{ExportError, Exporter};
 use crate::config::endpoint::EndpointUrl;
@@ -154,7 +161,8 @@ impl<Response: prost::Message + Default> Decoder for ResponseDecoder<Response> {
 }
 
 pub struct OtlpExporter {
-    client: Grpc<Channel>,
+    client: Grpc<PrecompressedChannel>,
+    compression: Compression,
     signal: Signal,
     metadata: MetadataMap,
     timeout: std::time::Duration,
@@ -205,17 +213,28 @@ impl OtlpExporterConfig {
 
 impl OtlpExporter {
     pub fn new(config: &OtlpExporterConfig, signal: Signal) -> Result<Self, String> {
-        let Prepared { endpoint, metadata } = config.prepare()?;
-        let channel = endpoint.connect_lazy();
-        // Responses are tiny; the limit only guards against a hostile server.
-        let mut client = Grpc::new(channel).max_decoding_message_size(4 * 1024 * 1024);
-        client = match config.compression {
-            Compression::Gzip => client.send_compressed(CompressionEncoding::Gzip),
-            Compression::Zstd => client.send_compressed(CompressionEncoding::Zstd),
-            Compression::None => client,
+        let Prepared {
+            endpoint,
+            mut metadata,
+        } = config.prepare()?;
+        let channel: Channel = endpoint.connect_lazy();
+        let encoding = match config.compression {
+            Compression::Gzip => Some("gzip"),
+            Compression::Zstd => Some("zstd"),
+            Compression::None => None,
         };
+        if let Some(encoding) = encoding {
+            metadata.insert(
+                "grpc-encoding",
+                tonic::metadata::MetadataValue::from_static(encoding),
+            );
+        }
+        let channel = PrecompressedChannel::new(channel, encoding.is_some());
+        // Responses are tiny; the limit only guards against a hostile server.
+        let client = Grpc::new(channel).max_decoding_message_size(4 * 1024 * 1024);
         Ok(OtlpExporter {
             client,
+            compression: config.compression,
             signal,
             metadata,
             timeout: config.timeout,
@@ -304,6 +323,29 @@ impl OtlpExporter {
     }
 }
 
+impl OtlpExporter {
+    /// The message as sent: compressed once here, if compression is on.
+    async fn compress(&self, encoded: bytes::Bytes) -> Result<bytes::Bytes, ExportError> {
+        // Below this a blocking thread's handoff costs more than it saves.
+        const INLINE_BYTES: usize = 64 * 1024;
+        let compress = match self.compression {
+            Compression::None => return Ok(encoded),
+            Compression::Gzip => super::compress::gzip,
+            Compression::Zstd => super::compress::zstd,
+        };
+        let compressed = if encoded.len() < INLINE_BYTES {
+            compress(&encoded)
+        } else {
+            tokio::task::spawn_blocking(move || compress(&encoded))
+                .await
+                .map_err(|e| ExportError::permanent(format!("compressing the batch: {e}")))?
+        };
+        compressed
+            .map(bytes::Bytes::from)
+            .map_err(|e| ExportError::permanent(format!("compressing the batch: {e}")))
+    }
+}
+
 /// A partial success with rejected items is an error the queue counts;
 /// a warning alone is logged.
 fn outcome(rejected: Option<(i64, String)>) -> Result<(), ExportError> {
@@ -334,6 +376,7 @@ impl Exporter for OtlpExporter {
         signal: Signal,
         encoded: bytes::Bytes,
     ) -> Result<(), ExportError> {
+        let encoded = self.compress(encoded).await?;
         let rejected = match signal {
             Signal::Traces => self
                 .call_encoded::<ExportTraceServiceResponse>(
@@ -368,6 +411,12 @@ impl Exporter for OtlpExporter {
         let batch = &*batch.otlp();
         let rejected = match batch {
             Batch::Encoded(e) => return self.export_encoded(e.signal, e.bytes.clone()).await,
+            // Compressed bodies are bytes compressed beforehand.
+            _ if self.compression != Compression::None => {
+                return self
+                    .export_encoded(batch.signal(), batch.to_protobuf())
+                    .await;
+            }
             Batch::Events(_) => {
                 return self
                     .export_encoded(batch.signal(), batch.to_protobuf())

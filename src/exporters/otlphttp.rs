@@ -5,7 +5,6 @@
 //! connection failures, honouring `Retry-After` (seconds). Any other 4xx or
 //! 5xx is permanent. A partial success is reported, never retried.
 
-use std::io::Write;
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceResponse;
@@ -142,15 +141,9 @@ impl OtlpHttpExporter {
     fn compress(&self, encoded: Vec<u8>) -> Result<Vec<u8>, ExportError> {
         match self.compression {
             HttpCompression::None => Ok(encoded),
-            HttpCompression::Gzip => {
-                let mut encoder =
-                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                encoder
-                    .write_all(&encoded)
-                    .and_then(|_| encoder.finish())
-                    .map_err(|e| ExportError::permanent(format!("gzip: {e}")))
-            }
-            HttpCompression::Zstd => zstd::bulk::compress(&encoded, 1)
+            HttpCompression::Gzip => super::compress::gzip(&encoded)
+                .map_err(|e| ExportError::permanent(format!("gzip: {e}"))),
+            HttpCompression::Zstd => super::compress::zstd(&encoded)
                 .map_err(|e| ExportError::permanent(format!("zstd: {e}"))),
         }
     }

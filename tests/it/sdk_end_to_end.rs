@@ -128,9 +128,15 @@ fn send_with_sdk(transport: Transport, grpc: String, http: String, service: &str
         .expect("shutdown logger provider");
 }
 
-async fn sdk_data_arrives_intact(transport: Transport) {
+/// `compression` is the `otlp` exporter's: the backend (tonic, which
+/// decompresses) must read what sidewatch compressed itself.
+async fn sdk_data_arrives_intact(transport: Transport, compression: &str) {
     let backend = Backend::start("127.0.0.1:0".parse().unwrap()).await;
-    let collector = start(&forwarding_config(&backend.url(), "compression: zstd")).await;
+    let collector = start(&forwarding_config(
+        &backend.url(),
+        &format!("compression: {compression}"),
+    ))
+    .await;
     let grpc = format!("http://{}", address(&collector, "otlp/grpc"));
     let http = format!("http://{}", address(&collector, "otlp/http"));
     let service = match transport {
@@ -246,10 +252,20 @@ async fn sdk_data_arrives_intact(transport: Transport) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_over_grpc_arrives_intact_at_the_backend() {
-    sdk_data_arrives_intact(Transport::Grpc).await;
+    sdk_data_arrives_intact(Transport::Grpc, "zstd").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sdk_over_http_arrives_intact_at_the_backend() {
-    sdk_data_arrives_intact(Transport::Http).await;
+    sdk_data_arrives_intact(Transport::Http, "zstd").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_data_arrives_intact_through_gzip_export() {
+    sdk_data_arrives_intact(Transport::Grpc, "gzip").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_data_arrives_intact_without_export_compression() {
+    sdk_data_arrives_intact(Transport::Http, "none").await;
 }
