@@ -88,7 +88,7 @@ fn receive(c: &mut Criterion) {
 
 fn red(c: &mut Criterion) {
     let config: RedConfig = yaml_serde::from_str("{}").unwrap();
-    let mut connector = RedConnector::new(config);
+    let mut connector = RedConnector::new(config.compile().unwrap());
     let now = SystemTime::now();
     let batch = traces(10_000, 1_000, now);
     connector.record(&batch, now);
@@ -228,7 +228,10 @@ fn alert_state_write(c: &mut Criterion) {
         dir.path().join("state.json").display()
     ))
     .unwrap();
-    let mut connector = AlertConnector::new(&config);
+    let mut connector = AlertConnector::new(
+        &config.compile().unwrap(),
+        sidewatch::config::storage::Storage::LIVE,
+    );
     let mut t = 1_700_000_000.0;
     let samples = |t: f64| {
         let points = (0..100)

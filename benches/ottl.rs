@@ -14,10 +14,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span};
-use sidewatch::components::ProcessorConfig;
+use sidewatch::components::processor_as;
 use sidewatch::processors::Processor;
-use sidewatch::processors::filter::FilterProcessor;
-use sidewatch::processors::transform::TransformProcessor;
+use sidewatch::processors::filter::{FilterConfig, FilterProcessor};
+use sidewatch::processors::transform::{TransformConfig, TransformProcessor};
 use sidewatch::signal::Batch;
 
 const SPANS: usize = 1000;
@@ -87,11 +87,14 @@ fn processor(body: &str) -> Box<dyn Processor> {
     let yaml = yaml
         .replace("  p:\n", &format!("  {kind}:\n"))
         .replace("[p]", &format!("[{kind}]"));
-    let loaded = sidewatch::config::load_str(&yaml, "bench").unwrap_or_else(|e| panic!("{e}"));
-    match loaded.plan.processors.values().next().unwrap() {
-        ProcessorConfig::Transform(c) => Box::new(TransformProcessor::new(c.clone())),
-        ProcessorConfig::Filter(c) => Box::new(FilterProcessor::new(c.clone())),
-        _ => unreachable!(),
+    let loaded = sidewatch::plan::load_str(&yaml, "bench").unwrap_or_else(|e| panic!("{e}"));
+    let config = loaded.plan.processors.values().next().unwrap();
+    if let Some(c) = processor_as::<TransformConfig>(config) {
+        Box::new(TransformProcessor::new(c.clone()))
+    } else {
+        Box::new(FilterProcessor::new(
+            processor_as::<FilterConfig>(config).unwrap().clone(),
+        ))
     }
 }
 

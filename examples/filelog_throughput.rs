@@ -83,7 +83,7 @@ service:
 "#,
         file = file.display()
     );
-    let loaded = sidewatch::config::load_str(&yaml, "filelog_throughput").expect("valid config");
+    let loaded = sidewatch::plan::load_str(&yaml, "filelog_throughput").expect("valid config");
     let started = Instant::now();
     let collector = sidewatch::pipeline::build::start(&loaded.plan)
         .await

@@ -135,39 +135,50 @@ fn main() {
         .unwrap_or(2_100);
     let mut component: Box<dyn Processor> = match which.as_str() {
         "red" => Box::new(sidewatch::connectors::red::RedConnector::new(
-            yaml_serde::from_str(&format!("{{ max_series: {} }}", SERIES * 2)).unwrap(),
+            yaml_serde::from_str::<sidewatch::connectors::red::RedConfig>(&format!(
+                "{{ max_series: {} }}",
+                SERIES * 2
+            ))
+            .unwrap()
+            .compile()
+            .unwrap(),
         )),
         "percentiles" => Box::new(
             sidewatch::processors::percentiles::PercentilesProcessor::new(
-                yaml_serde::from_str(&format!(
-                    "{{ metrics: [queue\\.depth], max_series: {} }}",
-                    SERIES * 2
-                ))
+                yaml_serde::from_str::<sidewatch::processors::percentiles::PercentilesConfig>(
+                    &format!("{{ metrics: [queue\\.depth], max_series: {} }}", SERIES * 2),
+                )
+                .unwrap()
+                .compile()
                 .unwrap(),
             ),
         ),
         "anomaly" => Box::new(sidewatch::connectors::anomaly::AnomalyConnector::new(
-            &yaml_serde::from_str(&format!(
+            yaml_serde::from_str::<sidewatch::connectors::anomaly::AnomalyConfig>(&format!(
                 "{{ metrics: [queue\\.depth], max_series: {} }}",
                 SERIES * 2
             ))
+            .unwrap()
+            .compile()
             .unwrap(),
         )),
         "alert" => {
             let rules = "{ rules: [{ name: Deep, metric: queue.depth, value: avg, window: 5m, op: \">\", warning: 1e12 }] }";
             let raw: sidewatch::connectors::alert::RawAlertConfig =
                 yaml_serde::from_str(rules).unwrap();
+            let config = sidewatch::connectors::alert::AlertConfig {
+                evaluation_interval: raw.evaluation_interval,
+                state_file: None,
+                max_series: SERIES * 2,
+                rules: raw
+                    .rules
+                    .iter()
+                    .map(|r| yaml_serde::from_value(r.clone()).unwrap())
+                    .collect(),
+            };
             Box::new(sidewatch::connectors::alert::AlertConnector::new(
-                &sidewatch::connectors::alert::AlertConfig {
-                    evaluation_interval: raw.evaluation_interval,
-                    state_file: None,
-                    max_series: SERIES * 2,
-                    rules: raw
-                        .rules
-                        .iter()
-                        .map(|r| yaml_serde::from_value(r.clone()).unwrap())
-                        .collect(),
-                },
+                &config.compile().unwrap(),
+                sidewatch::config::storage::Storage::NONE,
             ))
         }
         other => panic!("unknown component {other}: red, percentiles, anomaly or alert"),

@@ -27,6 +27,7 @@ pub mod logpatterns;
 pub mod otlp;
 pub mod ottl;
 pub mod pipeline;
+pub mod plan;
 pub mod processors;
 pub mod receivers;
 pub mod replay;

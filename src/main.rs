@@ -5,8 +5,9 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mimalloc::MiMalloc;
-use sidewatch::components::COMPONENTS;
-use sidewatch::config::{self, ConfigErrors, Loaded};
+use sidewatch::components::REGISTRY;
+use sidewatch::config::{self, ConfigErrors};
+use sidewatch::plan::{self, Loaded};
 
 /// OTLP decoding is allocation-heavy: mimalloc makes the passthrough path
 /// markedly cheaper than glibc's malloc (see the README's Performance).
@@ -85,13 +86,21 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Components => {
-            for info in COMPONENTS {
+            for row in REGISTRY {
                 println!(
                     "{:<10} {:<12} {}",
-                    info.kind.as_str(),
-                    info.type_name,
-                    info.description
+                    row.kind().as_str(),
+                    row.type_name,
+                    row.description
                 );
+                for alias in row.aliases {
+                    println!(
+                        "{:<10} {:<12} {} under the Collector's name",
+                        row.kind().as_str(),
+                        alias.name,
+                        row.type_name
+                    );
+                }
             }
             ExitCode::SUCCESS
         }
@@ -103,7 +112,7 @@ fn main() -> ExitCode {
             metric,
             exporters,
         } => {
-            let loaded = match config::load_file(&config) {
+            let loaded = match plan::load_file(&config) {
                 Ok(loaded) => loaded,
                 Err(errors) => return config_failed(errors),
             };
@@ -159,7 +168,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Command::Validate { config } => match config::load_file(&config) {
+        Command::Validate { config } => match plan::load_file(&config) {
             Ok(loaded) => {
                 print_warnings(&config.display().to_string(), &loaded);
                 println!("{}: ok", config.display());
@@ -172,8 +181,8 @@ fn main() -> ExitCode {
         },
         Command::Run { config } => {
             let loaded = match &config {
-                Some(path) => config::load_file(path),
-                None => config::load_str(config::DEFAULT_PIPELINE, "embedded default pipeline"),
+                Some(path) => plan::load_file(path),
+                None => plan::load_str(config::DEFAULT_PIPELINE, "embedded default pipeline"),
             };
             let loaded = match loaded {
                 Ok(loaded) => loaded,

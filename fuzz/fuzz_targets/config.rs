@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
-    match sidewatch::config::load_str_with_env(&text, "fuzz.yaml", &|_| Some("4317".into())) {
+    match sidewatch::plan::load_str_with_env(&text, "fuzz.yaml", &|_| Some("4317".into())) {
         Ok(loaded) => drop(loaded),
         Err(errors) => {
             let rendered = errors.to_string();

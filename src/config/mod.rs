@@ -1,65 +1,44 @@
-//! Config in two stages: the YAML text is parsed into raw values, then
-//! compiled into a validated [`Plan`] that runtime code uses. Compilation
-//! collects every error at once, each with its YAML path, line and what was
-//! expected, and type-checks the signal on every pipeline edge.
+//! The YAML side of config, a leaf module: parsing and `${env:...}`
+//! expansion, YAML paths and lines, located errors, and the value types
+//! component configs share (durations, endpoints, secrets, headers, file
+//! names, component ids). It imports nothing else of sidewatch, so every
+//! component can decode its own config with it; compiling a whole file into
+//! a plan of components is src/plan/'s job (the tests in tests/it/layers.rs
+//! keep it so).
 
+pub mod component_id;
 pub mod duration;
 pub mod endpoint;
 pub mod error;
 pub mod expand;
 pub mod files;
-pub mod fold_batch;
 pub mod headers;
 pub mod locate;
-pub mod otelcol;
-mod plan;
-mod raw;
 pub mod secret;
+pub mod storage;
 
 use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use yaml_serde::Value;
 
+pub use component_id::ComponentId;
 pub use error::{ConfigError, ConfigErrors, Location, Segment, YamlPath};
-pub use plan::{ComponentId, PipelinePlan, Plan, ServicePlan, TelemetryPlan};
 
 use locate::LineIndex;
 
 /// The pipeline that `sidewatch run` uses when given no file.
 pub const DEFAULT_PIPELINE: &str = include_str!("../../pipelines/default.yaml");
 
-/// A compiled config and the warnings found on the way.
-#[derive(Debug)]
-pub struct Loaded {
-    pub plan: Plan,
-    pub warnings: Vec<ConfigError>,
-}
-
-pub fn load_file(path: &Path) -> Result<Loaded, ConfigErrors> {
-    let source_name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
-        source_name: source_name.clone(),
-        errors: vec![ConfigError {
-            path: YamlPath::root(),
-            location: None,
-            message: format!("cannot read the file: {e}"),
-        }],
-    })?;
-    load_str(&text, &source_name)
-}
-
-pub fn load_str(text: &str, source_name: &str) -> Result<Loaded, ConfigErrors> {
-    load_str_with_env(text, source_name, &|name| std::env::var(name).ok())
-}
-
-/// As [`load_str`], with the environment given, so tests need not mutate
-/// the process environment.
-pub fn load_str_with_env(
+/// YAML text parsed into a value, `${env:NAME}` expanded (with the
+/// environment given, so tests need not mutate the process environment),
+/// and the [`Decoder`] that locates errors on the text's lines. The plan
+/// compiler (src/plan/) takes it from here and ends with [`Decoder::finish`].
+pub fn parse(
     text: &str,
     source_name: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Loaded, ConfigErrors> {
+) -> Result<(Value, Decoder), ConfigErrors> {
     let mut decoder = Decoder {
         lines: LineIndex::build(text),
         errors: Vec::new(),
@@ -98,18 +77,19 @@ pub fn load_str_with_env(
         // The value is still the unexpanded text: do not report it twice.
         decoder.suppressed.push(path);
     }
-    let plan = plan::compile(&value, &mut decoder);
-    match plan {
-        Some(plan) if decoder.errors.is_empty() => Ok(Loaded {
-            plan,
-            warnings: decoder.warnings,
-        }),
-        _ => {
-            let mut errors = decoder.errors;
-            errors.sort_by_key(|e| e.location.map_or((usize::MAX, 0), |l| (l.line, l.column)));
-            Err(fail(errors))
-        }
-    }
+    Ok((value, decoder))
+}
+
+/// Reads a config file's text, or says why it cannot be read.
+pub fn read_file(path: &Path) -> Result<String, ConfigErrors> {
+    std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        source_name: path.display().to_string(),
+        errors: vec![ConfigError {
+            path: YamlPath::root(),
+            location: None,
+            message: format!("cannot read the file: {e}"),
+        }],
+    })
 }
 
 /// An error whose text spans lines (regex errors draw a caret) as the
@@ -136,6 +116,31 @@ pub struct Decoder {
 }
 
 impl Decoder {
+    /// Every error raised so far, suppressed ones included: a decoder that
+    /// returned nothing without raising one is a bug the compiler names.
+    pub fn errors_raised(&self) -> usize {
+        self.raised
+    }
+
+    /// The compiled value and the warnings, or every error sorted by line.
+    pub fn finish<T>(
+        self,
+        source_name: &str,
+        compiled: Option<T>,
+    ) -> Result<(T, Vec<ConfigError>), ConfigErrors> {
+        match compiled {
+            Some(compiled) if self.errors.is_empty() => Ok((compiled, self.warnings)),
+            _ => {
+                let mut errors = self.errors;
+                errors.sort_by_key(|e| e.location.map_or((usize::MAX, 0), |l| (l.line, l.column)));
+                Err(ConfigErrors {
+                    source_name: source_name.to_string(),
+                    errors,
+                })
+            }
+        }
+    }
+
     pub fn error(&mut self, path: YamlPath, message: impl Into<String>) {
         self.raised += 1;
         if self.suppressed.iter().any(|s| path.0.starts_with(&s.0)) {

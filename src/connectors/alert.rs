@@ -15,7 +15,7 @@
 //! Data points feed the engine as they pass; rules are evaluated every
 //! `evaluation_interval` on the pipeline's clock (event time in replay).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
@@ -23,8 +23,11 @@ use serde::Deserialize;
 
 use crate::alerting::engine::{Engine, Labels};
 use crate::alerting::event::{AlertEvent, Event};
-use crate::alerting::rule::RuleConfig;
+use crate::alerting::rule::{Rule, RuleConfig};
 use crate::alerting::state;
+use crate::components::compiled::{CompiledConnector, ConnectorContext};
+use crate::config::storage::{StatePath, Storage};
+use crate::config::{Decoder, YamlPath};
 use crate::otlp::time::unix_seconds;
 use crate::otlp::value::any_value_text;
 use crate::processors::Processor;
@@ -37,7 +40,7 @@ pub struct AlertConfig {
     #[serde(default = "default_interval", with = "crate::config::duration")]
     pub evaluation_interval: Duration,
     /// Where alert state survives restarts; none keeps it in memory only.
-    pub state_file: Option<PathBuf>,
+    pub state_file: Option<StatePath>,
     /// Series held at once across all rules; samples of further series are
     /// dropped and counted.
     #[serde(default = "default_max_series")]
@@ -52,10 +55,85 @@ pub struct AlertConfig {
 pub struct RawAlertConfig {
     #[serde(default = "default_interval", with = "crate::config::duration")]
     pub evaluation_interval: Duration,
-    pub state_file: Option<PathBuf>,
+    pub state_file: Option<StatePath>,
     #[serde(default = "default_max_series")]
     pub max_series: usize,
     pub rules: Vec<yaml_serde::Value>,
+}
+
+/// A validated `alert` config: every rule compiled.
+#[derive(Debug, Clone)]
+pub struct CompiledAlert {
+    evaluation_interval: Duration,
+    state_file: Option<StatePath>,
+    max_series: usize,
+    rules: Vec<Rule>,
+}
+
+impl AlertConfig {
+    /// The validated form, or every rule's problems as (rule index,
+    /// field, message).
+    pub fn compile(&self) -> Result<CompiledAlert, Vec<(usize, &'static str, String)>> {
+        let mut rules = Vec::new();
+        let mut errors = Vec::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            match rule.compile() {
+                Ok(rule) => rules.push(rule),
+                Err(problems) => {
+                    errors.extend(problems.into_iter().map(|(field, m)| (i, field, m)));
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(CompiledAlert {
+            evaluation_interval: self.evaluation_interval,
+            state_file: self.state_file.clone(),
+            max_series: self.max_series,
+            rules,
+        })
+    }
+}
+
+/// The registry's compile step for `alert`: each rule is decoded on its
+/// own, so every broken rule is reported, each at its own path.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &YamlPath,
+    decoder: &mut Decoder,
+) -> Option<std::sync::Arc<dyn CompiledConnector>> {
+    let raw: RawAlertConfig = decoder.decode(value, path)?;
+    let mut rules = Vec::new();
+    let mut valid = true;
+    for (i, rule) in raw.rules.iter().enumerate() {
+        match decoder.decode::<RuleConfig>(rule, &path.key("rules").index(i)) {
+            Some(rule) => rules.push(rule),
+            None => valid = false,
+        }
+    }
+    let config = AlertConfig {
+        evaluation_interval: raw.evaluation_interval,
+        state_file: raw.state_file,
+        max_series: raw.max_series,
+        rules,
+    };
+    match config.compile() {
+        Ok(compiled) if valid => Some(std::sync::Arc::new(compiled)),
+        Ok(_) => None,
+        Err(errors) => {
+            for (i, field, message) in errors {
+                decoder.error(path.key("rules").index(i).key(field), message);
+            }
+            None
+        }
+    }
+}
+
+impl CompiledConnector for CompiledAlert {
+    fn build(&self, context: &ConnectorContext<'_>) -> Box<dyn Processor> {
+        Box::new(AlertConnector::new(self, context.storage))
+    }
 }
 
 fn default_interval() -> Duration {
@@ -82,23 +160,24 @@ pub struct AlertConnector {
 }
 
 impl AlertConnector {
-    /// The rules were validated when the config was compiled.
-    pub fn new(config: &AlertConfig) -> Self {
-        let rules = config
-            .rules
-            .iter()
-            .filter_map(|r| r.compile().ok())
-            .collect();
-        let mut engine = Engine::new(rules);
+    /// State is restored from, and saved to, the state file only if
+    /// `storage` grants it (a replay does not).
+    pub fn new(config: &CompiledAlert, storage: Storage) -> Self {
+        let mut engine = Engine::new(config.rules.clone());
         engine.max_series = config.max_series;
-        if let Some(path) = &config.state_file {
+        let state_file = config
+            .state_file
+            .as_ref()
+            .and_then(|s| s.resolve(storage))
+            .map(Path::to_path_buf);
+        if let Some(path) = &state_file {
             engine.restore(state::load(path));
         }
         AlertConnector {
             engine,
             interval: config.evaluation_interval,
             next_evaluation: None,
-            state_file: config.state_file.clone(),
+            state_file,
             last_saved: None,
             stats: std::sync::Arc::new(crate::telemetry::cardinality::CardinalityStats::new(
                 config.max_series,
@@ -264,12 +343,13 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     fn connector(rule: &str, interval: &str) -> AlertConnector {
-        AlertConnector::new(&AlertConfig {
+        let config = AlertConfig {
             evaluation_interval: crate::config::duration::parse_duration(interval).unwrap(),
             state_file: None,
             max_series: 10,
             rules: vec![yaml_serde::from_str(rule).unwrap()],
-        })
+        };
+        AlertConnector::new(&config.compile().unwrap(), Storage::NONE)
     }
 
     fn point(seconds: f64) -> Batch {

@@ -158,9 +158,43 @@ fn default_ttl() -> Duration {
     Duration::from_secs(3600)
 }
 
+/// A validated `anomaly` config: the detector, the metric patterns and
+/// the matchers, each compiled once.
+#[derive(Debug, Clone)]
+pub struct CompiledAnomaly {
+    config: AnomalyConfig,
+    detector: DetectorConfig,
+    names: Vec<regex::Regex>,
+    matchers: Vec<Matcher>,
+}
+
 impl AnomalyConfig {
+    /// The validated form, or every problem as (field, message).
+    pub fn compile(self) -> Result<CompiledAnomaly, Vec<(&'static str, String)>> {
+        let detector = self.detector()?;
+        // `detector` checked every pattern and matcher: none is dropped.
+        let names = self
+            .metrics
+            .iter()
+            .map(|p| regex::Regex::new(&format!("^(?:{p})$")))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| vec![("metrics", crate::config::one_line(&e))])?;
+        let matchers = self
+            .matchers
+            .iter()
+            .map(|m| Matcher::parse(m))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| vec![("matchers", e)])?;
+        Ok(CompiledAnomaly {
+            config: self,
+            detector,
+            names,
+            matchers,
+        })
+    }
+
     /// The detector configuration, or every problem as (field, message).
-    pub fn detector(&self) -> Result<DetectorConfig, Vec<(&'static str, String)>> {
+    fn detector(&self) -> Result<DetectorConfig, Vec<(&'static str, String)>> {
         let mut errors = Vec::new();
         let mut config = DetectorConfig::default();
         let alpha = match (self.alpha, self.half_life) {
@@ -304,23 +338,41 @@ pub struct AnomalyConnector {
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
 
+impl crate::components::compiled::CompiledConnector for CompiledAnomaly {
+    fn build(&self, _: &crate::components::compiled::ConnectorContext<'_>) -> Box<dyn Processor> {
+        Box::new(AnomalyConnector::new(self.clone()))
+    }
+}
+
+/// The registry's compile step for `anomaly`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledConnector>> {
+    let config: AnomalyConfig = decoder.decode(value, path)?;
+    match config.compile() {
+        Ok(compiled) => Some(std::sync::Arc::new(compiled)),
+        Err(errors) => {
+            crate::components::compiled::report(errors, path, decoder);
+            None
+        }
+    }
+}
+
 impl AnomalyConnector {
-    /// The config was validated when compiled.
-    pub fn new(config: &AnomalyConfig) -> Self {
-        let detector = config.detector().unwrap_or_default();
+    pub fn new(compiled: CompiledAnomaly) -> Self {
+        let CompiledAnomaly {
+            config,
+            detector,
+            names,
+            matchers,
+        } = compiled;
         let baseline =
             format!("{:?}, seasonal {:?}", detector.method, config.seasonal).to_lowercase();
         AnomalyConnector {
-            names: config
-                .metrics
-                .iter()
-                .filter_map(|p| regex::Regex::new(&format!("^(?:{p})$")).ok())
-                .collect(),
-            matchers: config
-                .matchers
-                .iter()
-                .filter_map(|m| Matcher::parse(m).ok())
-                .collect(),
+            names,
+            matchers,
             quiet_points: config.quiet_points,
             max_series: config.max_series,
             series_ttl: config.series_ttl,
@@ -776,7 +828,7 @@ mod tests {
             "{ metrics: [cpu, memory], seasonal: none, correlation: { window: 2m } }",
         )
         .unwrap();
-        let mut connector = AnomalyConnector::new(&config);
+        let mut connector = AnomalyConnector::new(config.compile().unwrap());
         let mut rng = Rng::new(5);
         let mut alerts = Vec::new();
         for i in 0..400u64 {

@@ -610,6 +610,24 @@ impl Processor for CountConnector {
     }
 }
 
+impl crate::components::compiled::CompiledConnector for CountConfig {
+    fn build(
+        &self,
+        _: &crate::components::compiled::ConnectorContext<'_>,
+    ) -> Box<dyn crate::processors::Processor> {
+        Box::new(CountConnector::new(self.clone()))
+    }
+}
+
+/// The registry's compile step for `count`.
+pub fn compile(
+    value: &Value,
+    path: &YamlPath,
+    decoder: &mut Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledConnector>> {
+    CountConfig::decode(value, path, decoder).map(|c| std::sync::Arc::new(c) as _)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -23,3 +23,12 @@ impl Processor for Forward {
         true
     }
 }
+
+impl crate::components::compiled::CompiledConnector for ForwardConfig {
+    fn build(
+        &self,
+        _: &crate::components::compiled::ConnectorContext<'_>,
+    ) -> Box<dyn crate::processors::Processor> {
+        Box::new(Forward)
+    }
+}

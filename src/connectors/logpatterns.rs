@@ -49,6 +49,8 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use serde::{Deserialize, Serialize};
 
+use crate::components::compiled::{CompiledConnector, ConnectorContext};
+use crate::config::storage::{StatePath, Storage};
 use crate::logpatterns::{Miner, MinerConfig, PatternId};
 use crate::otlp::time::unix_nanos as nanos;
 use crate::otlp::value::string_kv as text;
@@ -63,7 +65,7 @@ pub const NEW_PATTERN_EVENT: &str = "sidewatch.log_pattern.new";
 #[serde(deny_unknown_fields)]
 pub struct LogPatternsConfig {
     /// Directory where patterns, ids and counts survive restarts.
-    pub storage: Option<PathBuf>,
+    pub storage: Option<StatePath>,
     /// Mine this attribute's text instead of the body.
     pub attribute: Option<String>,
     /// How often the pattern metrics are emitted and the state saved.
@@ -165,10 +167,32 @@ fn state_file_name(id: &str) -> String {
     format!("{name}.logpatterns.json")
 }
 
+impl CompiledConnector for LogPatternsConfig {
+    fn build(&self, context: &ConnectorContext<'_>) -> Box<dyn Processor> {
+        Box::new(LogPatternsConnector::new(context.id, self, context.storage))
+    }
+}
+
+/// The registry's compile step for `logpatterns`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<Arc<dyn CompiledConnector>> {
+    let config: LogPatternsConfig = decoder.decode(value, path)?;
+    crate::components::compiled::report(config.validate(), path, decoder)
+        .then(|| Arc::new(config) as Arc<dyn CompiledConnector>)
+}
+
 impl LogPatternsConnector {
-    /// `id` names the state file; the config was validated.
-    pub fn new(id: &str, config: &LogPatternsConfig) -> Self {
-        let state_file = config.storage.as_ref().map(|d| d.join(state_file_name(id)));
+    /// `id` names the state file, kept under `storage` only if `access`
+    /// grants it (a replay does not); the config was validated.
+    pub fn new(id: &str, config: &LogPatternsConfig, access: Storage) -> Self {
+        let state_file = config
+            .storage
+            .as_ref()
+            .and_then(|d| d.resolve(access))
+            .map(|d| d.join(state_file_name(id)));
         let restored = state_file
             .as_ref()
             .and_then(|path| load(path, &config.miner));
@@ -531,7 +555,7 @@ mod tests {
 
     fn config(storage: Option<PathBuf>, learning: u64) -> LogPatternsConfig {
         LogPatternsConfig {
-            storage,
+            storage: storage.map(StatePath::new),
             attribute: None,
             interval: Duration::from_secs(10),
             learning_period: Duration::from_secs(learning),
@@ -562,7 +586,11 @@ mod tests {
     fn ids_and_counts_survive_a_restart_and_new_patterns_after_learning_are_events() {
         let dir = tempfile::tempdir().unwrap();
         let t0 = UNIX_EPOCH + Duration::from_secs(1_000_000);
-        let mut c = LogPatternsConnector::new("logpatterns", &config(Some(dir.path().into()), 60));
+        let mut c = LogPatternsConnector::new(
+            "logpatterns",
+            &config(Some(dir.path().into()), 60),
+            Storage::LIVE,
+        );
         let mut out = Vec::new();
         c.process(
             logs(&[
@@ -582,7 +610,11 @@ mod tests {
             .write()
             .unwrap();
 
-        let mut c = LogPatternsConnector::new("logpatterns", &config(Some(dir.path().into()), 60));
+        let mut c = LogPatternsConnector::new(
+            "logpatterns",
+            &config(Some(dir.path().into()), 60),
+            Storage::LIVE,
+        );
         let mut out = Vec::new();
         let later = t0 + Duration::from_secs(120);
         c.process(

@@ -183,3 +183,40 @@ impl Exporter for AlertmanagerExporter {
         self.resender.abort();
     }
 }
+
+impl crate::components::compiled::CompiledExporter for AlertmanagerExporterConfig {
+    fn settings(&self) -> crate::exporters::settings::ExporterSettings {
+        self.settings()
+    }
+
+    fn build(
+        &self,
+        context: &crate::components::compiled::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::exporters::Exporter>, String> {
+        Ok(std::sync::Arc::new(AlertmanagerExporter::new(
+            self,
+            context.clock.clone(),
+        )?))
+    }
+}
+
+/// The registry's compile step.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledExporter>> {
+    crate::exporters::compile::checked::<AlertmanagerExporterConfig>(
+        value,
+        path,
+        decoder,
+        |c| c.tls.as_ref(),
+        |c, path, decoder| {
+            crate::exporters::compile::refused(
+                AlertmanagerExporter::client(c).map(|_| ()),
+                path,
+                decoder,
+            )
+        },
+    )
+}

@@ -224,3 +224,52 @@ fn number(value: &Option<number_data_point::Value>) -> String {
         None => "none".into(),
     }
 }
+
+impl crate::components::compiled::CompiledExporter for DebugExporterConfig {
+    fn build(
+        &self,
+        _: &crate::components::compiled::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::exporters::Exporter>, String> {
+        Ok(std::sync::Arc::new(DebugExporter::new(self.clone())))
+    }
+}
+
+/// The registry's compile step for `debug` (and `logging`, whose old
+/// `loglevel` reads as a verbosity).
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledExporter>> {
+    let mut value = value.clone();
+    if value.get("loglevel").is_some() {
+        // The `logging` exporter's old setting: debug printed every item,
+        // the other levels a summary.
+        let level = value
+            .as_mapping_mut()
+            .and_then(|m| m.remove("loglevel"))
+            .and_then(|l| l.as_str().map(str::to_string))
+            .unwrap_or_default();
+        let verbosity = if level == "debug" {
+            "detailed"
+        } else {
+            "basic"
+        };
+        decoder.warning(
+            path.key("loglevel"),
+            format!(
+                "loglevel is the logging exporter's old setting: read as `verbosity: {verbosity}`"
+            ),
+        );
+        if let Some(m) = value.as_mapping_mut() {
+            m.entry("verbosity".into()).or_insert(verbosity.into());
+        }
+    }
+    crate::exporters::compile::checked::<DebugExporterConfig>(
+        &value,
+        path,
+        decoder,
+        crate::exporters::compile::no_tls,
+        |_, _, _| true,
+    )
+}

@@ -278,6 +278,35 @@ impl Exporter for EmailExporter {
     }
 }
 
+impl crate::components::compiled::CompiledExporter for EmailExporterConfig {
+    fn settings(&self) -> crate::exporters::settings::ExporterSettings {
+        self.settings()
+    }
+
+    fn build(
+        &self,
+        context: &crate::components::compiled::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::exporters::Exporter>, String> {
+        let _ = context;
+        Ok(std::sync::Arc::new(EmailExporter::new(self)?))
+    }
+}
+
+/// The registry's compile step.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledExporter>> {
+    crate::exporters::compile::checked::<EmailExporterConfig>(
+        value,
+        path,
+        decoder,
+        crate::exporters::compile::no_tls,
+        |c, path, decoder| crate::components::compiled::report(c.validate(), path, decoder),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -180,6 +180,39 @@ impl Exporter for FileExporter {
     }
 }
 
+impl crate::components::compiled::CompiledExporter for FileExporterConfig {
+    fn build(
+        &self,
+        context: &crate::components::compiled::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::exporters::Exporter>, String> {
+        Ok(std::sync::Arc::new(FileExporter::new(
+            self.clone(),
+            context.signal,
+        )?))
+    }
+}
+
+/// The registry's compile step.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledExporter>> {
+    crate::exporters::compile::checked::<FileExporterConfig>(
+        value,
+        path,
+        decoder,
+        crate::exporters::compile::no_tls,
+        |c, path, decoder| match c.validate() {
+            Ok(()) => true,
+            Err(message) => {
+                decoder.error(path.key("path"), message);
+                false
+            }
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

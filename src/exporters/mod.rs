@@ -7,6 +7,7 @@
 
 pub mod alert_payload;
 pub mod alertmanager;
+pub mod compile;
 pub mod debug;
 pub mod email;
 pub mod file;

@@ -439,6 +439,39 @@ pub fn classify(status: Status) -> ExportError {
     }
 }
 
+impl crate::components::compiled::CompiledExporter for OtlpExporterConfig {
+    fn settings(&self) -> crate::exporters::settings::ExporterSettings {
+        self.settings()
+    }
+
+    fn build(
+        &self,
+        context: &crate::components::compiled::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::exporters::Exporter>, String> {
+        Ok(std::sync::Arc::new(OtlpExporter::new(
+            self,
+            context.signal,
+        )?))
+    }
+}
+
+/// The registry's compile step.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledExporter>> {
+    crate::exporters::compile::checked::<OtlpExporterConfig>(
+        value,
+        path,
+        decoder,
+        |c| c.tls.as_ref(),
+        |c, path, decoder| {
+            crate::exporters::compile::refused(c.prepare().map(|_| ()), path, decoder)
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -247,6 +247,42 @@ impl OtlpHttpExporter {
     }
 }
 
+impl crate::components::compiled::CompiledExporter for OtlpHttpExporterConfig {
+    fn settings(&self) -> crate::exporters::settings::ExporterSettings {
+        self.settings()
+    }
+
+    fn build(
+        &self,
+        context: &crate::components::compiled::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::exporters::Exporter>, String> {
+        Ok(std::sync::Arc::new(OtlpHttpExporter::new(
+            self,
+            context.signal,
+        )?))
+    }
+}
+
+/// The registry's compile step.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledExporter>> {
+    crate::exporters::compile::checked::<OtlpHttpExporterConfig>(
+        value,
+        path,
+        decoder,
+        |c| c.tls.as_ref(),
+        |c, path, decoder| {
+            let built = crate::signal::Signal::ALL
+                .iter()
+                .try_for_each(|signal| OtlpHttpExporter::new(c, *signal).map(|_| ()));
+            crate::exporters::compile::refused(built, path, decoder)
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

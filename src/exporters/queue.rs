@@ -359,6 +359,10 @@ async fn feed_recovered(
     }
 }
 
+/// How long workers get, past the deadline, to notice they are abandoned
+/// before their tasks are aborted.
+const ABANDON_GRACE: Duration = Duration::from_secs(1);
+
 impl QueueRunner {
     /// Drains the queue until `deadline`; what is still held then is
     /// counted as failed and logged. Returns false if the deadline hit.
@@ -374,14 +378,16 @@ impl QueueRunner {
         }
         if !finished {
             self.abandon.cancel();
+            // Abandoning is immediate unless an export call hangs; the
+            // workers share one second of grace, not one each, so a
+            // backend that never answers adds one second, whatever
+            // `num_consumers` is.
+            let grace_end = Instant::now() + ABANDON_GRACE;
             // Workers that ended in the loop above were polled to the end
             // already: polling a JoinHandle again panics.
             for worker in self.workers.iter_mut().filter(|w| !w.is_finished()) {
-                // Abandoning is immediate unless an export call hangs.
-                if tokio::time::timeout(Duration::from_secs(1), &mut *worker)
-                    .await
-                    .is_err()
-                {
+                let left = grace_end.saturating_duration_since(Instant::now());
+                if tokio::time::timeout(left, &mut *worker).await.is_err() {
                     worker.abort();
                 }
             }
@@ -406,7 +412,18 @@ impl QueueRunner {
                 );
             }
         }
-        self.exporter.shutdown().await;
+        // A local flush (a file synced, a snapshot written): bounded too,
+        // what it would have saved is in the exporter's log or lost anyway.
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(ABANDON_GRACE);
+        if tokio::time::timeout(left, self.exporter.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::error!(exporter = %self.name, signal = %self.stats.signal, "the exporter's shutdown did not finish before the deadline");
+            return false;
+        }
         finished
     }
 }

@@ -188,3 +188,52 @@ impl Exporter for StoreExporter {
         }
     }
 }
+
+impl crate::components::compiled::CompiledExporter for StoreExporterConfig {
+    fn settings(&self) -> crate::exporters::settings::ExporterSettings {
+        self.settings()
+    }
+
+    /// Opens the store and hands it to the telemetry endpoint, which
+    /// answers queries over it.
+    fn build(
+        &self,
+        context: &crate::components::compiled::ExporterContext<'_>,
+    ) -> Result<Arc<dyn Exporter>, String> {
+        let exporter = StoreExporter::new(self)?;
+        context
+            .telemetry
+            .register_store(context.name, exporter.store.clone());
+        Ok(Arc::new(exporter))
+    }
+}
+
+/// The registry's compile step for `store`: each error at its field
+/// (numeric segments are indices into `retention`).
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<Arc<dyn crate::components::compiled::CompiledExporter>> {
+    crate::exporters::compile::checked::<StoreExporterConfig>(
+        value,
+        path,
+        decoder,
+        crate::exporters::compile::no_tls,
+        |config, path, decoder| {
+            let errors = config.validate();
+            let valid = errors.is_empty();
+            for (fields, message) in errors {
+                let at =
+                    fields
+                        .iter()
+                        .fold(path.clone(), |at, field| match field.parse::<usize>() {
+                            Ok(i) => at.index(i),
+                            Err(_) => at.key(field),
+                        });
+                decoder.error(at, message);
+            }
+            valid
+        },
+    )
+}

@@ -94,3 +94,40 @@ impl Exporter for WebhookExporter {
         refuse_malformed(&malformed)
     }
 }
+
+impl crate::components::compiled::CompiledExporter for WebhookExporterConfig {
+    fn settings(&self) -> crate::exporters::settings::ExporterSettings {
+        self.settings()
+    }
+
+    fn build(
+        &self,
+        context: &crate::components::compiled::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::exporters::Exporter>, String> {
+        Ok(std::sync::Arc::new(WebhookExporter::new(
+            self,
+            context.name,
+        )?))
+    }
+}
+
+/// The registry's compile step.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledExporter>> {
+    crate::exporters::compile::checked::<WebhookExporterConfig>(
+        value,
+        path,
+        decoder,
+        |c| c.tls.as_ref(),
+        |c, path, decoder| {
+            crate::exporters::compile::refused(
+                WebhookExporter::new(c, "validate").map(|_| ()),
+                path,
+                decoder,
+            )
+        },
+    )
+}

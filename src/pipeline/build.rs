@@ -6,7 +6,8 @@
 //! telemetry endpoint. Stop, under one deadline: receivers stop accepting
 //! and finish in-flight requests; tickers stop (one blocked on a full queue
 //! is abandoned at the deadline); pipelines flush in topological order;
-//! queues drain; whatever is stuck is named.
+//! queues drain, all at once, so one stuck on a dead backend costs the
+//! others nothing; whatever is stuck is named.
 //!
 //! `build_graph` is the part without receivers and tickers, shared with
 //! `sidewatch replay`, which drives the same graph on a manual clock.
@@ -21,15 +22,19 @@ use tokio_util::sync::CancellationToken;
 
 use super::{ConnectorRuntime, Consumer, PipelineRuntime, Target};
 use crate::clock::Clock;
-use crate::components::{ConnectorConfig, ExporterConfig, ProcessorConfig, ReceiverConfig};
-use crate::config::{ComponentId, Plan};
+use crate::components::{
+    ConnectorConfig, ConnectorContext, ExporterConfig, ExporterContext, ProcessorConfig,
+};
+use crate::config::ComponentId;
+use crate::config::storage::Storage;
 use crate::exporters::Exporter;
 use crate::exporters::queue::{self, QueueRunner, QueueSender};
+use crate::plan::Plan;
 use crate::processors::Processor;
-use crate::receivers::{Consumers, Receiver, ReceiverContext};
+use crate::receivers::otlp::OtlpReceiverConfig;
+use crate::receivers::{Consumers, ReceiverContext};
 use crate::signal::Signal;
 use crate::telemetry::{self, State, Telemetry};
-use crate::{connectors, exporters, processors, receivers};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -249,7 +254,12 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
         &telemetry,
         Purpose::Live,
         &mut |id, config, signal| {
-            let exporter = build_exporter(&id.to_string(), config, signal, &clock, &telemetry)?;
+            let exporter = config.build(&ExporterContext {
+                name: &id.to_string(),
+                signal,
+                clock: &clock,
+                telemetry: &telemetry,
+            })?;
             Ok((exporter, config.settings()))
         },
     )?;
@@ -310,13 +320,15 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
                     memory.clone(),
                     clock.clone(),
                 );
-                if consumer.accepts_encoded() && matches!(config, ReceiverConfig::Otlp(_)) {
+                if consumer.accepts_encoded()
+                    && crate::components::receiver_as::<OtlpReceiverConfig>(config).is_some()
+                {
                     tracing::info!(receiver = %id, %signal, "OTLP protobuf passes through encoded: validated and counted, not decoded, since nothing on its way looks inside");
                 }
                 consumers.set(signal, consumer);
             }
         }
-        let receiver = build_receiver(config);
+        let receiver = config.build();
         let context = ReceiverContext {
             id: id.to_string(),
             consumers,
@@ -456,9 +468,15 @@ impl RunningCollector {
             }
         }
 
-        for queue in self.queues {
+        // Every queue drains at once against the one deadline: a queue
+        // stuck on a dead backend neither spends the others' time nor adds
+        // its abandon grace to theirs.
+        let drains = self.queues.into_iter().map(|queue| async move {
             let name = format!("exporter {} ({})", queue.name, queue.stats.signal);
-            if !queue.drain(deadline).await {
+            (name, queue.drain(deadline).await)
+        });
+        for (name, drained) in futures::future::join_all(drains).await {
+            if !drained {
                 stuck.push(format!("{name} did not drain before the deadline"));
             }
         }
@@ -490,151 +508,26 @@ impl RunningCollector {
     }
 }
 
-fn build_receiver(config: &ReceiverConfig) -> Box<dyn Receiver> {
-    match config {
-        ReceiverConfig::Otlp(c) => Box::new(receivers::otlp::OtlpReceiver::new(c.clone())),
-        ReceiverConfig::HostMetrics(c) => {
-            Box::new(receivers::hostmetrics::HostMetricsReceiver::new(c.clone()))
-        }
-        ReceiverConfig::Internal(c) => {
-            Box::new(receivers::internal::InternalReceiver::new(c.clone()))
-        }
-        ReceiverConfig::Prometheus(c) => {
-            Box::new(receivers::prometheus::PrometheusReceiver::new(c.clone()))
-        }
-        ReceiverConfig::Exec(c) => Box::new(receivers::exec::ExecReceiver::new(c.clone())),
-        ReceiverConfig::FileLog(c) => Box::new(receivers::filelog::FileLogReceiver::new(c.clone())),
-        ReceiverConfig::Checks(c) => Box::new(receivers::checks::ChecksReceiver::new(c.clone())),
-        ReceiverConfig::Zipkin(c) => Box::new(receivers::zipkin::ZipkinReceiver::new(c.clone())),
-        ReceiverConfig::Postgresql(c) => Box::new(receivers::databases::DatabaseReceiver::new(
-            Box::new(c.scraper()),
-            c.schedule,
-        )),
-        ReceiverConfig::Mysql(c) => Box::new(receivers::databases::DatabaseReceiver::new(
-            Box::new(c.scraper()),
-            c.schedule,
-        )),
-        ReceiverConfig::Redis(c) => Box::new(receivers::databases::DatabaseReceiver::new(
-            Box::new(c.scraper()),
-            c.schedule,
-        )),
-    }
-}
-
 /// A processor as `run` builds it (public for the fuzz targets).
 pub fn build_processor(config: &ProcessorConfig) -> Box<dyn Processor> {
-    match config {
-        ProcessorConfig::Batch(c) => Box::new(processors::batch::BatchProcessor::new(c.clone())),
-        ProcessorConfig::Percentiles(c) => Box::new(
-            processors::percentiles::PercentilesProcessor::new(c.clone()),
-        ),
-        ProcessorConfig::Filter(c) => Box::new(processors::filter::FilterProcessor::new(c.clone())),
-        ProcessorConfig::Transform(c) => {
-            Box::new(processors::transform::TransformProcessor::new(c.clone()))
-        }
-        ProcessorConfig::ResourceDetection(c) => {
-            Box::new(processors::resourcedetection::ResourceDetectionProcessor::new(c))
-        }
-        ProcessorConfig::Attributes(c) => {
-            Box::new(processors::attributes::AttributesProcessor::new(c))
-        }
-        ProcessorConfig::Resource(c) => {
-            Box::new(processors::attributes::resource::ResourceProcessor::new(c))
-        }
-        ProcessorConfig::MemoryLimiter(_) => {
-            Box::new(processors::memory_limiter::MemoryLimiterProcessor)
-        }
-        ProcessorConfig::ProbabilisticSampler(c) => {
-            Box::new(processors::probabilistic_sampler::ProbabilisticSampler::new(c))
-        }
-        ProcessorConfig::TailSampling(c) => {
-            Box::new(processors::tail_sampling::TailSampling::new(c))
-        }
-    }
+    config.build()
 }
 
-/// A connector as `run` builds it (public for the fuzz targets).
+/// A connector as `run` builds it (public for the fuzz targets): a replay
+/// grants it no storage, so it starts from a clean slate and never touches
+/// the live state files.
 pub fn build_connector(id: &str, config: &ConnectorConfig, purpose: Purpose) -> Box<dyn Processor> {
-    match config {
-        // A replay starts from a clean slate: never the live state file.
-        ConnectorConfig::LogPatterns(c) if purpose == Purpose::Replay => {
-            Box::new(connectors::logpatterns::LogPatternsConnector::new(
-                id,
-                &connectors::logpatterns::LogPatternsConfig {
-                    storage: None,
-                    ..c.clone()
-                },
-            ))
-        }
-        ConnectorConfig::LogPatterns(c) => {
-            Box::new(connectors::logpatterns::LogPatternsConnector::new(id, c))
-        }
-        ConnectorConfig::Forward(_) => Box::new(connectors::forward::Forward),
-        ConnectorConfig::Count(c) => Box::new(connectors::count::CountConnector::new(c.clone())),
-        ConnectorConfig::Anomaly(c) => Box::new(connectors::anomaly::AnomalyConnector::new(c)),
-        ConnectorConfig::Red(c) => Box::new(connectors::red::RedConnector::new(c.clone())),
-        ConnectorConfig::SpanMetrics(c) => Box::new(
-            connectors::spanmetrics::SpanMetricsConnector::new(c.clone()),
-        ),
-        // A replay starts from a clean slate: never the live state file.
-        ConnectorConfig::Alert(c) if purpose == Purpose::Replay => Box::new(
-            connectors::alert::AlertConnector::new(&connectors::alert::AlertConfig {
-                state_file: None,
-                ..c.clone()
-            }),
-        ),
-        ConnectorConfig::Alert(c) => Box::new(connectors::alert::AlertConnector::new(c)),
-    }
-}
-
-fn build_exporter(
-    name: &str,
-    config: &ExporterConfig,
-    signal: Signal,
-    clock: &Clock,
-    telemetry: &Arc<Telemetry>,
-) -> Result<Arc<dyn Exporter>, String> {
-    Ok(match config {
-        ExporterConfig::Otlp(c) => Arc::new(exporters::otlp::OtlpExporter::new(c, signal)?),
-        ExporterConfig::OtlpHttp(c) => {
-            Arc::new(exporters::otlphttp::OtlpHttpExporter::new(c, signal)?)
-        }
-        ExporterConfig::Debug(c) => Arc::new(exporters::debug::DebugExporter::new(c.clone())),
-        ExporterConfig::File(c) => Arc::new(exporters::file::FileExporter::new(c.clone(), signal)?),
-        ExporterConfig::Alertmanager(c) => Arc::new(
-            exporters::alertmanager::AlertmanagerExporter::new(c, clock.clone())?,
-        ),
-        ExporterConfig::Webhook(c) => Arc::new(exporters::webhook::WebhookExporter::new(c, name)?),
-        ExporterConfig::Email(c) => Arc::new(exporters::email::EmailExporter::new(c)?),
-        ExporterConfig::Prometheus(c) => {
-            Arc::new(exporters::prometheus::PrometheusExporter::new(c)?)
-        }
-        ExporterConfig::PrometheusRemoteWrite(c) => {
-            Arc::new(exporters::prometheusremotewrite::PrometheusRemoteWriteExporter::new(c)?)
-        }
-        ExporterConfig::Store(c) => {
-            let exporter = exporters::store::StoreExporter::new(c)?;
-            telemetry.register_store(name, exporter.store.clone());
-            Arc::new(exporter)
-        }
+    config.build(&ConnectorContext {
+        id,
+        storage: purpose.storage(),
     })
 }
 
-impl ExporterConfig {
-    /// Queue, retry and timeout settings; exporters without a remote
-    /// destination use the defaults.
-    pub fn settings(&self) -> crate::exporters::settings::ExporterSettings {
+impl Purpose {
+    fn storage(self) -> Storage {
         match self {
-            ExporterConfig::Otlp(c) => c.settings(),
-            ExporterConfig::OtlpHttp(c) => c.settings(),
-            ExporterConfig::Alertmanager(c) => c.settings(),
-            ExporterConfig::Webhook(c) => c.settings(),
-            ExporterConfig::Email(c) => c.settings(),
-            ExporterConfig::PrometheusRemoteWrite(c) => c.settings(),
-            ExporterConfig::Store(c) => c.settings(),
-            ExporterConfig::Debug(_) | ExporterConfig::File(_) | ExporterConfig::Prometheus(_) => {
-                Default::default()
-            }
+            Purpose::Live => Storage::LIVE,
+            Purpose::Replay => Storage::NONE,
         }
     }
 }

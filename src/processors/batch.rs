@@ -136,6 +136,40 @@ impl Processor for BatchProcessor {
     }
 }
 
+impl crate::components::compiled::CompiledProcessor for BatchConfig {
+    fn build(&self) -> Box<dyn crate::processors::Processor> {
+        Box::new(BatchProcessor::new(self.clone()))
+    }
+}
+
+/// The registry's compile step for `batch`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledProcessor>> {
+    // Batching by client metadata: sidewatch batches per pipeline only.
+    let mut value = value.clone();
+    if let Some(mapping) = value.as_mapping_mut() {
+        for key in ["metadata_keys", "metadata_cardinality_limit"] {
+            if mapping.remove(key).is_some() {
+                decoder.warning(
+                    path.key(key),
+                    format!(
+                        "{key} is ignored: sidewatch batches per pipeline, not per client metadata"
+                    ),
+                );
+            }
+        }
+    }
+    let config: BatchConfig = decoder.decode(&value, path)?;
+    if let Err(message) = config.validate() {
+        decoder.error(path.key("send_batch_max_size"), message);
+        return None;
+    }
+    Some(std::sync::Arc::new(config))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

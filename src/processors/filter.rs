@@ -254,13 +254,28 @@ impl Processor for FilterProcessor {
     }
 }
 
+impl crate::components::compiled::CompiledProcessor for FilterConfig {
+    fn build(&self) -> Box<dyn crate::processors::Processor> {
+        Box::new(FilterProcessor::new(self.clone()))
+    }
+}
+
+/// The registry's compile step.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledProcessor>> {
+    FilterConfig::decode(value, path, decoder).map(|c| std::sync::Arc::new(c) as _)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::batching::tests::{batch_names, traces};
 
     fn config(yaml: &str) -> Result<FilterConfig, Vec<String>> {
-        let loaded = crate::config::load_str(
+        let loaded = crate::plan::load_str(
             &format!(
                 "receivers: {{ otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:0 }} }} }} }}\nprocessors:\n  filter: {{ {yaml} }}\nexporters: {{ debug: {{}} }}\nservice: {{ pipelines: {{ traces: {{ receivers: [otlp], processors: [filter], exporters: [debug] }} }} }}\n"
             ),
@@ -268,7 +283,9 @@ mod tests {
         );
         match loaded {
             Ok(loaded) => match loaded.plan.processors.values().next() {
-                Some(crate::components::ProcessorConfig::Filter(c)) => Ok(c.clone()),
+                Some(c) => Ok(crate::components::processor_as::<FilterConfig>(c)
+                    .unwrap()
+                    .clone()),
                 _ => panic!("no filter"),
             },
             Err(e) => Err(e.errors.iter().map(|e| e.to_string()).collect()),

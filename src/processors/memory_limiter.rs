@@ -137,6 +137,32 @@ impl Processor for MemoryLimiterProcessor {
     }
 }
 
+/// Never built into a pipeline: the plan moves it onto
+/// `service.memory_limiter`; this is the pass-through it would be.
+impl crate::components::compiled::CompiledProcessor for MemoryLimiterConfig {
+    fn build(&self) -> Box<dyn crate::processors::Processor> {
+        Box::new(MemoryLimiterProcessor)
+    }
+}
+
+/// The registry's compile step for `memory_limiter`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledProcessor>> {
+    let config: CollectorMemoryLimiterConfig = decoder.decode(value, path)?;
+    match config.compile(available_mib()) {
+        Ok(config) => Some(std::sync::Arc::new(config)),
+        Err(errors) => {
+            for (field, message) in errors {
+                decoder.error(path.key(field), message);
+            }
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

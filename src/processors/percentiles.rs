@@ -86,8 +86,47 @@ fn default_max_series() -> usize {
     10_000
 }
 
+/// A validated `percentiles` config: its metric patterns compiled and its
+/// accuracy checked into the empty sketch every sub-window starts from.
+#[derive(Debug, Clone)]
+pub struct CompiledPercentiles {
+    config: PercentilesConfig,
+    names: Vec<regex::Regex>,
+    empty: DDSketch,
+}
+
 impl PercentilesConfig {
-    pub fn validate(&self) -> Vec<(&'static str, String)> {
+    /// The validated form, or every error (field, message).
+    pub fn compile(self) -> Result<CompiledPercentiles, Vec<(&'static str, String)>> {
+        let mut errors = self.validate();
+        let names = self
+            .metrics
+            .iter()
+            .filter_map(|p| regex::Regex::new(&format!("^(?:{p})$")).ok())
+            .collect::<Vec<_>>();
+        let empty = DDSketch::new(self.relative_accuracy);
+        match empty {
+            Ok(empty) if errors.is_empty() && names.len() == self.metrics.len() => {
+                Ok(CompiledPercentiles {
+                    config: self,
+                    names,
+                    empty,
+                })
+            }
+            Ok(_) => Err(errors),
+            Err(e) => {
+                if errors
+                    .iter()
+                    .all(|(field, _)| *field != "relative_accuracy")
+                {
+                    errors.push(("relative_accuracy", e.to_string()));
+                }
+                Err(errors)
+            }
+        }
+    }
+
+    fn validate(&self) -> Vec<(&'static str, String)> {
         let mut errors = Vec::new();
         if self.metrics.is_empty() {
             errors.push(("metrics", "name at least one metric".to_string()));
@@ -168,18 +207,39 @@ fn spread(sketch: &mut DDSketch, low: f64, high: f64, n: u64) {
     }
 }
 
+impl crate::components::compiled::CompiledProcessor for CompiledPercentiles {
+    fn build(&self) -> Box<dyn Processor> {
+        Box::new(PercentilesProcessor::new(self.clone()))
+    }
+}
+
+/// The registry's compile step for `percentiles`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledProcessor>> {
+    let config: PercentilesConfig = decoder.decode(value, path)?;
+    match config.compile() {
+        Ok(compiled) => Some(std::sync::Arc::new(compiled)),
+        Err(errors) => {
+            crate::components::compiled::report(errors, path, decoder);
+            None
+        }
+    }
+}
+
 impl PercentilesProcessor {
-    pub fn new(config: PercentilesConfig) -> Self {
+    pub fn new(compiled: CompiledPercentiles) -> Self {
+        let CompiledPercentiles {
+            config,
+            names,
+            empty,
+        } = compiled;
         let config_max_series = config.max_series;
         let config_emit_interval = config.emit_interval;
-        let empty = DDSketch::new(config.relative_accuracy)
-            .unwrap_or_else(|_| DDSketch::new(0.01).expect("valid accuracy"));
         PercentilesProcessor {
-            names: config
-                .metrics
-                .iter()
-                .filter_map(|p| regex::Regex::new(&format!("^(?:{p})$")).ok())
-                .collect(),
+            names,
             config,
             series: HashMap::new(),
             empty,
@@ -560,7 +620,7 @@ mod tests {
     fn cumulative_histograms_become_windowed_percentiles_across_resets() {
         let config: PercentilesConfig =
             yaml_serde::from_str("{ metrics: [latency], windows: [1m], sub_windows: 6 }").unwrap();
-        let mut p = PercentilesProcessor::new(config);
+        let mut p = PercentilesProcessor::new(config.compile().unwrap());
         let s = 1_000_000_000u64;
         let t0 = 1_700_000_000 * s;
         let at = |n: u64| UNIX_EPOCH + Duration::from_nanos(t0 + n * s);
@@ -611,7 +671,7 @@ mod tests {
         };
         let config: PercentilesConfig =
             yaml_serde::from_str("{ metrics: [latency], windows: [1m] }").unwrap();
-        let mut p = PercentilesProcessor::new(config);
+        let mut p = PercentilesProcessor::new(config.compile().unwrap());
         let s = 1_000_000_000u64;
         let t0 = 1_700_000_000 * s;
         let at = |n: u64| UNIX_EPOCH + Duration::from_nanos(t0 + n * s);
@@ -666,7 +726,7 @@ mod tests {
     fn gauges_get_value_percentiles_and_series_beyond_the_cap_overflow() {
         let config: PercentilesConfig =
             yaml_serde::from_str("{ metrics: [queue], windows: [1m], max_series: 2 }").unwrap();
-        let mut p = PercentilesProcessor::new(config);
+        let mut p = PercentilesProcessor::new(config.compile().unwrap());
         let s = 1_000_000_000u64;
         let t0 = 1_700_000_000 * s;
         let at = |n: u64| UNIX_EPOCH + Duration::from_nanos(t0 + n * s);
@@ -716,7 +776,7 @@ mod tests {
         let config: PercentilesConfig =
             yaml_serde::from_str("{ metrics: [queue], windows: [1m], percentiles: [1, 0.5, 0.9] }")
                 .unwrap();
-        let mut p = PercentilesProcessor::new(config);
+        let mut p = PercentilesProcessor::new(config.compile().unwrap());
         let t0 = 1_700_000_000 * 1_000_000_000u64;
         p.record(
             &gauge("queue", "a", 3.0, t0),
@@ -737,7 +797,7 @@ mod tests {
             "{ metrics: [queue], windows: [1m, 5m], percentiles: [0.5], emit_interval: 10s }",
         )
         .unwrap();
-        let mut p = PercentilesProcessor::new(config);
+        let mut p = PercentilesProcessor::new(config.compile().unwrap());
         let s = 1_000_000_000u64;
         let t0 = 1_700_000_000 * s;
         let at = |n: u64| UNIX_EPOCH + Duration::from_nanos(t0 + n * s);

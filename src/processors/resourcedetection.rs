@@ -219,6 +219,38 @@ impl Processor for ResourceDetectionProcessor {
     }
 }
 
+impl crate::components::compiled::CompiledProcessor for ResourceDetectionConfig {
+    fn build(&self) -> Box<dyn crate::processors::Processor> {
+        Box::new(ResourceDetectionProcessor::new(self))
+    }
+}
+
+/// The registry's compile step for `resourcedetection`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledProcessor>> {
+    let mut refused = false;
+    let detectors = value
+        .get("detectors")
+        .and_then(yaml_serde::Value::as_sequence);
+    for (i, detector) in detectors.into_iter().flatten().enumerate() {
+        let name = detector.as_str().unwrap_or_default();
+        if !matches!(name, "env" | "system") {
+            refused = true;
+            decoder.error(
+                path.key("detectors").index(i),
+                format!("the `{name}` detector is not supported by sidewatch: only env and system (cloud, docker and Kubernetes detectors need metadata services that cannot be tested here; set their attributes with OTEL_RESOURCE_ATTRIBUTES and the env detector)"),
+            );
+        }
+    }
+    if refused {
+        return None;
+    }
+    crate::components::compiled::processor::<ResourceDetectionConfig>(value, path, decoder)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

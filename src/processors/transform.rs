@@ -430,13 +430,28 @@ impl Processor for TransformProcessor {
     }
 }
 
+impl crate::components::compiled::CompiledProcessor for TransformConfig {
+    fn build(&self) -> Box<dyn crate::processors::Processor> {
+        Box::new(TransformProcessor::new(self.clone()))
+    }
+}
+
+/// The registry's compile step.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledProcessor>> {
+    TransformConfig::decode(value, path, decoder).map(|c| std::sync::Arc::new(c) as _)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::batching::tests::traces;
 
     fn config(yaml: &str) -> Result<TransformConfig, Vec<String>> {
-        let loaded = crate::config::load_str(
+        let loaded = crate::plan::load_str(
             &format!(
                 "receivers: {{ otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:0 }} }} }} }}\nprocessors:\n  transform:\n{yaml}\nexporters: {{ debug: {{}} }}\nservice: {{ pipelines: {{ traces: {{ receivers: [otlp], processors: [transform], exporters: [debug] }} }} }}\n"
             ),
@@ -444,7 +459,9 @@ mod tests {
         );
         match loaded {
             Ok(loaded) => match loaded.plan.processors.values().next() {
-                Some(crate::components::ProcessorConfig::Transform(c)) => Ok(c.clone()),
+                Some(c) => Ok(crate::components::processor_as::<TransformConfig>(c)
+                    .unwrap()
+                    .clone()),
                 _ => panic!("no transform"),
             },
             Err(e) => Err(e.errors.iter().map(|e| e.to_string()).collect()),

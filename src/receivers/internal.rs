@@ -379,3 +379,9 @@ impl Receiver for InternalReceiver {
         })
     }
 }
+
+impl crate::components::compiled::CompiledReceiver for InternalConfig {
+    fn build(&self) -> Box<dyn crate::receivers::Receiver> {
+        Box::new(InternalReceiver::new(self.clone()))
+    }
+}

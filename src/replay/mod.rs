@@ -25,9 +25,9 @@ pub(crate) use input::gauge_batch;
 pub use report::ReplayReport;
 
 use crate::clock::Clock;
-use crate::config::Plan;
 use crate::pipeline::PipelineRuntime;
 use crate::pipeline::build::{Purpose, build_graph};
+use crate::plan::Plan;
 use crate::signal::Signal;
 use crate::telemetry::Telemetry;
 

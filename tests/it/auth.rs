@@ -105,7 +105,7 @@ service:
 
 #[test]
 fn credentials_over_plaintext_need_an_explicit_choice() {
-    let error = sidewatch::config::load_str(
+    let error = sidewatch::plan::load_str(
         r#"
 receivers:
   otlp:

@@ -292,7 +292,7 @@ async fn httpcheck_retries_before_a_failure_counts() {
 
 #[tokio::test]
 async fn httpcheck_config_errors_name_the_field() {
-    let Err(error) = sidewatch::config::load_str(
+    let Err(error) = sidewatch::plan::load_str(
         r#"
 receivers:
   http_check:

@@ -39,7 +39,7 @@ fn each_config_error_names_its_path_line_and_expectation() {
             "SIDEWATCH_TEST_SURELY_UNSET" => None,
             other => std::env::var(other).ok(),
         };
-        match sidewatch::config::load_str_with_env(&text, "fixture", &env) {
+        match sidewatch::plan::load_str_with_env(&text, "fixture", &env) {
             Ok(loaded) => {
                 assert!(
                     want_errors.is_empty(),
@@ -60,7 +60,7 @@ fn each_config_error_names_its_path_line_and_expectation() {
 #[test]
 fn every_shipped_pipeline_compiles_without_warnings() {
     for file in fixtures("pipelines") {
-        let loaded = sidewatch::config::load_file(&file).unwrap_or_else(|e| panic!("{e}"));
+        let loaded = sidewatch::plan::load_file(&file).unwrap_or_else(|e| panic!("{e}"));
         assert!(
             loaded.warnings.is_empty(),
             "{}: {:?}",

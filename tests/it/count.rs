@@ -206,7 +206,7 @@ service:
 
 #[test]
 fn count_config_errors_name_the_field() {
-    let Err(error) = sidewatch::config::load_str(
+    let Err(error) = sidewatch::plan::load_str(
         r#"
 receivers:
   otlp: { protocols: { grpc: { endpoint: 127.0.0.1:0 } } }

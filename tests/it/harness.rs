@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use sidewatch::pipeline::build::RunningCollector;
 
 pub async fn start(yaml: &str) -> RunningCollector {
-    let loaded = sidewatch::config::load_str(yaml, "test config").unwrap_or_else(|e| panic!("{e}"));
+    let loaded = sidewatch::plan::load_str(yaml, "test config").unwrap_or_else(|e| panic!("{e}"));
     sidewatch::pipeline::build::start(&loaded.plan)
         .await
         .expect("collector starts")

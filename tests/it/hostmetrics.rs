@@ -243,7 +243,7 @@ fn network_counters_match_proc_net_dev() {
 
 /// The hostmetrics receiver of the embedded default pipeline.
 fn default_pipeline_scrapers() -> HostScrapers {
-    let loaded = sidewatch::config::load_str(
+    let loaded = sidewatch::plan::load_str(
         sidewatch::config::DEFAULT_PIPELINE,
         "embedded default pipeline",
     )
@@ -252,9 +252,11 @@ fn default_pipeline_scrapers() -> HostScrapers {
         .plan
         .receivers
         .values()
-        .find_map(|r| match r {
-            sidewatch::components::ReceiverConfig::HostMetrics(c) => Some(c.clone()),
-            _ => None,
+        .find_map(|r| {
+            sidewatch::components::receiver_as::<
+                    sidewatch::receivers::hostmetrics::HostMetricsConfig,
+                >(r)
+                .cloned()
         })
         .expect("the default pipeline has a hostmetrics receiver");
     HostScrapers::new(&config.scrapers)

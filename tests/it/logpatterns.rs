@@ -21,7 +21,7 @@ const SYSLOG: &str = r#"'^(?P<time>\w{3} +\d+ [\d:]+) (?P<host>\S+) (?P<program>
 #[test]
 fn pipelines_logs_yaml_validates() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/logs.yaml");
-    if let Err(e) = sidewatch::config::load_file(&path) {
+    if let Err(e) = sidewatch::plan::load_file(&path) {
         panic!("{e}");
     }
 }

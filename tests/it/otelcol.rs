@@ -92,7 +92,7 @@ service:
 #[test]
 fn collector_names_map_onto_one_plan() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/config/otelcol_service.yaml");
-    let loaded = sidewatch::config::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
+    let loaded = sidewatch::plan::load_file(&path).unwrap_or_else(|e| panic!("{e}"));
     let service = &loaded.plan.service;
     let limiter = service
         .memory_limiter
@@ -129,7 +129,9 @@ fn collector_names_map_onto_one_plan() {
         .values()
         .next()
         .expect("the otlp_http exporter");
-    let sidewatch::components::ExporterConfig::OtlpHttp(config) = exporter else {
+    let Some(config) = sidewatch::components::exporter_as::<
+        sidewatch::exporters::otlphttp::OtlpHttpExporterConfig,
+    >(exporter) else {
         panic!("otlp_http is otlphttp: {exporter:?}");
     };
     assert_eq!(
@@ -157,7 +159,7 @@ fn collector_shaped_configs_validate_unchanged_or_fail_only_on_out_of_scope_comp
     let mut valid = 0;
     for file in &files {
         let text = std::fs::read_to_string(file).unwrap();
-        match sidewatch::config::load_str_with_env(&text, &file.display().to_string(), &env) {
+        match sidewatch::plan::load_str_with_env(&text, &file.display().to_string(), &env) {
             Ok(_) => valid += 1,
             Err(errors) => {
                 for error in &errors.errors {

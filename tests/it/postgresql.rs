@@ -2,9 +2,7 @@
 //! on 127.0.0.1 (its own data directory and port, password auth over
 //! TCP, pg_stat_statements preloaded): a table of known size, known
 //! numbers of commits, rollbacks and queries read back, a slow query seen
-//! as slow; and, with the shipped pipelines/databases.yaml, the server
-//! stopped fires DatabaseUnreachable in the real Alertmanager and
-//! resolves when it comes back.
+//! as slow; a stopped server is down within the deadline and reconnects.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -27,6 +25,22 @@ impl Postgres {
     /// initdb + pg_ctl start as the `postgres` user (initdb refuses root).
     /// Missing PostgreSQL: skip loudly, or fail under CI=true.
     pub fn start() -> Option<Postgres> {
+        Self::start_with(false)
+    }
+
+    /// As `start`, also serving TLS with a server certificate for
+    /// 127.0.0.1 signed by `ca.pem` in `tls_dir()` (`foreign-ca.pem`
+    /// there signed nothing of it).
+    pub fn start_tls() -> Option<Postgres> {
+        Self::start_with(true)
+    }
+
+    /// The directory of the TLS test certificates.
+    pub fn tls_dir(&self) -> &Path {
+        self._dir.path()
+    }
+
+    fn start_with(tls: bool) -> Option<Postgres> {
         if !Path::new(BIN).join("initdb").exists() {
             crate::external::binary("postgresql-15-initdb", "postgresql")?;
         }
@@ -65,8 +79,59 @@ impl Postgres {
             "UTF8",
         ]);
         let port = free_port();
-        let options = format!(
+        let mut options = format!(
             "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=20 -c fsync=off -c shared_preload_libraries=pg_stat_statements",
+            dir.path().display()
+        );
+        if tls {
+            crate::certs::all(dir.path());
+            for file in ["server.pem", "server.key"] {
+                chown_postgres(&dir.path().join(file));
+            }
+            std::fs::set_permissions(
+                dir.path().join("server.key"),
+                std::os::unix::fs::PermissionsExt::from_mode(0o600),
+            )
+            .unwrap();
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={0}/server.pem -c ssl_key_file={0}/server.key",
+                dir.path().display()
+            ));
+        }
+        let server = Postgres {
+            port,
+            data,
+            options,
+            _dir: dir,
+        };
+        server.resume();
+        Some(server)
+    }
+
+    /// A streaming standby of `primary` (`pg_basebackup -R`) on its own
+    /// port and data directory, started.
+    pub fn standby_of(primary: &Postgres) -> Postgres {
+        let dir = tempfile::tempdir().unwrap();
+        chown_postgres(dir.path());
+        let data = dir.path().join("data");
+        let output = Command::new("runuser")
+            .args(["-u", "postgres", "--", "env"])
+            .arg(format!("PGPASSWORD={PASSWORD}"))
+            .arg(format!("{BIN}/pg_basebackup"))
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-R", "-X", "stream"])
+            .args(["-p", &primary.port.to_string(), "-D"])
+            .arg(&data)
+            .stdin(Stdio::null())
+            .output()
+            .expect("runuser runs");
+        assert!(
+            output.status.success(),
+            "pg_basebackup: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let port = free_port();
+        let options = format!(
+            "-p {port} -k {} -c listen_addresses=127.0.0.1 -c max_connections=20 -c fsync=off -c hot_standby=on",
             dir.path().display()
         );
         let server = Postgres {
@@ -76,7 +141,7 @@ impl Postgres {
             _dir: dir,
         };
         server.resume();
-        Some(server)
+        server
     }
 
     fn pg_ctl(&self, args: &[&str]) {

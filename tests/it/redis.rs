@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::checks_support::{latest_value, points, start_checks, until_value};
 use crate::harness::free_port;
 
-const PASSWORD: &str = "s3cret-redis";
+pub const PASSWORD: &str = "s3cret-redis";
 
 pub struct RedisServer {
     pub port: u16,

@@ -475,9 +475,9 @@ pub fn logs(u: &mut Unstructured) -> Result<ExportLogsServiceRequest> {
 /// Every processor and connector `yaml` configures, built as `run` builds
 /// them (the config is compiled once per process; each target has one).
 pub fn components(yaml: &str) -> Vec<(String, Box<dyn Processor>)> {
-    static PLAN: std::sync::OnceLock<sidewatch::config::Plan> = std::sync::OnceLock::new();
+    static PLAN: std::sync::OnceLock<sidewatch::plan::Plan> = std::sync::OnceLock::new();
     let plan = PLAN.get_or_init(|| {
-        sidewatch::config::load_str(yaml, "fuzz config")
+        sidewatch::plan::load_str(yaml, "fuzz config")
             .unwrap_or_else(|e| panic!("the fuzz config compiles: {e}"))
             .plan
     });

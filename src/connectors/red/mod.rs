@@ -118,8 +118,59 @@ fn default_max_series() -> usize {
     10_000
 }
 
+/// A validated `red` config: span kinds as their OTLP numbers and the
+/// accuracy checked into the empty sketch every sub-window starts from.
+#[derive(Debug, Clone)]
+pub struct CompiledRed {
+    config: RedConfig,
+    kinds: Vec<i32>,
+    empty_sketch: DDSketch,
+}
+
+/// A span kind's OTLP number, for the names `span_kinds` accepts.
+fn span_kind_number(kind: &str) -> Option<i32> {
+    Some(match kind {
+        "unspecified" => 0,
+        "internal" => 1,
+        "server" => 2,
+        "client" => 3,
+        "producer" => 4,
+        "consumer" => 5,
+        _ => return None,
+    })
+}
+
 impl RedConfig {
-    pub fn validate(&self) -> Vec<(&'static str, String)> {
+    /// The validated form, or every error (field, message).
+    pub fn compile(self) -> Result<CompiledRed, Vec<(&'static str, String)>> {
+        let mut errors = self.validate();
+        let kinds: Vec<i32> = self
+            .span_kinds
+            .iter()
+            .filter_map(|k| span_kind_number(k))
+            .collect();
+        match DDSketch::new(self.relative_accuracy) {
+            Ok(empty_sketch) if errors.is_empty() && kinds.len() == self.span_kinds.len() => {
+                Ok(CompiledRed {
+                    config: self,
+                    kinds,
+                    empty_sketch,
+                })
+            }
+            Ok(_) => Err(errors),
+            Err(e) => {
+                if errors
+                    .iter()
+                    .all(|(field, _)| *field != "relative_accuracy")
+                {
+                    errors.push(("relative_accuracy", e.to_string()));
+                }
+                Err(errors)
+            }
+        }
+    }
+
+    fn validate(&self) -> Vec<(&'static str, String)> {
         let mut errors = Vec::new();
         if self.dimensions.is_empty() {
             errors.push(("dimensions", "at least one dimension is needed".to_string()));
@@ -149,16 +200,7 @@ impl RedConfig {
             ));
         }
         for kind in &self.span_kinds {
-            if ![
-                "server",
-                "client",
-                "producer",
-                "consumer",
-                "internal",
-                "unspecified",
-            ]
-            .contains(&kind.as_str())
-            {
+            if span_kind_number(kind).is_none() {
                 errors.push(("span_kinds", format!("unknown span kind {kind:?}: expected server, client, producer, consumer, internal")));
             }
         }
@@ -226,23 +268,40 @@ pub struct RedConnector {
     stats: std::sync::Arc<crate::telemetry::cardinality::CardinalityStats>,
 }
 
+impl crate::components::compiled::CompiledConnector for CompiledRed {
+    fn build(
+        &self,
+        _: &crate::components::compiled::ConnectorContext<'_>,
+    ) -> Box<dyn crate::processors::Processor> {
+        Box::new(RedConnector::new(self.clone()))
+    }
+}
+
+/// The registry's compile step for `red`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledConnector>> {
+    let config: RedConfig = decoder.decode(value, path)?;
+    match config.compile() {
+        Ok(compiled) => Some(std::sync::Arc::new(compiled)),
+        Err(errors) => {
+            crate::components::compiled::report(errors, path, decoder);
+            None
+        }
+    }
+}
+
 impl RedConnector {
-    pub fn new(config: RedConfig) -> Self {
-        let kinds = config
-            .span_kinds
-            .iter()
-            .map(|k| match k.as_str() {
-                "server" => 2,
-                "client" => 3,
-                "producer" => 4,
-                "consumer" => 5,
-                "internal" => 1,
-                _ => 0,
-            })
-            .collect();
+    pub fn new(compiled: CompiledRed) -> Self {
+        let CompiledRed {
+            config,
+            kinds,
+            empty_sketch,
+        } = compiled;
         let empty = SubWindow {
-            sketch: DDSketch::new(config.relative_accuracy)
-                .unwrap_or_else(|_| DDSketch::new(0.01).expect("valid accuracy")),
+            sketch: empty_sketch,
             requests: 0,
             errors: 0,
             slowest: Vec::new(),

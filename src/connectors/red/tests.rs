@@ -46,7 +46,12 @@ fn spans(count: u64) -> Batch {
 }
 
 fn connector(yaml: &str) -> RedConnector {
-    RedConnector::new(yaml_serde::from_str::<RedConfig>(yaml).unwrap())
+    RedConnector::new(
+        yaml_serde::from_str::<RedConfig>(yaml)
+            .unwrap()
+            .compile()
+            .unwrap(),
+    )
 }
 
 /// The points of metric `name` whose `window` is `window`.

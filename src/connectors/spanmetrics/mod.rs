@@ -496,5 +496,37 @@ impl Processor for SpanMetricsConnector {
     }
 }
 
+impl crate::components::compiled::CompiledConnector for SpanMetricsConfig {
+    fn build(&self, _: &crate::components::compiled::ConnectorContext<'_>) -> Box<dyn Processor> {
+        Box::new(SpanMetricsConnector::new(self.clone()))
+    }
+}
+
+/// The registry's compile step for `spanmetrics`: each error at its path
+/// below the connector (`[i]` segments are list indices).
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledConnector>> {
+    let config: SpanMetricsConfig = decoder.decode(value, path)?;
+    let errors = config.validate();
+    let valid = errors.is_empty();
+    for (keys, message) in errors {
+        let at = keys.iter().fold(path.clone(), |at, k| {
+            match k
+                .strip_prefix('[')
+                .and_then(|k| k.strip_suffix(']'))
+                .and_then(|k| k.parse().ok())
+            {
+                Some(i) => at.index(i),
+                None => at.key(k.clone()),
+            }
+        });
+        decoder.error(at, message);
+    }
+    valid.then(|| std::sync::Arc::new(config) as _)
+}
+
 #[cfg(test)]
 mod tests;

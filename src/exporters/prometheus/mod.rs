@@ -128,3 +128,28 @@ impl Exporter for PrometheusExporter {
         self.stop.cancel();
     }
 }
+
+impl crate::components::compiled::CompiledExporter for PrometheusExporterConfig {
+    fn build(
+        &self,
+        context: &crate::components::compiled::ExporterContext<'_>,
+    ) -> Result<std::sync::Arc<dyn crate::exporters::Exporter>, String> {
+        let _ = context;
+        Ok(std::sync::Arc::new(PrometheusExporter::new(self)?))
+    }
+}
+
+/// The registry's compile step.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledExporter>> {
+    crate::exporters::compile::checked::<PrometheusExporterConfig>(
+        value,
+        path,
+        decoder,
+        crate::exporters::compile::no_tls,
+        |_, _, _| true,
+    )
+}

@@ -319,6 +319,48 @@ impl Exporter for PrometheusRemoteWriteExporter {
     }
 }
 
+impl crate::components::compiled::CompiledExporter for PrometheusRemoteWriteConfig {
+    fn settings(&self) -> ExporterSettings {
+        self.settings()
+    }
+
+    fn build(
+        &self,
+        _: &crate::components::compiled::ExporterContext<'_>,
+    ) -> Result<Arc<dyn super::Exporter>, String> {
+        Ok(Arc::new(PrometheusRemoteWriteExporter::new(self)?))
+    }
+}
+
+/// The registry's compile step for `prometheusremotewrite`: its own
+/// checks, then whatever the constructor would refuse.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<Arc<dyn crate::components::compiled::CompiledExporter>> {
+    crate::exporters::compile::checked::<PrometheusRemoteWriteConfig>(
+        value,
+        path,
+        decoder,
+        |c| c.tls.as_ref(),
+        |config, path, decoder| {
+            let errors = config.validate();
+            let valid = errors.is_empty();
+            for (keys, message) in errors {
+                let at = keys.iter().fold(path.clone(), |at, k| at.key(*k));
+                decoder.error(at, message);
+            }
+            valid
+                && crate::exporters::compile::refused(
+                    PrometheusRemoteWriteExporter::new(config).map(|_| ()),
+                    path,
+                    decoder,
+                )
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

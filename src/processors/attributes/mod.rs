@@ -210,6 +210,40 @@ impl Processor for AttributesProcessor {
     }
 }
 
+impl crate::components::compiled::CompiledProcessor for AttributesConfig {
+    fn build(&self) -> Box<dyn crate::processors::Processor> {
+        Box::new(AttributesProcessor::new(self))
+    }
+}
+
+/// The registry's compile step for `attributes`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledProcessor>> {
+    let raw: RawAttributesConfig = decoder.decode(value, path)?;
+    match raw.compile() {
+        Ok(config) => Some(std::sync::Arc::new(config)),
+        Err(errors) => {
+            for (keys, message) in errors {
+                let at = keys.iter().fold(path.clone(), |at, k| {
+                    match k
+                        .strip_prefix('[')
+                        .and_then(|k| k.strip_suffix(']'))
+                        .and_then(|k| k.parse().ok())
+                    {
+                        Some(i) => at.index(i),
+                        None => at.key(k.clone()),
+                    }
+                });
+                decoder.error(at, message);
+            }
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -72,3 +72,30 @@ impl Processor for ResourceProcessor {
         });
     }
 }
+
+impl crate::components::compiled::CompiledProcessor for ResourceConfig {
+    fn build(&self) -> Box<dyn crate::processors::Processor> {
+        Box::new(ResourceProcessor::new(self))
+    }
+}
+
+/// The registry's compile step for `resource`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledProcessor>> {
+    let raw: RawResourceConfig = decoder.decode(value, path)?;
+    let mut actions = Vec::new();
+    let mut valid = true;
+    for (i, action) in raw.attributes.iter().enumerate() {
+        match action.compile() {
+            Ok(a) => actions.push(a),
+            Err((field, message)) => {
+                valid = false;
+                decoder.error(path.key("attributes").index(i).key(field), message);
+            }
+        }
+    }
+    valid.then(|| std::sync::Arc::new(ResourceConfig { actions }) as _)
+}

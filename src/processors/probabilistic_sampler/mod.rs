@@ -470,5 +470,29 @@ impl Processor for ProbabilisticSampler {
     }
 }
 
+impl crate::components::compiled::CompiledProcessor for ProbabilisticSamplerConfig {
+    fn build(&self) -> Box<dyn crate::processors::Processor> {
+        Box::new(ProbabilisticSampler::new(self))
+    }
+}
+
+/// The registry's compile step for `probabilistic_sampler`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledProcessor>> {
+    let raw: RawProbabilisticSamplerConfig = decoder.decode(value, path)?;
+    match raw.compile() {
+        Ok(config) => Some(std::sync::Arc::new(config)),
+        Err(errors) => {
+            for (field, message) in errors {
+                decoder.error(path.key(field), message);
+            }
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -333,5 +333,20 @@ impl Processor for TailSampling {
     }
 }
 
+impl crate::components::compiled::CompiledProcessor for TailSamplingConfig {
+    fn build(&self) -> Box<dyn crate::processors::Processor> {
+        Box::new(TailSampling::new(self))
+    }
+}
+
+/// The registry's compile step for `tail_sampling`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledProcessor>> {
+    TailSamplingConfig::decode(value, path, decoder).map(|c| std::sync::Arc::new(c) as _)
+}
+
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@ use crate::otlp::value::{int_kv, string_kv};
 use opentelemetry_proto::tonic::trace::v1::{Span, Status, status::StatusCode};
 
 fn config(policies: &str, extra: &str) -> Result<TailSamplingConfig, Vec<String>> {
-    let loaded = crate::config::load_str(
+    let loaded = crate::plan::load_str(
         &format!(
             "receivers: {{ otlp: {{ protocols: {{ grpc: {{ endpoint: 127.0.0.1:0 }} }} }} }}\nprocessors:\n  tail_sampling:\n    decision_wait: 1s\n{extra}    policies:\n{policies}\nexporters: {{ debug: {{}} }}\nservice: {{ pipelines: {{ traces: {{ receivers: [otlp], processors: [tail_sampling], exporters: [debug] }} }} }}\n"
         ),
@@ -11,7 +11,9 @@ fn config(policies: &str, extra: &str) -> Result<TailSamplingConfig, Vec<String>
     );
     match loaded {
         Ok(loaded) => match loaded.plan.processors.values().next() {
-            Some(crate::components::ProcessorConfig::TailSampling(c)) => Ok(c.clone()),
+            Some(c) => Ok(crate::components::processor_as::<TailSamplingConfig>(c)
+                .unwrap()
+                .clone()),
             _ => panic!("no tail_sampling"),
         },
         Err(e) => Err(e.errors.iter().map(|e| e.to_string()).collect()),

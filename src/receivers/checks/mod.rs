@@ -314,3 +314,54 @@ pub fn connect_error(error: &std::io::Error) -> CheckError {
     };
     CheckError::new(code, error.to_string())
 }
+
+impl crate::components::compiled::CompiledReceiver for ChecksPlan {
+    fn build(&self) -> Box<dyn crate::receivers::Receiver> {
+        Box::new(ChecksReceiver::new(self.clone()))
+    }
+}
+
+/// The registry's compile step for `httpcheck`.
+pub fn compile_http(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    decode::<http::HttpTarget>("http", value, path, decoder).map(|c| std::sync::Arc::new(c) as _)
+}
+
+/// The registry's compile step for `tcpcheck`.
+pub fn compile_tcp(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    decode::<tcp::TcpTarget>("tcp", value, path, decoder).map(|c| std::sync::Arc::new(c) as _)
+}
+
+/// The registry's compile step for `tlscheck`.
+pub fn compile_tls(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    decode::<tls::TlsTarget>("tls", value, path, decoder).map(|c| std::sync::Arc::new(c) as _)
+}
+
+/// The registry's compile step for `dnscheck`.
+pub fn compile_dns(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    decode::<dns::DnsTarget>("dns", value, path, decoder).map(|c| std::sync::Arc::new(c) as _)
+}
+
+/// The registry's compile step for `icmpcheck`.
+pub fn compile_icmp(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    decode::<icmp::IcmpTarget>("icmp", value, path, decoder).map(|c| std::sync::Arc::new(c) as _)
+}

@@ -161,6 +161,32 @@ impl Receiver for DatabaseReceiver {
     }
 }
 
+/// What a config's `compile` refuses: (field, message) pairs.
+pub type FieldErrors = Vec<(&'static str, String)>;
+
+/// The registry's compile step the three databases share: decode `C`,
+/// compile it with `compile` into its plan, or report each error at its
+/// field under `path`.
+pub fn compile_with<C, P>(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+    compile: fn(&C) -> Result<P, FieldErrors>,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>>
+where
+    C: serde::de::DeserializeOwned,
+    P: crate::components::compiled::CompiledReceiver,
+{
+    let config: C = decoder.decode(value, path)?;
+    match compile(&config) {
+        Ok(plan) => Some(std::sync::Arc::new(plan)),
+        Err(errors) => {
+            crate::components::compiled::report(errors, path, decoder);
+            None
+        }
+    }
+}
+
 /// How a metric is reported, in the Collector's types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -143,6 +143,24 @@ impl MysqlConfig {
     }
 }
 
+impl crate::components::compiled::CompiledReceiver for MysqlPlan {
+    fn build(&self) -> Box<dyn crate::receivers::Receiver> {
+        Box::new(super::DatabaseReceiver::new(
+            Box::new(self.scraper()),
+            self.schedule,
+        ))
+    }
+}
+
+/// The registry's compile step for `mysql`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    super::compile_with(value, path, decoder, MysqlConfig::compile)
+}
+
 impl MysqlPlan {
     pub fn scraper(&self) -> MysqlScraper {
         MysqlScraper {

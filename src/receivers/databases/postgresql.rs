@@ -165,6 +165,24 @@ pub fn tls_config(
     Ok(client.config(!tls.insecure_skip_verify).0)
 }
 
+impl crate::components::compiled::CompiledReceiver for PostgresqlPlan {
+    fn build(&self) -> Box<dyn crate::receivers::Receiver> {
+        Box::new(super::DatabaseReceiver::new(
+            Box::new(self.scraper()),
+            self.schedule,
+        ))
+    }
+}
+
+/// The registry's compile step for `postgresql`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    super::compile_with(value, path, decoder, PostgresqlConfig::compile)
+}
+
 impl PostgresqlPlan {
     pub fn scraper(&self) -> PostgresqlScraper {
         PostgresqlScraper {
@@ -445,6 +463,17 @@ const REPLICATION: &str = "SELECT COALESCE(client_addr::text, 'unix'),
         COALESCE(EXTRACT(EPOCH FROM replay_lag), 0)::float8
     FROM pg_stat_replication";
 
+/// A standby's replay lag in seconds: 0 once it has replayed all the WAL
+/// it received, otherwise the age of its last replayed transaction. The
+/// age alone grows on every idle standby (nothing new to replay) and would
+/// make a lag rule fire on a healthy one. A standby cut off from its
+/// primary also shows 0 here; `postgresql.up` on the primary and the
+/// primary's `postgresql.replication.data_delay` see that case.
+const STANDBY_LAG: &str = "SELECT CASE
+        WHEN pg_last_wal_receive_lsn() = pg_last_wal_replay_lsn() THEN 0
+        ELSE EXTRACT(EPOCH FROM (clock_timestamp() - pg_last_xact_replay_timestamp()))
+    END::float8";
+
 /// Client backends now running a query, with how long it has run.
 const ACTIVITY: &str =
     "SELECT datname, EXTRACT(EPOCH FROM (clock_timestamp() - query_start))::float8
@@ -624,10 +653,7 @@ impl PostgresqlScraper {
 
         if in_recovery {
             let row = client
-                .query_one(
-                    "SELECT EXTRACT(EPOCH FROM (clock_timestamp() - pg_last_xact_replay_timestamp()))::float8",
-                    &[],
-                )
+                .query_one(STANDBY_LAG, &[])
                 .await
                 .map_err(|e| classify(&e, false))?;
             if let Ok(Some(lag)) = row.try_get::<_, Option<f64>>(0) {

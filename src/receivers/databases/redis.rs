@@ -163,6 +163,24 @@ fn tls_client(
     .map_err(|e| e.to_string())
 }
 
+impl crate::components::compiled::CompiledReceiver for RedisPlan {
+    fn build(&self) -> Box<dyn crate::receivers::Receiver> {
+        Box::new(super::DatabaseReceiver::new(
+            Box::new(self.scraper()),
+            self.schedule,
+        ))
+    }
+}
+
+/// The registry's compile step for `redis`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    super::compile_with(value, path, decoder, RedisConfig::compile)
+}
+
 impl RedisPlan {
     pub fn scraper(&self) -> RedisScraper {
         RedisScraper {

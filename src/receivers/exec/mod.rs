@@ -388,6 +388,21 @@ impl Receiver for ExecReceiver {
     }
 }
 
+impl crate::components::compiled::CompiledReceiver for ExecConfig {
+    fn build(&self) -> Box<dyn crate::receivers::Receiver> {
+        Box::new(ExecReceiver::new(self.clone()))
+    }
+}
+
+/// The registry's compile step for `exec`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    decode(value, path, decoder).map(|c| std::sync::Arc::new(c) as _)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

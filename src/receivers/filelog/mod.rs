@@ -317,3 +317,31 @@ impl Receiver for FileLogReceiver {
         })
     }
 }
+
+impl crate::components::compiled::CompiledReceiver for FileLogPlan {
+    fn build(&self) -> Box<dyn crate::receivers::Receiver> {
+        Box::new(FileLogReceiver::new(self.clone()))
+    }
+}
+
+/// The registry's compile step for `filelog`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    let config: FileLogConfig = decoder.decode(value, path)?;
+    match config.compile() {
+        Ok(plan) => Some(std::sync::Arc::new(plan)),
+        Err(errors) => {
+            for (keys, message) in errors {
+                let at = keys.into_iter().fold(path.clone(), |at, k| match k {
+                    KeyOrIndex::Key(k) => at.key(k),
+                    KeyOrIndex::Index(i) => at.index(i),
+                });
+                decoder.error(at, message);
+            }
+            None
+        }
+    }
+}

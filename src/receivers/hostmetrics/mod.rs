@@ -338,3 +338,23 @@ impl Receiver for HostMetricsReceiver {
         })
     }
 }
+
+impl crate::components::compiled::CompiledReceiver for HostMetricsConfig {
+    fn build(&self) -> Box<dyn crate::receivers::Receiver> {
+        Box::new(HostMetricsReceiver::new(self.clone()))
+    }
+}
+
+/// The registry's compile step for `hostmetrics`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    // Decoded on its own first so a wrong key under one scraper is
+    // reported at that scraper (`scrapers.cpu.bogus`), not at `scrapers`.
+    if let Some(scrapers @ yaml_serde::Value::Mapping(_)) = value.get("scrapers") {
+        decoder.decode::<Scrapers>(scrapers, &path.key("scrapers"))?;
+    }
+    crate::components::compiled::receiver::<HostMetricsConfig>(value, path, decoder)
+}

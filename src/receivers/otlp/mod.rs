@@ -235,3 +235,86 @@ impl Receiver for OtlpReceiver {
         Ok(started)
     }
 }
+
+impl crate::components::compiled::CompiledReceiver for OtlpReceiverConfig {
+    fn build(&self) -> Box<dyn crate::receivers::Receiver> {
+        Box::new(OtlpReceiver::new(self.clone()))
+    }
+}
+
+/// The registry's compile step for `otlp`: what the listeners would
+/// refuse (auth without TLS, deadlines, certificate files) is refused here.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    let config: OtlpReceiverConfig = decoder.decode(value, path)?;
+    let protocols = &config.protocols;
+    let at = path.key("protocols");
+    if let Some(cors) = protocols.http.as_ref().and_then(|h| h.cors.as_ref())
+        && cors.allowed_origins.is_empty()
+    {
+        decoder.warning(
+            at.key("http").key("cors"),
+            "cors without allowed_origins is off, as in the Collector: no preflight is answered",
+        );
+    }
+    let metadata = [
+        (
+            "grpc",
+            protocols.grpc.as_ref().and_then(|g| g.include_metadata),
+        ),
+        (
+            "http",
+            protocols.http.as_ref().and_then(|h| h.include_metadata),
+        ),
+    ];
+    for (protocol, include) in metadata {
+        if include == Some(true) {
+            decoder.warning(
+                at.key(protocol).key("include_metadata"),
+                "include_metadata is ignored: no sidewatch component reads client metadata",
+            );
+        }
+    }
+    let plaintext = protocols.grpc.as_ref().is_some_and(|g| g.tls.is_none())
+        || protocols.http.as_ref().is_some_and(|h| h.tls.is_none());
+    let errors = config
+        .auth
+        .as_ref()
+        .map(|a| a.validate(plaintext))
+        .unwrap_or_default();
+    let mut valid = errors.is_empty();
+    for (field, message) in errors {
+        let at = path.key("auth");
+        decoder.error(if field == "auth" { at } else { at.key(field) }, message);
+    }
+    let deadlines = [
+        ("grpc", protocols.grpc.as_ref().map(|g| g.deadlines())),
+        ("http", protocols.http.as_ref().map(|h| h.deadlines())),
+    ];
+    for (protocol, deadlines) in deadlines {
+        for (field, message) in deadlines.map(|d| d.validate()).unwrap_or_default() {
+            valid = false;
+            let at = path.key("protocols").key(protocol).key(field);
+            decoder.error(at, message);
+        }
+    }
+    // The certificate files, loaded as the listener would load them.
+    let tls = [
+        ("grpc", protocols.grpc.as_ref().and_then(|g| g.tls.as_ref())),
+        ("http", protocols.http.as_ref().and_then(|h| h.tls.as_ref())),
+    ];
+    for (protocol, tls) in tls {
+        if let Some(Err(message)) = tls.map(|t| t.check()) {
+            let at = path.key("protocols").key(protocol).key("tls");
+            decoder.error(at, message);
+            valid = false;
+        }
+    }
+    valid.then(|| {
+        std::sync::Arc::new(config)
+            as std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>
+    })
+}

@@ -503,6 +503,21 @@ fn percent(text: &str) -> String {
         .collect()
 }
 
+impl crate::components::compiled::CompiledReceiver for PrometheusReceiverConfig {
+    fn build(&self) -> Box<dyn crate::receivers::Receiver> {
+        Box::new(PrometheusReceiver::new(self.clone()))
+    }
+}
+
+/// The registry's compile step for `prometheus`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    decode(value, path, decoder).map(|c| std::sync::Arc::new(c) as _)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -235,5 +235,28 @@ impl Receiver for ZipkinReceiver {
     }
 }
 
+impl crate::components::compiled::CompiledReceiver for ZipkinConfig {
+    fn build(&self) -> Box<dyn crate::receivers::Receiver> {
+        Box::new(ZipkinReceiver::new(self.clone()))
+    }
+}
+
+/// The registry's compile step for `zipkin`.
+pub fn compile(
+    value: &yaml_serde::Value,
+    path: &crate::config::YamlPath,
+    decoder: &mut crate::config::Decoder,
+) -> Option<std::sync::Arc<dyn crate::components::compiled::CompiledReceiver>> {
+    let config: ZipkinConfig = decoder.decode(value, path)?;
+    if config.parse_string_tags {
+        decoder.error(
+            path.key("parse_string_tags"),
+            "parse_string_tags: true is not supported by sidewatch: tags stay strings (type them with `transform`, e.g. `set(attributes[\"k\"], Int(attributes[\"k\"]))`)",
+        );
+        return None;
+    }
+    Some(std::sync::Arc::new(config))
+}
+
 #[cfg(test)]
 mod tests;

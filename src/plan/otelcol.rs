@@ -1,56 +1,10 @@
-//! The OpenTelemetry Collector's spellings of component types, and the
-//! Collector components sidewatch does not have, each with the nearest
-//! sidewatch equivalent: so a pasted Collector file either compiles or
-//! names plainly, entry by entry, what stands in its way.
-//!
-//! Aliases map a type as written to the type sidewatch registers; the id
-//! keeps the written spelling (pipelines refer to it, errors quote it).
+//! The Collector components sidewatch does not have, each with the
+//! nearest sidewatch equivalent: so a pasted Collector file either
+//! compiles or names plainly, entry by entry, what stands in its way. (The
+//! Collector's other spellings of types sidewatch has are aliases in their
+//! registry rows, src/components/registry.rs.)
 
 use crate::components::Kind;
-
-/// How a Collector type name maps onto a registered one.
-pub struct Alias {
-    pub canonical: &'static str,
-    /// `Some` when the Collector itself deprecates the written name: the
-    /// warning's text.
-    pub deprecated: Option<&'static str>,
-}
-
-/// The registered type for a type written as `written` in a section of
-/// `kind`, when it is another spelling of one.
-pub fn alias(kind: Kind, written: &str) -> Option<Alias> {
-    let plain = |canonical| {
-        Some(Alias {
-            canonical,
-            deprecated: None,
-        })
-    };
-    match (kind, written) {
-        // The Collector's new names since v0.144 (January 2026).
-        (Kind::Exporter, "otlp_grpc") => plain("otlp"),
-        (Kind::Exporter, "otlp_http") => plain("otlphttp"),
-        (Kind::Exporter, "logging") => Some(Alias {
-            canonical: "debug",
-            deprecated: Some(
-                "`logging` is the old name of the `debug` exporter (removed from the Collector in v0.111): rename it to `debug`",
-            ),
-        }),
-        (Kind::Receiver, "host_metrics") => plain("hostmetrics"),
-        (Kind::Processor, "resource_detection") => plain("resourcedetection"),
-        (Kind::Processor, "memorylimiter") => plain("memory_limiter"),
-        (Kind::Exporter, "prometheus_remote_write") => plain("prometheusremotewrite"),
-        (Kind::Connector, "span_metrics") => plain("spanmetrics"),
-        _ => None,
-    }
-}
-
-/// The type sidewatch registers for `written` (itself when no alias).
-pub fn canonical(kind: Kind, written: &str) -> &str {
-    match alias(kind, written) {
-        Some(alias) => alias.canonical,
-        None => written,
-    }
-}
 
 /// Why a Collector component is refused, and what to use instead: `None`
 /// when `type_name` is no Collector component sidewatch knows of.
@@ -150,34 +104,43 @@ pub fn unsupported_extension(type_name: &str) -> Option<&'static str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::components::registry::{REGISTRY, lookup};
 
     #[test]
     fn aliases_map_onto_registered_types() {
-        for (kind, written) in [
-            (Kind::Exporter, "otlp_grpc"),
-            (Kind::Exporter, "otlp_http"),
-            (Kind::Exporter, "logging"),
-            (Kind::Receiver, "host_metrics"),
-            (Kind::Exporter, "prometheus_remote_write"),
-            (Kind::Connector, "span_metrics"),
+        for (kind, written, canonical) in [
+            (Kind::Exporter, "otlp_grpc", "otlp"),
+            (Kind::Exporter, "otlp_http", "otlphttp"),
+            (Kind::Exporter, "logging", "debug"),
+            (Kind::Receiver, "host_metrics", "hostmetrics"),
+            (
+                Kind::Exporter,
+                "prometheus_remote_write",
+                "prometheusremotewrite",
+            ),
+            (Kind::Connector, "span_metrics", "spanmetrics"),
         ] {
-            let canonical = canonical(kind, written);
-            assert!(
-                crate::components::lookup(kind, canonical).is_some(),
-                "{written} -> {canonical}"
+            assert_eq!(
+                lookup(kind, written).map(|r| r.type_name),
+                Some(canonical),
+                "{written}"
             );
         }
-        assert_eq!(canonical(Kind::Receiver, "otlp"), "otlp");
+        assert_eq!(
+            lookup(Kind::Receiver, "otlp").map(|r| r.type_name),
+            Some("otlp")
+        );
     }
 
     #[test]
     fn no_refused_type_is_registered() {
-        for info in crate::components::COMPONENTS {
-            assert!(
-                unsupported(info.kind, info.type_name).is_none(),
-                "{} is registered and refused",
-                info.type_name
-            );
+        for row in REGISTRY {
+            for name in std::iter::once(row.type_name).chain(row.aliases.iter().map(|a| a.name)) {
+                assert!(
+                    unsupported(row.kind(), name).is_none(),
+                    "{name} is registered and refused"
+                );
+            }
         }
     }
 }

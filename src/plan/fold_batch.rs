@@ -11,11 +11,11 @@
 
 use std::collections::BTreeMap;
 
-use super::Decoder;
-use super::error::YamlPath;
-use super::plan::{ComponentId, PipelinePlan};
-use crate::components::{ConnectorConfig, ExporterConfig, ProcessorConfig};
+use super::PipelinePlan;
+use crate::components::{ConnectorConfig, ExporterConfig, ProcessorConfig, processor_as};
+use crate::config::{ComponentId, Decoder, YamlPath};
 use crate::exporters::settings::{QueueBatchSettings, Sizer};
+use crate::processors::batch::BatchConfig;
 use crate::signal::Signal;
 
 /// Batching a queue takes from a processor that was moved into it.
@@ -29,7 +29,7 @@ pub struct FoldedBatch {
 /// Per (exporter, signal) queue, the batching moved into it.
 pub type FoldedBatches = BTreeMap<(ComponentId, Signal), FoldedBatch>;
 
-fn settings_of(config: &crate::processors::batch::BatchConfig) -> QueueBatchSettings {
+fn settings_of(config: &BatchConfig) -> QueueBatchSettings {
     QueueBatchSettings {
         flush_timeout: config.timeout,
         min_size: config.send_batch_size,
@@ -64,7 +64,12 @@ pub(super) fn fold(
             .processors
             .iter()
             .enumerate()
-            .filter(|(_, id)| matches!(processors.get(*id), Some(ProcessorConfig::Batch(_))))
+            .filter(|(_, id)| {
+                processors
+                    .get(*id)
+                    .and_then(processor_as::<BatchConfig>)
+                    .is_some()
+            })
             .map(|(i, _)| i)
             .collect();
         let pipeline_id = pipeline.id.clone();
@@ -109,7 +114,7 @@ pub(super) fn fold(
             continue;
         }
         let id = pipeline.processors.remove(i);
-        let Some(ProcessorConfig::Batch(config)) = processors.get(&id) else {
+        let Some(config) = processors.get(&id).and_then(processor_as::<BatchConfig>) else {
             continue;
         };
         let candidate = FoldedBatch {
@@ -147,7 +152,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn load(exporters: &str) -> crate::config::Loaded {
+    fn load(exporters: &str) -> crate::plan::Loaded {
         let yaml = format!(
             r#"
 receivers:
@@ -162,10 +167,10 @@ service:
     logs: {{ receivers: [otlp], exporters: [otlp] }}
 "#
         );
-        crate::config::load_str(&yaml, "test").unwrap_or_else(|e| panic!("{e}"))
+        crate::plan::load_str(&yaml, "test").unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn traces(loaded: &crate::config::Loaded) -> &PipelinePlan {
+    fn traces(loaded: &crate::plan::Loaded) -> &PipelinePlan {
         let pipelines = &loaded.plan.service.pipelines;
         pipelines.iter().find(|p| p.id == "traces").unwrap()
     }

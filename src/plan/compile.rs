@@ -2,64 +2,20 @@
 //! every edge, connectors, cycles, unused components.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::time::Duration;
 
 use yaml_serde::Value;
 
-use super::Decoder;
-use super::endpoint::ListenAddress;
-use super::error::YamlPath;
 use super::otelcol;
 use super::raw::{RawConfig, RawPipeline, RawService, RawTelemetry};
-use crate::components::{
-    self, ConnectorConfig, ExporterConfig, Kind, ProcessorConfig, ReceiverConfig,
-};
+use crate::components::registry::{self, Compile, CompileFn, Kind};
+use crate::components::{ConnectorConfig, ExporterConfig, ProcessorConfig, ReceiverConfig};
+use crate::config::YamlPath;
+use crate::config::endpoint::ListenAddress;
+use crate::config::{ComponentId, Decoder};
 use crate::extensions::ExtensionConfig;
+use crate::pipeline::memory::MemoryLimiterConfig;
 use crate::signal::Signal;
-
-/// `type` or `type/name`, as in the OpenTelemetry Collector.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ComponentId {
-    pub type_name: String,
-    pub name: Option<String>,
-}
-
-impl ComponentId {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let (type_name, name) = match text.split_once('/') {
-            Some((t, n)) => (t, Some(n)),
-            None => (text, None),
-        };
-        let valid_type = !type_name.is_empty()
-            && type_name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if !valid_type {
-            return Err(format!(
-                "invalid component id {text:?}: expected `type` or `type/name`, the type in lowercase letters, digits and `_`"
-            ));
-        }
-        if name.is_some_and(str::is_empty) {
-            return Err(format!(
-                "invalid component id {text:?}: the name after `/` is empty"
-            ));
-        }
-        Ok(ComponentId {
-            type_name: type_name.to_string(),
-            name: name.map(str::to_string),
-        })
-    }
-}
-
-impl fmt::Display for ComponentId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.name {
-            Some(name) => write!(f, "{}/{}", self.type_name, name),
-            None => f.write_str(&self.type_name),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct PipelinePlan {
@@ -86,7 +42,7 @@ pub struct ServicePlan {
     pub pipelines: Vec<PipelinePlan>,
     pub telemetry: TelemetryPlan,
     pub shutdown_timeout: Duration,
-    pub memory_limiter: Option<crate::pipeline::memory::MemoryLimiterConfig>,
+    pub memory_limiter: Option<MemoryLimiterConfig>,
     /// `health_check` extensions listed in `service.extensions`.
     pub health_checks: Vec<(
         ComponentId,
@@ -118,28 +74,40 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
         "receivers",
         &raw.receivers,
         Kind::Receiver,
-        components::decode_receiver,
+        |compile| match compile {
+            Compile::Receiver(compile) => Some(compile),
+            _ => None,
+        },
     );
     let processors = decode_section(
         decoder,
         "processors",
         &raw.processors,
         Kind::Processor,
-        components::decode_processor,
+        |compile| match compile {
+            Compile::Processor(compile) => Some(compile),
+            _ => None,
+        },
     );
     let exporters = decode_section(
         decoder,
         "exporters",
         &raw.exporters,
         Kind::Exporter,
-        components::decode_exporter,
+        |compile| match compile {
+            Compile::Exporter(compile) => Some(compile),
+            _ => None,
+        },
     );
     let connectors = decode_section(
         decoder,
         "connectors",
         &raw.connectors,
         Kind::Connector,
-        components::decode_connector,
+        |compile| match compile {
+            Compile::Connector(compile) => Some(compile),
+            _ => None,
+        },
     );
 
     let service_path = root.key("service");
@@ -297,7 +265,8 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
         processors: processors
             .into_iter()
             .filter(|(id, c)| {
-                keep("processors", id) && !matches!(c, ProcessorConfig::MemoryLimiter(_))
+                keep("processors", id)
+                    && crate::components::processor_as::<MemoryLimiterConfig>(c).is_none()
             })
             .collect(),
         exporters: exporters
@@ -323,16 +292,13 @@ fn singular(section: &str) -> &str {
     section.strip_suffix('s').unwrap_or(section)
 }
 
-type DecodeFn<'a, T> = dyn Fn(&str, &Value, &YamlPath, &mut Decoder) -> Option<T> + 'a;
-
 fn decode_section<T>(
     decoder: &mut Decoder,
     section: &'static str,
     raw: &BTreeMap<String, Value>,
     kind: Kind,
-    decode: impl Fn(&str, &Value, &YamlPath, &mut Decoder) -> Option<T>,
+    compile_fn: fn(Compile) -> Option<CompileFn<T>>,
 ) -> BTreeMap<ComponentId, T> {
-    let decode: &DecodeFn<T> = &decode;
     let mut out = BTreeMap::new();
     for (key, value) in raw {
         let path = YamlPath::root().key(section).key(key.clone());
@@ -343,11 +309,12 @@ fn decode_section<T>(
                 continue;
             }
         };
-        if let Some(message) = otelcol::alias(kind, &id.type_name).and_then(|a| a.deprecated) {
+        if let Some(message) = registry::alias(kind, &id.type_name).and_then(|a| a.deprecated) {
             decoder.warning(path.clone(), message);
         }
-        let type_name = otelcol::canonical(kind, &id.type_name);
-        if components::lookup(kind, type_name).is_none() {
+        let Some(compile) =
+            registry::lookup(kind, &id.type_name).and_then(|r| compile_fn(r.compile))
+        else {
             let message = match otelcol::unsupported(kind, &id.type_name) {
                 Some(instead) => format!(
                     "the Collector's `{}` {} is not supported by sidewatch: {instead}",
@@ -358,19 +325,19 @@ fn decode_section<T>(
                     "unknown {} type `{}`: expected one of {}",
                     singular(section),
                     id.type_name,
-                    components::type_names(kind).join(", ")
+                    registry::type_names(kind).join(", ")
                 ),
             };
             decoder.error(path, message);
             continue;
-        }
-        let errors_before = decoder.raised;
-        match decode(type_name, value, &path, decoder) {
+        };
+        let errors_before = decoder.errors_raised();
+        match compile(value, &path, decoder) {
             Some(config) => {
                 out.insert(id, config);
             }
             // A registered type whose decoder is missing must not vanish silently.
-            None if decoder.raised == errors_before => {
+            None if decoder.errors_raised() == errors_before => {
                 decoder.error(
                     path,
                     format!(
@@ -523,8 +490,8 @@ impl Checker<'_> {
                 continue;
             }
             self.used.insert((section, id.clone()));
-            let info = components::lookup(kind, otelcol::canonical(kind, &id.type_name))
-                .expect("decoded components are registered");
+            let info =
+                registry::lookup(kind, &id.type_name).expect("decoded components are registered");
             if !info.signals.contains(&signal) {
                 let supported: Vec<&str> = info.signals.iter().map(|s| s.as_str()).collect();
                 self.decoder.error(
@@ -559,8 +526,7 @@ impl Checker<'_> {
                 );
                 continue;
             }
-            let type_name = otelcol::canonical(Kind::Connector, &id.type_name);
-            let info = components::lookup(Kind::Connector, type_name)
+            let info = registry::lookup(Kind::Connector, &id.type_name)
                 .expect("decoded components are registered");
             for (from_pipeline, from) in &inputs {
                 for (to_pipeline, to) in &outputs {
@@ -774,17 +740,19 @@ fn map_file_storage(
 /// `service.memory_limiter` wins, and a warning says so when they differ.
 fn merge_memory_limiters(
     decoder: &mut Decoder,
-    service: Option<crate::pipeline::memory::MemoryLimiterConfig>,
+    service: Option<MemoryLimiterConfig>,
     processors: &BTreeMap<ComponentId, ProcessorConfig>,
     used: &BTreeSet<(&'static str, ComponentId)>,
     pipelines: &mut [PipelinePlan],
-) -> Option<crate::pipeline::memory::MemoryLimiterConfig> {
-    let limiters: Vec<(&ComponentId, &crate::pipeline::memory::MemoryLimiterConfig)> = processors
+) -> Option<MemoryLimiterConfig> {
+    let limiters: Vec<(&ComponentId, &MemoryLimiterConfig)> = processors
         .iter()
         .filter(|(id, _)| used.contains(&("processors", (*id).clone())))
-        .filter_map(|(id, c)| match c {
-            ProcessorConfig::MemoryLimiter(config) => Some((id, config)),
-            _ => None,
+        .filter_map(|(id, c)| {
+            Some((
+                id,
+                crate::components::processor_as::<MemoryLimiterConfig>(c)?,
+            ))
         })
         .collect();
     for pipeline in pipelines.iter_mut() {

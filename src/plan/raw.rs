@@ -31,7 +31,7 @@ pub struct RawService {
     #[serde(default)]
     pub telemetry: RawTelemetry,
     /// How long shutdown may take to drain and flush before it gives up.
-    #[serde(default = "default_shutdown_timeout", with = "super::duration")]
+    #[serde(default = "default_shutdown_timeout", with = "crate::config::duration")]
     pub shutdown_timeout: std::time::Duration,
     #[serde(default)]
     pub extensions: Vec<String>,
@@ -65,7 +65,7 @@ pub struct RawTelemetryMetrics {
     pub level: String,
     /// Default 127.0.0.1:8888, unless a reader below names one.
     #[serde(default)]
-    pub address: Option<super::endpoint::ListenAddress>,
+    pub address: Option<crate::config::endpoint::ListenAddress>,
     /// The Collector's OpenTelemetry SDK readers (see plan.rs).
     #[serde(default)]
     pub readers: Vec<Value>,
