@@ -66,6 +66,27 @@ impl Seasonality {
         let bucket = (phase * self.buckets as u64) / period as u64;
         (bucket as usize, timestamp_seconds.div_euclid(period) as u64)
     }
+
+    /// The timestamps [start, end) that share `position`'s answer: bucket
+    /// b holds the phases whose floor(phase x buckets / period) is b, i.e.
+    /// from ceil(b x period / buckets) up to the next bucket's start.
+    fn bucket_span(&self, (bucket, period_number): (usize, u64)) -> (i64, i64) {
+        let period = u128::from(self.period_seconds.max(1));
+        let buckets = (self.buckets as u128).max(1);
+        let phase_start = |b: u128| ((b * period).div_ceil(buckets)) as i64;
+        let b = bucket as u128;
+        // An overflow (absurd periods) gives an empty span: every point
+        // then takes the division, as before.
+        (period_number as i64)
+            .checked_mul(period as i64)
+            .and_then(|start| {
+                Some((
+                    start.checked_add(phase_start(b))?,
+                    start.checked_add(phase_start(b + 1))?,
+                ))
+            })
+            .unwrap_or((0, 0))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -147,9 +168,13 @@ struct SeasonalBaseline {
     error: f64,
     plain_error: f64,
     /// This point's prediction and (bucket, period), between scoring and
-    /// learning: the position costs three 64-bit divisions, once a point.
+    /// learning.
     prediction: Option<f64>,
     position: (usize, u64),
+    /// The timestamps [start, end) of `position`'s bucket: the position
+    /// costs 64-bit divisions, and consecutive points of a series mostly
+    /// fall in the same bucket (30 ten-second points in five minutes).
+    span: (i64, i64),
 }
 
 /// Weight of each point in the slow prediction errors.
@@ -187,6 +212,7 @@ impl Detector {
                 plain_error: 0.0,
                 prediction: None,
                 position: (0, 0),
+                span: (0, 0),
             })
             .collect();
         Detector {
@@ -239,8 +265,11 @@ impl Detector {
         let mut chosen = None;
         let mut best_ratio = 0.8;
         for (i, s) in self.seasonal.iter_mut().enumerate() {
-            let (bucket, period) = s.cycle.position(timestamp_seconds);
-            s.position = (bucket, period);
+            if !(s.span.0..s.span.1).contains(&timestamp_seconds) {
+                s.position = s.cycle.position(timestamp_seconds);
+                s.span = s.cycle.bucket_span(s.position);
+            }
+            let (bucket, period) = s.position;
             s.prediction =
                 (s.memory.len(bucket, period) >= 2).then(|| s.memory.median(bucket, period));
             if let Some(prediction) = s.prediction {
@@ -429,6 +458,34 @@ mod tests {
             .enumerate()
             .map(|(i, v)| (1_700_000_000 + i as i64 * 10, v))
             .collect()
+    }
+
+    #[test]
+    fn a_bucket_span_holds_exactly_the_timestamps_of_its_position() {
+        for cycle in [
+            Seasonality::DAILY,
+            Seasonality::WEEKLY,
+            Seasonality {
+                period_seconds: 1000,
+                buckets: 7,
+                periods: 3,
+            },
+            Seasonality {
+                period_seconds: 5,
+                buckets: 12,
+                periods: 3,
+            },
+        ] {
+            for t in (-3_000i64..3_000).chain(1_700_000_000..1_700_003_000) {
+                let position = cycle.position(t);
+                let (start, end) = cycle.bucket_span(position);
+                assert!((start..end).contains(&t), "{cycle:?} at {t}");
+                assert_eq!(cycle.position(start), position, "{cycle:?} at {t}");
+                assert_eq!(cycle.position(end - 1), position, "{cycle:?} at {t}");
+                assert_ne!(cycle.position(start - 1), position, "{cycle:?} at {t}");
+                assert_ne!(cycle.position(end), position, "{cycle:?} at {t}");
+            }
+        }
     }
 
     #[test]

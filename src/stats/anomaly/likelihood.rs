@@ -81,8 +81,17 @@ impl QuantisedWindow {
         if n < 2 {
             return 0.0;
         }
-        let numerator = n * u128::from(self.sum_squares) - u128::from(self.sum).pow(2);
-        (numerator as f64 / (n * (n - 1)) as f64).sqrt() / STEPS
+        // Under 2^16 values the exact numerator fits in 64 bits (n x sum of
+        // squares < 2^16 x 2^16 x 2^32), and 128-bit products and their
+        // conversion to f64 cost a library call each point. Both give the
+        // same exact integer, so the same f64.
+        let numerator = if n < 1 << 16 {
+            let n = n as u64;
+            (n * self.sum_squares - self.sum * self.sum) as f64
+        } else {
+            (n * u128::from(self.sum_squares) - u128::from(self.sum).pow(2)) as f64
+        };
+        (numerator / (n * (n - 1)) as f64).sqrt() / STEPS
     }
 
     fn heap_bytes(&self) -> usize {

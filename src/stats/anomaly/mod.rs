@@ -9,6 +9,8 @@ pub mod baseline;
 pub mod correlation;
 pub mod detector;
 pub mod likelihood;
+#[cfg(test)]
+mod pinned_scores;
 pub mod record;
 pub mod robust;
 pub mod rolling;

@@ -8,27 +8,45 @@
 //! points would hold only the last few minutes of today instead of the
 //! same minutes of the last three days. Slots are `f32` (a prediction
 //! needs no more precision than the deviation it is compared with), so the
-//! daily memory takes 288 x (4 x 4 + 8) bytes = 6.8 KiB per series,
-//! allocated on first use.
+//! daily memory takes 288 x (8 + 4 x 4) bytes = 6.8 KiB per series,
+//! allocated on first use, each bucket's head beside its slots.
 
 #[derive(Debug, Clone)]
 pub struct Seasonal {
     buckets: usize,
     periods: usize,
-    /// `buckets x periods` per-period means, each bucket a ring.
-    values: Vec<f32>,
-    /// Per bucket: the period number of the newest slot, the points
-    /// averaged into it, slots held (up to `periods`) and the newest slot.
-    heads: Vec<Head>,
+    /// Per bucket, side by side so one point touches one or two cache
+    /// lines, not one for the head and another for the slots: the head
+    /// (period number of the newest slot; then the points averaged into
+    /// it, slots held up to `periods` and the newest slot, packed) and the
+    /// `periods` per-period means as f32 bits, a ring.
+    words: Vec<u32>,
 }
 
+/// The packed second head word of a bucket.
 #[derive(Debug, Clone, Copy, Default)]
 struct Head {
-    period: u32,
     count: u16,
     held: u8,
     newest: u8,
 }
+
+impl Head {
+    fn unpack(word: u32) -> Head {
+        Head {
+            count: word as u16,
+            held: (word >> 16) as u8,
+            newest: (word >> 24) as u8,
+        }
+    }
+
+    fn pack(self) -> u32 {
+        u32::from(self.count) | u32::from(self.held) << 16 | u32::from(self.newest) << 24
+    }
+}
+
+/// Head words before a bucket's slots.
+const HEAD: usize = 2;
 
 impl Seasonal {
     pub fn new(buckets: usize, periods: usize) -> Self {
@@ -37,43 +55,57 @@ impl Seasonal {
             // One slot more than the periods remembered: the current
             // period's slot fills while the past ones predict.
             periods: periods.clamp(1, 15) + 1,
-            values: Vec::new(),
-            heads: Vec::new(),
+            words: Vec::new(),
         }
+    }
+
+    fn stride(&self) -> usize {
+        HEAD + self.periods
+    }
+
+    /// (period number, head, slots) of `bucket`, if allocated.
+    fn bucket(&self, bucket: usize) -> Option<(u32, Head, &[u32])> {
+        let base = bucket * self.stride();
+        let words = self.words.get(base..base + self.stride())?;
+        Some((words[0], Head::unpack(words[1]), &words[HEAD..]))
     }
 
     /// Adds a value seen in `bucket` during period number `period`.
     pub fn push(&mut self, bucket: usize, period: u64, value: f64) {
-        if self.values.is_empty() {
-            self.values = vec![0.0; self.buckets * self.periods];
-            self.heads = vec![Head::default(); self.buckets];
+        if self.words.is_empty() {
+            self.words = vec![0; self.buckets * self.stride()];
         }
         let period = period as u32;
-        let head = &mut self.heads[bucket];
-        let base = bucket * self.periods;
-        if head.held > 0 && head.period == period {
+        let periods = self.periods;
+        let base = bucket * self.stride();
+        let words = &mut self.words[base..base + HEAD + periods];
+        let mut head = Head::unpack(words[1]);
+        if head.held > 0 && words[0] == period {
             // Same period: fold into the running mean of the newest slot.
             head.count = head.count.saturating_add(1);
-            let slot = &mut self.values[base + head.newest as usize];
-            *slot += ((value - f64::from(*slot)) / f64::from(head.count)) as f32;
+            let slot = &mut words[HEAD + head.newest as usize];
+            let old = f32::from_bits(*slot);
+            *slot = (old + ((value - f64::from(old)) / f64::from(head.count)) as f32).to_bits();
+            words[1] = head.pack();
             return;
         }
         head.newest = if head.held == 0 {
             0
         } else {
-            ((head.newest as usize + 1) % self.periods) as u8
+            ((head.newest as usize + 1) % periods) as u8
         };
-        head.held = (head.held as usize + 1).min(self.periods) as u8;
-        head.period = period;
+        head.held = (head.held as usize + 1).min(periods) as u8;
         head.count = 1;
-        self.values[base + head.newest as usize] = value as f32;
+        words[0] = period;
+        words[1] = head.pack();
+        words[HEAD + head.newest as usize] = (value as f32).to_bits();
     }
 
     /// Past periods held for `bucket` (at most the periods remembered),
     /// not counting the current one (`period`), whose slot is still filling.
     pub fn len(&self, bucket: usize, period: u64) -> usize {
-        self.heads.get(bucket).map_or(0, |h| {
-            let current = h.held > 0 && h.period == period as u32;
+        self.bucket(bucket).map_or(0, |(newest_period, h, _)| {
+            let current = h.held > 0 && newest_period == period as u32;
             (h.held as usize - usize::from(current)).min(self.periods - 1)
         })
     }
@@ -82,17 +114,16 @@ impl Seasonal {
     /// the periods remembered (the current period's slot excluded, so a
     /// shift today is not predicted by itself).
     pub fn median(&self, bucket: usize, period: u64) -> f64 {
-        let Some(h) = self.heads.get(bucket) else {
+        let Some((newest_period, h, slots)) = self.bucket(bucket) else {
             return 0.0;
         };
-        let base = bucket * self.periods;
-        let current = h.held > 0 && h.period == period as u32;
+        let current = h.held > 0 && newest_period == period as u32;
         let mut small = [0.0f64; 16];
         let n = self.len(bucket, period);
         for (j, value) in small.iter_mut().take(n).enumerate() {
             let back = j + usize::from(current);
             let slot = (h.newest as usize + self.periods - back) % self.periods;
-            *value = f64::from(self.values[base + slot]);
+            *value = f64::from(f32::from_bits(slots[slot]));
         }
         let sorted = &mut small[..n];
         sorted.sort_by(f64::total_cmp);
@@ -100,7 +131,7 @@ impl Seasonal {
     }
 
     pub fn heap_bytes(&self) -> usize {
-        self.values.capacity() * 4 + self.heads.capacity() * std::mem::size_of::<Head>()
+        self.words.capacity() * 4
     }
 }
 
