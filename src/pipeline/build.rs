@@ -62,6 +62,8 @@ pub struct RunningCollector {
     /// `health_check` endpoints: they stop with the telemetry endpoint,
     /// answering 503 through the drain.
     health_tasks: Vec<JoinHandle<()>>,
+    /// `service.telemetry.metrics.readers` of kind `periodic`.
+    sdk_metrics: Option<telemetry::sdk_metrics::SdkMetrics>,
 }
 
 /// The graph without receivers and tickers: pipelines (in the plan's
@@ -384,6 +386,20 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
         addresses.insert("telemetry".into(), bound);
         telemetry_task = Some(task);
     }
+    let sdk_metrics = if plan.service.telemetry.readers.is_empty() {
+        None
+    } else {
+        Some(
+            telemetry::sdk_metrics::SdkMetrics::start(
+                telemetry.clone(),
+                &plan.service.telemetry.readers,
+                &plan.service.telemetry.resource,
+            )
+            .map_err(|message| {
+                component_error("service.telemetry.metrics.readers".into(), message)
+            })?,
+        )
+    };
     telemetry.set_state(State::Running);
     Ok(RunningCollector {
         addresses,
@@ -400,6 +416,7 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
         telemetry_stop,
         telemetry_task,
         health_tasks,
+        sdk_metrics,
     })
 }
 
@@ -485,6 +502,13 @@ impl RunningCollector {
             if !drained {
                 stuck.push(format!("{name} did not drain before the deadline"));
             }
+        }
+        // The readers' last export counts what the drain did.
+        if let Some(sdk) = self.sdk_metrics {
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(100));
+            sdk.shutdown(left).await;
         }
         for problem in &stuck {
             tracing::error!(problem = %problem, "shutdown incomplete");

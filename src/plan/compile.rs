@@ -16,6 +16,7 @@ use crate::config::{ComponentId, Decoder};
 use crate::extensions::ExtensionConfig;
 use crate::pipeline::memory::MemoryLimiterConfig;
 use crate::signal::Signal;
+use crate::telemetry::sdk_metrics::{PeriodicReaderPlan, Protocol};
 
 #[derive(Debug, Clone)]
 pub struct PipelinePlan {
@@ -38,6 +39,10 @@ pub struct TelemetryPlan {
     pub auth: Option<crate::receivers::otlp::auth::AuthConfig>,
     /// Serve the dashboard at `/` (`service.telemetry.dashboard`).
     pub dashboard: bool,
+    /// Readers that push sidewatch's own metrics through the SDK.
+    pub readers: Vec<PeriodicReaderPlan>,
+    /// `service.telemetry.resource`: the resource of what they push.
+    pub resource: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -241,26 +246,31 @@ pub(super) fn compile(value: &Value, decoder: &mut Decoder) -> Option<Plan> {
         &used,
         &mut pipelines,
     );
+    let telemetry_path = service_path.key("telemetry");
+    let (address, readers) = match service.telemetry.metrics.level.as_str() {
+        "none" => (None, Vec::new()),
+        "basic" | "normal" | "detailed" => {
+            let (address, readers) =
+                telemetry_readers(decoder, &service.telemetry, &telemetry_path);
+            (Some(address), readers)
+        }
+        other => {
+            decoder.error(
+                telemetry_path.key("metrics").key("level"),
+                format!("unknown level {other:?}: expected none, basic, normal or detailed"),
+            );
+            (None, Vec::new())
+        }
+    };
+    let resource = telemetry_resource(decoder, &service.telemetry, &telemetry_path, &readers);
     let telemetry = TelemetryPlan {
-        address: match service.telemetry.metrics.level.as_str() {
-            "none" => None,
-            "basic" | "normal" | "detailed" => Some(telemetry_address(
-                decoder,
-                &service.telemetry,
-                &service_path.key("telemetry"),
-            )),
-            other => {
-                decoder.error(
-                    service_path.key("telemetry").key("metrics").key("level"),
-                    format!("unknown level {other:?}: expected none, basic, normal or detailed"),
-                );
-                None
-            }
-        },
+        address,
         log_filter: service.telemetry.logs.level.clone(),
         log_encoding: service.telemetry.logs.encoding,
         auth: service.telemetry.auth.clone(),
         dashboard: service.telemetry.dashboard,
+        readers,
+        resource,
     };
     if let Some(auth) = &service.telemetry.auth {
         // The telemetry endpoint serves plain HTTP.
@@ -813,24 +823,25 @@ fn merge_memory_limiters(
     chosen
 }
 
-/// The telemetry endpoint: `service.telemetry.metrics.address`, or the
+/// The telemetry endpoint (`service.telemetry.metrics.address`, or the
 /// Collector's `readers: [{ pull: { exporter: { prometheus: { host,
-/// port } } } }]`; other readers are accepted with a warning.
-fn telemetry_address(
+/// port } } } }]`) and the `periodic` readers that push over OTLP.
+fn telemetry_readers(
     decoder: &mut Decoder,
     telemetry: &RawTelemetry,
     path: &YamlPath,
-) -> ListenAddress {
+) -> (ListenAddress, Vec<PeriodicReaderPlan>) {
     let metrics = &telemetry.metrics;
-    if !telemetry.resource.is_empty() {
-        decoder.warning(
-            path.key("resource"),
-            "service.telemetry.resource is ignored: sidewatch's own metrics carry no resource attributes",
-        );
-    }
     let mut address = metrics.address.clone();
+    let mut periodic = Vec::new();
     for (i, reader) in metrics.readers.iter().enumerate() {
         let at = path.key("metrics").key("readers").index(i);
+        if let Some(reader) = reader.get("periodic") {
+            if let Some(planned) = periodic_reader(decoder, reader, &at.key("periodic")) {
+                periodic.push(planned);
+            }
+            continue;
+        }
         let prometheus = reader
             .get("pull")
             .and_then(|p| p.get("exporter"))
@@ -838,7 +849,7 @@ fn telemetry_address(
         let Some(prometheus) = prometheus else {
             decoder.warning(
                 at,
-                "only a pull reader with a prometheus exporter is used (as the telemetry endpoint); this reader is ignored",
+                "only `periodic` readers with an OTLP exporter and a `pull` reader with a prometheus exporter (the telemetry endpoint) are used; this reader is ignored",
             );
             continue;
         };
@@ -873,5 +884,175 @@ fn telemetry_address(
             Err(message) => decoder.error(at.key("pull").key("exporter").key("prometheus"), message),
         }
     }
-    address.unwrap_or_else(|| ListenAddress::loopback(8888))
+    (
+        address.unwrap_or_else(|| ListenAddress::loopback(8888)),
+        periodic,
+    )
+}
+
+/// One `periodic` reader in the Collector's (OpenTelemetry configuration
+/// schema's) shape: `interval` and `timeout` in milliseconds, and an
+/// `exporter` of `otlp: { protocol: grpc | http/protobuf, endpoint,
+/// headers }`, or the schema's newer `otlp_grpc` / `otlp_http`.
+fn periodic_reader(
+    decoder: &mut Decoder,
+    reader: &Value,
+    at: &YamlPath,
+) -> Option<PeriodicReaderPlan> {
+    let millis = |decoder: &mut Decoder, key: &str, default: u64| match reader.get(key) {
+        None => Some(Duration::from_millis(default)),
+        Some(Value::Number(n)) if n.as_u64().is_some_and(|ms| ms > 0) => {
+            n.as_u64().map(Duration::from_millis)
+        }
+        Some(_) => {
+            decoder.error(at.key(key), "expected a positive number of milliseconds");
+            None
+        }
+    };
+    // The Collector's defaults: every 60 s, 30 s to export.
+    let interval = millis(decoder, "interval", 60_000);
+    let timeout = millis(decoder, "timeout", 30_000);
+    let exporter = reader.get("exporter");
+    let (kind, settings) = match exporter.and_then(Value::as_mapping) {
+        Some(map) if map.len() == 1 => {
+            let (k, v) = map.iter().next()?;
+            (k.as_str().unwrap_or_default().to_string(), v.clone())
+        }
+        _ => {
+            decoder.error(
+                at.key("exporter"),
+                "expected one exporter: otlp, otlp_grpc or otlp_http",
+            );
+            return None;
+        }
+    };
+    let at = at.key("exporter").key(kind.clone());
+    let protocol = match (
+        kind.as_str(),
+        settings.get("protocol").and_then(Value::as_str),
+    ) {
+        ("otlp_grpc", _) => Protocol::Grpc,
+        ("otlp_http", _) => Protocol::HttpProtobuf,
+        ("otlp", Some("grpc")) => Protocol::Grpc,
+        ("otlp", Some("http/protobuf") | None) => Protocol::HttpProtobuf,
+        ("otlp", Some(other)) => {
+            decoder.error(
+                at.key("protocol"),
+                format!("unknown protocol {other:?}: expected grpc or http/protobuf (http/json is not supported)"),
+            );
+            return None;
+        }
+        (other, _) => {
+            decoder.error(
+                at,
+                format!("exporter {other:?} is not supported here: expected otlp, otlp_grpc or otlp_http (console and prometheus push are not built)"),
+            );
+            return None;
+        }
+    };
+    let Some(endpoint) = settings.get("endpoint").and_then(Value::as_str) else {
+        decoder.error(
+            at.key("endpoint"),
+            "expected the URL to send to, such as http://127.0.0.1:4317",
+        );
+        return None;
+    };
+    let endpoint = match (endpoint.parse::<http::Uri>(), protocol) {
+        (Ok(uri), _) if uri.scheme().is_none() || uri.authority().is_none() => {
+            decoder.error(
+                at.key("endpoint"),
+                format!("{endpoint:?}: expected a URL with a scheme, such as http://{endpoint}"),
+            );
+            return None;
+        }
+        // As the SDK's OTEL_EXPORTER_OTLP_ENDPOINT: a bare base URL gets
+        // the metrics path.
+        (Ok(uri), Protocol::HttpProtobuf) if matches!(uri.path(), "" | "/") => {
+            format!("{}/v1/metrics", endpoint.trim_end_matches('/'))
+        }
+        (Ok(_), _) => endpoint.to_string(),
+        (Err(e), _) => {
+            decoder.error(at.key("endpoint"), format!("{endpoint:?}: {e}"));
+            return None;
+        }
+    };
+    let mut headers = Vec::new();
+    match settings.get("headers") {
+        None => {}
+        // The schema's list of { name, value } ...
+        Some(Value::Sequence(list)) => {
+            for (i, entry) in list.iter().enumerate() {
+                match (
+                    entry.get("name").and_then(Value::as_str),
+                    entry.get("value").and_then(Value::as_str),
+                ) {
+                    (Some(name), Some(value)) => {
+                        headers.push((name.to_string(), value.to_string()))
+                    }
+                    _ => decoder.error(at.key("headers").index(i), "expected { name, value }"),
+                }
+            }
+        }
+        // ... or the older map of name: value.
+        Some(Value::Mapping(map)) => {
+            for (name, value) in map {
+                match (name.as_str(), value.as_str()) {
+                    (Some(name), Some(value)) => {
+                        headers.push((name.to_string(), value.to_string()))
+                    }
+                    _ => decoder.error(at.key("headers"), "expected string names and values"),
+                }
+            }
+        }
+        Some(_) => decoder.error(at.key("headers"), "expected a list of { name, value }"),
+    }
+    for key in [
+        "insecure",
+        "compression",
+        "temporality_preference",
+        "certificate",
+        "client_key",
+        "client_certificate",
+    ] {
+        if settings.get(key).is_some() {
+            decoder.warning(at.key(key), format!("{key} is ignored: own metrics are sent uncompressed, cumulative, with the system's roots"));
+        }
+    }
+    Some(PeriodicReaderPlan {
+        interval: interval?,
+        timeout: timeout?,
+        protocol,
+        endpoint,
+        headers,
+    })
+}
+
+/// `service.telemetry.resource`: the resource of what periodic readers
+/// push (strings, numbers and booleans as text; `null` is left out).
+fn telemetry_resource(
+    decoder: &mut Decoder,
+    telemetry: &RawTelemetry,
+    path: &YamlPath,
+    readers: &[PeriodicReaderPlan],
+) -> Vec<(String, String)> {
+    if telemetry.resource.is_empty() {
+        return Vec::new();
+    }
+    if readers.is_empty() {
+        decoder.warning(
+            path.key("resource"),
+            "service.telemetry.resource is used only by periodic readers, and there is none: /metrics carries no resource attributes",
+        );
+    }
+    let mut out = Vec::new();
+    for (key, value) in &telemetry.resource {
+        match value {
+            Value::String(s) => out.push((key.clone(), s.clone())),
+            Value::Number(n) => out.push((key.clone(), n.to_string())),
+            Value::Bool(b) => out.push((key.clone(), b.to_string())),
+            Value::Null => {}
+            _ => decoder.error(path.key("resource").key(key.clone()), "expected a string"),
+        }
+    }
+    out
 }

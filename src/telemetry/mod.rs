@@ -16,6 +16,7 @@ pub mod dropped;
 pub mod logs;
 pub mod query_api;
 pub mod requests;
+pub mod sdk_metrics;
 pub mod server;
 
 use std::fmt::Write as _;

@@ -136,9 +136,22 @@ pub struct Backend {
 impl Backend {
     /// Starts on `address` (port 0 for any free port).
     pub async fn start(address: SocketAddr) -> Backend {
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .expect("bind backend");
+        // A fixed port comes back after a pause, and another test's
+        // free-port probe may hold it for a moment: try again for a while.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listener = loop {
+            match tokio::net::TcpListener::bind(address).await {
+                Ok(listener) => break listener,
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AddrInUse
+                        && address.port() != 0
+                        && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await
+                }
+                Err(e) => panic!("bind backend on {address}: {e}"),
+            }
+        };
         let address = listener.local_addr().unwrap();
         let recorded = Arc::new(Recorded::default());
         let service = Service(recorded.clone());

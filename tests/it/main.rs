@@ -51,6 +51,7 @@ mod mysql;
 mod otelcol;
 mod otlphttp_chain;
 mod ottl;
+mod own_metrics_sdk;
 mod percentiles;
 mod persistent_queue;
 mod postgresql;
