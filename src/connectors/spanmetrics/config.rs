@@ -163,6 +163,8 @@ impl ExemplarsConfig {
     }
 }
 
+/// `{namespace}.events`: span events counted per series of the span's
+/// dimensions plus these event dimensions.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventsConfig {
@@ -298,11 +300,19 @@ impl SpanMetricsConfig {
                 );
             }
         }
-        if self.events.enabled {
+        if self.events.enabled && self.events.dimensions.is_empty() {
             error(
-                "events.enabled",
-                "the span events metric is not built in sidewatch yet: remove `events` (use the `count` connector on span events)".into(),
+                "events.dimensions",
+                "is empty: with `events.enabled`, list the span event attributes to count by, such as [{ name: exception.type }]".into(),
             );
+        }
+        for (i, dimension) in self.events.dimensions.iter().enumerate() {
+            if dimension.name.is_empty() {
+                error(
+                    &format!("events.dimensions[{i}].name"),
+                    "is empty: expected an event attribute name such as exception.type".into(),
+                );
+            }
         }
         errors
     }

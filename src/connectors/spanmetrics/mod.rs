@@ -7,6 +7,10 @@
 //! - `{namespace}.duration`: a histogram of span durations in `ms` (or
 //!   `s`), explicit buckets (the Collector's defaults) or exponential;
 //!
+//! - `{namespace}.events` when `events.enabled`: a monotonic sum of span
+//!   events, per series of the span's dimensions plus `events.dimensions`
+//!   (looked up on the span, then the event, then the resource);
+//!
 //! per series of `service.name`, `span.name`, `span.kind`
 //! (`SPAN_KIND_SERVER`, ...), `status.code` (`STATUS_CODE_ERROR`, ...) and
 //! the configured `dimensions`, one resource of metrics per resource of
@@ -85,10 +89,21 @@ struct Series {
     updated: bool,
 }
 
+/// A series of the events metric: a count and nothing else.
+struct EventSeries {
+    attributes: Vec<KeyValue>,
+    count: u64,
+    started_unix_nanos: u64,
+    last_seen: u64,
+    updated: bool,
+}
+
 struct ResourceState {
     attributes: Vec<KeyValue>,
     /// By the dimension values' text, in dimension order.
     series: HashMap<Vec<String>, Series>,
+    /// The events metric's series, keyed the same way.
+    events: HashMap<Vec<String>, EventSeries>,
     last_seen: u64,
 }
 
@@ -108,6 +123,29 @@ pub struct SpanMetricsConnector {
 }
 
 const OVERFLOW_KEY: &str = "\u{0}overflow";
+
+/// The attribute of the series that spans beyond the cardinality limit
+/// fall into.
+fn overflow_attribute() -> KeyValue {
+    KeyValue {
+        key: "otel.metric.overflow".into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::BoolValue(true)),
+        }),
+        ..Default::default()
+    }
+}
+
+impl ResourceState {
+    fn new(attributes: &[KeyValue], now_nanos: u64) -> ResourceState {
+        ResourceState {
+            attributes: attributes.to_vec(),
+            series: HashMap::new(),
+            events: HashMap::new(),
+            last_seen: now_nanos,
+        }
+    }
+}
 
 impl SpanMetricsConnector {
     pub fn new(config: SpanMetricsConfig) -> Self {
@@ -156,8 +194,15 @@ impl SpanMetricsConnector {
         key
     }
 
-    /// The series' attributes and key for a span.
-    fn dimensions(&self, span: &Span, resource: &[KeyValue]) -> (Vec<KeyValue>, Vec<String>) {
+    /// The series' attributes and key for a span; for the events metric,
+    /// `event` adds the event dimensions (looked up on the span, then the
+    /// event, then the resource, as the Collector does).
+    fn dimensions(
+        &self,
+        span: &Span,
+        resource: &[KeyValue],
+        event: Option<&[KeyValue]>,
+    ) -> (Vec<KeyValue>, Vec<String>) {
         let mut attributes = Vec::new();
         for name in &self.defaults {
             let value = match *name {
@@ -168,8 +213,13 @@ impl SpanMetricsConnector {
             };
             attributes.push(string_kv(*name, value.unwrap_or_default()));
         }
-        for dimension in &self.config.dimensions {
+        let extra = self.config.dimensions.iter();
+        let event_dimensions = event
+            .map(|_| self.config.events.dimensions.as_slice())
+            .unwrap_or_default();
+        for dimension in extra.chain(event_dimensions) {
             let value = find(&span.attributes, &dimension.name)
+                .or_else(|| event.and_then(|e| find(e, &dimension.name)))
                 .or_else(|| find(resource, &dimension.name))
                 .cloned()
                 .or_else(|| {
@@ -206,7 +256,7 @@ impl SpanMetricsConnector {
         if let Some(key) = oldest
             && let Some(resource) = self.resources.remove(&key)
         {
-            self.series_count -= resource.series.len();
+            self.series_count -= resource.series.len() + resource.events.len();
         }
     }
 
@@ -248,29 +298,22 @@ impl SpanMetricsConnector {
                     );
                     continue;
                 }
-                let (attributes, mut key) = self.dimensions(span, resource);
+                if self.config.events.enabled {
+                    self.record_events(span, resource, &resource_key, now_nanos, cardinality_limit);
+                }
+                let (attributes, mut key) = self.dimensions(span, resource, None);
                 let histogram = self.new_histogram();
                 let series_count = self.series_count;
                 let state = self
                     .resources
                     .entry(resource_key.clone())
-                    .or_insert_with(|| ResourceState {
-                        attributes: resource.to_vec(),
-                        series: HashMap::new(),
-                        last_seen: now_nanos,
-                    });
+                    .or_insert_with(|| ResourceState::new(resource, now_nanos));
                 state.last_seen = now_nanos;
                 let mut attributes = attributes;
                 if !state.series.contains_key(&key) && series_count >= cardinality_limit {
                     self.overflowed_spans += 1;
                     key = vec![OVERFLOW_KEY.to_string()];
-                    attributes = vec![KeyValue {
-                        key: "otel.metric.overflow".into(),
-                        value: Some(AnyValue {
-                            value: Some(any_value::Value::BoolValue(true)),
-                        }),
-                        ..Default::default()
-                    }];
+                    attributes = vec![overflow_attribute()];
                 }
                 let mut added = false;
                 let series = state.series.entry(key).or_insert_with(|| {
@@ -313,6 +356,49 @@ impl SpanMetricsConnector {
                     }
                 }
             }
+        }
+    }
+
+    /// Counts each event of `span` in the events metric.
+    fn record_events(
+        &mut self,
+        span: &Span,
+        resource: &[KeyValue],
+        resource_key: &[String],
+        now_nanos: u64,
+        cardinality_limit: usize,
+    ) {
+        for event in &span.events {
+            let (mut attributes, mut key) =
+                self.dimensions(span, resource, Some(&event.attributes));
+            let series_count = self.series_count;
+            let state = self
+                .resources
+                .entry(resource_key.to_vec())
+                .or_insert_with(|| ResourceState::new(resource, now_nanos));
+            state.last_seen = now_nanos;
+            if !state.events.contains_key(&key) && series_count >= cardinality_limit {
+                self.overflowed_spans += 1;
+                key = vec![OVERFLOW_KEY.to_string()];
+                attributes = vec![overflow_attribute()];
+            }
+            let mut added = false;
+            let series = state.events.entry(key).or_insert_with(|| {
+                added = true;
+                EventSeries {
+                    attributes,
+                    count: 0,
+                    started_unix_nanos: now_nanos,
+                    last_seen: now_nanos,
+                    updated: false,
+                }
+            });
+            if added {
+                self.series_count += 1;
+            }
+            series.count += 1;
+            series.last_seen = now_nanos;
+            series.updated = true;
         }
     }
 
@@ -380,18 +466,46 @@ impl SpanMetricsConnector {
                     explicit.push(point);
                 }
             }
-            if calls.is_empty() {
+            let mut event_series: Vec<&EventSeries> = state
+                .events
+                .values()
+                .filter(|s| !delta || s.updated)
+                .collect();
+            event_series.sort_by_cached_key(|s| {
+                (
+                    s.attributes.len(),
+                    crate::otlp::value::attributes_text(&s.attributes),
+                )
+            });
+            let events: Vec<NumberDataPoint> = event_series
+                .into_iter()
+                .map(|s| NumberDataPoint {
+                    attributes: s.attributes.clone(),
+                    start_time_unix_nano: if delta {
+                        delta_start.max(s.started_unix_nanos)
+                    } else {
+                        s.started_unix_nanos
+                    },
+                    time_unix_nano: now_nanos,
+                    value: Some(number_data_point::Value::AsInt(s.count as i64)),
+                    ..Default::default()
+                })
+                .collect();
+            if calls.is_empty() && events.is_empty() {
                 continue;
             }
-            let mut metrics = vec![Metric {
-                name: self.name("calls"),
-                data: Some(metric::Data::Sum(Sum {
-                    data_points: calls,
-                    aggregation_temporality: temporality,
-                    is_monotonic: true,
-                })),
-                ..Default::default()
-            }];
+            let mut metrics = Vec::new();
+            if !calls.is_empty() {
+                metrics.push(Metric {
+                    name: self.name("calls"),
+                    data: Some(metric::Data::Sum(Sum {
+                        data_points: calls,
+                        aggregation_temporality: temporality,
+                        is_monotonic: true,
+                    })),
+                    ..Default::default()
+                });
+            }
             let unit = self.config.histogram.unit.as_str();
             if !explicit.is_empty() {
                 metrics.push(Metric {
@@ -411,6 +525,17 @@ impl SpanMetricsConnector {
                     data: Some(metric::Data::ExponentialHistogram(ExponentialHistogram {
                         data_points: exponential,
                         aggregation_temporality: temporality,
+                    })),
+                    ..Default::default()
+                });
+            }
+            if !events.is_empty() {
+                metrics.push(Metric {
+                    name: self.name("events"),
+                    data: Some(metric::Data::Sum(Sum {
+                        data_points: events,
+                        aggregation_temporality: temporality,
+                        is_monotonic: true,
                     })),
                     ..Default::default()
                 });
@@ -440,23 +565,31 @@ impl SpanMetricsConnector {
         let expiration = self.config.metrics_expiration.as_nanos() as u64;
         let mut removed = 0;
         for state in self.resources.values_mut() {
-            let before = state.series.len();
+            let before = state.series.len() + state.events.len();
             if delta {
                 // Delta series restart each interval: nothing to keep.
                 state.series.clear();
+                state.events.clear();
             } else if expiration > 0 {
                 state
                     .series
                     .retain(|_, s| now_nanos.saturating_sub(s.last_seen) < expiration);
+                state
+                    .events
+                    .retain(|_, s| now_nanos.saturating_sub(s.last_seen) < expiration);
             }
-            removed += before - state.series.len();
+            removed += before - state.series.len() - state.events.len();
             for series in state.series.values_mut() {
                 series.updated = false;
                 series.histogram.exemplars.clear();
             }
+            for series in state.events.values_mut() {
+                series.updated = false;
+            }
         }
         self.series_count -= removed;
-        self.resources.retain(|_, r| !r.series.is_empty());
+        self.resources
+            .retain(|_, r| !r.series.is_empty() || !r.events.is_empty());
     }
 }
 

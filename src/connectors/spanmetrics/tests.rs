@@ -250,3 +250,73 @@ fn config_errors_name_the_field() {
         ]
     );
 }
+
+#[test]
+fn events_are_counted_per_span_series_and_event_dimension() {
+    use opentelemetry_proto::tonic::trace::v1::span::Event;
+    let mut connector = SpanMetricsConnector::new(config(
+        "events: { enabled: true, dimensions: [ { name: exception.type }, { name: severity, default: low } ] }",
+    ));
+    let event = |ty: &str| Event {
+        name: "exception".into(),
+        attributes: vec![string_kv("exception.type", ty)],
+        ..Default::default()
+    };
+    let mut failing = span("GET /a", SpanKind::Server, 5, true, vec![]);
+    failing.events = vec![event("Timeout"), event("Timeout"), event("IOError")];
+    let mut other = span("GET /b", SpanKind::Server, 5, false, vec![]);
+    other.events = vec![event("Timeout")];
+    let quiet = span("GET /c", SpanKind::Server, 5, false, vec![]);
+    connector.record(&batch(Some("api"), vec![failing, other, quiet]), at(1));
+    let request = connector.flush_metrics(at(60)).unwrap();
+    let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;
+    let events = metrics
+        .iter()
+        .find(|m| m.name == "traces.span.metrics.events")
+        .expect("the events metric");
+    let Some(Data::Sum(sum)) = &events.data else {
+        panic!("a sum: {events:?}")
+    };
+    assert!(sum.is_monotonic);
+    let counts: Vec<(String, i64)> = sum
+        .data_points
+        .iter()
+        .map(|p| {
+            let Some(number_data_point::Value::AsInt(v)) = p.value else {
+                panic!("int")
+            };
+            (text(&p.attributes), v)
+        })
+        .collect();
+    let series = |route: &str, status: &str, ty: &str| {
+        format!(
+            "{{service.name=api, span.name={route}, span.kind=SPAN_KIND_SERVER, status.code={status}, exception.type={ty}, severity=low}}"
+        )
+    };
+    let mut expected = vec![
+        (series("GET /a", "STATUS_CODE_ERROR", "IOError"), 1),
+        (series("GET /a", "STATUS_CODE_ERROR", "Timeout"), 2),
+        (series("GET /b", "STATUS_CODE_UNSET", "Timeout"), 1),
+    ];
+    let mut got = counts.clone();
+    got.sort();
+    expected.sort();
+    assert_eq!(got, expected);
+    // Calls still count every span, events or not.
+    let calls = metrics
+        .iter()
+        .find(|m| m.name == "traces.span.metrics.calls")
+        .unwrap();
+    let Some(Data::Sum(calls)) = &calls.data else {
+        panic!()
+    };
+    assert_eq!(calls.data_points.len(), 3);
+    assert_eq!(connector.series_count(), 6);
+}
+
+#[test]
+fn events_without_dimensions_are_refused() {
+    let errors = config("events: { enabled: true }").validate();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].0, vec!["events", "dimensions"]);
+}
