@@ -383,6 +383,14 @@ pub const REGISTRY: &[Row] = &[
         compile: Compile::Exporter(exporters::prometheusremotewrite::compile),
     },
     Row {
+        type_name: "influxdb",
+        aliases: &[],
+        description: "InfluxDB line protocol over the v2 /api/v2/write or v1 /write API, in the telegraf-prometheus-v1 or -v2 schema, with queue, retry and backoff",
+        signals: &[Signal::Metrics],
+        connects: &[],
+        compile: Compile::Exporter(exporters::influxdb::compile),
+    },
+    Row {
         type_name: "store",
         aliases: &[],
         description: "keeps metrics on this host: retention tiers with rollups, series and disk caps; queried with PromQL on the telemetry endpoint",
@@ -525,6 +533,9 @@ mod tests {
             let value = match (info.kind(), info.type_name) {
                 (Kind::Exporter, "prometheusremotewrite") => {
                     yaml_serde::from_str("endpoint: http://127.0.0.1:9090/api/v1/write").unwrap()
+                }
+                (Kind::Exporter, "influxdb") => {
+                    yaml_serde::from_str("{ endpoint: http://127.0.0.1:8086, bucket: b }").unwrap()
                 }
                 (Kind::Exporter, "store") => yaml_serde::from_str("path: /tmp/store").unwrap(),
                 (Kind::Receiver, "postgresql") => yaml_serde::from_str("username: u").unwrap(),

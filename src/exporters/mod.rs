@@ -14,6 +14,7 @@ pub mod email;
 pub mod file;
 mod grpc_precompressed;
 pub mod http;
+pub mod influxdb;
 pub mod kafka;
 pub mod otlp;
 pub mod otlphttp;

@@ -64,8 +64,8 @@ pub fn unsupported(kind: Kind, type_name: &str) -> Option<&'static str> {
         (Kind::Exporter, "loki") => "use `otlphttp` to Loki's OTLP endpoint (/otlp)",
         (
             Kind::Exporter,
-            "elasticsearch" | "clickhouse" | "influxdb" | "splunk_hec" | "datadog" | "awsxray"
-            | "awsemf" | "googlecloud" | "azuremonitor",
+            "elasticsearch" | "clickhouse" | "splunk_hec" | "datadog" | "awsxray" | "awsemf"
+            | "googlecloud" | "azuremonitor",
         ) => {
             "vendor exporters are out of scope: use `otlp` or `otlphttp` to the vendor's OTLP endpoint"
         }

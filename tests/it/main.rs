@@ -41,6 +41,7 @@ mod grpc_compression;
 mod harness;
 mod hostmetrics;
 mod id_lengths;
+mod influxdb;
 mod kafka;
 mod layers;
 mod logpatterns;
