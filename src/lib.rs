@@ -19,6 +19,7 @@ pub mod batching;
 pub mod clock;
 pub mod components;
 pub mod config;
+pub mod configtest;
 pub mod connectors;
 pub mod datamodel;
 pub mod exporters;

@@ -39,6 +39,16 @@ enum Command {
     },
     /// List every component type with a one-line description.
     Components,
+    /// Run a config's unit tests: inputs through the real graph in event
+    /// time, checked against expected alerts and exporter outputs.
+    Test {
+        /// The config; default: the one the tests file names.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// A tests file; default: the config's own `tests:` section.
+        #[arg(long, short)]
+        tests: Option<PathBuf>,
+    },
     /// Backtest a config's whole graph on historical data, in event time.
     Replay {
         #[arg(long, short)]
@@ -168,6 +178,7 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Test { config, tests } => run_tests(config, tests),
         Command::Validate { config } => match plan::load_file(&config) {
             Ok(loaded) => {
                 print_warnings(&config.display().to_string(), &loaded);
@@ -213,6 +224,69 @@ fn main() -> ExitCode {
             runtime.shutdown_timeout(std::time::Duration::from_secs(1));
             code
         }
+    }
+}
+
+/// `sidewatch test`: 0 when every case passes, 1 when one fails, 2 when
+/// the config or the tests cannot be read.
+fn run_tests(config: Option<PathBuf>, tests: Option<PathBuf>) -> ExitCode {
+    let Some(tests_path) = tests.clone().or_else(|| config.clone()) else {
+        eprintln!("error: give --tests FILE, --config FILE, or both");
+        return ExitCode::from(2);
+    };
+    let suite = match sidewatch::configtest::load(&tests_path) {
+        Ok(suite) => suite,
+        Err(errors) => {
+            eprint!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let Some(config_path) = config.or_else(|| suite.config.clone()) else {
+        eprintln!(
+            "error: {}: no config: give --config or `config:` in the tests file",
+            tests_path.display()
+        );
+        return ExitCode::from(2);
+    };
+    let loaded = match plan::load_file(&config_path) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            eprint!("{errors}");
+            return ExitCode::from(2);
+        }
+    };
+    let results = match suite.run(&loaded.plan) {
+        Ok(results) => results,
+        Err(e) => {
+            eprintln!("error: {}: {e}", suite.source_name);
+            return ExitCode::from(2);
+        }
+    };
+    println!("{} against {}", suite.source_name, config_path.display());
+    let mut failed = 0;
+    for result in &results {
+        if result.failures.is_empty() {
+            println!(
+                "  ok    {} ({} inputs, {} expectations)",
+                result.name, result.inputs, result.expectations
+            );
+            continue;
+        }
+        failed += 1;
+        println!("  FAIL  {}", result.name);
+        for failure in &result.failures {
+            let line = failure
+                .line
+                .map(|l| format!(" (line {l})"))
+                .unwrap_or_default();
+            println!("        {}{line}: {}", failure.path, failure.message);
+        }
+    }
+    println!("{} passed, {failed} failed", results.len() - failed);
+    if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     }
 }
 

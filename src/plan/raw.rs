@@ -21,6 +21,9 @@ pub struct RawConfig {
     #[serde(default)]
     pub extensions: BTreeMap<String, Value>,
     pub service: Option<Value>,
+    /// Cases for `sidewatch test`; `run` and `validate` leave them alone.
+    #[serde(default, rename = "tests")]
+    pub _tests: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 #[cfg(test)]
 pub(crate) use input::gauge_batch;
 pub use report::ReplayReport;
+pub(crate) use report::file_name;
 
 use crate::clock::Clock;
 use crate::pipeline::PipelineRuntime;
