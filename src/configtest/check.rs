@@ -340,13 +340,27 @@ fn check_count(
                 && includes(&item.attributes, &expected.attributes)
         })
         .count();
-    if count == expected.count {
+    let (holds, wanted) = match (expected.count, expected.at_least) {
+        (Some(n), _) => (count == n, n.to_string()),
+        (None, Some(n)) => (count >= n, format!("at least {n}")),
+        (None, None) => return Err("give `count` or `at_least`".into()),
+    };
+    if holds {
         return Ok(());
     }
+    let examples: Vec<String> = items(got)
+        .iter()
+        .take(3)
+        .map(|item| format!("{:?} {}", item.name, labels_text(&item.attributes)))
+        .collect();
+    let examples = if examples.is_empty() {
+        String::new()
+    } else {
+        format!("; such as {}", examples.join(", "))
+    };
     Err(format!(
-        "expected exporter {} to receive {} {what}{}{}, it received {count} (of {} in all)",
+        "expected exporter {} to receive {wanted} {what}{}{}, it received {count} (of {} in all{examples})",
         expected.exporter,
-        expected.count,
         expected
             .name
             .as_ref()

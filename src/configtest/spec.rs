@@ -205,5 +205,8 @@ pub struct CountExpectation {
     pub name: Option<String>,
     #[serde(default)]
     pub attributes: BTreeMap<String, String>,
-    pub count: usize,
+    /// Exactly this many.
+    pub count: Option<usize>,
+    /// At least this many.
+    pub at_least: Option<usize>,
 }

@@ -24,6 +24,7 @@ mod checks_tcp;
 mod checks_tls;
 mod compiled_builds;
 mod config_errors;
+mod config_unit_tests;
 mod connection_deadlines;
 mod cors;
 mod count;
