@@ -99,6 +99,18 @@ service:
     config
 }
 
+/// A counter of the front's `loadbalancing` exporter for traces, from
+/// its telemetry endpoint.
+async fn front_counter(front: &sidewatch::pipeline::build::RunningCollector, family: &str) -> u64 {
+    let url = format!("http://{}/metrics", address(front, "telemetry"));
+    let page = reqwest::get(url).await.unwrap().text().await.unwrap();
+    let series = format!("{family}{{exporter=\"loadbalancing\",signal=\"traces\"}} ");
+    page.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {series} in {page}"))
+}
+
 fn front_config(routing: &str, resolver: &str, pipelines: &str) -> String {
     format!(
         r#"
@@ -210,10 +222,26 @@ async fn each_trace_lands_on_one_of_three_sidewatch_and_a_killed_one_loses_nothi
     let at_kill = span_ids(&recorded).1.len() - phase_one_spans;
     let sent_two = phase_two.await.unwrap();
     assert_eq!(sent_two.len(), PHASE_TWO_TRACES);
+    let expected = phase_one_spans + PHASE_TWO_TRACES * SPANS_PER_TRACE;
+    // With b2 still dead, the front delivers everything it acknowledged:
+    // b2's share went to the next live instances on the ring, not to a
+    // retry waiting for b2 to return.
+    let mut delivered = 0;
+    for _ in 0..300 {
+        delivered = front_counter(&front, "sidewatch_exporter_sent_items_total").await;
+        if delivered >= expected as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        delivered, expected as u64,
+        "the front delivered {delivered} of {expected} spans while b2 was dead"
+    );
+    let retried = front_counter(&front, "sidewatch_exporter_retried_items_total").await;
     // What b2 acknowledged but had not forwarded is in its log: a restart
     // delivers it, so every span the front was told about can be counted.
     instances[1] = Sidewatch::run(&configs[1]);
-    let expected = phase_one_spans + PHASE_TWO_TRACES * SPANS_PER_TRACE;
     let all_arrived = wait_until(Duration::from_secs(90), || {
         span_ids(&recorded).1.len() >= expected
     })
@@ -234,6 +262,7 @@ async fn each_trace_lands_on_one_of_three_sidewatch_and_a_killed_one_loses_nothi
         .iter()
         .filter(|(id, _)| placed.get(id).is_some_and(|on| on.len() > 1))
         .count();
+    eprintln!("phase 2: {retried} spans went back to the front's queue for a retry");
     eprintln!(
         "phase 2: {at_kill} of its spans had arrived when b2 was killed; {} duplicates of {expected} spans; {spread} of {PHASE_TWO_TRACES} traces spread over two instances (those b2 held when it died)",
         received - distinct.len()
