@@ -334,7 +334,10 @@ impl Exporter for LoadBalancingExporter {
         let mut pending = self.split(batch)?;
         let mut failed_now: Vec<String> = Vec::new();
         let mut last_failure = String::new();
-        let mut refused: Option<ExportError> = None;
+        let total_items: usize = pending.iter().map(|p| p.batch.item_count()).sum();
+        // Items backends refused (answered, not to be retried), and why.
+        let mut rejected = 0u64;
+        let mut refusal = String::new();
         for _ in 0..ROUNDS {
             if pending.is_empty() {
                 break;
@@ -369,9 +372,21 @@ impl Exporter for LoadBalancingExporter {
                         pending.extend(parts);
                     }
                     // The backend answered: it is alive, and it refused.
-                    Err(other) => {
+                    Err(ExportError::Permanent { message }) => {
                         self.shared.mark(&endpoint, true);
-                        refused.get_or_insert(other);
+                        rejected += parts
+                            .iter()
+                            .map(|p| p.batch.item_count() as u64)
+                            .sum::<u64>();
+                        refusal = format!("{message} (endpoint {endpoint})");
+                    }
+                    Err(ExportError::PartiallyRejected {
+                        rejected: count,
+                        message,
+                    }) => {
+                        self.shared.mark(&endpoint, true);
+                        rejected += count;
+                        refusal = format!("{message} (endpoint {endpoint})");
                     }
                 }
             }
@@ -394,9 +409,15 @@ impl Exporter for LoadBalancingExporter {
             };
             return Err(ExportError::retryable(message));
         }
-        match refused {
-            Some(error) => Err(error),
-            None => Ok(()),
+        // The parts other backends took are delivered: only the refused
+        // items count as failed.
+        match rejected {
+            0 => Ok(()),
+            n if n as usize >= total_items => Err(ExportError::permanent(refusal)),
+            n => Err(ExportError::PartiallyRejected {
+                rejected: n,
+                message: refusal,
+            }),
         }
     }
 }
