@@ -78,8 +78,8 @@ impl Shared {
     /// health; new ones get a client; gone ones are dropped.
     fn set_endpoints(&self, endpoints: Vec<String>) -> Result<(), String> {
         let mut state = self.state.lock().expect("state lock");
-        state.resolved = true;
         if state.ring.endpoints() == endpoints.as_slice() {
+            state.resolved = true;
             return Ok(());
         }
         let mut backends = HashMap::new();
@@ -100,6 +100,7 @@ impl Shared {
         tracing::info!(exporter = %self.name, endpoints = ?endpoints, "loadbalancing ring changed");
         state.backends = backends;
         state.ring = Ring::new(endpoints);
+        state.resolved = true;
         Ok(())
     }
 
@@ -120,6 +121,9 @@ impl Shared {
         }
     }
 }
+
+/// A backend, its client, and the parts it is to take.
+type Route = (String, Arc<OtlpExporter>, Vec<Part>);
 
 /// A part of a batch and the hash of its routing key.
 struct Part {
@@ -233,11 +237,7 @@ impl LoadBalancingExporter {
 
     /// Groups `parts` by the live backend the ring gives each; the parts no
     /// backend can take are returned apart.
-    fn route(
-        &self,
-        parts: Vec<Part>,
-        failed_now: &[String],
-    ) -> (Vec<(String, Arc<OtlpExporter>, Vec<Part>)>, Vec<Part>) {
+    fn route(&self, parts: Vec<Part>, failed_now: &[String]) -> (Vec<Route>, Vec<Part>) {
         let state = self.shared.state.lock().expect("state lock");
         let now = Instant::now();
         let skip = |endpoint: &str| {
