@@ -55,6 +55,13 @@ pub trait CompiledExporter: Any + Debug + Send + Sync {
     /// Fails only on the world (a port taken, a file that cannot be
     /// created), never on the config: `compile` checked that.
     fn build(&self, context: &ExporterContext<'_>) -> Result<Arc<dyn Exporter>, String>;
+
+    /// Why this config cannot serve `signal`, where that depends on the
+    /// config and not only on the type (a routing key for metrics only in
+    /// a traces pipeline); the pipeline check reports it at the reference.
+    fn refuses_signal(&self, _signal: crate::signal::Signal) -> Option<String> {
+        None
+    }
 }
 
 /// What a connector is built for.

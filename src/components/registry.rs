@@ -343,6 +343,17 @@ pub const REGISTRY: &[Row] = &[
         compile: Compile::Exporter(exporters::kafka::compile),
     },
     Row {
+        type_name: "loadbalancing",
+        aliases: &[Alias {
+            name: "load_balancing",
+            deprecated: None,
+        }],
+        description: "OTLP/gRPC to a tier of backends (static list or DNS name), each trace, service, resource, metric, stream or attribute set to one of them by a consistent-hash ring; a dead backend's data goes to the next live one",
+        signals: ALL,
+        connects: &[],
+        compile: Compile::Exporter(exporters::loadbalancing::compile),
+    },
+    Row {
         type_name: "debug",
         aliases: &[Alias {
             name: "logging",
@@ -537,6 +548,10 @@ mod tests {
                 (Kind::Exporter, "influxdb") => {
                     yaml_serde::from_str("{ endpoint: http://127.0.0.1:8086, bucket: b }").unwrap()
                 }
+                (Kind::Exporter, "loadbalancing") => yaml_serde::from_str(
+                    "{ protocol: { otlp: {} }, resolver: { static: { hostnames: [127.0.0.1:1] } } }",
+                )
+                .unwrap(),
                 (Kind::Exporter, "store") => yaml_serde::from_str("path: /tmp/store").unwrap(),
                 (Kind::Receiver, "postgresql") => yaml_serde::from_str("username: u").unwrap(),
                 (Kind::Exporter, "otlp" | "otlphttp") => {

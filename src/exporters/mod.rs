@@ -16,6 +16,7 @@ mod grpc_precompressed;
 pub mod http;
 pub mod influxdb;
 pub mod kafka;
+pub mod loadbalancing;
 pub mod otlp;
 pub mod otlphttp;
 pub mod prometheus;

@@ -534,6 +534,18 @@ impl Checker<'_> {
                 );
                 continue;
             }
+            if kind == Kind::Exporter
+                && let Some(reason) = self
+                    .exporters
+                    .get(&id)
+                    .and_then(|config| config.refuses_signal(signal))
+            {
+                self.decoder.error(
+                    path,
+                    format!("exporter `{id}` cannot take {signal} here: {reason}"),
+                );
+                continue;
+            }
             ids.push(id);
         }
         ids

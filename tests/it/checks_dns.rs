@@ -7,10 +7,26 @@ use std::time::Duration;
 use crate::checks_support::{checks_json, entry, latest, start_checks};
 use crate::harness::free_port;
 
-struct Dnsmasq {
+pub(crate) struct Dnsmasq {
     child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Dnsmasq {
+    /// The directory its config lives in, for files a zone reads.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// SIGHUP: dnsmasq reads its `addn-hosts` files again.
+    pub fn reload(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "dnsmasq takes SIGHUP");
+    }
 }
 
 impl Drop for Dnsmasq {
@@ -23,6 +39,22 @@ impl Drop for Dnsmasq {
 /// dnsmasq on 127.0.0.1 with a zone of its own; `None` (loudly) when it
 /// is not installed, a failure under CI=true.
 async fn start_dnsmasq() -> Option<Dnsmasq> {
+    start_dnsmasq_with(
+        "local=/sidewatch.test/\n\
+         host-record=www.sidewatch.test,192.0.2.10,2001:db8::10\n\
+         cname=alias.sidewatch.test,www.sidewatch.test\n\
+         txt-record=sidewatch.test,\"v=spf1 -all\"\n",
+        |_| {},
+    )
+    .await
+}
+
+/// dnsmasq with `zone` (config lines; `{dir}` is replaced by its own
+/// directory), after `prepare` wrote what the zone reads into it.
+pub(crate) async fn start_dnsmasq_with(
+    zone: &str,
+    prepare: impl FnOnce(&std::path::Path),
+) -> Option<Dnsmasq> {
     let binary = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]
         .into_iter()
         .find(|p| std::path::Path::new(p).exists());
@@ -38,14 +70,12 @@ async fn start_dnsmasq() -> Option<Dnsmasq> {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = dir.path().join("dnsmasq.conf");
+    prepare(dir.path());
+    let zone = zone.replace("{dir}", &dir.path().display().to_string());
     std::fs::write(
         &config,
         format!(
-            "port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\n\
-             local=/sidewatch.test/\n\
-             host-record=www.sidewatch.test,192.0.2.10,2001:db8::10\n\
-             cname=alias.sidewatch.test,www.sidewatch.test\n\
-             txt-record=sidewatch.test,\"v=spf1 -all\"\n"
+            "port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\n{zone}"
         ),
     )
     .unwrap();
@@ -58,11 +88,7 @@ async fn start_dnsmasq() -> Option<Dnsmasq> {
         .stderr(Stdio::null())
         .spawn()
         .expect("dnsmasq starts");
-    let dnsmasq = Dnsmasq {
-        child,
-        port,
-        _dir: dir,
-    };
+    let dnsmasq = Dnsmasq { child, port, dir };
     // dnsmasq serves TCP on the same port: ready once it accepts.
     for _ in 0..100 {
         if tokio::net::TcpStream::connect(("127.0.0.1", port))

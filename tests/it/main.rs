@@ -45,6 +45,7 @@ mod id_lengths;
 mod influxdb;
 mod kafka;
 mod layers;
+mod loadbalancing;
 mod logpatterns;
 mod logs;
 mod logs_pipeline;

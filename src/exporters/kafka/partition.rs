@@ -33,6 +33,12 @@ pub enum KeyBy {
     Series,
     /// `partition_by: [attr, ...]`.
     Attributes(Vec<String>),
+    /// The resource's `service.name` (the `loadbalancing` exporter's
+    /// `routing_key: service`).
+    Service,
+    /// A metric's name (`routing_key: metric`); other signals keep one
+    /// part.
+    MetricName,
 }
 
 impl KeyBy {
@@ -49,6 +55,15 @@ impl KeyBy {
 fn resource_key(attributes: &[KeyValue]) -> String {
     let labels = series::labels(attributes, &[]);
     series::identity("", &labels)
+}
+
+/// A resource's `service.name`, empty when it has none.
+fn service_key(resource: &[KeyValue]) -> String {
+    resource
+        .iter()
+        .find(|kv| kv.key == "service.name")
+        .map(|kv| option_text(kv.value.as_ref()))
+        .unwrap_or_default()
 }
 
 /// The values of `names`, each from the item's attributes, else the
@@ -112,7 +127,8 @@ pub fn split_traces(
                     KeyBy::Series => attributes_key(&["service.name".into()], &[], resource),
                     KeyBy::Resource => resource_key(resource),
                     KeyBy::Attributes(names) => attributes_key(names, &span.attributes, resource),
-                    KeyBy::Nothing => String::new(),
+                    KeyBy::Service => service_key(resource),
+                    KeyBy::Nothing | KeyBy::MetricName => String::new(),
                 };
                 by_key.entry(key).or_default().push(span.clone());
             }
@@ -141,7 +157,7 @@ pub fn split_logs(
     request: &ExportLogsServiceRequest,
     key_by: &KeyBy,
 ) -> Vec<(Option<String>, ExportLogsServiceRequest)> {
-    if matches!(key_by, KeyBy::Nothing | KeyBy::TraceId) {
+    if matches!(key_by, KeyBy::Nothing | KeyBy::MetricName) {
         return vec![(None, request.clone())];
     }
     let mut groups: Groups<ResourceLogs> = Groups::new();
@@ -156,6 +172,8 @@ pub fn split_logs(
             for record in &scope_logs.log_records {
                 let key = match key_by {
                     KeyBy::Attributes(names) => attributes_key(names, &record.attributes, resource),
+                    KeyBy::TraceId => hex::encode(&record.trace_id),
+                    KeyBy::Service => service_key(resource),
                     _ => resource_key(resource),
                 };
                 by_key.entry(key).or_default().push(record.clone());
@@ -302,6 +320,8 @@ pub fn split_metrics(
             for metric in &scope_metrics.metrics {
                 let parts = match key_by {
                     KeyBy::Resource => vec![(resource_key(resource), metric.clone())],
+                    KeyBy::Service => vec![(service_key(resource), metric.clone())],
+                    KeyBy::MetricName => vec![(metric.name.clone(), metric.clone())],
                     KeyBy::Series => split_metric(metric, |point| {
                         series::identity(&metric.name, &series::labels(resource, point))
                     }),
