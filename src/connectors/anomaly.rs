@@ -323,7 +323,9 @@ pub struct Scored {
 }
 
 pub struct AnomalyConnector {
-    detector: DetectorConfig,
+    /// Never scores: each new series starts as a clone of it, so all share
+    /// one copy of the per-point parameters.
+    template: Detector,
     names: Vec<regex::Regex>,
     matchers: Vec<Matcher>,
     quiet_points: usize,
@@ -377,7 +379,7 @@ impl AnomalyConnector {
             max_series: config.max_series,
             series_ttl: config.series_ttl,
             threshold: detector.threshold,
-            detector,
+            template: Detector::new(detector),
             series: HashMap::new(),
             overflowed_points: 0,
             last_expiry: None,
@@ -460,7 +462,7 @@ impl AnomalyConnector {
                         self.series.insert(
                             key.clone(),
                             SeriesState {
-                                detector: Detector::new(self.detector.clone()),
+                                detector: self.template.clone(),
                                 incidents: IncidentTracker::new(self.quiet_points),
                                 labels: series_labels,
                                 resource,

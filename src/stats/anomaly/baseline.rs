@@ -18,29 +18,31 @@ pub enum Method {
     Robust { window: usize },
 }
 
+/// The windowed methods are boxed: the default EWMA is read every point
+/// and stays four words inline in the series' state.
 #[derive(Debug, Clone)]
 pub enum Baseline {
-    Rolling(RollingStats),
+    Rolling(Box<RollingStats>),
     Ewma {
         mean: f64,
         variance: f64,
         alpha: f64,
         started: bool,
     },
-    Robust(RollingMedian),
+    Robust(Box<RollingMedian>),
 }
 
 impl Baseline {
     pub fn new(method: Method) -> Self {
         match method {
-            Method::RollingZ { window } => Baseline::Rolling(RollingStats::new(window)),
+            Method::RollingZ { window } => Baseline::Rolling(Box::new(RollingStats::new(window))),
             Method::Ewma { alpha } => Baseline::Ewma {
                 mean: 0.0,
                 variance: 0.0,
                 alpha: alpha.clamp(1e-6, 1.0),
                 started: false,
             },
-            Method::Robust { window } => Baseline::Robust(RollingMedian::new(window)),
+            Method::Robust { window } => Baseline::Robust(Box::new(RollingMedian::new(window))),
         }
     }
 

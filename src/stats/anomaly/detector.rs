@@ -20,7 +20,10 @@
 //! (one incident, one alarm) unless |z| reaches `escalation` times the
 //! alarm's; the observation stays `is_anomalous`, so the incident stays open.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::baseline::Baseline;
 pub use super::baseline::Method;
@@ -159,7 +162,6 @@ pub struct Observation {
 /// One seasonal baseline of one series and how well it predicts it.
 #[derive(Debug, Clone)]
 struct SeasonalBaseline {
-    cycle: Seasonality,
     memory: Seasonal,
     /// Baseline of the residuals from the seasonal prediction.
     residual: Baseline,
@@ -180,15 +182,38 @@ struct SeasonalBaseline {
 /// Weight of each point in the slow prediction errors.
 const ERROR_RATE: f64 = 1.0 / 2000.0;
 
+/// The parts of `DetectorConfig` read every point, one copy shared by
+/// every series cloned from the same detector (the connector clones a
+/// template per new series): one cache line for all series instead of two
+/// more in each series' state.
+#[derive(Debug, Clone)]
+struct Params {
+    direction: Direction,
+    warmup_points: usize,
+    min_deviation: f64,
+    min_relative_deviation: f64,
+    threshold: f64,
+    raw_scale: f64,
+    refractory_points: usize,
+    escalation: f64,
+    record_rule: RecordRule,
+    /// One per entry of `Detector::seasonal`.
+    cycles: Vec<Seasonality>,
+}
+
+/// A series' state lies in one struct (seasonal baselines inline up to
+/// two, the default), apart from the seasonal slots and the likelihood's
+/// long window: at 10k series the state no longer fits in the caches, and
+/// each separate allocation read per point was one more miss. Clone a
+/// fresh detector to start many series: they share one `Params`.
 #[derive(Debug, Clone)]
 pub struct Detector {
-    config: DetectorConfig,
+    params: Arc<Params>,
     /// Baseline of the values themselves.
     plain: Baseline,
-    seasonal: Vec<SeasonalBaseline>,
+    seasonal: SmallVec<[SeasonalBaseline; 2]>,
     likelihood: Likelihood,
     range: Range,
-    record_rule: RecordRule,
     seen: usize,
     since_alarm: usize,
     /// |z| of the last alarm, for escalation.
@@ -201,11 +226,10 @@ pub struct Detector {
 
 impl Detector {
     pub fn new(config: DetectorConfig) -> Self {
-        let seasonal = config
+        let seasonal: SmallVec<[SeasonalBaseline; 2]> = config
             .seasonal
             .iter()
             .map(|cycle| SeasonalBaseline {
-                cycle: *cycle,
                 memory: Seasonal::new(cycle.buckets, cycle.periods),
                 residual: Baseline::new(config.method),
                 error: 0.0,
@@ -224,28 +248,45 @@ impl Detector {
                 config.warmup_points,
             ),
             range: Range::default(),
-            record_rule: RecordRule {
-                tolerance: config.spatial_tolerance,
-                margin: config.record_margin,
-                cluster_points: config.record_cluster_points,
-                direction: config.direction,
-            },
             seen: 0,
             since_alarm: usize::MAX,
             alarm_zscore: 0.0,
             step: f64::INFINITY,
             last_value: None,
-            config,
+            params: Params {
+                direction: config.direction,
+                warmup_points: config.warmup_points,
+                min_deviation: config.min_deviation,
+                min_relative_deviation: config.min_relative_deviation,
+                threshold: config.threshold,
+                raw_scale: config.raw_scale,
+                refractory_points: config.refractory_points,
+                escalation: config.escalation,
+                record_rule: RecordRule {
+                    tolerance: config.spatial_tolerance,
+                    margin: config.record_margin,
+                    cluster_points: config.record_cluster_points,
+                    direction: config.direction,
+                },
+                cycles: config.seasonal.clone(),
+            }
+            .into(),
         }
     }
 
     /// Heap bytes held by this series' state.
     pub fn heap_bytes(&self) -> usize {
+        let spilled = if self.seasonal.spilled() {
+            self.seasonal.capacity() * std::mem::size_of::<SeasonalBaseline>()
+        } else {
+            0
+        };
         self.likelihood.heap_bytes()
+            + spilled
             + self
                 .seasonal
                 .iter()
-                .map(|s| s.memory.heap_bytes() + std::mem::size_of::<SeasonalBaseline>())
+                .map(|s| s.memory.heap_bytes())
                 .sum::<usize>()
     }
 
@@ -264,14 +305,18 @@ impl Detector {
         // widest ratio, if any beats it by 20 %.
         let mut chosen = None;
         let mut best_ratio = 0.8;
-        for (i, s) in self.seasonal.iter_mut().enumerate() {
+        let params = &*self.params;
+        for ((i, s), cycle) in self.seasonal.iter_mut().enumerate().zip(&params.cycles) {
             if !(s.span.0..s.span.1).contains(&timestamp_seconds) {
-                s.position = s.cycle.position(timestamp_seconds);
-                s.span = s.cycle.bucket_span(s.position);
+                s.position = cycle.position(timestamp_seconds);
+                s.span = cycle.bucket_span(s.position);
+                // The median reads only past periods' slots, and only this
+                // position's (current) slot changes while points stay in
+                // its span: the prediction holds for the whole span.
+                let (bucket, period) = s.position;
+                s.prediction =
+                    (s.memory.len(bucket, period) >= 2).then(|| s.memory.median(bucket, period));
             }
-            let (bucket, period) = s.position;
-            s.prediction =
-                (s.memory.len(bucket, period) >= 2).then(|| s.memory.median(bucket, period));
             if let Some(prediction) = s.prediction {
                 s.error += ERROR_RATE * ((value - prediction).powi(2) - s.error);
                 s.plain_error += ERROR_RATE * ((value - plain_centre).powi(2) - s.plain_error);
@@ -295,14 +340,14 @@ impl Detector {
                 (plain_centre, (value - plain_centre) / scale, scale)
             }
         };
-        let directed = match self.config.direction {
+        let directed = match self.params.direction {
             Direction::Above => z.max(0.0),
             Direction::Below => (-z).max(0.0),
             Direction::Both => z.abs(),
         };
-        let raw = directed / (directed + self.config.raw_scale.max(f64::EPSILON));
+        let raw = directed / (directed + self.params.raw_scale.max(f64::EPSILON));
         let likelihood = self.likelihood.update(raw.clamp(0.0, 1.0));
-        let warm = self.seen >= self.config.warmup_points;
+        let warm = self.seen >= self.params.warmup_points;
         let mut score = if warm {
             log_likelihood(likelihood)
         } else {
@@ -316,15 +361,15 @@ impl Detector {
         if warm
             && self
                 .range
-                .is_alarm(&self.record_rule, value, scale, step, self.seen)
+                .is_alarm(&self.params.record_rule, value, scale, step, self.seen)
         {
             score = 1.0;
         }
-        let is_anomalous = score >= self.config.threshold;
+        let is_anomalous = score >= self.params.threshold;
         if is_anomalous {
-            let refractory = self.since_alarm < self.config.refractory_points;
-            let escalates = self.config.escalation > 0.0
-                && z.abs() >= self.config.escalation * self.alarm_zscore;
+            let refractory = self.since_alarm < self.params.refractory_points;
+            let escalates = self.params.escalation > 0.0
+                && z.abs() >= self.params.escalation * self.alarm_zscore;
             if refractory && !escalates {
                 score = 0.0;
             } else {
@@ -356,9 +401,9 @@ impl Detector {
     }
 
     fn floor(&self, level: f64) -> f64 {
-        self.config
+        self.params
             .min_deviation
-            .max(self.config.min_relative_deviation * level.abs())
+            .max(self.params.min_relative_deviation * level.abs())
     }
 }
 
@@ -486,6 +531,22 @@ mod tests {
                 assert_ne!(cycle.position(end), position, "{cycle:?} at {t}");
             }
         }
+    }
+
+    #[test]
+    fn a_series_state_takes_at_most_32_kib() {
+        // Issue 21's budget, with every allocation made: both seasonal
+        // memories and a full likelihood window (2,100 five-minute points).
+        let template = Detector::new(DetectorConfig::default());
+        let mut d = template.clone();
+        for i in 0..2_100 {
+            d.observe(i * 300, 10.0 + (i % 5) as f64);
+        }
+        let heap = d.heap_bytes();
+        // The slots (24 bytes a bucket) and the 2,000 u16 scores are counted.
+        assert!(heap >= (288 + 336) * 24 + 2_000 * 2, "{heap}");
+        let total = heap + std::mem::size_of::<Detector>();
+        assert!(total <= 32 * 1024, "{total} bytes per series");
     }
 
     #[test]

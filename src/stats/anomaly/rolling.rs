@@ -1,13 +1,19 @@
 //! Rolling mean and variance over the last N values, O(1) per update with
 //! eviction. Sums are kept relative to a shift (the first value seen) so
 //! cancellation stays small for series far from zero.
+//!
+//! The values are a ring held inline up to 8 (the likelihood's short
+//! window of 5 is read every point: no separate allocation to miss in the
+//! cache), on the heap beyond.
 
-use std::collections::VecDeque;
+use smallvec::SmallVec;
 
 #[derive(Debug, Clone)]
 pub struct RollingStats {
     capacity: usize,
-    values: VecDeque<f64>,
+    values: SmallVec<[f64; 8]>,
+    /// The oldest value's index once the ring is full.
+    oldest: usize,
     shift: Option<f64>,
     sum: f64,
     sum_squares: f64,
@@ -17,7 +23,8 @@ impl RollingStats {
     pub fn new(capacity: usize) -> Self {
         RollingStats {
             capacity: capacity.max(1),
-            values: VecDeque::with_capacity(capacity.max(1)),
+            values: SmallVec::new(),
+            oldest: 0,
             shift: None,
             sum: 0.0,
             sum_squares: 0.0,
@@ -26,17 +33,21 @@ impl RollingStats {
 
     pub fn push(&mut self, value: f64) {
         let shift = *self.shift.get_or_insert(value);
-        if self.values.len() == self.capacity
-            && let Some(old) = self.values.pop_front()
-        {
+        if self.values.len() == self.capacity {
+            let old = std::mem::replace(&mut self.values[self.oldest], value);
+            self.oldest += 1;
+            if self.oldest == self.capacity {
+                self.oldest = 0;
+            }
             let d = old - shift;
             self.sum -= d;
             self.sum_squares -= d * d;
+        } else {
+            self.values.push(value);
         }
         let d = value - shift;
         self.sum += d;
         self.sum_squares += d * d;
-        self.values.push_back(value);
     }
 
     pub fn len(&self) -> usize {
