@@ -78,7 +78,7 @@ pub fn summary(batch: &Batch) -> String {
             r.resource_logs.len(),
             batch.item_count()
         ),
-        Batch::Encoded(e) => format!(
+        Batch::Wire(e) => format!(
             "{}: {} resources, {} {} (encoded)",
             e.signal,
             e.records.len(),
@@ -104,7 +104,7 @@ pub fn describe(batch: &Batch, detailed: bool) -> Vec<String> {
         Err(e) => return vec![format!("cannot decode the batch: {e}")],
     };
     match &*batch {
-        Batch::Encoded(_) | Batch::Events(_) => {}
+        Batch::Wire(_) | Batch::Events(_) => {}
         Batch::Traces(r) => {
             for resource in &r.resource_spans {
                 let resource_attrs = resource

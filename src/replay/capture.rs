@@ -36,7 +36,7 @@ impl Sink {
             Batch::Traces(r) => serde_json::to_writer(&mut self.file, &**r),
             Batch::Metrics(r) => serde_json::to_writer(&mut self.file, &**r),
             Batch::Logs(r) => serde_json::to_writer(&mut self.file, &**r),
-            Batch::Encoded(_) | Batch::Events(_) => {
+            Batch::Wire(_) | Batch::Events(_) => {
                 return Err(std::io::Error::other("an undecoded batch"));
             }
         }?;
