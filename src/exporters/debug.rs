@@ -103,7 +103,7 @@ pub fn describe(batch: &Batch, detailed: bool) -> Vec<String> {
         Ok(batch) => batch,
         Err(e) => return vec![format!("cannot decode the batch: {e}")],
     };
-    match &*batch {
+    match batch {
         Batch::Wire(_) | Batch::Events(_) => {}
         Batch::Traces(r) => {
             for resource in &r.resource_spans {

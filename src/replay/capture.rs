@@ -69,7 +69,7 @@ impl Exporter for CaptureExporter {
         {
             let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
             if sink.error.is_none()
-                && let Err(e) = sink.write(&batch)
+                && let Err(e) = sink.write(batch)
             {
                 sink.error = Some(e.to_string());
             }
@@ -77,7 +77,7 @@ impl Exporter for CaptureExporter {
         self.collector
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .observe(&batch);
+            .observe(batch);
         Ok(())
     }
 }

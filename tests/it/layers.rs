@@ -111,12 +111,18 @@ fn signal_wire_and_batching_are_layered() {
         };
         seen += 1;
         for path in paths {
-            if path.first().is_some_and(|m| forbidden.contains(&m.as_str())) {
+            if path
+                .first()
+                .is_some_and(|m| forbidden.contains(&m.as_str()))
+            {
                 offences.push(format!("{file}: {}", path.join("::")));
             }
         }
     }
-    assert!(seen >= 6, "found only {seen} files of wire, datamodel and signal");
+    assert!(
+        seen >= 6,
+        "found only {seen} files of wire, datamodel and signal"
+    );
     assert!(
         offences.is_empty(),
         "signal, wire and batching must not import each other in a circle:\n{}",
