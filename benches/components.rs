@@ -76,7 +76,7 @@ fn receive(c: &mut Criterion) {
     group.throughput(Throughput::Elements(512));
     group.bench_function("validate and count, encoded", |b| {
         b.iter(|| {
-            sidewatch::wire::EncodedBatch::parse(sidewatch::signal::Signal::Traces, bytes.clone())
+            sidewatch::signal::WireBatch::parse(sidewatch::signal::Signal::Traces, bytes.clone())
                 .unwrap()
         })
     });

@@ -7,7 +7,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sidewatch::signal::Signal;
-use sidewatch::wire::encoded::{decode_checked, schema_of};
+use sidewatch::signal::{decode_checked, schema_of};
 use sidewatch::wire::scan::scan;
 
 fuzz_target!(|data: &[u8]| {

@@ -10,7 +10,7 @@ use libfuzzer_sys::fuzz_target;
 use prost::Message;
 use sidewatch::datamodel::ids::CheckIds;
 use sidewatch::signal::{Batch, Signal};
-use sidewatch::wire::encoded::schema_of;
+use sidewatch::signal::schema_of;
 use sidewatch::wire::scan::scan;
 
 const CONFIG: &str = r#"

@@ -322,10 +322,10 @@ pub fn events_request(events: &[Event]) -> ExportLogsServiceRequest {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn sample() -> AlertEvent {
+    pub(crate) fn sample() -> AlertEvent {
         AlertEvent {
             rule: "DiskFull".into(),
             status: Status::Firing,

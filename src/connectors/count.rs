@@ -576,7 +576,7 @@ impl Processor for CountConnector {
                 let mut request = Arc::unwrap_or_clone(request);
                 self.logs(&mut request, &mut failures, &mut emit);
             }
-            Batch::Encoded(_) | Batch::Events(_) => {}
+            Batch::Wire(_) | Batch::Events(_) => {}
         }
         failures.log("count");
         if emit.is_empty() {

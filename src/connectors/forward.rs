@@ -19,7 +19,7 @@ impl Processor for Forward {
         out.push(batch);
     }
 
-    fn accepts_encoded(&self) -> bool {
+    fn accepts_wire(&self) -> bool {
         true
     }
 }

@@ -127,16 +127,6 @@ impl CheckIds for ExportLogsServiceRequest {
     }
 }
 
-/// The ids of a decoded batch (an encoded one was checked by the scanner).
-pub fn check_batch(batch: &crate::signal::Batch) -> Result<(), IdError> {
-    use crate::signal::Batch;
-    match batch {
-        Batch::Traces(request) => request.check_ids(),
-        Batch::Logs(request) => request.check_ids(),
-        _ => Ok(()),
-    }
-}
-
 /// Metrics carry ids only in exemplars, where they are optional.
 impl CheckIds for ExportMetricsServiceRequest {
     fn check_ids(&self) -> Result<(), IdError> {

@@ -78,7 +78,7 @@ pub fn summary(batch: &Batch) -> String {
             r.resource_logs.len(),
             batch.item_count()
         ),
-        Batch::Encoded(e) => format!(
+        Batch::Wire(e) => format!(
             "{}: {} resources, {} {} (encoded)",
             e.signal,
             e.records.len(),
@@ -103,8 +103,8 @@ pub fn describe(batch: &Batch, detailed: bool) -> Vec<String> {
         Ok(batch) => batch,
         Err(e) => return vec![format!("cannot decode the batch: {e}")],
     };
-    match &*batch {
-        Batch::Encoded(_) | Batch::Events(_) => {}
+    match batch {
+        Batch::Wire(_) | Batch::Events(_) => {}
         Batch::Traces(r) => {
             for resource in &r.resource_spans {
                 let resource_attrs = resource

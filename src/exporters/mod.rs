@@ -82,26 +82,18 @@ pub(crate) fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
 
 #[async_trait::async_trait]
 pub trait Exporter: Send + Sync {
-    /// Sends one batch. Called concurrently by the queue's workers.
+    /// Sends one batch, in whichever form it comes (`Batch::to_protobuf`
+    /// for bytes, free for a wire batch; a wire batch reaches only an
+    /// exporter that `reads_wire`, the others get it decoded). Called
+    /// concurrently by the queue's workers.
     async fn export(&self, batch: &Batch) -> Result<(), ExportError>;
 
-    /// Whether this exporter sends the OTLP protobuf encoding as it is: its
-    /// queue then encodes each batch once, on entry, and holds the bytes,
-    /// several times smaller than the decoded batch, until sent.
-    fn takes_encoded(&self) -> bool {
+    /// Whether this exporter sends the OTLP protobuf encoding as it is:
+    /// its queue then holds each batch in wire form, encoded once on entry
+    /// and several times smaller than decoded, and receivers feeding only
+    /// such exporters keep the bytes they received without decoding them.
+    fn reads_wire(&self) -> bool {
         false
-    }
-
-    /// Sends one batch already encoded as an OTLP export request of
-    /// `signal`. Only called when `takes_encoded` is true.
-    async fn export_encoded(
-        &self,
-        _signal: crate::signal::Signal,
-        _encoded: bytes::Bytes,
-    ) -> Result<(), ExportError> {
-        Err(ExportError::permanent(
-            "this exporter does not take encoded batches",
-        ))
     }
 
     /// Called once after the queue has drained, before exit.

@@ -365,17 +365,9 @@ fn outcome(rejected: Option<(i64, String)>) -> Result<(), ExportError> {
     }
 }
 
-#[async_trait::async_trait]
-impl Exporter for OtlpExporter {
-    fn takes_encoded(&self) -> bool {
-        true
-    }
-
-    async fn export_encoded(
-        &self,
-        signal: Signal,
-        encoded: bytes::Bytes,
-    ) -> Result<(), ExportError> {
+impl OtlpExporter {
+    /// Sends an export request of `signal` as the bytes it is.
+    async fn send_bytes(&self, signal: Signal, encoded: bytes::Bytes) -> Result<(), ExportError> {
         let encoded = self.compress(encoded).await?;
         let rejected = match signal {
             Signal::Traces => self
@@ -405,22 +397,25 @@ impl Exporter for OtlpExporter {
         };
         outcome(rejected)
     }
+}
+
+#[async_trait::async_trait]
+impl Exporter for OtlpExporter {
+    fn reads_wire(&self) -> bool {
+        true
+    }
 
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {
         // The OTLP edge: typed events leave as their log records.
         let batch = &*batch.otlp();
         let rejected = match batch {
-            Batch::Encoded(e) => return self.export_encoded(e.signal, e.bytes.clone()).await,
+            Batch::Wire(w) => return self.send_bytes(w.signal, w.bytes.clone()).await,
             // Compressed bodies are bytes compressed beforehand.
             _ if self.compression != Compression::None => {
-                return self
-                    .export_encoded(batch.signal(), batch.to_protobuf())
-                    .await;
+                return self.send_bytes(batch.signal(), batch.to_protobuf()).await;
             }
             Batch::Events(_) => {
-                return self
-                    .export_encoded(batch.signal(), batch.to_protobuf())
-                    .await;
+                return self.send_bytes(batch.signal(), batch.to_protobuf()).await;
             }
             Batch::Traces(request) => self
                 .call::<_, ExportTraceServiceResponse>(

@@ -172,17 +172,8 @@ impl OtlpHttpExporter {
 
 #[async_trait::async_trait]
 impl Exporter for OtlpHttpExporter {
-    fn takes_encoded(&self) -> bool {
+    fn reads_wire(&self) -> bool {
         self.encoding == HttpEncoding::Proto
-    }
-
-    async fn export_encoded(
-        &self,
-        _signal: Signal,
-        encoded: bytes::Bytes,
-    ) -> Result<(), ExportError> {
-        let body = self.compress(encoded.to_vec())?;
-        self.post(body).await
     }
 
     async fn export(&self, batch: &Batch) -> Result<(), ExportError> {

@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::wire::encoded::{decode, schema_of};
+use crate::signal::{WireBatch, schema_of};
 use crate::wire::scan::scan;
 
 use super::queue_batch;
@@ -32,21 +32,14 @@ use super::{ExportError, Exporter};
 use crate::signal::{Batch, Signal};
 use crate::telemetry::ExporterStats;
 
-/// A batch in the channel: decoded, encoded (for exporters that send
-/// protobuf as is), or, with a log, only where the log holds it: a long
-/// outage then fills the disk, not memory, and the worker reads the batch
-/// back just before sending it.
+/// A batch in the channel (in its wire form for exporters that send
+/// protobuf as is: encoded once, on entry, and several times smaller than
+/// decoded), or, with a log, only where the log holds it: a long outage
+/// then fills the disk, not memory, and the worker reads the batch back
+/// just before sending it.
 enum Payload {
-    Decoded(Batch),
-    Encoded(bytes::Bytes),
+    InMemory(Batch),
     Stored(Location),
-}
-
-/// What a worker sends: a batch, or its encoding (a cheap clone per try).
-#[derive(Clone, Copy)]
-enum Outgoing<'a> {
-    Batch(&'a Batch),
-    Encoded(&'a bytes::Bytes),
 }
 
 struct Queued {
@@ -100,8 +93,8 @@ pub struct QueueSender {
     sender: mpsc::Sender<Queued>,
     pub stats: Arc<ExporterStats>,
     wal: Option<Arc<Wal>>,
-    /// The exporter sends protobuf as is: queue batches encoded.
-    encode: bool,
+    /// The exporter sends protobuf as is: queue batches in wire form.
+    wire: bool,
     /// Batching counts bytes: decoded batches are measured as they enter.
     sized_by_bytes: bool,
     /// Wait for room rather than refuse when full.
@@ -113,10 +106,10 @@ pub struct QueueSender {
 }
 
 impl QueueSender {
-    /// Whether encoded batches suit this queue: its exporter sends
-    /// protobuf as is, or its log stores it.
-    pub fn prefers_encoded(&self) -> bool {
-        self.encode || self.wal.is_some()
+    /// Whether wire batches suit this queue as they are: its exporter
+    /// sends protobuf as is, or its log stores it.
+    pub fn prefers_wire(&self) -> bool {
+        self.wire || self.wal.is_some()
     }
 
     /// True when the queue has no room; receivers then refuse new data.
@@ -132,14 +125,22 @@ impl QueueSender {
         let items = batch.item_count();
         let mut bytes = 0;
         let payload = match &self.wal {
-            None if self.encode || matches!(batch, Batch::Encoded(_)) => {
-                Payload::Encoded(batch.to_protobuf())
+            None if self.wire || matches!(batch, Batch::Wire(_)) => {
+                let wire = match &batch {
+                    // Only the bytes wait here: a decoded form cached for
+                    // other readers is not held alive by the queue.
+                    Batch::Wire(w) if w.is_decoded() => w.without_decoded().into(),
+                    Batch::Wire(w) => w.clone(),
+                    decoded => WireBatch::from_decoded(decoded).into(),
+                };
+                bytes = wire.bytes.len();
+                Payload::InMemory(Batch::Wire(wire))
             }
             None => {
                 if self.sized_by_bytes {
                     bytes = encoded_len(&batch);
                 }
-                Payload::Decoded(batch)
+                Payload::InMemory(batch)
             }
             Some(wal) => {
                 let wal = wal.clone();
@@ -156,8 +157,7 @@ impl QueueSender {
         };
         self.stats.enqueued(items);
         let bytes = match &payload {
-            Payload::Decoded(_) => bytes,
-            Payload::Encoded(encoded) => encoded.len(),
+            Payload::InMemory(_) => bytes,
             Payload::Stored(location) => location.payload_bytes(),
         };
         let queued = Queued {
@@ -281,7 +281,7 @@ pub fn start(
             sender,
             stats: stats.clone(),
             wal: wal.clone(),
-            encode: exporter.takes_encoded(),
+            wire: exporter.reads_wire(),
             sized_by_bytes: settings
                 .sending_queue
                 .batch
@@ -435,7 +435,7 @@ fn encoded_len(batch: &Batch) -> usize {
         Batch::Traces(r) => r.encoded_len(),
         Batch::Metrics(r) => r.encoded_len(),
         Batch::Logs(r) => r.encoded_len(),
-        Batch::Encoded(e) => e.bytes.len(),
+        Batch::Wire(e) => e.bytes.len(),
         Batch::Events(events) => crate::alerting::event::events_request(events).encoded_len(),
     }
 }
@@ -491,12 +491,9 @@ impl Worker {
             let location = queued.location();
             let Queued { payload, items, .. } = queued;
             let settled = match payload {
-                Payload::Decoded(batch) => {
-                    self.send_with_retry(Outgoing::Batch(&batch), items).await
-                }
-                Payload::Encoded(bytes) => self.send_encoded(bytes, items).await,
+                Payload::InMemory(batch) => self.send_with_retry(&batch, items).await,
                 Payload::Stored(location) => match self.read_back(location).await {
-                    Ok(bytes) => self.send_encoded(bytes, items).await,
+                    Ok(bytes) => self.send_stored(bytes, items).await,
                     Err(e) => {
                         self.fail(
                             items,
@@ -531,13 +528,13 @@ impl Worker {
     async fn send_merged(&self, entries: Vec<Queued>, batching: &QueueBatchSettings) -> bool {
         let batches = if entries
             .iter()
-            .all(|q| matches!(q.payload, Payload::Decoded(_)))
+            .all(|q| matches!(&q.payload, Payload::InMemory(b) if !matches!(b, Batch::Wire(_))))
         {
             let decoded = entries
                 .into_iter()
                 .filter_map(|q| match q.payload {
-                    Payload::Decoded(batch) => Some(batch),
-                    _ => None,
+                    Payload::InMemory(batch) => Some(batch),
+                    Payload::Stored(_) => None,
                 })
                 .collect();
             queue_batch::merge_decoded(decoded)
@@ -550,8 +547,7 @@ impl Worker {
             for queued in entries {
                 joined_items += queued.items;
                 match queued.payload {
-                    Payload::Decoded(batch) => joined.extend_from_slice(&batch.to_protobuf()),
-                    Payload::Encoded(bytes) => joined.extend_from_slice(&bytes),
+                    Payload::InMemory(batch) => joined.extend_from_slice(&batch.to_protobuf()),
                     Payload::Stored(location) => match self.read_back(location).await {
                         Ok(bytes) => joined.extend_from_slice(&bytes),
                         Err(e) => {
@@ -568,14 +564,10 @@ impl Worker {
                 return true;
             }
             let joined = joined.freeze();
-            if self.exporter.takes_encoded()
-                && queue_batch::part_items(batching, joined_items, joined.len()).is_none()
-            {
-                // Whole, and sent as bytes: no need to look inside.
-                return self.send_encoded(joined, joined_items).await;
-            }
-            match crate::wire::EncodedBatch::parse(self.stats.signal, joined) {
-                Ok(encoded) => vec![Batch::Encoded(encoded.into())],
+            // Validated again (not decoded): the parts' record offsets
+            // come back with it, for splitting.
+            match WireBatch::parse(self.stats.signal, joined) {
+                Ok(encoded) => vec![Batch::Wire(encoded.into())],
                 Err(e) => {
                     // Every entry was validated when it was queued, or
                     // passed its CRC: a record from an incompatible version.
@@ -590,7 +582,7 @@ impl Worker {
         for batch in batches {
             let items = batch.item_count();
             let bytes = match &batch {
-                Batch::Encoded(encoded) => encoded.bytes.len(),
+                Batch::Wire(encoded) => encoded.bytes.len(),
                 decoded => encoded_len(decoded),
             };
             let parts = match queue_batch::part_items(batching, items, bytes) {
@@ -606,22 +598,16 @@ impl Worker {
         true
     }
 
-    /// Sends one part of a batch, encoded or decoded as the exporter takes it.
+    /// Sends one part of a batch.
     async fn send_part(&self, part: &Batch) -> bool {
-        let items = part.item_count();
-        if let Batch::Encoded(encoded) = part {
-            return self.send_encoded(encoded.bytes.clone(), items).await;
-        }
-        self.send_with_retry(Outgoing::Batch(part), items).await
+        self.send_with_retry(part, part.item_count()).await
     }
 
-    /// Sends protobuf as is, or decoded for exporters that need that.
-    async fn send_encoded(&self, bytes: bytes::Bytes, items: usize) -> bool {
-        if self.exporter.takes_encoded() {
-            return self.send_with_retry(Outgoing::Encoded(&bytes), items).await;
-        }
-        match decode(self.stats.signal, &bytes) {
-            Ok(batch) => self.send_with_retry(Outgoing::Batch(&batch), items).await,
+    /// Sends a batch read back from the log, in its wire form: the
+    /// exporter decodes it if it needs to.
+    async fn send_stored(&self, bytes: bytes::Bytes, items: usize) -> bool {
+        match WireBatch::parse(self.stats.signal, bytes) {
+            Ok(wire) => self.send_with_retry(&Batch::Wire(wire.into()), items).await,
             Err(e) => {
                 self.fail(items, &format!("a queued record does not decode: {e}"));
                 true
@@ -652,22 +638,28 @@ impl Worker {
 
     /// Sends until delivered or deliberately given up (true), or until the
     /// shutdown deadline cuts it off (false: a logged batch stays queued).
-    async fn send_with_retry(&self, payload: Outgoing<'_>, items: usize) -> bool {
+    async fn send_with_retry(&self, batch: &Batch, items: usize) -> bool {
+        // An exporter that reads messages gets them decoded here, once
+        // for every attempt.
+        let batch = match batch {
+            Batch::Wire(_) if !self.exporter.reads_wire() => match batch.decoded() {
+                Ok(decoded) => decoded,
+                Err(e) => {
+                    self.fail(items, &format!("a queued batch does not decode: {e}"));
+                    return true;
+                }
+            },
+            other => other,
+        };
         let retry = &self.settings.retry_on_failure;
         let started = Instant::now();
         let mut attempt = 0u32;
         loop {
             let attempt_started = Instant::now();
-            let result = match tokio::time::timeout(self.settings.timeout, async {
-                match payload {
-                    Outgoing::Batch(batch) => self.exporter.export(batch).await,
-                    Outgoing::Encoded(bytes) => {
-                        self.exporter
-                            .export_encoded(self.stats.signal, bytes.clone())
-                            .await
-                    }
-                }
-            })
+            let result = match tokio::time::timeout(
+                self.settings.timeout,
+                self.exporter.export(batch),
+            )
             .await
             {
                 Ok(result) => result,

@@ -323,7 +323,7 @@ pub async fn start_on(plan: &Plan, clock: Clock) -> Result<RunningCollector, Sta
                     memory.clone(),
                     clock.clone(),
                 );
-                if consumer.accepts_encoded()
+                if consumer.accepts_wire()
                     && crate::components::receiver_as::<OtlpReceiverConfig>(config).is_some()
                 {
                     tracing::info!(receiver = %id, %signal, "OTLP protobuf passes through encoded: validated and counted, not decoded, since nothing on its way looks inside");

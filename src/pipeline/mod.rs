@@ -71,7 +71,7 @@ pub struct PipelineRuntime {
     chain: Option<Mutex<Vec<Box<dyn Processor>>>>,
     targets: Vec<Target>,
     /// Every processor and target takes encoded batches as they are.
-    accepts_encoded: bool,
+    accepts_wire: bool,
     state_writer: StateWriter,
 }
 
@@ -80,8 +80,8 @@ pub struct ConnectorRuntime {
     state: Mutex<Box<dyn Processor>>,
     downstream: Vec<Arc<PipelineRuntime>>,
     /// The connector and every pipeline it feeds take encoded batches.
-    accepts_encoded: bool,
-    state_accepts_encoded: bool,
+    accepts_wire: bool,
+    state_accepts_wire: bool,
     state_writer: StateWriter,
 }
 
@@ -92,24 +92,24 @@ impl PipelineRuntime {
         processors: Vec<Box<dyn Processor>>,
         targets: Vec<Target>,
     ) -> Self {
-        let accepts_encoded = processors.iter().all(|p| p.accepts_encoded())
+        let accepts_wire = processors.iter().all(|p| p.accepts_wire())
             && targets.iter().all(|target| match target {
-                Target::Exporter(queue) => queue.prefers_encoded(),
-                Target::Connector(connector) => connector.accepts_encoded,
+                Target::Exporter(queue) => queue.prefers_wire(),
+                Target::Connector(connector) => connector.accepts_wire,
             });
         PipelineRuntime {
             id,
             signal,
             chain: (!processors.is_empty()).then(|| Mutex::new(processors)),
             targets,
-            accepts_encoded,
+            accepts_wire,
             state_writer: StateWriter::default(),
         }
     }
 
     /// Whether receivers may hand this pipeline encoded batches.
-    pub fn accepts_encoded(&self) -> bool {
-        self.accepts_encoded
+    pub fn accepts_wire(&self) -> bool {
+        self.accepts_wire
     }
 
     /// The first full queue this pipeline's data would reach, if any
@@ -141,7 +141,7 @@ impl PipelineRuntime {
         now: SystemTime,
     ) -> BoxFuture<'_, Result<(), Refused>> {
         Box::pin(async move {
-            let batch = if self.accepts_encoded {
+            let batch = if self.accepts_wire {
                 batch
             } else {
                 batch
@@ -274,11 +274,11 @@ impl ConnectorRuntime {
         state: Box<dyn Processor>,
         downstream: Vec<Arc<PipelineRuntime>>,
     ) -> Self {
-        let state_accepts_encoded = state.accepts_encoded();
+        let state_accepts_wire = state.accepts_wire();
         ConnectorRuntime {
             id,
-            accepts_encoded: state_accepts_encoded && downstream.iter().all(|p| p.accepts_encoded),
-            state_accepts_encoded,
+            accepts_wire: state_accepts_wire && downstream.iter().all(|p| p.accepts_wire),
+            state_accepts_wire,
             state: Mutex::new(state),
             downstream,
             state_writer: StateWriter::default(),
@@ -286,7 +286,7 @@ impl ConnectorRuntime {
     }
 
     async fn consume(&self, batch: Batch, now: SystemTime) -> Result<(), Refused> {
-        let batch = if self.state_accepts_encoded {
+        let batch = if self.state_accepts_wire {
             batch
         } else {
             batch
@@ -373,7 +373,7 @@ pub struct Consumer {
     closed: tokio_util::sync::CancellationToken,
     memory: Option<Arc<memory::MemoryLimiter>>,
     /// Every pipeline reached only forwards: fixed once the graph is built.
-    accepts_encoded: bool,
+    accepts_wire: bool,
     clock: Clock,
 }
 
@@ -385,7 +385,7 @@ impl Consumer {
         clock: Clock,
     ) -> Self {
         Consumer {
-            accepts_encoded: pipelines.iter().all(|p| p.accepts_encoded()),
+            accepts_wire: pipelines.iter().all(|p| p.accepts_wire()),
             pipelines: pipelines.into(),
             closed,
             memory,
@@ -395,8 +395,8 @@ impl Consumer {
 
     /// Whether requests may be handed over encoded (validated, not
     /// decoded): true when every pipeline they reach only forwards them.
-    pub fn accepts_encoded(&self) -> bool {
-        self.accepts_encoded
+    pub fn accepts_wire(&self) -> bool {
+        self.accepts_wire
     }
 
     /// Whether a request may be read and decoded at all: false while

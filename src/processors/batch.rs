@@ -113,7 +113,7 @@ impl Processor for BatchProcessor {
         }
     }
 
-    fn accepts_encoded(&self) -> bool {
+    fn accepts_wire(&self) -> bool {
         true
     }
 
@@ -199,8 +199,8 @@ mod tests {
     ) -> Batch {
         use prost::Message;
         let bytes = request.encode_to_vec().into();
-        Batch::Encoded(
-            crate::wire::EncodedBatch::parse(crate::signal::Signal::Traces, bytes)
+        Batch::Wire(
+            crate::signal::WireBatch::parse(crate::signal::Signal::Traces, bytes)
                 .unwrap()
                 .into(),
         )
@@ -226,7 +226,7 @@ mod tests {
         // resources (9), then inside the one too large for a batch (10 + 2).
         let third = traces(&[&[12]]);
         batch.process(Batch::Traces(third.clone().into()), now, &mut out);
-        assert!(out.iter().all(|b| matches!(b, Batch::Encoded(_))));
+        assert!(out.iter().all(|b| matches!(b, Batch::Wire(_))));
         assert_eq!(spans(&out), vec![9, 10, 2]);
         let all: Vec<String> = out.iter().flat_map(names).collect();
         assert_eq!(all.len(), 21);

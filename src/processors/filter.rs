@@ -233,7 +233,7 @@ impl FilterProcessor {
                 walk::prune_logs(r);
                 Batch::Logs(request)
             }
-            other @ (Batch::Encoded(_) | Batch::Events(_)) => other,
+            other @ (Batch::Wire(_) | Batch::Events(_)) => other,
         })
     }
 }

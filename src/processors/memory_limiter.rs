@@ -132,7 +132,7 @@ impl Processor for MemoryLimiterProcessor {
         out.push(batch);
     }
 
-    fn accepts_encoded(&self) -> bool {
+    fn accepts_wire(&self) -> bool {
         true
     }
 }

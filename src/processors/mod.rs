@@ -52,14 +52,15 @@ pub trait Processor: Send {
         None
     }
 
-    /// Whether `process` takes `Batch::Encoded` as it is, without looking
-    /// inside. Others are given decoded batches.
     /// Registers the component's own counters under its id; called once
     /// when the graph is built (a processor in several pipelines shares
     /// them).
     fn register_telemetry(&mut self, _id: &str, _telemetry: &crate::telemetry::Telemetry) {}
 
-    fn accepts_encoded(&self) -> bool {
+    /// Whether `process` takes `Batch::Wire` as it is, without looking
+    /// inside (batching, admission). The others are given the batch
+    /// decoded (once: `WireBatch` keeps it), so none has to handle both.
+    fn accepts_wire(&self) -> bool {
         false
     }
 

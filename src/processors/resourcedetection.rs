@@ -213,7 +213,7 @@ impl Processor for ResourceDetectionProcessor {
                 }
                 Batch::Logs(request)
             }
-            other @ (Batch::Encoded(_) | Batch::Events(_)) => other,
+            other @ (Batch::Wire(_) | Batch::Events(_)) => other,
         };
         out.push(batch);
     }

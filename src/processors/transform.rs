@@ -410,7 +410,7 @@ impl TransformProcessor {
                 }
                 Batch::Logs(request)
             }
-            other @ (Batch::Encoded(_) | Batch::Events(_)) => other,
+            other @ (Batch::Wire(_) | Batch::Events(_)) => other,
         })
     }
 }

@@ -262,7 +262,7 @@ fn decode(payload: &[u8], signal: Signal, encoding: Encoding) -> Result<Batch, S
 }
 
 fn checked(batch: Batch) -> Result<Batch, String> {
-    crate::datamodel::ids::check_batch(&batch).map_err(|e| e.to_string())?;
+    crate::signal::check_ids(&batch).map_err(|e| e.to_string())?;
     Ok(batch)
 }
 

@@ -36,7 +36,7 @@ impl Sink {
             Batch::Traces(r) => serde_json::to_writer(&mut self.file, &**r),
             Batch::Metrics(r) => serde_json::to_writer(&mut self.file, &**r),
             Batch::Logs(r) => serde_json::to_writer(&mut self.file, &**r),
-            Batch::Encoded(_) | Batch::Events(_) => {
+            Batch::Wire(_) | Batch::Events(_) => {
                 return Err(std::io::Error::other("an undecoded batch"));
             }
         }?;
@@ -69,7 +69,7 @@ impl Exporter for CaptureExporter {
         {
             let mut sink = self.sink.lock().unwrap_or_else(|e| e.into_inner());
             if sink.error.is_none()
-                && let Err(e) = sink.write(&batch)
+                && let Err(e) = sink.write(batch)
             {
                 sink.error = Some(e.to_string());
             }
@@ -77,7 +77,7 @@ impl Exporter for CaptureExporter {
         self.collector
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .observe(&batch);
+            .observe(batch);
         Ok(())
     }
 }

@@ -108,7 +108,7 @@ fn latest_nanos(batch: &Batch) -> u64 {
             .map(|l| l.time_unix_nano.max(l.observed_time_unix_nano))
             .max()
             .unwrap_or(0),
-        Batch::Encoded(_) | Batch::Events(_) => 0,
+        Batch::Wire(_) | Batch::Events(_) => 0,
     }
 }
 

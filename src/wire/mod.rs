@@ -1,13 +1,7 @@
-//! OTLP requests in their wire form: validated and counted without being
-//! decoded (`scan`, against the message tables in `schema`), batched and
-//! split as bytes (`encoded`). Pipelines whose components never look
-//! inside the data carry it this way from receiver to exporter.
+//! OTLP protobuf read without decoding: `scan` validates and counts an
+//! export request against the message tables in `schema`, and finds where
+//! its top-level records start and end. A leaf: bytes in, counts and
+//! offsets out; the batch that carries such bytes is `signal::WireBatch`.
 
-pub mod encoded;
 pub mod scan;
 pub mod schema;
-
-pub use encoded::{EncodedBatch, EncodedPending};
-
-#[cfg(test)]
-mod tests;

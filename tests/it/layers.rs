@@ -89,6 +89,47 @@ fn components_import_only_contracts_and_shared_helpers() {
     );
 }
 
+/// The batch type and its wire form are layered, no circle among them:
+/// `wire` (scan, schema) and the `datamodel` rules it reads import neither
+/// `signal` nor `batching`; `signal` (the batch, its wire form) imports
+/// `wire` but not `batching`; `batching` imports both.
+#[test]
+fn signal_wire_and_batching_are_layered() {
+    let below: &[(&str, &[&str])] = &[
+        ("wire", &["signal", "batching"]),
+        ("datamodel", &["signal", "batching", "wire"]),
+        ("signal", &["batching"]),
+    ];
+    let mut offences = Vec::new();
+    let mut seen = 0;
+    for (file, module, paths) in sources() {
+        let Some((_, forbidden)) = below
+            .iter()
+            .find(|(m, _)| module.first().map(String::as_str) == Some(*m))
+        else {
+            continue;
+        };
+        seen += 1;
+        for path in paths {
+            if path
+                .first()
+                .is_some_and(|m| forbidden.contains(&m.as_str()))
+            {
+                offences.push(format!("{file}: {}", path.join("::")));
+            }
+        }
+    }
+    assert!(
+        seen >= 6,
+        "found only {seen} files of wire, datamodel and signal"
+    );
+    assert!(
+        offences.is_empty(),
+        "signal, wire and batching must not import each other in a circle:\n{}",
+        offences.join("\n")
+    );
+}
+
 /// Every source file: (its path, its module path, the module paths it names).
 fn sources() -> Vec<(String, Vec<String>, Vec<Vec<String>>)> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");

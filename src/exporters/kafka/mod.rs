@@ -90,7 +90,7 @@ impl KafkaExporter {
             Batch::Traces(r) => encode(partition::split_traces(r, &self.key_by), encoding),
             Batch::Metrics(r) => encode(partition::split_metrics(r, &self.key_by), encoding),
             Batch::Logs(r) => encode(partition::split_logs(r, &self.key_by), encoding),
-            Batch::Encoded(_) | Batch::Events(_) => Err(ExportError::permanent(
+            Batch::Wire(_) | Batch::Events(_) => Err(ExportError::permanent(
                 "internal: the batch was not decoded to OTLP",
             )),
         }

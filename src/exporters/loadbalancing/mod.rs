@@ -210,7 +210,7 @@ impl LoadBalancingExporter {
                     batch: Batch::Logs(Arc::new(r)),
                 })
                 .collect(),
-            Batch::Encoded(_) | Batch::Events(_) => {
+            Batch::Wire(_) | Batch::Events(_) => {
                 return Err(ExportError::permanent(
                     "the batch was not decoded to OTLP before routing",
                 ));

@@ -205,7 +205,7 @@ impl Processor for AttributesProcessor {
                 }
                 Batch::Metrics(r)
             }
-            other @ (Batch::Encoded(_) | Batch::Events(_)) => other,
+            other @ (Batch::Wire(_) | Batch::Events(_)) => other,
         });
     }
 }

@@ -68,7 +68,7 @@ impl Processor for ResourceProcessor {
                 }
                 Batch::Logs(r)
             }
-            other @ (Batch::Encoded(_) | Batch::Events(_)) => other,
+            other @ (Batch::Wire(_) | Batch::Events(_)) => other,
         });
     }
 }

@@ -45,9 +45,9 @@ use crate::datamodel::ids::CheckIds;
 use crate::pipeline::in_flight::Reservation;
 use crate::pipeline::{Consumer, Refused};
 use crate::receivers::ReceiverContext;
+use crate::signal::WireBatch;
 use crate::signal::{Batch, Signal};
 use crate::telemetry::ReceiverStats;
-use crate::wire::EncodedBatch;
 
 /// What differs between the three OTLP services.
 pub trait OtlpService: Send + Sync + 'static {
@@ -240,10 +240,10 @@ async fn answer<S: OtlpService>(endpoint: &Endpoint, request: Request) -> Result
         message
     };
     let message_bytes = message.len();
-    let batch = if consumer.accepts_encoded() {
+    let batch = if consumer.accepts_wire() {
         // Validated, counted and passed on as received.
-        EncodedBatch::parse(S::SIGNAL, message)
-            .map(|encoded| Batch::Encoded(Arc::new(encoded)))
+        WireBatch::parse(S::SIGNAL, message)
+            .map(|encoded| Batch::Wire(Arc::new(encoded)))
             .map_err(|e| Status::invalid_argument(format!("invalid OTLP protobuf: {e}")))?
     } else {
         let request = <S::Request as prost::Message>::decode(message)

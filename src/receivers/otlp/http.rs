@@ -33,9 +33,9 @@ use super::HttpConfig;
 use super::decode::{self, BodyError, Encoding, Format};
 use crate::pipeline::{Consumer, Refused};
 use crate::receivers::ReceiverContext;
+use crate::signal::WireBatch;
 use crate::signal::{Batch, Signal};
 use crate::telemetry::ReceiverStats;
-use crate::wire::EncodedBatch;
 
 struct Route {
     consumer: Option<Consumer>,
@@ -366,9 +366,9 @@ async fn handle(route: &Route, headers: &HeaderMap, body: &mut Body) -> Response
     let body_bytes = bytes.len();
     let decoded = match route.signal {
         // Validated, counted and passed on as received.
-        _ if format == Format::Protobuf && consumer.accepts_encoded() => {
-            EncodedBatch::parse(route.signal, bytes)
-                .map(|encoded| Batch::Encoded(Arc::new(encoded)))
+        _ if format == Format::Protobuf && consumer.accepts_wire() => {
+            WireBatch::parse(route.signal, bytes)
+                .map(|encoded| Batch::Wire(Arc::new(encoded)))
                 .map_err(|e| BodyError::Malformed(format!("invalid OTLP protobuf: {e}")))
         }
         Signal::Traces => decode::decode::<ExportTraceServiceRequest>(&bytes, format)

@@ -1,90 +1,19 @@
-//! A batch kept in its protobuf encoding, and the buffer the batch
-//! processor fills with such batches.
-//!
-//! An OTLP export request is a list of top-level records (field 1: one
-//! ResourceSpans, ResourceLogs or ResourceMetrics each), and the
-//! concatenation of two encoded requests is the encoding of the request
-//! holding both lists. So batching is copying bytes, and splitting at a
-//! record boundary is cutting them; only a record larger than a whole
+//! Wire batches appended one after another, record by record, for the
+//! batch processor and the queue: batching is copying bytes, and splitting
+//! at a record boundary is cutting them; only a record larger than a whole
 //! batch has to be decoded to be split.
 
 use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
-use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use prost::Message as _;
 
-use super::scan::{Record, ScanError, scan};
-use super::schema;
-use crate::batching::Pending;
-use crate::signal::{Batch, Signal};
+use super::Pending;
+use crate::signal::{Signal, WireBatch, decode};
+use crate::wire::scan::Record;
 
-/// A validated, encoded export request of one signal.
-#[derive(Debug, Clone)]
-pub struct EncodedBatch {
-    pub signal: Signal,
-    pub bytes: Bytes,
-    pub items: usize,
-    pub records: Vec<Record>,
-}
-
-pub fn schema_of(signal: Signal) -> &'static schema::Message {
-    match signal {
-        Signal::Traces => &schema::EXPORT_TRACES,
-        Signal::Metrics => &schema::EXPORT_METRICS,
-        Signal::Logs => &schema::EXPORT_LOGS,
-    }
-}
-
-impl EncodedBatch {
-    /// Validates a request as received; what prost would refuse is refused.
-    pub fn parse(signal: Signal, bytes: Bytes) -> Result<EncodedBatch, ScanError> {
-        let scanned = scan(schema_of(signal), &bytes)?;
-        Ok(EncodedBatch {
-            signal,
-            bytes,
-            items: scanned.items,
-            records: scanned.records,
-        })
-    }
-
-    /// The encoding of a decoded batch (`None` for one that is encoded
-    /// already, or that prost could not read back: nesting deeper than
-    /// its recursion limit, which JSON allows).
-    pub fn encode(batch: &Batch) -> Option<EncodedBatch> {
-        if let Batch::Encoded(_) = batch {
-            return None;
-        }
-        EncodedBatch::parse(batch.signal(), batch.to_protobuf()).ok()
-    }
-
-    /// The decoded form, for components that look inside.
-    pub fn decode(&self) -> Result<Batch, prost::DecodeError> {
-        decode(self.signal, &self.bytes)
-    }
-}
-
-pub fn decode(signal: Signal, bytes: &[u8]) -> Result<Batch, prost::DecodeError> {
-    Ok(match signal {
-        Signal::Traces => Batch::Traces(ExportTraceServiceRequest::decode(bytes)?.into()),
-        Signal::Metrics => Batch::Metrics(ExportMetricsServiceRequest::decode(bytes)?.into()),
-        Signal::Logs => Batch::Logs(ExportLogsServiceRequest::decode(bytes)?.into()),
-    })
-}
-
-/// What the decoded receive path accepts: prost's decoding, then the id
-/// lengths (`datamodel::ids`); the scanner accepts exactly this.
-pub fn decode_checked(signal: Signal, bytes: &[u8]) -> Result<Batch, String> {
-    let batch = decode(signal, bytes).map_err(|e| e.to_string())?;
-    crate::datamodel::ids::check_batch(&batch).map_err(|e| e.to_string())?;
-    Ok(batch)
-}
-
-/// Encoded batches appended one after another, record by record.
+/// Wire batches appended one after another, record by record.
 #[derive(Debug)]
-pub struct EncodedPending {
+pub struct WirePending {
     signal: Signal,
     buf: BytesMut,
     /// (length in bytes, items) of each record in `buf`, in order.
@@ -92,9 +21,9 @@ pub struct EncodedPending {
     items: usize,
 }
 
-impl EncodedPending {
+impl WirePending {
     pub fn new(signal: Signal) -> Self {
-        EncodedPending {
+        WirePending {
             signal,
             buf: BytesMut::new(),
             records: VecDeque::new(),
@@ -116,7 +45,7 @@ impl EncodedPending {
 
     /// Appends the records of `batch` (fields the request has beside its
     /// records are dropped, as decoding would drop them).
-    pub fn append(&mut self, batch: &EncodedBatch) {
+    pub fn append(&mut self, batch: &WireBatch) {
         debug_assert_eq!(batch.signal, self.signal);
         for record in &batch.records {
             self.buf
@@ -128,7 +57,7 @@ impl EncodedPending {
     }
 
     /// Appends everything `other` holds.
-    pub fn absorb(&mut self, mut other: EncodedPending) {
+    pub fn absorb(&mut self, mut other: WirePending) {
         debug_assert_eq!(other.signal, self.signal);
         if self.is_empty() {
             std::mem::swap(self, &mut other);
@@ -140,7 +69,7 @@ impl EncodedPending {
     }
 
     /// Everything held, as one batch.
-    pub fn take_all(&mut self) -> EncodedBatch {
+    pub fn take_all(&mut self) -> WireBatch {
         let records = self.records.len();
         self.take_records(records)
     }
@@ -148,7 +77,7 @@ impl EncodedPending {
     /// Up to `max_items` items from the front: whole records while they
     /// fit, so a batch may hold fewer; a first record that alone holds
     /// more is decoded and split.
-    pub fn take_front(&mut self, max_items: usize) -> EncodedBatch {
+    pub fn take_front(&mut self, max_items: usize) -> WireBatch {
         let mut items = 0;
         let mut count = 0;
         for &(_, record_items) in &self.records {
@@ -165,7 +94,7 @@ impl EncodedPending {
         self.take_records(count)
     }
 
-    fn take_records(&mut self, count: usize) -> EncodedBatch {
+    fn take_records(&mut self, count: usize) -> WireBatch {
         let mut records = Vec::with_capacity(count);
         let mut offset = 0;
         let mut items = 0;
@@ -185,12 +114,7 @@ impl EncodedPending {
         // leaves the buffer to be reused for the next batch.
         let bytes = Bytes::copy_from_slice(&self.buf[..offset]);
         bytes::Buf::advance(&mut self.buf, offset);
-        EncodedBatch {
-            signal: self.signal,
-            bytes,
-            items,
-            records,
-        }
+        WireBatch::from_parts(self.signal, bytes, items, records)
     }
 
     /// Replaces the first record by two: its first `max_items` items,
@@ -206,7 +130,7 @@ impl EncodedPending {
         let mut rest = Pending::from_batch(whole);
         let front = rest.take_front(max_items).into_batch();
         let rest = rest.into_batch();
-        let (Some(front), Some(rest)) = (EncodedBatch::encode(&front), EncodedBatch::encode(&rest))
+        let (Some(front), Some(rest)) = (WireBatch::encode(&front), WireBatch::encode(&rest))
         else {
             return;
         };
@@ -223,5 +147,43 @@ impl EncodedPending {
         self.buf.extend_from_slice(&rest.bytes);
         self.buf.unsplit(tail);
         debug_assert_eq!(front.items + rest.items, items);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use prost::Message;
+
+    use super::WirePending;
+    use crate::signal::scan_tests::traces;
+    use crate::signal::{Batch, Signal, WireBatch};
+
+    fn encoded(request: &ExportTraceServiceRequest) -> WireBatch {
+        WireBatch::parse(Signal::Traces, request.encode_to_vec().into()).unwrap()
+    }
+
+    fn span_names(batch: &WireBatch) -> Vec<String> {
+        super::super::tests::batch_names(&Batch::Wire(batch.clone().into()))
+    }
+
+    #[test]
+    fn appended_requests_decode_as_one_and_split_at_resources() {
+        let mut pending = WirePending::new(Signal::Traces);
+        for spans in [3, 4, 5] {
+            pending.append(&encoded(&traces(spans)));
+        }
+        assert_eq!(pending.items(), 12);
+        // 3 + 4 fit in 8; 5 more would not: the cut is at a resource.
+        let front = pending.take_front(8);
+        assert_eq!((front.items, front.records.len()), (7, 2));
+        assert_eq!(span_names(&front).len(), 7);
+        // A resource of 5 spans with room for 2: decoded and split.
+        let two = pending.take_front(2);
+        assert_eq!(span_names(&two), vec!["span 0", "span 1"]);
+        let rest = pending.take_all();
+        assert_eq!(span_names(&rest), vec!["span 2", "span 3", "span 4"]);
+        assert!(pending.is_empty());
+        assert_eq!(pending.items(), 0);
     }
 }

@@ -15,17 +15,20 @@ use opentelemetry_proto::tonic::metrics::v1::{
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 
 use crate::alerting::event::Event;
-use crate::signal::{Batch, Signal, metric_point_count};
-use crate::wire::{EncodedBatch, EncodedPending};
+use crate::signal::{Batch, Signal, WireBatch, metric_point_count};
+
+mod wire;
+
+pub use wire::WirePending;
 
 /// An owned request of one signal, for processors that accumulate:
-/// decoded, or as encoded bytes (see `wire::encoded`).
+/// decoded, or as wire bytes (see `wire`).
 #[derive(Debug)]
 pub enum Pending {
     Traces(ExportTraceServiceRequest),
     Metrics(ExportMetricsServiceRequest),
     Logs(ExportLogsServiceRequest),
-    Encoded(EncodedPending),
+    Wire(WirePending),
     /// Typed alert and anomaly events, kept typed while batched.
     Events(Vec<Event>),
 }
@@ -37,10 +40,10 @@ impl Pending {
             Batch::Traces(r) => Pending::Traces(std::sync::Arc::unwrap_or_clone(r)),
             Batch::Metrics(r) => Pending::Metrics(std::sync::Arc::unwrap_or_clone(r)),
             Batch::Logs(r) => Pending::Logs(std::sync::Arc::unwrap_or_clone(r)),
-            Batch::Encoded(e) => {
-                let mut pending = EncodedPending::new(e.signal);
+            Batch::Wire(e) => {
+                let mut pending = WirePending::new(e.signal);
                 pending.append(&e);
-                Pending::Encoded(pending)
+                Pending::Wire(pending)
             }
             Batch::Events(e) => Pending::Events(std::sync::Arc::unwrap_or_clone(e)),
         }
@@ -51,7 +54,7 @@ impl Pending {
             Pending::Traces(r) => Batch::Traces(r.into()),
             Pending::Metrics(r) => Batch::Metrics(r.into()),
             Pending::Logs(r) => Batch::Logs(r.into()),
-            Pending::Encoded(mut e) => Batch::Encoded(e.take_all().into()),
+            Pending::Wire(mut e) => Batch::Wire(e.take_all().into()),
             Pending::Events(e) => Batch::Events(e.into()),
         }
     }
@@ -61,14 +64,14 @@ impl Pending {
             Pending::Traces(_) => Signal::Traces,
             Pending::Metrics(_) => Signal::Metrics,
             Pending::Logs(_) | Pending::Events(_) => Signal::Logs,
-            Pending::Encoded(e) => e.signal(),
+            Pending::Wire(e) => e.signal(),
         }
     }
 
     /// Appends a batch; one that arrived encoded is copied once, straight
     /// into the held bytes.
     pub fn append_batch(&mut self, batch: Batch) -> Result<(), Pending> {
-        if let (Pending::Encoded(held), Batch::Encoded(e)) = (&mut *self, &batch)
+        if let (Pending::Wire(held), Batch::Wire(e)) = (&mut *self, &batch)
             && held.signal() == e.signal
         {
             held.append(e);
@@ -78,7 +81,7 @@ impl Pending {
     }
 
     /// Appends `other`; returns it back if the signals differ (or, rarely,
-    /// if decoded data cannot join encoded data: see `EncodedBatch::encode`).
+    /// if decoded data cannot join encoded data: see `WireBatch::encode`).
     /// Once encoded data is held, everything is held encoded: a pipeline
     /// gets encoded data only when everything it feeds sends protobuf as is.
     pub fn append(&mut self, mut other: Pending) -> Result<(), Pending> {
@@ -93,14 +96,14 @@ impl Pending {
             (_, Pending::Events(_)) => other.events_to_logs(),
             _ => {}
         }
-        if matches!(other, Pending::Encoded(_)) && !matches!(self, Pending::Encoded(_)) {
-            let placeholder = Pending::Encoded(EncodedPending::new(signal));
+        if matches!(other, Pending::Wire(_)) && !matches!(self, Pending::Wire(_)) {
+            let placeholder = Pending::Wire(WirePending::new(signal));
             let held = std::mem::replace(self, placeholder).into_batch();
-            match EncodedBatch::encode(&held) {
+            match WireBatch::encode(&held) {
                 Some(encoded) => {
-                    let mut pending = EncodedPending::new(signal);
+                    let mut pending = WirePending::new(signal);
                     pending.append(&encoded);
-                    *self = Pending::Encoded(pending);
+                    *self = Pending::Wire(pending);
                 }
                 None => {
                     *self = Pending::from_batch(held);
@@ -115,10 +118,10 @@ impl Pending {
             }
             (Pending::Logs(a), Pending::Logs(b)) => a.resource_logs.extend(b.resource_logs),
             (Pending::Events(a), Pending::Events(b)) => a.extend(b),
-            (Pending::Encoded(a), Pending::Encoded(b)) => a.absorb(b),
-            (Pending::Encoded(a), decoded) => {
+            (Pending::Wire(a), Pending::Wire(b)) => a.absorb(b),
+            (Pending::Wire(a), decoded) => {
                 let batch = decoded.into_batch();
-                match EncodedBatch::encode(&batch) {
+                match WireBatch::encode(&batch) {
                     Some(encoded) => a.append(&encoded),
                     None => return Err(Pending::from_batch(batch)),
                 }
@@ -132,10 +135,10 @@ impl Pending {
     /// resources while they fit, so possibly fewer).
     pub fn take_front(&mut self, max_items: usize) -> Pending {
         match self {
-            Pending::Encoded(e) => {
-                let mut front = EncodedPending::new(e.signal());
+            Pending::Wire(e) => {
+                let mut front = WirePending::new(e.signal());
                 front.append(&e.take_front(max_items));
-                Pending::Encoded(front)
+                Pending::Wire(front)
             }
             Pending::Traces(r) => Pending::Traces(ExportTraceServiceRequest {
                 resource_spans: take_front(&mut r.resource_spans, max_items),
@@ -165,7 +168,7 @@ impl Pending {
             Pending::Traces(r) => r.resource_spans.is_empty(),
             Pending::Metrics(r) => r.resource_metrics.is_empty(),
             Pending::Logs(r) => r.resource_logs.is_empty(),
-            Pending::Encoded(e) => e.is_empty(),
+            Pending::Wire(e) => e.is_empty(),
             Pending::Events(e) => e.is_empty(),
         }
     }
@@ -334,7 +337,7 @@ pub(crate) mod tests {
 
     /// Span names of a traces batch, decoded or encoded, in order.
     pub fn batch_names(batch: &Batch) -> Vec<String> {
-        match batch.decoded().unwrap().as_ref() {
+        match batch.decoded().unwrap() {
             Batch::Traces(r) => names(r),
             _ => panic!("not traces"),
         }

@@ -20,9 +20,8 @@ use opentelemetry_proto::tonic::trace::v1::span::{Event, Link};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans, Span, Status};
 use prost::Message;
 
-use super::encoded::{EncodedBatch, EncodedPending, schema_of};
-use super::scan::scan;
-use crate::signal::{Batch, Signal};
+use super::{Signal, decode_checked, schema_of};
+use crate::wire::scan::scan;
 
 fn value(v: any_value::Value) -> Option<AnyValue> {
     Some(AnyValue { value: Some(v) })
@@ -273,9 +272,7 @@ pub fn metrics() -> ExportMetricsServiceRequest {
 /// prost's verdict with the id lengths checked after decoding: the item
 /// count, or None when it refuses.
 fn prost_items(signal: Signal, bytes: &[u8]) -> Option<usize> {
-    super::encoded::decode_checked(signal, bytes)
-        .ok()
-        .map(|b| b.item_count())
+    decode_checked(signal, bytes).ok().map(|b| b.item_count())
 }
 
 fn scan_items(signal: Signal, bytes: &[u8]) -> Option<usize> {
@@ -360,7 +357,7 @@ fn mutations_are_judged_as_prost_judges_them() {
                 got,
                 expected,
                 "{signal} trial {trial}: scanner {got:?}, prost {expected:?} ({:?})",
-                super::encoded::decode_checked(signal, &mutated).err()
+                decode_checked(signal, &mutated).err()
             );
             if expected.is_some() {
                 accepted += 1;
@@ -478,34 +475,6 @@ fn oneof_items_follow_the_last_member() {
     request.extend(&resource);
     assert_eq!(prost_items(Signal::Metrics, &request), Some(2));
     assert_eq!(scan_items(Signal::Metrics, &request), Some(2));
-}
-
-fn encoded(request: &ExportTraceServiceRequest) -> EncodedBatch {
-    EncodedBatch::parse(Signal::Traces, request.encode_to_vec().into()).unwrap()
-}
-
-fn span_names(batch: &EncodedBatch) -> Vec<String> {
-    crate::batching::tests::batch_names(&Batch::Encoded(batch.clone().into()))
-}
-
-#[test]
-fn appended_requests_decode_as_one_and_split_at_resources() {
-    let mut pending = EncodedPending::new(Signal::Traces);
-    for spans in [3, 4, 5] {
-        pending.append(&encoded(&traces(spans)));
-    }
-    assert_eq!(pending.items(), 12);
-    // 3 + 4 fit in 8; 5 more would not: the cut is at a resource.
-    let front = pending.take_front(8);
-    assert_eq!((front.items, front.records.len()), (7, 2));
-    assert_eq!(span_names(&front).len(), 7);
-    // A resource of 5 spans with room for 2: decoded and split.
-    let two = pending.take_front(2);
-    assert_eq!(span_names(&two), vec!["span 0", "span 1"]);
-    let rest = pending.take_all();
-    assert_eq!(span_names(&rest), vec!["span 2", "span 3", "span 4"]);
-    assert!(pending.is_empty());
-    assert_eq!(pending.items(), 0);
 }
 
 /// Writes the samples above as seeds for the `cargo fuzz` targets, so the
