@@ -132,14 +132,17 @@ pub fn report(errors: Vec<(&'static str, String)>, path: &YamlPath, decoder: &mu
 
 /// As [`report`], for `validate` methods that name nested keys
 /// (`["autocommit", "interval"]`).
-pub fn report_at(
-    errors: Vec<(Vec<&'static str>, String)>,
+pub fn report_at<K: AsRef<[&'static str]>>(
+    errors: Vec<(K, String)>,
     path: &YamlPath,
     decoder: &mut Decoder,
 ) -> bool {
     let valid = errors.is_empty();
     for (keys, message) in errors {
-        let at = keys.iter().fold(path.clone(), |at, key| at.key(*key));
+        let at = keys
+            .as_ref()
+            .iter()
+            .fold(path.clone(), |at, key| at.key(*key));
         decoder.error(at, message);
     }
     valid

@@ -9,6 +9,22 @@ use super::ExportError;
 use crate::config::secret::redacted_url;
 use crate::tls::client::ClientTlsConfig;
 
+/// `tls.insecure` means plaintext: with an https:// endpoint the two
+/// contradict each other, so the exporter refuses to start rather than
+/// guess which one was meant.
+pub fn refuse_insecure_https(
+    tls: Option<&ClientTlsConfig>,
+    https: bool,
+    origin: &str,
+) -> Result<(), String> {
+    if https && tls.is_some_and(|t| t.insecure) {
+        return Err(format!(
+            "endpoint {origin}: tls.insecure is true but the endpoint is https://; write http:// for plaintext, or drop `insecure`"
+        ));
+    }
+    Ok(())
+}
+
 /// The client: all that can fail at start, so `validate` may build it too.
 pub fn client(
     timeout: Duration,

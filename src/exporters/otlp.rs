@@ -186,12 +186,7 @@ impl OtlpExporterConfig {
             .tcp_nodelay(true);
         let https = self.endpoint.0.scheme_str() == Some("https");
         let insecure = self.tls.as_ref().is_some_and(|t| t.insecure);
-        if https && insecure {
-            return Err(format!(
-                "endpoint {}: tls.insecure is true but the endpoint is https://; write http:// for plaintext, or drop `insecure`",
-                self.endpoint.origin()
-            ));
-        }
+        super::http::refuse_insecure_https(self.tls.as_ref(), https, &self.endpoint.origin())?;
         if https {
             let host = self.endpoint.0.host().unwrap_or_default();
             let tls = self.tls.clone().unwrap_or_default().tonic(host)?;

@@ -109,12 +109,11 @@ impl OtlpHttpExporter {
             Some(url) => url.as_str(),
             None => config.endpoint.join(path),
         };
-        if config.tls.as_ref().is_some_and(|t| t.insecure) && url.starts_with("https://") {
-            return Err(format!(
-                "endpoint {}: tls.insecure is true but the endpoint is https://; write http:// for plaintext, or drop `insecure`",
-                config.endpoint.origin()
-            ));
-        }
+        super::http::refuse_insecure_https(
+            config.tls.as_ref(),
+            url.starts_with("https://"),
+            &config.endpoint.origin(),
+        )?;
         // Headers were compiled when the config was decoded.
         let client = super::http::client(
             config.timeout,

@@ -150,14 +150,11 @@ pub struct InfluxDbExporter {
 
 impl InfluxDbExporter {
     pub fn new(config: &InfluxDbConfig) -> Result<Self, String> {
-        if config.tls.as_ref().is_some_and(|t| t.insecure)
-            && config.endpoint.as_str().starts_with("https://")
-        {
-            return Err(format!(
-                "endpoint {}: tls.insecure is true but the endpoint is https://; write http:// for plaintext, or drop `insecure`",
-                config.endpoint.origin()
-            ));
-        }
+        super::http::refuse_insecure_https(
+            config.tls.as_ref(),
+            config.endpoint.as_str().starts_with("https://"),
+            &config.endpoint.origin(),
+        )?;
         let client = super::http::client(
             config.timeout,
             Some(config.headers.map()),
@@ -337,13 +334,7 @@ pub fn compile(
         decoder,
         |c| c.tls.as_ref(),
         |config, path, decoder| {
-            let errors = config.validate();
-            let valid = errors.is_empty();
-            for (keys, message) in errors {
-                let at = keys.iter().fold(path.clone(), |at, k| at.key(*k));
-                decoder.error(at, message);
-            }
-            valid
+            crate::components::compiled::report_at(config.validate(), path, decoder)
                 && crate::exporters::compile::refused(
                     InfluxDbExporter::new(config).map(|_| ()),
                     path,

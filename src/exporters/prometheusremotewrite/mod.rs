@@ -157,12 +157,11 @@ pub struct PrometheusRemoteWriteExporter {
 impl PrometheusRemoteWriteExporter {
     pub fn new(config: &PrometheusRemoteWriteConfig) -> Result<Self, String> {
         let url = config.endpoint.as_str();
-        if config.tls.as_ref().is_some_and(|t| t.insecure) && url.starts_with("https://") {
-            return Err(format!(
-                "endpoint {}: tls.insecure is true but the endpoint is https://; write http:// for plaintext, or drop `insecure`",
-                config.endpoint.origin()
-            ));
-        }
+        super::http::refuse_insecure_https(
+            config.tls.as_ref(),
+            url.starts_with("https://"),
+            &config.endpoint.origin(),
+        )?;
         let client = super::http::client(
             config.timeout,
             Some(config.headers.map()),
@@ -345,13 +344,7 @@ pub fn compile(
         decoder,
         |c| c.tls.as_ref(),
         |config, path, decoder| {
-            let errors = config.validate();
-            let valid = errors.is_empty();
-            for (keys, message) in errors {
-                let at = keys.iter().fold(path.clone(), |at, k| at.key(*k));
-                decoder.error(at, message);
-            }
-            valid
+            crate::components::compiled::report_at(config.validate(), path, decoder)
                 && crate::exporters::compile::refused(
                     PrometheusRemoteWriteExporter::new(config).map(|_| ()),
                     path,
